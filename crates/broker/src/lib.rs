@@ -1,0 +1,278 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use hookwire_core::config::BrokerConfig;
+use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio_util::sync::CancellationToken;
+
+pub use lapin;
+
+/// Why a publish did not reach the broker's safekeeping.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the broker is not connected")]
+    Unavailable,
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("the broker connection failed while publishing: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// Opens a connection, named so an operator sees who is who in the management UI.
+pub async fn connect(config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
+    let props = ConnectionProperties::default().with_connection_name(name.to_owned().into());
+    Connection::connect(&config.url, props).await
+}
+
+fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in entries {
+        t.insert(ShortString::from(*k), v.clone());
+    }
+    t
+}
+
+fn text(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declares every durable exchange and queue. Idempotent: each service calls it on connect, so
+/// no service depends on another having started first.
+pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let deliveries = topology.deliveries_exchange();
+    channel
+        .exchange_declare(deliveries.as_str().into(), ExchangeKind::Direct, durable_exchange, FieldTable::default())
+        .await?;
+    channel
+        .exchange_declare(topology.changes_exchange().into(), ExchangeKind::Fanout, durable_exchange, FieldTable::default())
+        .await?;
+    // Quorum queues: replicated and durable, the only kind that survives a broker node loss.
+    let quorum = ("x-queue-type", text("quorum"));
+    let dead = topology.dead_letter_queue();
+    channel.queue_declare(dead.as_str().into(), durable(), table(&[quorum.clone()])).await?;
+    channel.queue_declare(topology.ledger_queue().into(), durable(), table(&[quorum.clone()])).await?;
+    // A task redelivered this many times (a dispatcher crashing on it each time) is a poison
+    // message: the broker moves it to the dead-letter queue instead of looping for ever.
+    channel
+        .queue_declare(
+            topology.deliveries_queue().into(),
+            durable(),
+            table(&[
+                quorum.clone(),
+                ("x-delivery-limit", AMQPValue::LongInt(20)),
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(&dead)),
+            ]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            topology.deliveries_queue().into(),
+            deliveries.as_str().into(),
+            TASK_ROUTING_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for seconds in RETRY_TIERS_SECONDS {
+        // Nobody consumes a retry queue: a message waits out the TTL and is dead-lettered back
+        // to the deliveries exchange. at-least-once dead-lettering (which needs reject-publish)
+        // means a retry is never dropped on the way back.
+        channel
+            .queue_declare(
+                topology.retry_queue(seconds).into(),
+                durable(),
+                table(&[
+                    quorum.clone(),
+                    ("x-message-ttl", AMQPValue::LongInt(i32::try_from(seconds * 1000).expect("tiers are < 24 days"))),
+                    ("x-dead-letter-exchange", text(&deliveries)),
+                    ("x-dead-letter-routing-key", text(TASK_ROUTING_KEY)),
+                    ("x-dead-letter-strategy", text("at-least-once")),
+                    ("x-overflow", text("reject-publish")),
+                ]),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// One message to publish.
+pub struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    /// The AMQP message id: the delivery or event id, for tracing and dedupe.
+    pub message_id: &'a str,
+}
+
+fn properties(message_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2) // persistent
+        .with_message_id(message_id.into())
+}
+
+/// Publishes every message, then awaits every confirm: one round trip for the whole batch.
+/// `Ok` only when the broker acknowledged them all.
+pub async fn publish_confirmed(channel: &Channel, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
+    let mut confirms = Vec::with_capacity(messages.len());
+    for m in messages {
+        let confirm = channel
+            .basic_publish(
+                m.exchange.into(),
+                m.routing_key.into(),
+                BasicPublishOptions::default(),
+                m.body,
+                properties(m.message_id),
+            )
+            .await?;
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        if !confirm.await?.is_ack() {
+            return Err(PublishError::Nacked);
+        }
+    }
+    Ok(())
+}
+
+/// Back-off between reconnection attempts: doubles from 100 ms up to 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+/// Runs `session` on a fresh connection, and again on a new one whenever it returns an error or
+/// the connection drops, until `cancel` fires. A session returning `Ok` ends the loop.
+pub async fn supervise<F, Fut>(config: BrokerConfig, name: String, cancel: CancellationToken, mut session: F)
+where
+    F: FnMut(Connection) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut failures = 0u32;
+    loop {
+        let outcome = tokio::select! {
+            () = cancel.cancelled() => return,
+            conn = connect(&config, &name) => match conn {
+                Ok(conn) => {
+                    failures = 0;
+                    tracing::info!(connection = %name, "connected to the broker");
+                    let mut events = conn.events_listener();
+                    let lost = async move {
+                        while let Some(event) = events.next().await {
+                            if let lapin::Event::Error(e) = event {
+                                return e;
+                            }
+                        }
+                        std::future::pending().await
+                    };
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        result = session(conn) => match result {
+                            Ok(()) => return,
+                            Err(e) => format!("{e:#}"),
+                        },
+                        e = lost => e.to_string(),
+                    }
+                }
+                Err(e) => e.to_string(),
+            },
+        };
+        let wait = backoff(failures);
+        failures = failures.saturating_add(1);
+        tracing::warn!(connection = %name, error = %outcome, retry_in_ms = wait.as_millis() as u64, "broker session ended");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// A publishing channel kept open in the background: a confirm-mode channel on its own
+/// connection, re-established after a failure. Cheap to clone.
+#[derive(Clone)]
+pub struct Link {
+    channel: Arc<RwLock<Option<Channel>>>,
+}
+
+impl Link {
+    /// Starts keeping a link open; `topology` is declared on every (re)connect.
+    pub fn start(config: BrokerConfig, name: String, topology: Topology, cancel: CancellationToken) -> Self {
+        let link = Self {
+            channel: Arc::new(RwLock::new(None)),
+        };
+        let slot = link.channel.clone();
+        tokio::spawn(supervise(config, name, cancel, move |conn| {
+            let slot = slot.clone();
+            let topology = topology.clone();
+            async move {
+                let result = async {
+                    let channel = conn.create_channel().await?;
+                    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+                    declare(&channel, &topology).await?;
+                    *slot.write().expect("link lock is never poisoned") = Some(channel);
+                    // Hold the connection until it fails; the supervisor notices the failure.
+                    std::future::pending::<lapin::Result<()>>().await
+                }
+                .await;
+                *slot.write().expect("link lock is never poisoned") = None;
+                drop(conn);
+                Ok(result?)
+            }
+        }));
+        link
+    }
+
+    /// The channel, when connected.
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel
+            .read()
+            .expect("link lock is never poisoned")
+            .clone()
+            .filter(|c| c.status().connected())
+    }
+
+    /// Whether the link is up (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.channel().is_some()
+    }
+
+    /// Publishes a batch with confirms on the link's channel.
+    pub async fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
+        let channel = self.channel().ok_or(PublishError::Unavailable)?;
+        publish_confirmed(&channel, messages).await
+    }
+
+    /// Waits until the link is up, or `timeout` passes.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.is_connected() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.is_connected()
+    }
+}

@@ -1,0 +1,156 @@
+//! Configuration loading shared by the services: compiled-in defaults, then an optional TOML file,
+//! then environment variables `HOOKWIRE__SECTION__KEY` (double underscores). Secrets never come from
+//! files: they are read from `HOOKWIRE_ADMIN_TOKEN`, `HOOKWIRE_PRODUCER_TOKEN`,
+//! `HOOKWIRE_ENCRYPTION_KEY` and `HOOKWIRE_ENCRYPTION_KEYS_RETIRED` by [`Secrets::from_env`].
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::crypto::Keyring;
+
+/// Loads a service's configuration: `defaults` (TOML text compiled into the binary), then `file`,
+/// then the environment.
+pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> anyhow::Result<T> {
+    let mut builder = ::config::Config::builder()
+        .add_source(::config::File::from_str(defaults, ::config::FileFormat::Toml));
+    if let Some(path) = file {
+        builder = builder.add_source(::config::File::from(path).required(true));
+    }
+    builder
+        .add_source(
+            ::config::Environment::with_prefix("HOOKWIRE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .context("reading configuration sources")?
+        .try_deserialize()
+        .context("configuration has a missing or invalid key")
+}
+
+/// Which safety rules apply. `development` allows `http://` and loopback webhook URLs and has
+/// default secrets; `production` requires `https://`, refuses private destinations and refuses to
+/// start without the secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+/// The RabbitMQ connection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConfig {
+    /// AMQP URI. Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Prefix of every exchange and queue name. Default `hookwire`; tests use a random one.
+    pub prefix: String,
+}
+
+/// Where logs go and how much is logged.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetryConfig {
+    /// `json` (one object a line, the default) or `pretty`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter, such as `info` or `hookwire_dispatcher=debug,info`. `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The development defaults of the secrets. They are public: the production profile refuses them.
+pub mod dev_defaults {
+    pub const ADMIN_TOKEN: &str = "dev-admin-token";
+    pub const PRODUCER_TOKEN: &str = "dev-producer-token";
+    /// base64 of the 32 bytes `hookwire-development-key-000000!`.
+    pub const ENCRYPTION_KEY: &str = "aG9va3dpcmUtZGV2ZWxvcG1lbnQta2V5LTAwMDAwMCE=";
+}
+
+/// The secrets a service was given through its environment.
+pub struct Secrets {
+    /// Bearer token of the admin API (`HOOKWIRE_ADMIN_TOKEN`).
+    pub admin_token: SecretString,
+    /// Bearer token of event ingest (`HOOKWIRE_PRODUCER_TOKEN`).
+    pub producer_token: SecretString,
+    /// Keys that seal secrets at rest and in broker messages (`HOOKWIRE_ENCRYPTION_KEY`, and
+    /// `HOOKWIRE_ENCRYPTION_KEYS_RETIRED`, comma-separated, for rotation).
+    pub keyring: Keyring,
+}
+
+impl Secrets {
+    /// Reads the secrets from the environment. In production each must be set and must differ
+    /// from its development default.
+    pub fn from_env(profile: Profile) -> anyhow::Result<Self> {
+        Self::from_lookup(profile, |name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(profile: Profile, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let read = |name: &str, default: &str| -> anyhow::Result<String> {
+            match (var(name).filter(|v| !v.is_empty()), profile) {
+                (Some(v), Profile::Production) if v == default => {
+                    anyhow::bail!("{name} is the public development default; set a real secret")
+                }
+                (Some(v), _) => Ok(v),
+                (None, Profile::Development) => Ok(default.to_owned()),
+                (None, Profile::Production) => {
+                    anyhow::bail!("{name} must be set in the production profile")
+                }
+            }
+        };
+        let keyring = Keyring::new(
+            &read("HOOKWIRE_ENCRYPTION_KEY", dev_defaults::ENCRYPTION_KEY)?,
+            &var("HOOKWIRE_ENCRYPTION_KEYS_RETIRED").unwrap_or_default(),
+        )
+        .context("HOOKWIRE_ENCRYPTION_KEY")?;
+        Ok(Self {
+            admin_token: read("HOOKWIRE_ADMIN_TOKEN", dev_defaults::ADMIN_TOKEN)?.into(),
+            producer_token: read("HOOKWIRE_PRODUCER_TOKEN", dev_defaults::PRODUCER_TOKEN)?.into(),
+            keyring,
+        })
+    }
+}
+
+/// Compares a presented bearer token with the expected one in constant time.
+pub fn token_matches(expected: &SecretString, presented: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    // Comparing digests keeps the time independent of where the strings differ and of their length.
+    let a = Sha256::digest(expected.expose_secret().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_falls_back_to_documented_defaults() {
+        let s = Secrets::from_lookup(Profile::Development, |_| None).unwrap();
+        assert!(token_matches(&s.admin_token, dev_defaults::ADMIN_TOKEN));
+        assert!(!token_matches(&s.admin_token, "dev-admin-tokeN"));
+    }
+
+    #[test]
+    fn production_refuses_missing_or_default_secrets() {
+        let err = Secrets::from_lookup(Profile::Production, |_| None).err().unwrap();
+        assert!(err.to_string().contains("must be set"), "{err}");
+        let err = Secrets::from_lookup(Profile::Production, |name| match name {
+            "HOOKWIRE_ENCRYPTION_KEY" => Some(dev_defaults::ENCRYPTION_KEY.into()),
+            _ => Some("x".into()),
+        })
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("development default"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod crypto;
+pub mod messages;
+pub mod patterns;
+pub mod retry;
+pub mod shutdown;
+pub mod signing;
+pub mod telemetry;
+pub mod topology;
+
+/// The version every service reports, and sends in `user-agent: hookwire/<version>`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,290 @@
+//! Every message that crosses the broker. `proto/*.schema.json` describes each one for other
+//! languages; `tests` below checks that the two agree. Each message names its own version in its
+//! `kind` field (`delivery_task.v1`): a consumer that meets an unknown kind dead-letters the
+//! message instead of guessing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::retry::RetryPolicy;
+
+/// The event as accepted from a producer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `None` for a data-feed event, which goes to every tenant.
+    pub tenant_id: Option<Uuid>,
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    pub data: serde_json::Value,
+    pub is_test: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The optional `header_name: prefix auth_secret` header of a webhook, secret sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthHeader {
+    pub name: String,
+    /// Sealed (`hookwire_core::crypto`) `prefix auth_secret`, exactly as sent.
+    pub value_sealed: String,
+}
+
+/// Everything a dispatcher needs to deliver to one webhook. Secrets stay sealed on the broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub webhook_id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    /// Sealed `whsec_…` secrets, current first; a second one during a rotation's overlap.
+    pub secrets_sealed: Vec<String>,
+    pub auth_header: Option<AuthHeader>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout_seconds: u32,
+    pub retry_policy: RetryPolicy,
+}
+
+/// A webhook as the publisher routes with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    pub is_active: bool,
+    pub is_test: bool,
+    /// When the registry last changed it, so a notice never replaces newer data with older.
+    pub modified_at: DateTime<Utc>,
+    pub target: Target,
+}
+
+/// Registry → publishers and dispatchers, on the changes fanout exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ChangeNotice {
+    /// A webhook was created or changed.
+    #[serde(rename = "subscription_upserted.v1")]
+    Upserted { subscription: Subscription },
+    /// A webhook was deleted.
+    #[serde(rename = "subscription_deleted.v1")]
+    Deleted {
+        webhook_id: Uuid,
+        deleted_at: DateTime<Utc>,
+    },
+}
+
+/// Publisher (or registry, for manual retries) → dispatchers: deliver one event to one webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum TaskMessage {
+    #[serde(rename = "delivery_task.v1")]
+    V1(DeliveryTask),
+}
+
+/// One event for one webhook, and how far its delivery has got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryTask {
+    pub delivery_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub is_test: bool,
+    pub event_created_at: DateTime<Utc>,
+    /// Attempts already made.
+    pub attempts: u32,
+    /// When the first attempt was made, once it has been.
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// A retry is not attempted before this time (it waits in the retry queues meanwhile).
+    pub not_before: Option<DateTime<Utc>>,
+    pub target: Target,
+    /// The exact request body, `{"id","type","timestamp","data"}`, serialized once per event.
+    pub body: String,
+}
+
+/// Publisher and dispatchers → registry, on the ledger queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum LedgerMessage {
+    /// An accepted event and the deliveries it was routed to.
+    #[serde(rename = "event_routed.v1")]
+    EventRouted {
+        event: Event,
+        deliveries: Vec<RoutedDelivery>,
+    },
+    /// The outcome of one attempt.
+    #[serde(rename = "attempt_recorded.v1")]
+    AttemptRecorded(AttemptRecord),
+}
+
+/// One delivery created by routing an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedDelivery {
+    pub delivery_id: Uuid,
+    pub webhook_id: Uuid,
+    pub tenant_id: Uuid,
+}
+
+/// The state of a delivery after an attempt (contract §3 Deliveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Retrying,
+    Success,
+    Failed,
+    Exhausted,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Exhausted => "exhausted",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Retrying,
+            Self::Success,
+            Self::Failed,
+            Self::Exhausted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+    }
+}
+
+/// What one attempt did, and what the delivery's state is after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub delivery_id: Uuid,
+    pub webhook_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub is_test: bool,
+    pub event_created_at: DateTime<Utc>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub attempted_at: DateTime<Utc>,
+    /// `None` when no HTTP response came (timeout, refused, DNS).
+    pub response_status: Option<u16>,
+    /// At most 1 KiB of the response body.
+    pub response_body: Option<String>,
+    /// Stable code and message when the attempt failed (`timeout: no response within 30 s`).
+    pub error: Option<String>,
+    pub duration_ms: u32,
+    /// The `webhook-signature` header sent.
+    pub signature: String,
+    pub status: DeliveryStatus,
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::Strategy;
+
+    fn target() -> Target {
+        Target {
+            webhook_id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secrets_sealed: vec!["hw1:00000000:AAAA".into()],
+            auth_header: None,
+            headers: BTreeMap::new(),
+            timeout_seconds: 30,
+            retry_policy: RetryPolicy {
+                strategy: Strategy::Exponential,
+                max_retries: 5,
+                interval_seconds: 5,
+                max_age_seconds: 86400,
+            },
+        }
+    }
+
+    /// The fields `proto/<name>.schema.json` requires at its top level.
+    fn required(name: &str) -> Vec<String> {
+        let path = format!("{}/../../proto/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn assert_agrees(name: &str, message: &impl Serialize) {
+        let value = serde_json::to_value(message).unwrap();
+        let object = value.as_object().unwrap();
+        for field in required(name) {
+            assert!(object.contains_key(&field), "{name}: `{field}` required by the schema is missing");
+        }
+        assert_eq!(object["kind"], name);
+    }
+
+    #[test]
+    fn messages_agree_with_their_schemas_in_proto() {
+        let now = Utc::now();
+        let task = TaskMessage::V1(DeliveryTask {
+            delivery_id: Uuid::nil(),
+            event_id: Uuid::nil(),
+            event_type: "person.created".into(),
+            subject: None,
+            is_test: false,
+            event_created_at: now,
+            attempts: 0,
+            first_attempt_at: None,
+            not_before: None,
+            target: target(),
+            body: "{}".into(),
+        });
+        assert_agrees("delivery_task.v1", &task);
+        let event = Event {
+            id: Uuid::nil(),
+            event_type: "person.created".into(),
+            tenant_id: None,
+            subject: None,
+            channels: vec![],
+            data: serde_json::json!({}),
+            is_test: false,
+            created_at: now,
+        };
+        assert_agrees(
+            "event_routed.v1",
+            &LedgerMessage::EventRouted { event, deliveries: vec![] },
+        );
+        let subscription = Subscription {
+            events: vec!["*".into()],
+            channels: vec![],
+            is_active: true,
+            is_test: false,
+            modified_at: now,
+            target: target(),
+        };
+        assert_agrees("subscription_upserted.v1", &ChangeNotice::Upserted { subscription });
+        assert_agrees(
+            "subscription_deleted.v1",
+            &ChangeNotice::Deleted { webhook_id: Uuid::nil(), deleted_at: now },
+        );
+    }
+
+    #[test]
+    fn an_unknown_version_does_not_decode() {
+        let err = serde_json::from_str::<TaskMessage>(r#"{"kind":"delivery_task.v9"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+}

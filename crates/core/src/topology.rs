@@ -1,0 +1,87 @@
+//! Names of every exchange and queue, derived from one prefix (`broker.prefix`) so that several
+//! installations, or parallel tests, can share a broker without sharing messages.
+//!
+//! ```text
+//! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries (quorum queue) ──▶ dispatchers
+//!                  ▲                                                          │ failed attempt
+//!                  └──── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─────┘
+//! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
+//! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
+//! undecodable messages ──▶ {p}.dead (quorum queue), for an operator to inspect
+//! ```
+
+/// Delay tiers of the retry queues, in seconds. A retry waits in the largest tier not longer
+/// than what is left of its delay, hop after hop, so any delay is reached within a second
+/// without a queue per delay and without the delayed-message plugin.
+pub const RETRY_TIERS_SECONDS: [u32; 10] = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 14400];
+
+/// Routing key of delivery tasks on the deliveries exchange.
+pub const TASK_ROUTING_KEY: &str = "task";
+
+/// The names for one prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// Direct exchange that delivery tasks are published to (and retries dead-letter back to).
+    pub fn deliveries_exchange(&self) -> String {
+        format!("{}.deliveries", self.prefix)
+    }
+
+    /// Quorum queue the dispatchers consume.
+    pub fn deliveries_queue(&self) -> String {
+        format!("{}.deliveries", self.prefix)
+    }
+
+    /// Quorum queue where a retry waits `seconds` before it returns to the deliveries exchange.
+    pub fn retry_queue(&self, seconds: u32) -> String {
+        format!("{}.retry.{seconds}s", self.prefix)
+    }
+
+    /// Quorum queue of event records and attempt results, consumed by the registry.
+    pub fn ledger_queue(&self) -> String {
+        format!("{}.ledger", self.prefix)
+    }
+
+    /// Fanout exchange of subscription change notices from the registry.
+    pub fn changes_exchange(&self) -> String {
+        format!("{}.changes", self.prefix)
+    }
+
+    /// Quorum queue of messages no service could decode.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+}
+
+/// The tier a retry with `remaining_seconds` left to wait goes to next.
+pub fn retry_tier(remaining_seconds: u64) -> u32 {
+    RETRY_TIERS_SECONDS
+        .iter()
+        .rev()
+        .copied()
+        .find(|&t| u64::from(t) <= remaining_seconds)
+        .unwrap_or(RETRY_TIERS_SECONDS[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_largest_tier_that_does_not_overshoot() {
+        assert_eq!(retry_tier(0), 1);
+        assert_eq!(retry_tier(1), 1);
+        assert_eq!(retry_tier(7), 5);
+        assert_eq!(retry_tier(3599), 1800);
+        assert_eq!(retry_tier(86_400), 14_400);
+    }
+}
