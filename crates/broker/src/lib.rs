@@ -72,7 +72,18 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     let quorum = ("x-queue-type", text("quorum"));
     let dead = topology.dead_letter_queue();
     channel.queue_declare(dead.as_str().into(), durable(), table(&[quorum.clone()])).await?;
-    channel.queue_declare(topology.ledger_queue().into(), durable(), table(&[quorum.clone()])).await?;
+    // A message its consumer cannot decode is rejected and lands in the dead-letter queue.
+    let to_dead = [
+        ("x-dead-letter-exchange", text("")),
+        ("x-dead-letter-routing-key", text(&dead)),
+    ];
+    channel
+        .queue_declare(
+            topology.ledger_queue().into(),
+            durable(),
+            table(&[quorum.clone(), to_dead[0].clone(), to_dead[1].clone()]),
+        )
+        .await?;
     // A task redelivered this many times (a dispatcher crashing on it each time) is a poison
     // message: the broker moves it to the dead-letter queue instead of looping for ever.
     channel
@@ -82,8 +93,8 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
             table(&[
                 quorum.clone(),
                 ("x-delivery-limit", AMQPValue::LongInt(20)),
-                ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text(&dead)),
+                to_dead[0].clone(),
+                to_dead[1].clone(),
             ]),
         )
         .await?;

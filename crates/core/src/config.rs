@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::crypto::Keyring;
 
+/// Re-exported so service configs can read humantime durations (`"5s"`) with one dependency.
+pub use humantime_serde;
+
 /// Loads a service's configuration: `defaults` (TOML text compiled into the binary), then `file`,
 /// then the environment.
 pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> anyhow::Result<T> {

@@ -61,6 +61,13 @@ fn parse_key(encoded: &str) -> Result<Key, CryptoError> {
     Ok(Key { id, cipher })
 }
 
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    bytes
+}
+
 impl Keyring {
     /// A keyring from the base64 current key and a comma-separated list of retired keys.
     pub fn new(current: &str, retired: &str) -> Result<Self, CryptoError> {
@@ -81,8 +88,7 @@ impl Keyring {
 
     /// Seals a secret with the current key.
     pub fn seal(&self, plaintext: &str) -> String {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).expect("the operating system's random source is available");
+        let nonce: [u8; NONCE_LEN] = random();
         let ciphertext = self
             .current
             .cipher

@@ -31,8 +31,20 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthHeader {
     pub name: String,
-    /// Sealed (`hookwire_core::crypto`) `prefix auth_secret`, exactly as sent.
-    pub value_sealed: String,
+    /// Sent before the secret with one space between (`Bearer`), when set.
+    pub prefix: Option<String>,
+    /// The secret, sealed (`hookwire_core::crypto`).
+    pub secret_sealed: String,
+}
+
+impl AuthHeader {
+    /// The header value: `prefix secret`, or the secret alone.
+    pub fn value(&self, secret: &str) -> String {
+        match self.prefix.as_deref() {
+            Some(prefix) if !prefix.is_empty() => format!("{prefix} {secret}"),
+            _ => secret.to_owned(),
+        }
+    }
 }
 
 /// Everything a dispatcher needs to deliver to one webhook. Secrets stay sealed on the broker.

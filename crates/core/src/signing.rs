@@ -55,8 +55,7 @@ impl SigningKey {
 
     /// A new random secret in its `whsec_…` form (32 random bytes).
     pub fn generate() -> String {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the operating system's random source is available");
+        let key: [u8; 32] = crate::crypto::random();
         format!("{SECRET_PREFIX}{}", B64.encode(key))
     }
 

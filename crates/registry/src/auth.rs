@@ -1,0 +1,131 @@
+//! Who is calling: the admin (by `HOOKWIRE_ADMIN_TOKEN`) or a tenant's API key (hashed at rest,
+//! presented as `Authorization: Bearer <key>` or `X-API-Key: <key>`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::models::ApiKey;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Prefix of every API key, so leaked keys are easy to recognise (and to scan for).
+pub const KEY_PREFIX: &str = "hwk_";
+
+/// The scopes a key may carry.
+pub const SCOPES: [&str; 2] = ["webhooks:read", "webhooks:write"];
+
+/// A new key: its plaintext (shown once) and the row to store.
+pub fn new_api_key(tenant_id: Uuid, scopes: Vec<String>, webhooks_enabled: bool, max_webhooks: i32) -> (String, ApiKey) {
+    let random: [u8; 32] = hookwire_core::crypto::random();
+    let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        tenant_id,
+        key_hash: hash_key(&plaintext),
+        key_prefix: plaintext[..KEY_PREFIX.len() + 6].to_owned(),
+        scopes,
+        webhooks_enabled,
+        max_webhooks,
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    (plaintext, key)
+}
+
+/// SHA-256 of a key: keys carry 256 random bits, so a slow hash would add nothing.
+pub fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+fn state(req: &HttpRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered on the app")
+        .clone()
+}
+
+/// The admin, proven by the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        std::future::ready(match bearer(req) {
+            Some(token) if hookwire_core::config::token_matches(&state.secrets.admin_token, token) => Ok(Admin),
+            Some(_) => Err(ApiError::Unauthorized("the admin token is not valid")),
+            None => Err(ApiError::Unauthorized("send the admin token as `Authorization: Bearer <token>`")),
+        })
+    }
+}
+
+/// A tenant's API key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+}
+
+impl Caller {
+    pub fn tenant_id(&self) -> Uuid {
+        self.key.tenant_id
+    }
+
+    /// 403 unless the key carries `scope`.
+    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+        if self.key.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("missing_scope", format!("this API key lacks the `{scope}` scope")))
+        }
+    }
+
+    /// 403 unless webhooks are enabled for the account.
+    pub fn require_webhooks_enabled(&self) -> Result<(), ApiError> {
+        if self.key.webhooks_enabled {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("webhooks_disabled", "webhooks are not enabled for this account"))
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let presented = bearer(req)
+            .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+            .map(str::to_owned);
+        Box::pin(async move {
+            let Some(presented) = presented.filter(|k| !k.is_empty()) else {
+                return Err(ApiError::Unauthorized(
+                    "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+                ));
+            };
+            let mut conn = state.pool.get().await?;
+            match ApiKey::find_by_hash(&mut conn, &hash_key(&presented)).await? {
+                Some(key) => Ok(Caller { key }),
+                None => Err(ApiError::Unauthorized("the API key is not valid")),
+            }
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The registry's configuration (defaults in `config/default.toml`, keys in docs/operations.md).
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookwire_core::config::{BrokerConfig, Profile, TelemetryConfig};
+use hookwire_core::retry::RetryPolicy;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// `development` or `production`.
+    pub profile: Profile,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub broker: BrokerConfig,
+    pub ledger: LedgerConfig,
+    pub webhooks: WebhooksConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Address the API listens on. Default `127.0.0.1:8080`; port 0 picks a free port.
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 above it). Default 256 KiB.
+    pub max_body_bytes: usize,
+    /// Base URL for pagination links; empty: taken from the request. Default empty.
+    pub public_url: String,
+    /// HTTP worker threads; 0 means one per core. Default 0.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. Default `postgres://hookwire:hookwire@127.0.0.1:5432/hookwire`.
+    pub url: String,
+    /// Pool size. Default 16.
+    pub max_connections: usize,
+    /// How long a request waits for a pooled connection before 503. Default 5 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LedgerConfig {
+    /// Most ledger messages written in one transaction. Default 500.
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill after its first message. Default 20 ms.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub batch_wait: Duration,
+    /// RabbitMQ prefetch of the ledger consumer. Default 2000.
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Webhook limit of API keys created without `max_webhooks`. Default 10.
+    pub default_max_webhooks: i32,
+    /// How long a rotated-out signing secret keeps signing. Default 24 h.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub secret_rotation_overlap: Duration,
+    /// Retry policy of webhooks created without one.
+    pub default_retry_policy: RetryPolicy,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        hookwire_core::config::load(DEFAULTS, file)
+    }
+}

@@ -1,0 +1,305 @@
+//! The delivery log's writer: a batch of ledger messages (routed events and attempt results, in
+//! any order) becomes at most four statements in one transaction, however large the batch.
+//! Writes are idempotent, so a batch redelivered after a crash is written again harmlessly, and
+//! a delivery row only moves forward: an older message never overwrites a newer state.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, Bool, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use hookwire_core::messages::{DeliveryStatus, Event, LedgerMessage};
+use uuid::Uuid;
+
+/// The latest known state of one delivery within a batch.
+#[derive(Debug, Clone)]
+struct DeliveryState {
+    webhook_id: Uuid,
+    tenant_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    subject: Option<String>,
+    status: DeliveryStatus,
+    attempts: i32,
+    response_status: Option<i32>,
+    response_body: Option<String>,
+    error: Option<String>,
+    duration_ms: Option<i32>,
+    is_test: bool,
+    created_at: DateTime<Utc>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    next_retry_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct AttemptRow {
+    delivery_id: Uuid,
+    attempt: i32,
+    attempted_at: DateTime<Utc>,
+    response_status: Option<i32>,
+    error: Option<String>,
+    duration_ms: i32,
+    signature: String,
+}
+
+#[derive(Debug, Default)]
+struct WebhookStats {
+    last_triggered_at: Option<DateTime<Utc>>,
+    last_success_at: Option<DateTime<Utc>>,
+    last_failure_at: Option<DateTime<Utc>>,
+    /// Failed attempts after the batch's last success (all of them when there was none).
+    failures_since_success: i32,
+    had_success: bool,
+}
+
+/// Ledger messages folded together, ready to write.
+#[derive(Debug, Default)]
+pub struct Batch {
+    events: Vec<Event>,
+    deliveries: HashMap<Uuid, DeliveryState>,
+    attempts: Vec<AttemptRow>,
+    /// Attempt times per webhook, to compute `failures_since_success` in order.
+    outcomes: HashMap<Uuid, Vec<(DateTime<Utc>, bool)>>,
+    len: usize,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn keep_latest(&mut self, id: Uuid, state: DeliveryState) {
+        match self.deliveries.get(&id) {
+            Some(existing) if existing.attempts > state.attempts => {}
+            _ => {
+                self.deliveries.insert(id, state);
+            }
+        }
+    }
+
+    pub fn add(&mut self, message: LedgerMessage) {
+        self.len += 1;
+        match message {
+            LedgerMessage::EventRouted { event, deliveries } => {
+                for d in deliveries {
+                    self.keep_latest(
+                        d.delivery_id,
+                        DeliveryState {
+                            webhook_id: d.webhook_id,
+                            tenant_id: d.tenant_id,
+                            event_id: event.id,
+                            event_type: event.event_type.clone(),
+                            subject: event.subject.clone(),
+                            status: DeliveryStatus::Pending,
+                            attempts: 0,
+                            response_status: None,
+                            response_body: None,
+                            error: None,
+                            duration_ms: None,
+                            is_test: event.is_test,
+                            created_at: event.created_at,
+                            last_attempt_at: None,
+                            next_retry_at: None,
+                        },
+                    );
+                }
+                self.events.push(event);
+            }
+            LedgerMessage::AttemptRecorded(a) => {
+                let attempt = i32::try_from(a.attempt).unwrap_or(i32::MAX);
+                let succeeded = a.status == DeliveryStatus::Success;
+                self.outcomes
+                    .entry(a.webhook_id)
+                    .or_default()
+                    .push((a.attempted_at, succeeded));
+                self.attempts.push(AttemptRow {
+                    delivery_id: a.delivery_id,
+                    attempt,
+                    attempted_at: a.attempted_at,
+                    response_status: a.response_status.map(i32::from),
+                    error: a.error.clone(),
+                    duration_ms: i32::try_from(a.duration_ms).unwrap_or(i32::MAX),
+                    signature: a.signature,
+                });
+                self.keep_latest(
+                    a.delivery_id,
+                    DeliveryState {
+                        webhook_id: a.webhook_id,
+                        tenant_id: a.tenant_id,
+                        event_id: a.event_id,
+                        event_type: a.event_type,
+                        subject: a.subject,
+                        status: a.status,
+                        attempts: attempt,
+                        response_status: a.response_status.map(i32::from),
+                        response_body: a.response_body,
+                        error: a.error,
+                        duration_ms: Some(i32::try_from(a.duration_ms).unwrap_or(i32::MAX)),
+                        is_test: a.is_test,
+                        created_at: a.event_created_at,
+                        last_attempt_at: Some(a.attempted_at),
+                        next_retry_at: a.next_retry_at,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Per webhook: its attempts of this batch in time order, folded into counters.
+    fn stats(&self) -> HashMap<Uuid, WebhookStats> {
+        let mut all = HashMap::with_capacity(self.outcomes.len());
+        for (webhook_id, outcomes) in &self.outcomes {
+            let mut outcomes = outcomes.clone();
+            outcomes.sort_by_key(|(at, _)| *at);
+            let stats: &mut WebhookStats = all.entry(*webhook_id).or_default();
+            for (at, succeeded) in outcomes {
+                stats.last_triggered_at = Some(at);
+                if succeeded {
+                    stats.last_success_at = Some(at);
+                    stats.failures_since_success = 0;
+                    stats.had_success = true;
+                } else {
+                    stats.last_failure_at = Some(at);
+                    stats.failures_since_success += 1;
+                }
+            }
+        }
+        all
+    }
+
+    /// Writes the batch in one transaction. Safe to call again after a failure.
+    pub async fn write(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+        let stats = self.stats();
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            write_events(conn, &self.events).await?;
+            write_deliveries(conn, &self.deliveries).await?;
+            write_attempts(conn, &self.attempts).await?;
+            write_stats(conn, &stats).await
+        })
+        .await
+    }
+}
+
+async fn write_events(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // channels travel as JSON arrays: PostgreSQL cannot unnest an array of arrays row by row.
+    diesel::sql_query(
+        "INSERT INTO events (id, tenant_id, event_type, subject, channels, payload, is_test, created_at)
+         SELECT id, tenant_id, event_type, subject,
+                ARRAY(SELECT jsonb_array_elements_text(channels)), payload, is_test, created_at
+         FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8)
+              AS t(id, tenant_id, event_type, subject, channels, payload, is_test, created_at)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind::<Array<SqlUuid>, _>(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(events.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(events.iter().map(|e| serde_json::json!(e.channels)).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(events.iter().map(|e| e.is_test).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+async fn write_deliveries(
+    conn: &mut AsyncPgConnection,
+    deliveries: &HashMap<Uuid, DeliveryState>,
+) -> diesel::QueryResult<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&Uuid, &DeliveryState)> = deliveries.iter().collect();
+    macro_rules! col {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    diesel::sql_query(
+        "INSERT INTO deliveries (id, webhook_id, tenant_id, event_id, event_type, subject, status,
+                                 attempts, response_status, response_body, error, duration_ms,
+                                 is_test, created_at, last_attempt_at, next_retry_at)
+         SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (id) DO UPDATE SET
+             status = excluded.status, attempts = excluded.attempts,
+             response_status = excluded.response_status, response_body = excluded.response_body,
+             error = excluded.error, duration_ms = excluded.duration_ms,
+             last_attempt_at = excluded.last_attempt_at, next_retry_at = excluded.next_retry_at
+         WHERE deliveries.attempts < excluded.attempts",
+    )
+    .bind::<Array<SqlUuid>, _>(col!(|(id, _)| **id))
+    .bind::<Array<SqlUuid>, _>(col!(|(_, d)| d.webhook_id))
+    .bind::<Array<SqlUuid>, _>(col!(|(_, d)| d.tenant_id))
+    .bind::<Array<SqlUuid>, _>(col!(|(_, d)| d.event_id))
+    .bind::<Array<Text>, _>(col!(|(_, d)| d.event_type.clone()))
+    .bind::<Array<Nullable<Text>>, _>(col!(|(_, d)| d.subject.clone()))
+    .bind::<Array<Text>, _>(col!(|(_, d)| d.status.as_str().to_owned()))
+    .bind::<Array<Int4>, _>(col!(|(_, d)| d.attempts))
+    .bind::<Array<Nullable<Int4>>, _>(col!(|(_, d)| d.response_status))
+    .bind::<Array<Nullable<Text>>, _>(col!(|(_, d)| d.response_body.clone()))
+    .bind::<Array<Nullable<Text>>, _>(col!(|(_, d)| d.error.clone()))
+    .bind::<Array<Nullable<Int4>>, _>(col!(|(_, d)| d.duration_ms))
+    .bind::<Array<Bool>, _>(col!(|(_, d)| d.is_test))
+    .bind::<Array<Timestamptz>, _>(col!(|(_, d)| d.created_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(col!(|(_, d)| d.last_attempt_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(col!(|(_, d)| d.next_retry_at))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+async fn write_attempts(conn: &mut AsyncPgConnection, attempts: &[AttemptRow]) -> diesel::QueryResult<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, attempted_at, response_status, error,
+                                        duration_ms, signature)
+         SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ON CONSTRAINT delivery_attempts_pkey DO NOTHING",
+    )
+    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(attempts.iter().map(|a| a.attempted_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Int4>>, _>(attempts.iter().map(|a| a.response_status).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(attempts.iter().map(|a| a.error.clone()).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(attempts.iter().map(|a| a.signature.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, WebhookStats>) -> diesel::QueryResult<()> {
+    if stats.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&Uuid, &WebhookStats)> = stats.iter().collect();
+    diesel::sql_query(
+        "UPDATE webhooks AS w SET
+             last_triggered_at = GREATEST(w.last_triggered_at, s.last_triggered_at),
+             last_success_at = GREATEST(w.last_success_at, s.last_success_at),
+             last_failure_at = GREATEST(w.last_failure_at, s.last_failure_at),
+             failure_count = CASE WHEN s.had_success THEN s.failures ELSE w.failure_count + s.failures END
+         FROM UNNEST($1, $2, $3, $4, $5, $6)
+              AS s(id, last_triggered_at, last_success_at, last_failure_at, failures, had_success)
+         WHERE w.id = s.id",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|(_, s)| s.last_triggered_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|(_, s)| s.last_success_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|(_, s)| s.last_failure_at).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|(_, s)| s.failures_since_success).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(rows.iter().map(|(_, s)| s.had_success).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(drop)
+}

@@ -1,0 +1,52 @@
+//! PostgreSQL: the connection pool, embedded migrations, the schema and the model functions.
+//! Every model function takes `&mut AsyncPgConnection` and scopes its queries by tenant.
+
+pub mod ledger;
+pub mod models;
+pub mod schema;
+
+use anyhow::Context as _;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DatabaseConfig;
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A pool of connections. Connections are opened lazily, so building never waits for the database.
+pub fn pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.url);
+    Pool::builder(manager)
+        .max_size(config.max_connections)
+        .wait_timeout(Some(config.connect_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies pending migrations. Runs as a deploy step (`hookwire-registry migrate`), and by
+/// `serve` in the development profile.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        use diesel::Connection as _;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .context("connecting to PostgreSQL to migrate")?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        for m in applied {
+            tracing::info!(migration = %m, "migration applied");
+        }
+        Ok(())
+    })
+    .await
+    .context("migration task panicked")?
+}

@@ -1,0 +1,373 @@
+//! Rows and the queries over them. Tenant-owned rows are only ever read through functions that
+//! take the tenant id, so an unscoped query is the hard one to write.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::{api_keys, deliveries, delivery_attempts, event_types, events, tenants, webhooks};
+
+/// `limit` and `offset` of a page, already validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    pub async fn create(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Tenant> {
+        diesel::insert_into(tenants::table)
+            .values(&Tenant {
+                id: Uuid::now_v7(),
+                name: name.to_owned(),
+                created_at: Utc::now(),
+            })
+            .returning(Tenant::as_returning())
+            .get_result(conn)
+            .await
+    }
+
+    pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(tenants::table.find(id)))
+            .get_result(conn)
+            .await
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub key_hash: Vec<u8>,
+    pub key_prefix: String,
+    pub scopes: Vec<String>,
+    pub webhooks_enabled: bool,
+    pub max_webhooks: i32,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    pub async fn insert(conn: &mut AsyncPgConnection, key: &ApiKey) -> QueryResult<()> {
+        diesel::insert_into(api_keys::table).values(key).execute(conn).await.map(drop)
+    }
+
+    /// The live key with this hash.
+    pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
+        api_keys::table
+            .filter(api_keys::key_hash.eq(hash))
+            .filter(api_keys::revoked_at.is_null())
+            .select(ApiKey::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_types)]
+pub struct EventType {
+    pub value: String,
+    pub label: String,
+    pub description: String,
+    pub schema: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl EventType {
+    /// Inserts a type; `false` when one with that value exists already.
+    pub async fn insert(conn: &mut AsyncPgConnection, t: &EventType) -> QueryResult<bool> {
+        let n = diesel::insert_into(event_types::table)
+            .values(t)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(i64, Vec<EventType>)> {
+        let count = event_types::table.count().get_result(conn).await?;
+        let rows = event_types::table
+            .order(event_types::value.asc())
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(EventType::as_select())
+            .load(conn)
+            .await?;
+        Ok((count, rows))
+    }
+
+    pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
+        event_types::table.select(event_types::value).load(conn).await
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = webhooks)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub api_key_id: Option<Uuid>,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub channels: Vec<String>,
+    pub is_active: bool,
+    pub is_test: bool,
+    pub header_name: Option<String>,
+    pub prefix: Option<String>,
+    pub auth_secret_sealed: Option<String>,
+    pub auth_secret_last4: Option<String>,
+    pub secret_sealed: String,
+    pub previous_secret_sealed: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub headers: serde_json::Value,
+    pub timeout_seconds: i32,
+    pub retry_policy: serde_json::Value,
+    pub rate_limit_per_second: Option<i32>,
+    pub failure_count: i32,
+    pub last_triggered_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+}
+
+/// Filters of `GET /v1/webhooks`.
+#[derive(Debug, Default)]
+pub struct WebhookFilter {
+    /// Patterns that match the requested event type (see `patterns_matching`).
+    pub patterns: Option<Vec<String>>,
+    pub is_test: Option<bool>,
+    pub is_active: Option<bool>,
+    pub channel: Option<String>,
+}
+
+/// Sort orders of `GET /v1/webhooks`.
+#[derive(Debug, Clone, Copy)]
+pub enum WebhookOrder {
+    Created,
+    CreatedDesc,
+    Modified,
+    ModifiedDesc,
+    Name,
+    NameDesc,
+}
+
+impl Webhook {
+    pub async fn insert(conn: &mut AsyncPgConnection, w: &Webhook) -> QueryResult<()> {
+        diesel::insert_into(webhooks::table).values(w).execute(conn).await.map(drop)
+    }
+
+    /// Writes every field of `w` back.
+    pub async fn update(conn: &mut AsyncPgConnection, w: &Webhook) -> QueryResult<()> {
+        diesel::update(webhooks::table.find(w.id).filter(webhooks::tenant_id.eq(w.tenant_id)))
+            .set(w)
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete(conn: &mut AsyncPgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+        let n = diesel::delete(webhooks::table.find(id).filter(webhooks::tenant_id.eq(tenant_id)))
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The tenant's webhook, or `None` (another tenant's is just as absent).
+    pub async fn find(conn: &mut AsyncPgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<Option<Webhook>> {
+        webhooks::table
+            .find(id)
+            .filter(webhooks::tenant_id.eq(tenant_id))
+            .select(Webhook::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// How many webhooks a key has created (the per-key limit).
+    pub async fn count_for_key(conn: &mut AsyncPgConnection, api_key_id: Uuid) -> QueryResult<i64> {
+        webhooks::table
+            .filter(webhooks::api_key_id.eq(api_key_id))
+            .count()
+            .get_result(conn)
+            .await
+    }
+
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        tenant_id: Uuid,
+        filter: &WebhookFilter,
+        order: WebhookOrder,
+        page: Page,
+    ) -> QueryResult<(i64, Vec<Webhook>)> {
+        let scoped = || {
+            let mut q = webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).into_boxed();
+            if let Some(patterns) = &filter.patterns {
+                q = q.filter(webhooks::events.overlaps_with(patterns.clone()));
+            }
+            if let Some(v) = filter.is_test {
+                q = q.filter(webhooks::is_test.eq(v));
+            }
+            if let Some(v) = filter.is_active {
+                q = q.filter(webhooks::is_active.eq(v));
+            }
+            if let Some(c) = &filter.channel {
+                q = q.filter(webhooks::channels.contains(vec![c.clone()]));
+            }
+            q
+        };
+        let count = scoped().count().get_result(conn).await?;
+        let q = scoped();
+        // The id breaks ties, so pages never overlap or skip.
+        let q = match order {
+            WebhookOrder::Created => q.order((webhooks::created_at.asc(), webhooks::id.asc())),
+            WebhookOrder::CreatedDesc => q.order((webhooks::created_at.desc(), webhooks::id.desc())),
+            WebhookOrder::Modified => q.order((webhooks::modified_at.asc(), webhooks::id.asc())),
+            WebhookOrder::ModifiedDesc => q.order((webhooks::modified_at.desc(), webhooks::id.desc())),
+            WebhookOrder::Name => q.order((webhooks::name.asc(), webhooks::id.asc())),
+            WebhookOrder::NameDesc => q.order((webhooks::name.desc(), webhooks::id.desc())),
+        };
+        let rows = q
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(Webhook::as_select())
+            .load(conn)
+            .await?;
+        Ok((count, rows))
+    }
+
+    /// Every webhook of every tenant: the publisher's routing snapshot.
+    pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Webhook>> {
+        webhooks::table.select(Webhook::as_select()).load(conn).await
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = deliveries)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub response_status: Option<i32>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: Option<i32>,
+    pub is_test: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+/// Filters of `GET /v1/deliveries`.
+#[derive(Debug, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<Uuid>,
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    pub is_test: Option<bool>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = delivery_attempts)]
+pub struct Attempt {
+    pub delivery_id: Uuid,
+    pub attempt: i32,
+    pub attempted_at: DateTime<Utc>,
+    pub response_status: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+    pub signature: String,
+}
+
+impl Delivery {
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        tenant_id: Uuid,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> QueryResult<(i64, Vec<Delivery>)> {
+        let scoped = || {
+            let mut q = deliveries::table
+                .filter(deliveries::tenant_id.eq(tenant_id))
+                .into_boxed();
+            if let Some(v) = filter.webhook_id {
+                q = q.filter(deliveries::webhook_id.eq(v));
+            }
+            if let Some(v) = &filter.event_type {
+                q = q.filter(deliveries::event_type.eq(v.clone()));
+            }
+            if let Some(v) = &filter.status {
+                q = q.filter(deliveries::status.eq(v.clone()));
+            }
+            if let Some(v) = filter.is_test {
+                q = q.filter(deliveries::is_test.eq(v));
+            }
+            if let Some(v) = filter.since {
+                q = q.filter(deliveries::created_at.ge(v));
+            }
+            if let Some(v) = filter.until {
+                q = q.filter(deliveries::created_at.lt(v));
+            }
+            q
+        };
+        let count = scoped().count().get_result(conn).await?;
+        let rows = scoped()
+            .order((deliveries::created_at.desc(), deliveries::id.desc()))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(Delivery::as_select())
+            .load(conn)
+            .await?;
+        Ok((count, rows))
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<Option<Delivery>> {
+        deliveries::table
+            .find(id)
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .select(Delivery::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    pub async fn attempts(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Attempt>> {
+        delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(id))
+            .order(delivery_attempts::attempt.asc())
+            .select(Attempt::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// The event's payload, when the ledger has it.
+    pub async fn payload(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<Option<serde_json::Value>> {
+        events::table
+            .find(event_id)
+            .select(events::payload)
+            .first(conn)
+            .await
+            .optional()
+    }
+}

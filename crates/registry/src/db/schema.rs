@@ -1,0 +1,123 @@
+//! The tables of `migrations/`, for diesel's query builder. Keep in step with the migrations
+//! (`diesel print-schema` prints the same from a migrated database).
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        key_hash -> Bytea,
+        key_prefix -> Text,
+        scopes -> Array<Text>,
+        webhooks_enabled -> Bool,
+        max_webhooks -> Int4,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    event_types (value) {
+        value -> Text,
+        label -> Text,
+        description -> Text,
+        schema -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        api_key_id -> Nullable<Uuid>,
+        name -> Text,
+        description -> Text,
+        url -> Text,
+        events -> Array<Text>,
+        channels -> Array<Text>,
+        is_active -> Bool,
+        is_test -> Bool,
+        header_name -> Nullable<Text>,
+        prefix -> Nullable<Text>,
+        auth_secret_sealed -> Nullable<Text>,
+        auth_secret_last4 -> Nullable<Text>,
+        secret_sealed -> Text,
+        previous_secret_sealed -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        headers -> Jsonb,
+        timeout_seconds -> Int4,
+        retry_policy -> Jsonb,
+        rate_limit_per_second -> Nullable<Int4>,
+        failure_count -> Int4,
+        last_triggered_at -> Nullable<Timestamptz>,
+        last_success_at -> Nullable<Timestamptz>,
+        last_failure_at -> Nullable<Timestamptz>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        modified_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        event_type -> Text,
+        subject -> Nullable<Text>,
+        channels -> Array<Text>,
+        payload -> Jsonb,
+        is_test -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Uuid,
+        webhook_id -> Uuid,
+        tenant_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        subject -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        response_status -> Nullable<Int4>,
+        response_body -> Nullable<Text>,
+        error -> Nullable<Text>,
+        duration_ms -> Nullable<Int4>,
+        is_test -> Bool,
+        created_at -> Timestamptz,
+        last_attempt_at -> Nullable<Timestamptz>,
+        next_retry_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (delivery_id, attempt) {
+        delivery_id -> Uuid,
+        attempt -> Int4,
+        attempted_at -> Timestamptz,
+        response_status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        duration_ms -> Int4,
+        signature -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    event_types,
+    webhooks,
+    events,
+    deliveries,
+    delivery_attempts,
+);

@@ -1,0 +1,195 @@
+//! Reading requests: JSON bodies with a size limit, field-by-field validation that reports every
+//! bad field at once, and query strings with unknown parameters refused. One place, so every
+//! endpoint answers bad input the same way (problem+json, `errors: [{field, message}]`).
+
+use std::collections::BTreeMap;
+
+use actix_web::web;
+use futures_util::StreamExt as _;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldError};
+
+/// Reads a JSON object body of at most `limit` bytes.
+pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty_body", "the request body is empty; send a JSON object"));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("malformed_json", "the request body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {e}"))),
+    }
+}
+
+/// A field that may be absent, explicitly null, or set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<T> {
+    Absent,
+    Null,
+    Set(T),
+}
+
+impl<T> Field<T> {
+    pub fn set(self) -> Option<T> {
+        match self {
+            Field::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Field::Absent)
+    }
+}
+
+/// Takes typed fields out of a JSON object, collecting one error per bad field.
+pub struct Fields {
+    map: Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    pub fn new(map: Map<String, Value>) -> Self {
+        Self { map, errors: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Records an error found by a check outside this helper.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    fn take<T>(&mut self, name: &str, what: &str, convert: impl FnOnce(&Value) -> Option<T>) -> Field<T> {
+        match self.map.remove(name) {
+            None => Field::Absent,
+            Some(Value::Null) => Field::Null,
+            Some(v) => match convert(&v) {
+                Some(t) => Field::Set(t),
+                None => {
+                    self.error(name, format!("must be {what}"));
+                    Field::Absent
+                }
+            },
+        }
+    }
+
+    pub fn string(&mut self, name: &str, max_len: usize) -> Field<String> {
+        let f = self.take(name, "a string", |v| v.as_str().map(str::to_owned));
+        match f {
+            Field::Set(s) if s.chars().count() > max_len => {
+                self.error(name, format!("must be at most {max_len} characters"));
+                Field::Absent
+            }
+            other => other,
+        }
+    }
+
+    pub fn bool(&mut self, name: &str) -> Field<bool> {
+        self.take(name, "true or false", Value::as_bool)
+    }
+
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Field<i64> {
+        let f = self.take(name, "an integer", Value::as_i64);
+        match f {
+            Field::Set(n) if n < min || n > max => {
+                self.error(name, format!("must be between {min} and {max}"));
+                Field::Absent
+            }
+            other => other,
+        }
+    }
+
+    pub fn string_list(&mut self, name: &str, max_items: usize, max_len: usize) -> Field<Vec<String>> {
+        let f = self.take(name, "a list of strings", |v| {
+            v.as_array()?
+                .iter()
+                .map(|x| x.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        });
+        match f {
+            Field::Set(list) if list.len() > max_items => {
+                self.error(name, format!("must have at most {max_items} items"));
+                Field::Absent
+            }
+            Field::Set(list) if list.iter().any(|s| s.is_empty() || s.chars().count() > max_len) => {
+                self.error(name, format!("items must be between 1 and {max_len} characters"));
+                Field::Absent
+            }
+            other => other,
+        }
+    }
+
+    pub fn string_map(&mut self, name: &str) -> Field<BTreeMap<String, String>> {
+        self.take(name, "an object of string values", |v| {
+            v.as_object()?
+                .iter()
+                .map(|(k, x)| Some((k.clone(), x.as_str()?.to_owned())))
+                .collect()
+        })
+    }
+
+    pub fn object(&mut self, name: &str) -> Field<Map<String, Value>> {
+        self.take(name, "an object", |v| v.as_object().cloned())
+    }
+
+    pub fn any(&mut self, name: &str) -> Field<Value> {
+        self.take(name, "a value", |v| Some(v.clone()))
+    }
+
+    /// Ends reading: unknown fields are errors, and so is any error recorded before.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        for unknown in self.map.keys() {
+            self.errors.push(FieldError::new(unknown.clone(), "is not a known field"));
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// A query string as name → value, refusing parameters not in `allowed` and repeated ones.
+pub fn query(query_string: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            errors.push(FieldError::new(k.to_string(), "is not a known query parameter"));
+        } else if out.insert(k.to_string(), v.to_string()).is_some() {
+            errors.push(FieldError::new(k.to_string(), "is given more than once"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Parses one query parameter, naming it in the error.
+pub fn parse_param<T: std::str::FromStr>(
+    params: &BTreeMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| ApiError::Validation(vec![FieldError::new(name, format!("must be {what}"))]))
+        })
+        .transpose()
+}

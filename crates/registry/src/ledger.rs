@@ -1,0 +1,102 @@
+//! The ledger consumer: reads routed events and attempt results from the ledger queue and writes
+//! them to the delivery log in batches. Messages are acknowledged only after their batch is
+//! committed; while PostgreSQL is down the batch is retried and the queue simply grows, so the
+//! log catches up afterwards and nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use hookwire_broker::lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use hookwire_broker::lapin::types::FieldTable;
+use hookwire_core::messages::LedgerMessage;
+use hookwire_core::topology::Topology;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::ledger::Batch;
+use crate::db::DbPool;
+use crate::metrics::Metrics;
+
+/// Consumes the ledger queue until `cancel` fires, reconnecting to the broker as needed.
+pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, cancel: CancellationToken) {
+    let topology = Topology::new(&config.broker.prefix);
+    let name = "hookwire-registry ledger".to_owned();
+    let stop = cancel.clone();
+    hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn| {
+        let (config, pool, metrics, topology, stop) =
+            (config.clone(), pool.clone(), metrics.clone(), topology.clone(), stop.clone());
+        async move {
+            let channel = conn.create_channel().await?;
+            hookwire_broker::declare(&channel, &topology).await?;
+            channel.basic_qos(config.ledger.prefetch, BasicQosOptions::default()).await?;
+            let mut consumer = channel
+                .basic_consume(
+                    topology.ledger_queue().into(),
+                    "hookwire-registry".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            loop {
+                let first = tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    next = consumer.next() => next,
+                };
+                let Some(first) = first else {
+                    anyhow::bail!("the broker cancelled the ledger consumer");
+                };
+                let mut deliveries = vec![first?];
+                let deadline = tokio::time::Instant::now() + config.ledger.batch_wait;
+                while deliveries.len() < config.ledger.batch_size {
+                    match tokio::time::timeout_at(deadline, consumer.next()).await {
+                        Ok(Some(d)) => deliveries.push(d?),
+                        Ok(None) => anyhow::bail!("the broker cancelled the ledger consumer"),
+                        Err(_) => break,
+                    }
+                }
+                let mut batch = Batch::default();
+                let mut last_good = None;
+                for d in &deliveries {
+                    match serde_json::from_slice::<LedgerMessage>(&d.data) {
+                        Ok(m) => {
+                            batch.add(m);
+                            last_good = Some(d);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, bytes = d.data.len(), "undecodable ledger message dead-lettered");
+                            metrics.ledger_dead_lettered.inc();
+                            d.reject(BasicRejectOptions { requeue: false }).await?;
+                        }
+                    }
+                }
+                let Some(last_good) = last_good else { continue };
+                let mut failures = 0u32;
+                loop {
+                    let written = match pool.get().await {
+                        Ok(mut conn) => batch.write(&mut conn).await.map_err(anyhow::Error::from),
+                        Err(e) => Err(anyhow::Error::from(e)),
+                    };
+                    match written {
+                        Ok(()) => break,
+                        Err(e) => {
+                            metrics.ledger_write_failures.inc();
+                            failures += 1;
+                            let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                            tracing::warn!(error = format!("{e:#}"), messages = batch.len(), "writing the delivery log failed; retrying");
+                            tokio::select! {
+                                // Unacknowledged messages go back to the queue when the channel closes.
+                                () = stop.cancelled() => return Ok(()),
+                                () = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                    }
+                }
+                last_good.ack(BasicAckOptions { multiple: true }).await?;
+                metrics.ledger_messages_written.inc_by(batch.len() as u64);
+                metrics.ledger_batches_written.inc();
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,136 @@
+//! `hookwire-registry`: serve the API, apply migrations, or run an admin task.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookwire_core::config::Secrets;
+use hookwire_registry::{db, routes::admin, Application, Config};
+use serde_json::{json, Map, Value};
+
+#[derive(Parser)]
+#[command(name = "hookwire-registry", version, about = "Hookwire management API and delivery log")]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables still win).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and consume the ledger queue.
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Administrative tasks, printed as JSON.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a tenant.
+    CreateTenant {
+        #[arg(long)]
+        name: String,
+    },
+    /// Create an API key for a tenant; prints the key once.
+    CreateApiKey {
+        #[arg(long)]
+        tenant_id: String,
+        /// Comma-separated scopes (default: webhooks:read,webhooks:write).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        #[arg(long)]
+        max_webhooks: Option<i64>,
+        #[arg(long)]
+        webhooks_disabled: bool,
+    },
+    /// Add an event type to the catalog.
+    AddEventType {
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// A JSON Schema enforced on events of this type.
+        #[arg(long)]
+        schema: Option<String>,
+    },
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("built as an object"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    hookwire_core::telemetry::init(&config.telemetry)?;
+    match cli.command {
+        Command::Migrate => db::migrate(&config.database.url).await,
+        Command::Serve => {
+            let secrets = Secrets::from_env(config.profile)?;
+            let app = Application::build(config, secrets).await?;
+            tracing::info!(port = app.port(), "hookwire-registry listening");
+            app.run_until_stopped(hookwire_core::shutdown::signal()).await
+        }
+        Command::Admin(task) => {
+            let pool = db::pool(&config.database)?;
+            let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
+            let result = match task {
+                AdminCommand::CreateTenant { name } => admin::tenant(&mut conn, object(json!({ "name": name }))).await,
+                AdminCommand::CreateApiKey {
+                    tenant_id,
+                    scopes,
+                    max_webhooks,
+                    webhooks_disabled,
+                } => {
+                    let mut body = json!({ "tenant_id": tenant_id, "webhooks_enabled": !webhooks_disabled });
+                    if let Some(s) = scopes {
+                        body["scopes"] = json!(s);
+                    }
+                    if let Some(m) = max_webhooks {
+                        body["max_webhooks"] = json!(m);
+                    }
+                    admin::api_key(&mut conn, object(body), config.webhooks.default_max_webhooks).await
+                }
+                AdminCommand::AddEventType {
+                    value,
+                    label,
+                    description,
+                    schema,
+                } => {
+                    let mut body = json!({ "value": value, "label": label });
+                    if let Some(d) = description {
+                        body["description"] = json!(d);
+                    }
+                    if let Some(s) = schema {
+                        body["schema"] = serde_json::from_str(&s).context("--schema is not JSON")?;
+                    }
+                    admin::event_type(&mut conn, object(body)).await
+                }
+            };
+            match result {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(())
+                }
+                Err(hookwire_registry::error::ApiError::Validation(errors)) => {
+                    for e in errors {
+                        eprintln!("{}: {}", e.field, e.message);
+                    }
+                    std::process::exit(2)
+                }
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
+        }
+    }
+}

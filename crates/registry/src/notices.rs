@@ -1,0 +1,99 @@
+//! Change notices: after a webhook is created, changed or deleted, the registry tells publishers
+//! and dispatchers on the changes fanout exchange, so routing follows within a second.
+//!
+//! A notice is sent after the database commit. If it is lost (broker down at that instant),
+//! publishers still converge: they reload the whole snapshot from `/v1/internal/subscriptions`
+//! every `resync_interval` and whenever they reconnect.
+
+use chrono::Utc;
+use hookwire_broker::{Link, Outgoing};
+use hookwire_core::messages::{AuthHeader, ChangeNotice, Subscription, Target};
+use hookwire_core::retry::RetryPolicy;
+use hookwire_core::topology::Topology;
+use uuid::Uuid;
+
+use crate::db::models::Webhook;
+
+/// The routing view of a webhook. Secrets pass through sealed, exactly as stored; the signing
+/// secret being rotated out travels too until its overlap ends.
+pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
+    let mut secrets_sealed = vec![w.secret_sealed.clone()];
+    if let (Some(prev), Some(until)) = (&w.previous_secret_sealed, w.previous_secret_expires_at) {
+        if until > Utc::now() {
+            secrets_sealed.push(prev.clone());
+        }
+    }
+    Subscription {
+        events: w.events.clone(),
+        channels: w.channels.clone(),
+        is_active: w.is_active,
+        is_test: w.is_test,
+        modified_at: w.modified_at,
+        target: Target {
+            webhook_id: w.id,
+            tenant_id: w.tenant_id,
+            url: w.url.clone(),
+            secrets_sealed,
+            auth_header: match (&w.header_name, &w.auth_secret_sealed) {
+                (Some(name), Some(secret)) => Some(AuthHeader {
+                    name: name.clone(),
+                    prefix: w.prefix.clone(),
+                    secret_sealed: secret.clone(),
+                }),
+                _ => None,
+            },
+            headers: serde_json::from_value(w.headers.clone()).unwrap_or_default(),
+            timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
+            retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
+        },
+    }
+}
+
+/// Sends change notices over the registry's broker link.
+#[derive(Clone)]
+pub struct Notices {
+    link: Link,
+    exchange: String,
+    default_policy: RetryPolicy,
+}
+
+impl Notices {
+    pub fn new(link: Link, topology: &Topology, default_policy: RetryPolicy) -> Self {
+        Self {
+            link,
+            exchange: topology.changes_exchange(),
+            default_policy,
+        }
+    }
+
+    async fn send(&self, id: Uuid, notice: &ChangeNotice) {
+        let body = serde_json::to_vec(notice).expect("notices serialize");
+        let message_id = id.to_string();
+        let msg = Outgoing {
+            exchange: &self.exchange,
+            routing_key: "",
+            body: &body,
+            message_id: &message_id,
+        };
+        if let Err(e) = self.link.publish(&[msg]).await {
+            // Not fatal: publishers resync periodically. Logged so an operator sees the delay.
+            tracing::warn!(webhook_id = %id, error = %e, "change notice not sent; publishers will pick the change up at their next resync");
+        }
+    }
+
+    pub async fn upserted(&self, w: &Webhook) {
+        let subscription = subscription(w, self.default_policy);
+        self.send(w.id, &ChangeNotice::Upserted { subscription }).await;
+    }
+
+    pub async fn deleted(&self, webhook_id: Uuid) {
+        self.send(
+            webhook_id,
+            &ChangeNotice::Deleted {
+                webhook_id,
+                deleted_at: Utc::now(),
+            },
+        )
+        .await;
+    }
+}

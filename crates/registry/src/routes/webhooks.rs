@@ -1,0 +1,475 @@
+//! `/v1/webhooks`: a tenant's subscriptions (contract §3 Webhooks).
+
+use std::net::IpAddr;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use hookwire_core::config::Profile;
+use hookwire_core::patterns;
+use hookwire_core::retry::{RetryPolicy, Strategy};
+use hookwire_core::signing::SigningKey;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::db::models::{EventType, Webhook, WebhookFilter, WebhookOrder};
+use crate::error::ApiError;
+use crate::input::{self, Field, Fields};
+use crate::pagination::{Collection, Paging};
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/webhooks").route(web::get().to(list)).route(web::post().to(create)))
+        .service(
+            web::resource("/webhooks/{id}")
+                .route(web::get().to(retrieve))
+                .route(web::patch().to(update))
+                .route(web::delete().to(delete)),
+        );
+}
+
+/// Headers the platform sets itself; a webhook's custom headers may not replace them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "traceparent",
+    "transfer-encoding",
+];
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_header_value(value: &str) -> bool {
+    value.len() <= 4096 && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Checks a webhook URL: syntax, scheme, and in production https and a public destination
+/// (resolved now; the dispatcher checks the resolved address again on every delivery).
+async fn check_url(raw: &str, profile: Profile) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e})"))?;
+    match (url.scheme(), profile) {
+        ("https", _) | ("http", Profile::Development) => {}
+        ("http", Profile::Production) => return Err("must use https".into()),
+        _ => return Err("must be an http or https URL".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; use header_name and auth_secret".into());
+    }
+    let Some(host) = url.host_str() else {
+        return Err("must have a host".into());
+    };
+    if profile == Profile::Production {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| "has a host name that does not resolve".to_owned())?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if addrs.iter().any(|ip| hookwire_core::net::is_forbidden(*ip)) {
+            return Err("must not point to a private, loopback or link-local address".into());
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Reads `retry_policy` (any subset of its fields) and `retry_count` onto `current`.
+fn read_retry_policy(fields: &mut Fields, current: RetryPolicy) -> Option<RetryPolicy> {
+    let mut policy = current;
+    let mut changed = false;
+    if let Field::Set(obj) = fields.object("retry_policy") {
+        changed = true;
+        let mut inner = Fields::new(obj);
+        match inner.string("strategy", 20) {
+            Field::Set(s) if s == "exponential" => policy.strategy = Strategy::Exponential,
+            Field::Set(s) if s == "fixed" => policy.strategy = Strategy::Fixed,
+            Field::Set(_) | Field::Null => inner.error("strategy", "must be `exponential` or `fixed`"),
+            Field::Absent => {}
+        }
+        if let Field::Set(n) = inner.int("max_retries", 0, 100) {
+            policy.max_retries = n as u32;
+        }
+        if let Field::Set(n) = inner.int("retry_count", 0, 100) {
+            policy.max_retries = n as u32;
+        }
+        if let Field::Set(n) = inner.int("interval_seconds", 1, 86_400) {
+            policy.interval_seconds = n as u32;
+        }
+        if let Field::Set(n) = inner.int("max_age_seconds", 0, 30 * 86_400) {
+            policy.max_age_seconds = n as u32;
+        }
+        if let Err(ApiError::Validation(errors)) = inner.finish() {
+            for e in errors {
+                fields.error(&format!("retry_policy.{}", e.field), e.message);
+            }
+        }
+    }
+    if let Field::Set(n) = fields.int("retry_count", 0, 100) {
+        changed = true;
+        policy.max_retries = n as u32;
+    }
+    changed.then_some(policy)
+}
+
+/// Applies the fields of a create or update request onto `w`. Every bad field is reported.
+async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creating: bool) -> Result<(), ApiError> {
+    let mut f = Fields::new(map);
+    let url = f.string("url", 2048);
+    let events = f.string_list("events", 100, 128);
+    let name = f.string("name", 200);
+    let description = f.string("description", 2000);
+    let channels = f.string_list("channels", 50, 128);
+    let is_active = f.bool("is_active");
+    let is_test = f.bool("is_test");
+    let header_name = f.string("header_name", 128);
+    let prefix = f.string("prefix", 64);
+    let auth_secret = f.string("auth_secret", 4096);
+    let headers = f.string_map("headers");
+    let timeout = f.int("timeout_seconds", 1, 60);
+    let rate_limit = f.int("rate_limit_per_second", 1, 100_000);
+    let secret = f.string("secret", 200);
+    let current_policy: RetryPolicy =
+        serde_json::from_value(w.retry_policy.clone()).unwrap_or(state.config.webhooks.default_retry_policy);
+    let policy = read_retry_policy(&mut f, current_policy);
+
+    if creating && url.is_absent() {
+        f.error("url", "is required");
+    }
+    match url {
+        Field::Set(u) => match check_url(&u, state.config.profile).await {
+            Ok(u) => w.url = u,
+            Err(msg) => f.error("url", msg),
+        },
+        Field::Null => f.error("url", "must not be null"),
+        Field::Absent => {}
+    }
+    match events {
+        Field::Set(list) if list.is_empty() => f.error("events", "must name at least one event type or pattern"),
+        Field::Set(list) => {
+            let mut conn = state.pool.get().await?;
+            let catalog = EventType::all_values(&mut conn).await?;
+            let mut bad = Vec::new();
+            for p in &list {
+                if let Err(e) = patterns::validate_pattern(p) {
+                    bad.push(format!("`{p}` {e}"));
+                } else if !catalog.iter().any(|t| patterns::matches(p, t)) {
+                    bad.push(format!("`{p}` matches no event type in the catalog"));
+                }
+            }
+            if bad.is_empty() {
+                let mut list = list;
+                list.dedup();
+                w.events = list;
+            } else {
+                f.error("events", bad.join("; "));
+            }
+        }
+        Field::Null => f.error("events", "must not be null"),
+        Field::Absent if creating => f.error("events", "is required"),
+        Field::Absent => {}
+    }
+    if let Field::Set(v) = name {
+        w.name = v;
+    }
+    if let Field::Set(v) = description {
+        w.description = v;
+    }
+    match channels {
+        Field::Set(v) => w.channels = v,
+        Field::Null => w.channels = Vec::new(),
+        Field::Absent => {}
+    }
+    if let Field::Set(v) = is_active {
+        if v && !w.is_active {
+            w.disabled_reason = None;
+        }
+        w.is_active = v;
+    }
+    if let Field::Set(v) = is_test {
+        w.is_test = v;
+    }
+    match header_name {
+        Field::Set(h) if !is_token(&h) => f.error("header_name", "must be a valid HTTP header name"),
+        Field::Set(h) if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) => {
+            f.error("header_name", "is set by Hookwire itself and cannot be used")
+        }
+        Field::Set(h) => w.header_name = Some(h),
+        Field::Null => w.header_name = None,
+        Field::Absent => {}
+    }
+    match prefix {
+        Field::Set(p) if !is_header_value(&p) || p.contains(' ') => {
+            f.error("prefix", "must be one word of printable characters")
+        }
+        Field::Set(p) => w.prefix = Some(p).filter(|p| !p.is_empty()),
+        Field::Null => w.prefix = None,
+        Field::Absent => {}
+    }
+    match auth_secret {
+        Field::Set(s) if s.is_empty() || !is_header_value(&s) => {
+            f.error("auth_secret", "must be a non-empty string of printable characters")
+        }
+        Field::Set(s) => {
+            let chars: Vec<char> = s.chars().collect();
+            w.auth_secret_last4 = Some(chars[chars.len().saturating_sub(4)..].iter().collect());
+            w.auth_secret_sealed = Some(state.secrets.keyring.seal(&s));
+        }
+        Field::Null => {
+            w.auth_secret_sealed = None;
+            w.auth_secret_last4 = None;
+        }
+        Field::Absent => {}
+    }
+    if w.auth_secret_sealed.is_some() != w.header_name.is_some() {
+        f.error("auth_secret", "header_name and auth_secret go together: set both or neither");
+    }
+    match headers {
+        Field::Set(h) => {
+            if h.len() > 20 {
+                f.error("headers", "must have at most 20 headers");
+            }
+            for (k, v) in &h {
+                if !is_token(k) {
+                    f.error(&format!("headers.{k}"), "is not a valid HTTP header name");
+                } else if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+                    f.error(&format!("headers.{k}"), "is set by Hookwire itself and cannot be overridden");
+                } else if !is_header_value(v) {
+                    f.error(&format!("headers.{k}"), "must be printable and at most 4096 bytes");
+                }
+            }
+            w.headers = json!(h);
+        }
+        Field::Null => w.headers = json!({}),
+        Field::Absent => {}
+    }
+    if let Field::Set(t) = timeout {
+        w.timeout_seconds = t as i32;
+    }
+    match rate_limit {
+        Field::Set(r) => w.rate_limit_per_second = Some(r as i32),
+        Field::Null => w.rate_limit_per_second = None,
+        Field::Absent => {}
+    }
+    match secret {
+        Field::Set(s) if creating => match SigningKey::parse(&s) {
+            Ok(_) => w.secret_sealed = state.secrets.keyring.seal(&s),
+            Err(e) => f.error("secret", e.to_string()),
+        },
+        Field::Set(_) | Field::Null => f.error("secret", "can only be set on create; use rotate-secret"),
+        Field::Absent => {}
+    }
+    if let Some(p) = policy {
+        w.retry_policy = serde_json::to_value(p).expect("a retry policy serializes");
+    }
+    f.finish()
+}
+
+/// The JSON of a webhook; `secret` only where the contract allows it.
+pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, ApiError> {
+    let mut v = json!({
+        "id": w.id,
+        "name": w.name,
+        "description": w.description,
+        "url": w.url,
+        "events": w.events,
+        "channels": w.channels,
+        "is_active": w.is_active,
+        "is_test": w.is_test,
+        "header_name": w.header_name,
+        "prefix": w.prefix,
+        "masked_auth_secret": w.auth_secret_last4.as_ref().map(|l| format!("****{l}")),
+        "headers": w.headers,
+        "timeout_seconds": w.timeout_seconds,
+        "retry_policy": w.retry_policy,
+        "rate_limit_per_second": w.rate_limit_per_second,
+        "failure_count": w.failure_count,
+        "last_triggered_at": w.last_triggered_at,
+        "last_success_at": w.last_success_at,
+        "last_failure_at": w.last_failure_at,
+        "disabled_reason": w.disabled_reason,
+        "created_at": w.created_at,
+        "modified_at": w.modified_at,
+    });
+    if with_secret {
+        let secret = state.secrets.keyring.open(&w.secret_sealed).map_err(ApiError::internal)?;
+        v["secret"] = json!(secret);
+    }
+    Ok(v)
+}
+
+async fn create(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    caller.require_webhooks_enabled()?;
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let now = Utc::now();
+    let mut w = Webhook {
+        id: Uuid::now_v7(),
+        tenant_id: caller.tenant_id(),
+        api_key_id: Some(caller.key.id),
+        name: String::new(),
+        description: String::new(),
+        url: String::new(),
+        events: Vec::new(),
+        channels: Vec::new(),
+        is_active: true,
+        is_test: false,
+        header_name: None,
+        prefix: None,
+        auth_secret_sealed: None,
+        auth_secret_last4: None,
+        secret_sealed: state.secrets.keyring.seal(&SigningKey::generate()),
+        previous_secret_sealed: None,
+        previous_secret_expires_at: None,
+        headers: json!({}),
+        timeout_seconds: 30,
+        retry_policy: serde_json::to_value(state.config.webhooks.default_retry_policy).expect("serializes"),
+        rate_limit_per_second: None,
+        failure_count: 0,
+        last_triggered_at: None,
+        last_success_at: None,
+        last_failure_at: None,
+        disabled_reason: None,
+        created_at: now,
+        modified_at: now,
+    };
+    apply(&state, body, &mut w, true).await?;
+    let mut conn = state.pool.get().await?;
+    // The limit is checked after validation, so a caller at the limit still learns what was wrong.
+    let used = Webhook::count_for_key(&mut conn, caller.key.id).await?;
+    if used >= i64::from(caller.key.max_webhooks) {
+        return Err(ApiError::forbidden(
+            "webhook_limit_reached",
+            format!("this API key has reached its limit of {} webhooks", caller.key.max_webhooks),
+        ));
+    }
+    Webhook::insert(&mut conn, &w).await?;
+    state.notices.upserted(&w).await;
+    Ok(HttpResponse::Created().json(view(&state, &w, true)?))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, ApiError> {
+    // A malformed id cannot name anything: the same 404 as a missing one.
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
+    let mut conn = state.pool.get().await?;
+    Webhook::find(&mut conn, caller.tenant_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))
+}
+
+async fn retrieve(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:read")?;
+    let w = find(&state, &caller, &id).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let mut w = find(&state, &caller, &id).await?;
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty_update", "send at least one field to change"));
+    }
+    apply(&state, body, &mut w, false).await?;
+    w.modified_at = Utc::now();
+    let mut conn = state.pool.get().await?;
+    Webhook::update(&mut conn, &w).await?;
+    state.notices.upserted(&w).await;
+    Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
+}
+
+async fn delete(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let w = find(&state, &caller, &id).await?;
+    let mut conn = state.pool.get().await?;
+    if !Webhook::delete(&mut conn, caller.tenant_id(), w.id).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    state.notices.deleted(w.id).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every pattern that matches `event_type` (`a.b` → `a.b`, `a.*`, `*.b`, `*.*`, `*`), so the
+/// `event_type` filter is one array-overlap test in SQL.
+fn patterns_matching(event_type: &str) -> Vec<String> {
+    let segments: Vec<&str> = event_type.split('.').collect();
+    let n = segments.len().min(8);
+    let mut out = vec!["*".to_owned()];
+    for mask in 0u32..(1 << n) {
+        let p: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if mask & (1 << i) != 0 { "*" } else { *s })
+            .collect();
+        out.push(p.join("."));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:read")?;
+    let mut allowed = vec!["event_type", "is_test", "is_active", "channel", "ordering"];
+    allowed.extend(crate::pagination::PARAMS);
+    let params = input::query(req.query_string(), &allowed)?;
+    let paging = Paging::from_params(&params, 100, 500)?;
+    let filter = WebhookFilter {
+        patterns: params.get("event_type").map(|t| patterns_matching(t)),
+        is_test: input::parse_param(&params, "is_test", "true or false")?,
+        is_active: input::parse_param(&params, "is_active", "true or false")?,
+        channel: params.get("channel").cloned(),
+    };
+    let order = match params.get("ordering").map(String::as_str) {
+        None | Some("created") => WebhookOrder::Created,
+        Some("-created") => WebhookOrder::CreatedDesc,
+        Some("modified") => WebhookOrder::Modified,
+        Some("-modified") => WebhookOrder::ModifiedDesc,
+        Some("name") => WebhookOrder::Name,
+        Some("-name") => WebhookOrder::NameDesc,
+        Some(_) => {
+            return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+                "ordering",
+                "must be one of created, -created, modified, -modified, name, -name",
+            )]))
+        }
+    };
+    let mut conn = state.pool.get().await?;
+    let (count, rows) = Webhook::list(&mut conn, caller.tenant_id(), &filter, order, paging.page).await?;
+    let results = rows
+        .iter()
+        .map(|w| view(&state, w, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(Collection::new(&req, &state.config.http.public_url, paging, count, results)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_pattern_that_matches_a_type() {
+        assert_eq!(patterns_matching("person.created"), vec!["*", "*.*", "*.created", "person.*", "person.created"]);
+        assert_eq!(patterns_matching("series_updated"), vec!["*", "series_updated"]);
+        for p in patterns_matching("a.b.c") {
+            assert!(patterns::matches(&p, "a.b.c"), "{p}");
+        }
+    }
+}
