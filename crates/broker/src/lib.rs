@@ -129,6 +129,43 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     Ok(())
 }
 
+/// Binds a private queue (exclusive, gone with the connection) to the changes exchange and
+/// consumes it without acks: notices only matter to a running service, and a restarted one
+/// reloads what it needs anyway.
+pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) -> lapin::Result<lapin::Consumer> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            topology.changes_exchange().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            tag.into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..lapin::options::BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// One message to publish.
 pub struct Outgoing<'a> {
     pub exchange: &'a str,

@@ -88,6 +88,24 @@ pub enum ChangeNotice {
         webhook_id: Uuid,
         deleted_at: DateTime<Utc>,
     },
+    /// An event type was added to the catalog.
+    #[serde(rename = "event_type_upserted.v1")]
+    EventTypeUpserted { event_type: CatalogType },
+}
+
+/// A catalog entry as the publisher validates events with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogType {
+    pub value: String,
+    /// JSON Schema that events of this type must satisfy.
+    pub schema: Option<serde_json::Value>,
+}
+
+/// What `GET /v1/internal/routing` answers: everything a publisher routes with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingSnapshot {
+    pub subscriptions: Vec<Subscription>,
+    pub event_types: Vec<CatalogType>,
 }
 
 /// Publisher (or registry, for manual retries) → dispatchers: deliver one event to one webhook.
@@ -292,6 +310,8 @@ mod tests {
             "subscription_deleted.v1",
             &ChangeNotice::Deleted { webhook_id: Uuid::nil(), deleted_at: now },
         );
+        let event_type = CatalogType { value: "person.created".into(), schema: None };
+        assert_agrees("event_type_upserted.v1", &ChangeNotice::EventTypeUpserted { event_type });
     }
 
     #[test]

@@ -1,1 +1,149 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod webhooks;
+pub mod worker;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use hookwire_core::config::Secrets;
+use hookwire_core::messages::ChangeNotice;
+use hookwire_core::topology::Topology;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::webhooks::Webhooks;
+use crate::worker::Worker;
+
+struct Health {
+    metrics: Arc<Metrics>,
+    consuming: Arc<AtomicBool>,
+}
+
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
+        let cancel = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let webhooks = Arc::new(Webhooks::default());
+        let consuming = Arc::new(AtomicBool::new(false));
+        let worker = Arc::new(Worker::new(config.clone(), secrets.keyring, metrics.clone(), webhooks.clone()));
+        let topology = Topology::new(&config.broker.prefix);
+
+        let work = {
+            let (worker, cancel, consuming) = (worker.clone(), cancel.clone(), consuming.clone());
+            tokio::spawn(hookwire_broker::supervise(
+                config.broker.clone(),
+                "hookwire-dispatcher tasks".into(),
+                cancel.clone(),
+                move |conn| {
+                    let (worker, cancel, consuming) = (worker.clone(), cancel.clone(), consuming.clone());
+                    async move {
+                        consuming.store(true, Ordering::Release);
+                        let result = worker.session(conn, cancel).await;
+                        consuming.store(false, Ordering::Release);
+                        result
+                    }
+                },
+            ))
+        };
+        let notices = {
+            let (webhooks, topology) = (webhooks.clone(), topology.clone());
+            tokio::spawn(hookwire_broker::supervise(
+                config.broker.clone(),
+                "hookwire-dispatcher changes".into(),
+                cancel.clone(),
+                move |conn| {
+                    let (webhooks, topology) = (webhooks.clone(), topology.clone());
+                    async move {
+                        let channel = conn.create_channel().await?;
+                        hookwire_broker::declare(&channel, &topology).await?;
+                        let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-dispatcher").await?;
+                        while let Some(next) = notices.next().await {
+                            match serde_json::from_slice::<ChangeNotice>(&next?.data) {
+                                Ok(notice) => webhooks.apply(notice),
+                                Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
+                            }
+                        }
+                        anyhow::bail!("the broker cancelled the change-notice consumer")
+                    }
+                },
+            ))
+        };
+
+        let listener = TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
+        let port = listener.local_addr()?.port();
+        let health = web::Data::new(Health {
+            metrics,
+            consuming,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(health.clone())
+                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_endpoint))
+                .default_service(web::to(hookwire_http::not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            server,
+            port,
+            cancel,
+            tasks: vec![work, notices],
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until `shutdown`: then stops consuming, lets in-flight attempts finish (up to
+    /// `delivery.drain_timeout`), and exits; anything unfinished returns to the queue.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        handle.stop(true).await;
+        server.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+async fn readyz(health: web::Data<Health>) -> HttpResponse {
+    let consuming = health.consuming.load(Ordering::Acquire);
+    let body = json!({"broker": consuming});
+    if consuming {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics_endpoint(health: web::Data<Health>) -> HttpResponse {
+    hookwire_http::metrics_response(&health.metrics.registry)
+}

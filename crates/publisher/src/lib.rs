@@ -1,1 +1,245 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod ingest;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use hookwire_broker::Link;
+use hookwire_core::config::Secrets;
+use hookwire_core::topology::Topology;
+use hookwire_http::input;
+use hookwire_http::{ApiError, FieldError, HttpMetrics};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+pub use crate::config::Config;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    pub event_type: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// By event type: bounded by the catalog.
+    pub events_accepted: Family<TypeLabels, Counter>,
+    pub events_rejected: Counter,
+    pub tasks_published: Counter,
+    pub publish_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hookwire_publisher");
+        let events_accepted = Family::<TypeLabels, Counter>::default();
+        let (events_rejected, tasks_published, publish_failures) = (Counter::default(), Counter::default(), Counter::default());
+        registry.register("events_accepted", "Events accepted (answered 202), by type", events_accepted.clone());
+        registry.register("events_rejected", "Events refused as invalid", events_rejected.clone());
+        registry.register("tasks_published", "Delivery tasks published and confirmed", tasks_published.clone());
+        registry.register("publish_failures", "Requests answered 503 because the broker did not confirm", publish_failures.clone());
+        Self {
+            registry,
+            events_accepted,
+            events_rejected,
+            tasks_published,
+            publish_failures,
+        }
+    }
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub producer_token: SecretString,
+    pub cache: Arc<Cache>,
+    pub link: Link,
+    pub topology: Topology,
+    pub metrics: Metrics,
+}
+
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    cancel: CancellationToken,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
+        let cancel = CancellationToken::new();
+        let topology = Topology::new(&config.broker.prefix);
+        let link = Link::start(config.broker.clone(), "hookwire-publisher".into(), topology.clone(), cancel.clone());
+        let cache = Arc::new(Cache::default());
+        let sync = tokio::spawn(cache::sync(cache.clone(), config.clone(), secrets.admin_token.clone(), cancel.clone()));
+        let listener = TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
+        let port = listener.local_addr()?.port();
+        let workers = config.http.workers;
+        let mut metrics = Metrics::default();
+        let http_metrics = web::Data::new(HttpMetrics::register(&mut metrics.registry));
+        let state = web::Data::new(AppState {
+            config,
+            producer_token: secrets.producer_token,
+            cache,
+            link,
+            topology,
+            metrics,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(http_metrics.clone())
+                .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_endpoint))
+                .route("/v1/events", web::post().to(publish_one))
+                .route("/v1/events:batch", web::post().to(publish_batch))
+                .default_service(web::to(hookwire_http::not_found))
+        })
+        .disable_signals()
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port,
+            cancel,
+            sync,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown`; requests in flight finish (and get their confirms) first.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        handle.stop(true).await;
+        self.cancel.cancel();
+        let _ = self.sync.await;
+        server.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let broker = state.link.is_connected();
+    let routing = state.cache.is_loaded();
+    let body = json!({"broker": broker, "routing_loaded": routing, "subscriptions": state.cache.routes().len()});
+    if broker && routing {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
+    hookwire_http::metrics_response(&state.metrics.registry)
+}
+
+fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(t) if hookwire_core::config::token_matches(&state.producer_token, t.trim()) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized("the producer token is not valid")),
+        None => Err(ApiError::Unauthorized("send the producer token as `Authorization: Bearer <token>`")),
+    }
+}
+
+/// Validates, routes and publishes `events`; the answer of each, in order.
+async fn accept(state: &AppState, maps: Vec<serde_json::Map<String, Value>>, batch: bool) -> Result<Vec<Value>, ApiError> {
+    if !state.cache.is_loaded() {
+        return Err(ApiError::Unavailable("routing data is not loaded yet; retry shortly"));
+    }
+    let routes = state.cache.routes();
+    let mut events = Vec::with_capacity(maps.len());
+    let mut errors = Vec::new();
+    for (i, map) in maps.into_iter().enumerate() {
+        let prefix = if batch { format!("events[{i}].") } else { String::new() };
+        match ingest::parse(map, &routes, &prefix) {
+            Ok(accepted) => events.push(accepted.event),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        state.metrics.events_rejected.inc();
+        return Err(ApiError::Validation(errors));
+    }
+    let prepared = ingest::prepare(&events, &routes, &state.topology);
+    if let Err(e) = prepared.publish(&state.link).await {
+        state.metrics.publish_failures.inc();
+        tracing::warn!(error = %e, events = events.len(), "publish not confirmed; answering 503");
+        return Err(ApiError::Unavailable("the message broker did not confirm the event; it was not accepted, send it again"));
+    }
+    let mut answers = Vec::with_capacity(events.len());
+    for (event, matched) in events.iter().zip(&prepared.matched) {
+        state
+            .metrics
+            .events_accepted
+            .get_or_create(&TypeLabels { event_type: event.event_type.clone() })
+            .inc();
+        state.metrics.tasks_published.inc_by(*matched as u64);
+        answers.push(json!({"event_id": event.id, "matched": matched}));
+    }
+    Ok(answers)
+}
+
+async fn publish_one(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req)?;
+    let map = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut answers = accept(&state, vec![map], false).await?;
+    Ok(HttpResponse::Accepted().json(answers.remove(0)))
+}
+
+async fn publish_batch(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req)?;
+    let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let events = map.remove("events");
+    if let Some(extra) = map.keys().next() {
+        return Err(ApiError::Validation(vec![FieldError::new(extra.clone(), "is not a known field")]));
+    }
+    let Some(Value::Array(events)) = events else {
+        return Err(ApiError::Validation(vec![FieldError::new("events", "is required: a list of events")]));
+    };
+    let max = state.config.ingest.max_batch;
+    if events.is_empty() || events.len() > max {
+        return Err(ApiError::Validation(vec![FieldError::new("events", format!("must hold between 1 and {max} events"))]));
+    }
+    let mut maps = Vec::with_capacity(events.len());
+    let mut errors = Vec::new();
+    for (i, e) in events.into_iter().enumerate() {
+        match e {
+            Value::Object(m) => maps.push(m),
+            _ => errors.push(FieldError::new(format!("events[{i}]"), "must be an object")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let answers = accept(&state, maps, true).await?;
+    Ok(HttpResponse::Accepted().json(json!({"results": answers})))
+}

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::models::ApiKey;
-use crate::error::ApiError;
+use hookwire_http::error::ApiError;
 use crate::AppState;
 
 /// Prefix of every API key, so leaked keys are easy to recognise (and to scan for).

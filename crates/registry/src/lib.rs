@@ -4,8 +4,6 @@
 pub mod auth;
 pub mod config;
 pub mod db;
-pub mod error;
-pub mod input;
 pub mod ledger;
 pub mod metrics;
 pub mod notices;
@@ -15,10 +13,6 @@ pub mod routes;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
-
-use actix_web::dev::Service as _;
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use chrono::Utc;
@@ -26,7 +20,6 @@ use hookwire_broker::Link;
 use hookwire_core::config::{Profile, Secrets};
 use hookwire_core::topology::Topology;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 pub use crate::config::Config;
 use crate::db::models::EventType;
@@ -68,8 +61,6 @@ pub async fn seed_event_types(pool: &DbPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
         let pool = db::pool(&config.database)?;
@@ -85,7 +76,9 @@ impl Application {
             topology.clone(),
             cancel.clone(),
         );
-        let metrics = Arc::new(Metrics::default());
+        let mut metrics = Metrics::default();
+        let http_metrics = web::Data::new(hookwire_http::HttpMetrics::register(&mut metrics.registry));
+        let metrics = Arc::new(metrics);
         let ledger = tokio::spawn(ledger::run(config.clone(), pool.clone(), metrics.clone(), cancel.clone()));
         let listener = TcpListener::bind(&config.http.listen)
             .with_context(|| format!("binding {}", config.http.listen))?;
@@ -102,40 +95,10 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap_fn(|req, srv| {
-                    let id = req
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .filter(|v| !v.is_empty() && v.len() <= 128)
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
-                    let metrics = req
-                        .app_data::<web::Data<AppState>>()
-                        .map(|s| s.metrics.clone());
-                    let method = req.method().to_string();
-                    let started = Instant::now();
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        let status = res.status().as_u16();
-                        if let Ok(v) = HeaderValue::from_str(&id) {
-                            res.headers_mut().insert(REQUEST_ID, v);
-                        }
-                        if let Some(m) = metrics {
-                            m.http_requests
-                                .get_or_create(&metrics::RequestLabels { method, status })
-                                .inc();
-                            m.http_request_seconds.observe(started.elapsed().as_secs_f64());
-                        }
-                        tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request answered");
-                        Ok(res)
-                    }
-                    .instrument(span)
-                })
+                .app_data(http_metrics.clone())
+                .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
                 .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
+                .default_service(web::to(hookwire_http::not_found))
         })
         .disable_signals()
         .listen(listener)?;

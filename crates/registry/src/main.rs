@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                     Ok(())
                 }
-                Err(hookwire_registry::error::ApiError::Validation(errors)) => {
+                Err(hookwire_http::ApiError::Validation(errors)) => {
                     for e in errors {
                         eprintln!("{}: {}", e.field, e.message);
                     }

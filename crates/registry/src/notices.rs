@@ -2,12 +2,12 @@
 //! and dispatchers on the changes fanout exchange, so routing follows within a second.
 //!
 //! A notice is sent after the database commit. If it is lost (broker down at that instant),
-//! publishers still converge: they reload the whole snapshot from `/v1/internal/subscriptions`
-//! every `resync_interval` and whenever they reconnect.
+//! publishers still converge: they reload the whole snapshot from `/v1/internal/routing`
+//! every `registry.resync_interval` and whenever they reconnect.
 
 use chrono::Utc;
 use hookwire_broker::{Link, Outgoing};
-use hookwire_core::messages::{AuthHeader, ChangeNotice, Subscription, Target};
+use hookwire_core::messages::{AuthHeader, CatalogType, ChangeNotice, Subscription, Target};
 use hookwire_core::retry::RetryPolicy;
 use hookwire_core::topology::Topology;
 use uuid::Uuid;
@@ -84,6 +84,10 @@ impl Notices {
     pub async fn upserted(&self, w: &Webhook) {
         let subscription = subscription(w, self.default_policy);
         self.send(w.id, &ChangeNotice::Upserted { subscription }).await;
+    }
+
+    pub async fn event_type(&self, t: CatalogType) {
+        self.send(Uuid::new_v4(), &ChangeNotice::EventTypeUpserted { event_type: t }).await;
     }
 
     pub async fn deleted(&self, webhook_id: Uuid) {

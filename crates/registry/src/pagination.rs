@@ -7,8 +7,8 @@ use actix_web::HttpRequest;
 use serde::Serialize;
 
 use crate::db::models::Page;
-use crate::error::{ApiError, FieldError};
-use crate::input::parse_param;
+use hookwire_http::error::{ApiError, FieldError};
+use hookwire_http::input::parse_param;
 
 /// The query parameters pagination owns, to add to each endpoint's own.
 pub const PARAMS: [&str; 4] = ["limit", "offset", "page", "page_size"];

@@ -107,6 +107,18 @@ impl EventType {
         Ok((count, rows))
     }
 
+    /// Every type with its schema, for publishers.
+    pub async fn catalog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<hookwire_core::messages::CatalogType>> {
+        let rows: Vec<(String, Option<serde_json::Value>)> = event_types::table
+            .select((event_types::value, event_types::schema))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, schema)| hookwire_core::messages::CatalogType { value, schema })
+            .collect())
+    }
+
     pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
         event_types::table.select(event_types::value).load(conn).await
     }

@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::auth::{new_api_key, Admin, SCOPES};
 use crate::db::models::{ApiKey, EventType, Tenant};
-use crate::error::ApiError;
-use crate::input::{self, Field, Fields};
+use hookwire_core::messages::CatalogType;
+use hookwire_http::error::ApiError;
+use hookwire_http::input::{self, Field, Fields};
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -65,7 +66,7 @@ pub async fn api_key(conn: &mut AsyncPgConnection, body: Map<String, Value>, def
     f.finish()?;
     let tenant_id = tenant_id.expect("finish() failed if tenant_id was missing");
     if !Tenant::exists(conn, tenant_id).await? {
-        return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+        return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
             "tenant_id",
             "no tenant has this id",
         )]));
@@ -138,5 +139,13 @@ async fn create_api_key(state: web::Data<AppState>, _: Admin, payload: web::Payl
 async fn create_event_type(state: web::Data<AppState>, _: Admin, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Created().json(event_type(&mut conn, body).await?))
+    let created = event_type(&mut conn, body).await?;
+    state
+        .notices
+        .event_type(CatalogType {
+            value: created["value"].as_str().unwrap_or_default().to_owned(),
+            schema: Some(created["schema"].clone()).filter(|s| !s.is_null()),
+        })
+        .await;
+    Ok(HttpResponse::Created().json(created))
 }

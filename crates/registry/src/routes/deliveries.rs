@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{Delivery, DeliveryFilter};
-use crate::error::{ApiError, FieldError};
-use crate::input;
+use hookwire_http::error::{ApiError, FieldError};
+use hookwire_http::input;
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::AppState;
 

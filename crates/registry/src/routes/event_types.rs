@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::db::models::EventType;
-use crate::error::ApiError;
-use crate::input;
+use hookwire_http::error::ApiError;
+use hookwire_http::input;
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::AppState;
 

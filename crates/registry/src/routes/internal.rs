@@ -3,20 +3,24 @@
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Admin;
-use crate::db::models::Webhook;
-use crate::error::ApiError;
+use crate::db::models::{EventType, Webhook};
+use hookwire_core::messages::RoutingSnapshot;
+use hookwire_http::error::ApiError;
 use crate::notices::subscription;
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/subscriptions", web::get().to(subscriptions));
+    cfg.route("/internal/routing", web::get().to(routing));
 }
 
-/// Every webhook's routing view: the publisher's snapshot (secrets stay sealed).
-async fn subscriptions(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
+/// Every webhook's routing view and the catalog: the publisher's snapshot (secrets stay sealed).
+async fn routing(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    let all = Webhook::all(&mut conn).await?;
+    let webhooks = Webhook::all(&mut conn).await?;
+    let event_types = EventType::catalog(&mut conn).await?;
     let policy = state.config.webhooks.default_retry_policy;
-    let body: Vec<_> = all.iter().map(|w| subscription(w, policy)).collect();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(RoutingSnapshot {
+        subscriptions: webhooks.iter().map(|w| subscription(w, policy)).collect(),
+        event_types,
+    }))
 }

@@ -7,9 +7,7 @@ pub mod health;
 pub mod internal;
 pub mod webhooks;
 
-use actix_web::{web, HttpRequest};
-
-use crate::error::ApiError;
+use actix_web::web;
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,8 +21,3 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Any path we do not serve.
-pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    tracing::debug!(path = req.path(), "no route");
-    Err(ApiError::NotFound("route"))
-}

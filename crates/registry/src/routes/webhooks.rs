@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{EventType, Webhook, WebhookFilter, WebhookOrder};
-use crate::error::ApiError;
-use crate::input::{self, Field, Fields};
+use hookwire_http::error::ApiError;
+use hookwire_http::input::{self, Field, Fields};
 use crate::pagination::{Collection, Paging};
 use crate::AppState;
 
@@ -445,7 +445,7 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
         Some("name") => WebhookOrder::Name,
         Some("-name") => WebhookOrder::NameDesc,
         Some(_) => {
-            return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+            return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
                 "ordering",
                 "must be one of created, -created, modified, -modified, name, -name",
             )]))

@@ -147,6 +147,7 @@ impl ResponseError for ApiError {
     }
 }
 
+#[cfg(feature = "diesel")]
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
@@ -156,8 +157,9 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
-impl From<crate::db::PoolError> for ApiError {
-    fn from(e: crate::db::PoolError) -> Self {
+#[cfg(feature = "diesel")]
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         tracing::warn!(error = %e, "no database connection available");
         Self::Unavailable("the database is unavailable; retry shortly")
     }

@@ -1,0 +1,223 @@
+//! The outbound HTTP client and one attempt: build the signed request, send it within the
+//! webhook's timeout, read at most 1 KiB of the answer, and say what happened.
+//!
+//! In the production profile every resolved address is checked before connecting (the resolver
+//! drops private, loopback and link-local addresses, so DNS rebinding cannot reach them), and IP
+//! literals are checked the same way. Redirects are never followed: a 3xx is a failed attempt.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use hookwire_core::config::Profile;
+use hookwire_core::crypto::Keyring;
+use hookwire_core::messages::DeliveryTask;
+use hookwire_core::signing::{signature_header, SigningKey};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Body as _;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Most bytes of a response body kept in the delivery log.
+pub const MAX_RESPONSE_BYTES: usize = 1024;
+
+/// A resolver that refuses forbidden addresses when `guard` is on.
+#[derive(Clone)]
+pub struct GuardedResolver {
+    guard: bool,
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let guard = self.guard;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| !guard || !hookwire_core::net::is_forbidden(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the host resolves only to private, loopback or link-local addresses",
+                ));
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// Builds the shared client: keep-alive pooling, connect timeout, TLS with the webpki roots.
+pub fn build(profile: Profile, connect_timeout: Duration, pool_max_idle_per_host: usize) -> HttpClient {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+        guard: profile == Profile::Production,
+    });
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(pool_max_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(https)
+}
+
+/// What one attempt did. `code` values are stable: `timeout`, `connect`, `dns`, `forbidden`,
+/// `http_status`, `invalid_request`, `secret`.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    /// `code: message` when the attempt failed.
+    pub error: Option<String>,
+    pub duration: Duration,
+    pub signature: String,
+    /// The receiver's `Retry-After`, in seconds, on a 429 or 503.
+    pub retry_after: Option<u64>,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.response_status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn failed(code: &str, message: impl std::fmt::Display, started: Instant, signature: String) -> Self {
+        Self {
+            response_status: None,
+            response_body: None,
+            error: Some(format!("{code}: {message}")),
+            duration: started.elapsed(),
+            signature,
+            retry_after: None,
+        }
+    }
+}
+
+fn error_code(e: &hyper_util::client::legacy::Error) -> &'static str {
+    let text = format!("{e:?}");
+    if text.contains("PermissionDenied") {
+        "forbidden"
+    } else if text.contains("dns error") || text.contains("failed to lookup") {
+        "dns"
+    } else {
+        "connect"
+    }
+}
+
+/// Sends one attempt of `task`.
+pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, task: &DeliveryTask) -> Attempt {
+    let started = Instant::now();
+    let target = &task.target;
+    let keys: Result<Vec<SigningKey>, String> = target
+        .secrets_sealed
+        .iter()
+        .map(|s| {
+            let plain = keyring.open(s).map_err(|e| e.to_string())?;
+            SigningKey::parse(&plain).map_err(|e| e.to_string())
+        })
+        .collect();
+    let keys = match keys {
+        Ok(k) if !k.is_empty() => k,
+        Ok(_) => return Attempt::failed("secret", "the webhook has no signing secret", started, String::new()),
+        Err(e) => return Attempt::failed("secret", e, started, String::new()),
+    };
+    let msg_id = task.event_id.to_string();
+    let timestamp = Utc::now().timestamp();
+    let signature = signature_header(&keys, &msg_id, timestamp, task.body.as_bytes());
+
+    let uri: hyper::Uri = match target.url.parse() {
+        Ok(u) => u,
+        Err(e) => return Attempt::failed("invalid_request", e, started, signature),
+    };
+    if profile == Profile::Production {
+        if uri.scheme_str() != Some("https") {
+            return Attempt::failed("forbidden", "production webhooks must use https", started, signature);
+        }
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<IpAddr>().is_ok_and(hookwire_core::net::is_forbidden) {
+            return Attempt::failed("forbidden", "private, loopback or link-local destination", started, signature);
+        }
+    }
+    let mut builder = hyper::Request::post(uri)
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("hookwire/", env!("CARGO_PKG_VERSION")))
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", &signature);
+    if let Some(auth) = &target.auth_header {
+        match keyring.open(&auth.secret_sealed) {
+            Ok(secret) => builder = builder.header(auth.name.as_str(), auth.value(&secret)),
+            Err(e) => return Attempt::failed("secret", e, started, signature),
+        }
+    }
+    for (name, value) in &target.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let request = match builder.body(Full::new(Bytes::from(task.body.clone()))) {
+        Ok(r) => r,
+        Err(e) => return Attempt::failed("invalid_request", e, started, signature),
+    };
+    let timeout = Duration::from_secs(u64::from(target.timeout_seconds.clamp(1, 60)));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+        Err(_) => {
+            return Attempt::failed("timeout", format!("no response within {} s", timeout.as_secs()), started, signature)
+        }
+        Ok(Err(e)) => {
+            let code = error_code(&e);
+            let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+            return Attempt::failed(code, source, started, signature);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // Read at most MAX_RESPONSE_BYTES; the rest is not wanted (the connection is then dropped).
+    let mut body = response.into_body();
+    let mut kept = Vec::new();
+    while kept.len() < MAX_RESPONSE_BYTES && !body.is_end_stream() {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = MAX_RESPONSE_BYTES - kept.len();
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            _ => break,
+        }
+    }
+    Attempt {
+        response_status: Some(status),
+        response_body: Some(String::from_utf8_lossy(&kept).into_owned()).filter(|b| !b.is_empty()),
+        error: (!(200..300).contains(&status)).then(|| format!("http_status: the receiver answered {status}")),
+        duration: started.elapsed(),
+        signature,
+        retry_after: if status == 429 || status == 503 { retry_after } else { None },
+    }
+}

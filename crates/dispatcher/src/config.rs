@@ -1,0 +1,52 @@
+//! The dispatcher's configuration (defaults in `config/default.toml`, keys in docs/operations.md).
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookwire_core::config::{BrokerConfig, Profile, TelemetryConfig};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// `development` or `production` (production refuses private destinations).
+    pub profile: Profile,
+    pub http: HttpConfig,
+    pub broker: BrokerConfig,
+    pub delivery: DeliveryConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Address of `/healthz`, `/readyz`, `/metrics`. Default `127.0.0.1:8082`.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryConfig {
+    /// RabbitMQ prefetch: tasks held unacknowledged. Default 1000.
+    pub prefetch: u16,
+    /// Concurrent requests to one webhook. Default 64.
+    pub max_in_flight_per_webhook: usize,
+    /// Tasks of one webhook waiting in memory before new ones are parked. Default 256.
+    pub max_waiting_per_webhook: usize,
+    /// Delay of a parked task. Default 1 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub park_delay: Duration,
+    /// Connect timeout. Default 5 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections per host. Default 32.
+    pub pool_max_idle_per_host: usize,
+    /// Grace period for in-flight attempts on SIGTERM. Default 25 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        hookwire_core::config::load(DEFAULTS, file)
+    }
+}

@@ -1,0 +1,362 @@
+//! The delivery loop: consume tasks, attempt them, record the result, schedule the retry.
+//!
+//! A task is acknowledged only after its result (and its retry, if any) is confirmed by the
+//! broker, so a dispatcher that dies mid-attempt loses nothing: the task is redelivered and
+//! attempted again (at-least-once; receivers dedupe on `webhook-id`).
+//!
+//! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and at
+//! most `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's
+//! gate is full is parked: put back in a retry queue for `park_delay`, without counting as an
+//! attempt. The consumer itself never waits on a receiver, so the prefetch window keeps moving
+//! for everybody else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use hookwire_broker::lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+};
+use hookwire_broker::lapin::types::FieldTable;
+use hookwire_broker::lapin::{Channel, Connection};
+use hookwire_broker::Outgoing;
+use hookwire_core::crypto::Keyring;
+use hookwire_core::messages::{AttemptRecord, DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
+use hookwire_core::topology::{retry_tier, Topology};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::client::{self, Attempt, HttpClient};
+use crate::config::Config;
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::webhooks::{Known, Webhooks};
+
+/// A retry due within this much is attempted now rather than hopping through the queues again.
+const DUE_SLACK: Duration = Duration::from_millis(500);
+
+struct Gate {
+    slots: Semaphore,
+    waiting: AtomicUsize,
+}
+
+/// Everything the delivery tasks share.
+pub struct Worker {
+    pub config: Config,
+    pub keyring: Keyring,
+    pub client: HttpClient,
+    pub topology: Topology,
+    pub metrics: Arc<Metrics>,
+    pub webhooks: Arc<Webhooks>,
+    gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
+}
+
+/// What became of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Retrying,
+    Failed,
+    Exhausted,
+    Parked,
+    Waiting,
+}
+
+fn jitter() -> f64 {
+    let r: [u8; 8] = hookwire_core::crypto::random();
+    (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Worker {
+    pub fn new(config: Config, keyring: Keyring, metrics: Arc<Metrics>, webhooks: Arc<Webhooks>) -> Self {
+        let client = client::build(
+            config.profile,
+            config.delivery.connect_timeout,
+            config.delivery.pool_max_idle_per_host,
+        );
+        Self {
+            topology: Topology::new(&config.broker.prefix),
+            config,
+            keyring,
+            client,
+            metrics,
+            webhooks,
+            gates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn gate(&self, webhook_id: Uuid) -> Arc<Gate> {
+        let mut gates = self.gates.lock().expect("gates lock is never poisoned");
+        gates
+            .entry(webhook_id)
+            .or_insert_with(|| {
+                Arc::new(Gate {
+                    slots: Semaphore::new(self.config.delivery.max_in_flight_per_webhook.max(1)),
+                    waiting: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Consumes tasks on `conn` until `cancel` fires, then drains in-flight work.
+    pub async fn session(self: Arc<Self>, conn: Connection, cancel: CancellationToken) -> anyhow::Result<()> {
+        let consume = conn.create_channel().await?;
+        let publish = conn.create_channel().await?;
+        publish.confirm_select(ConfirmSelectOptions::default()).await?;
+        hookwire_broker::declare(&consume, &self.topology).await?;
+        consume.basic_qos(self.config.delivery.prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = consume
+            .basic_consume(
+                self.topology.deliveries_queue().into(),
+                "hookwire-dispatcher".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let tracker = TaskTracker::new();
+        let result = loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => break Ok(()),
+                next = consumer.next() => next,
+            };
+            let delivery = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(anyhow::anyhow!("the broker cancelled the task consumer")),
+            };
+            let task = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
+                Ok(TaskMessage::V1(task)) => task,
+                Err(e) => {
+                    // Poison: the queue's dead-letter settings move it to the dead-letter queue.
+                    tracing::error!(error = %e, bytes = delivery.data.len(), "undecodable task dead-lettered");
+                    self.metrics.dead_lettered.inc();
+                    delivery.reject(BasicRejectOptions { requeue: false }).await?;
+                    continue;
+                }
+            };
+            let gate = self.gate(task.target.webhook_id);
+            let park = gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
+            if !park {
+                gate.waiting.fetch_add(1, Ordering::AcqRel);
+            }
+            let worker = self.clone();
+            let publish = publish.clone();
+            self.metrics.in_flight.inc();
+            tracker.spawn(async move {
+                let outcome = worker.handle(&publish, task, gate, park).await;
+                worker.metrics.in_flight.dec();
+                let settled = match outcome {
+                    Ok(_) => delivery.ack(BasicAckOptions::default()).await,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "result not confirmed by the broker; the task goes back to the queue");
+                        delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await
+                    }
+                };
+                if let Err(e) = settled {
+                    tracing::warn!(error = %e, "acknowledgement lost; the broker will redeliver the task");
+                }
+            });
+        };
+        // Stop taking tasks; finish what is in flight (its results are published and acked).
+        drop(consumer);
+        tracker.close();
+        if tokio::time::timeout(self.config.delivery.drain_timeout, tracker.wait()).await.is_err() {
+            tracing::warn!("drain timeout: unfinished tasks return to the queue");
+        }
+        result
+    }
+
+    /// Works one task to its outcome and publishes what must be published.
+    async fn handle(
+        &self,
+        publish: &Channel,
+        mut task: DeliveryTask,
+        gate: Arc<Gate>,
+        park: bool,
+    ) -> anyhow::Result<Outcome> {
+        if park {
+            self.metrics.parked.inc();
+            let at = Utc::now() + self.config.delivery.park_delay;
+            self.schedule(publish, &task, at).await?;
+            return Ok(Outcome::Parked);
+        }
+        let permit = gate.slots.acquire().await.expect("gate semaphores are never closed");
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
+        if let Some(not_before) = task.not_before {
+            if (not_before - Utc::now()).to_std().is_ok_and(|left| left > DUE_SLACK) {
+                drop(permit);
+                self.schedule(publish, &task, not_before).await?;
+                return Ok(Outcome::Waiting);
+            }
+        }
+        match self.webhooks.get(task.target.webhook_id) {
+            Some(Known::Deleted) => return self.give_up(publish, &task, "webhook_deleted: the webhook was deleted").await,
+            Some(Known::Inactive) => {
+                return self.give_up(publish, &task, "webhook_disabled: the webhook is not active").await
+            }
+            Some(Known::Active(target)) => task.target = *target,
+            None => {}
+        }
+        let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task).await;
+        drop(permit);
+        self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());
+        self.record(publish, task, attempt).await
+    }
+
+    /// Decides the delivery's state after `attempt` and publishes the record (and retry).
+    async fn record(&self, publish: &Channel, mut task: DeliveryTask, attempt: Attempt) -> anyhow::Result<Outcome> {
+        let now = Utc::now();
+        let first = *task.first_attempt_at.get_or_insert(now);
+        task.attempts += 1;
+        let (status, next) = if attempt.succeeded() {
+            (DeliveryStatus::Success, None)
+        } else if attempt.response_status == Some(410) {
+            (DeliveryStatus::Failed, None)
+        } else {
+            let age = (now - first).to_std().unwrap_or_default();
+            match task.target.retry_policy.next_delay(task.attempts, age, jitter()) {
+                Some(delay) => {
+                    let delay = match attempt.retry_after {
+                        Some(s) => delay.max(Duration::from_secs(s)).min(hookwire_core::retry::MAX_DELAY),
+                        None => delay,
+                    };
+                    (DeliveryStatus::Retrying, Some(now + delay))
+                }
+                None => (DeliveryStatus::Exhausted, None),
+            }
+        };
+        let record = record_of(&task, &attempt, now, status, next);
+        match next {
+            Some(at) => {
+                task.not_before = Some(at);
+                self.publish(publish, &record, Some((&task, at))).await?;
+                self.metrics.retries_scheduled.inc();
+            }
+            None => self.publish(publish, &record, None).await?,
+        }
+        if status == DeliveryStatus::Success {
+            let e2e = (now - task.event_created_at).to_std().unwrap_or_default();
+            self.metrics.end_to_end_seconds.observe(e2e.as_secs_f64());
+        }
+        self.metrics
+            .attempts
+            .get_or_create(&OutcomeLabels { outcome: status.as_str().to_owned() })
+            .inc();
+        Ok(match status {
+            DeliveryStatus::Success => Outcome::Delivered,
+            DeliveryStatus::Retrying | DeliveryStatus::Pending => Outcome::Retrying,
+            DeliveryStatus::Failed => Outcome::Failed,
+            DeliveryStatus::Exhausted => Outcome::Exhausted,
+        })
+    }
+
+    /// Ends a delivery without an HTTP request (its webhook is gone or disabled).
+    async fn give_up(&self, publish: &Channel, task: &DeliveryTask, why: &str) -> anyhow::Result<Outcome> {
+        let mut task = task.clone();
+        task.attempts += 1;
+        let attempt = Attempt {
+            response_status: None,
+            response_body: None,
+            error: Some(why.to_owned()),
+            duration: Duration::ZERO,
+            signature: String::new(),
+            retry_after: None,
+        };
+        let record = record_of(&task, &attempt, Utc::now(), DeliveryStatus::Failed, None);
+        self.publish(publish, &record, None).await?;
+        self.metrics
+            .attempts
+            .get_or_create(&OutcomeLabels { outcome: "failed".into() })
+            .inc();
+        Ok(Outcome::Failed)
+    }
+
+    /// Puts `task` in the retry tier that brings it back closest to `at` without overshooting.
+    async fn schedule(&self, publish: &Channel, task: &DeliveryTask, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut task = task.clone();
+        task.not_before = Some(at);
+        let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
+        let queue = self.topology.retry_queue(retry_tier(remaining));
+        let body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
+        let id = task.delivery_id.to_string();
+        hookwire_broker::publish_confirmed(
+            publish,
+            &[Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body: &body,
+                message_id: &id,
+            }],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Publishes an attempt record, and the retry task if any, in one confirm round.
+    async fn publish(
+        &self,
+        publish: &Channel,
+        record: &LedgerMessage,
+        retry: Option<(&DeliveryTask, DateTime<Utc>)>,
+    ) -> anyhow::Result<()> {
+        let ledger = self.topology.ledger_queue();
+        let record_body = serde_json::to_vec(record)?;
+        let id = match record {
+            LedgerMessage::AttemptRecorded(a) => a.delivery_id.to_string(),
+            LedgerMessage::EventRouted { event, .. } => event.id.to_string(),
+        };
+        let mut messages = vec![Outgoing {
+            exchange: "",
+            routing_key: &ledger,
+            body: &record_body,
+            message_id: &id,
+        }];
+        let retry_body;
+        let retry_queue;
+        if let Some((task, at)) = retry {
+            let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
+            retry_queue = self.topology.retry_queue(retry_tier(remaining));
+            retry_body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
+            messages.push(Outgoing {
+                exchange: "",
+                routing_key: &retry_queue,
+                body: &retry_body,
+                message_id: &id,
+            });
+        }
+        hookwire_broker::publish_confirmed(publish, &messages).await?;
+        Ok(())
+    }
+}
+
+fn record_of(
+    task: &DeliveryTask,
+    attempt: &Attempt,
+    at: DateTime<Utc>,
+    status: DeliveryStatus,
+    next_retry_at: Option<DateTime<Utc>>,
+) -> LedgerMessage {
+    LedgerMessage::AttemptRecorded(AttemptRecord {
+        delivery_id: task.delivery_id,
+        webhook_id: task.target.webhook_id,
+        tenant_id: task.target.tenant_id,
+        event_id: task.event_id,
+        event_type: task.event_type.clone(),
+        subject: task.subject.clone(),
+        is_test: task.is_test,
+        event_created_at: task.event_created_at,
+        attempt: task.attempts,
+        attempted_at: at,
+        response_status: attempt.response_status,
+        response_body: attempt.response_body.clone(),
+        error: attempt.error.clone(),
+        duration_ms: u32::try_from(attempt.duration.as_millis()).unwrap_or(u32::MAX),
+        signature: attempt.signature.clone(),
+        status,
+        next_retry_at,
+    })
+}

@@ -1,0 +1,201 @@
+//! The routing cache: every subscription and the event-type catalog, in memory.
+//!
+//! Readers take an `Arc` of the current snapshot and route without holding a lock; a change
+//! builds a new snapshot and swaps it in. The sync task binds an exclusive queue to the changes
+//! exchange *before* it loads the registry's snapshot, so a change made while loading waits in
+//! that queue and is applied after it; a notice older than what the cache holds is ignored
+//! (`modified_at`). A full reload every `registry.resync_interval` repairs anything missed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
+use hookwire_core::patterns;
+use hookwire_core::topology::Topology;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// One immutable view of everything routing needs.
+#[derive(Debug, Default)]
+pub struct Routes {
+    subscriptions: HashMap<Uuid, Arc<Subscription>>,
+    /// Event type → its JSON Schema, if any.
+    types: HashMap<String, Option<serde_json::Value>>,
+}
+
+impl Routes {
+    pub fn knows_type(&self, event_type: &str) -> bool {
+        self.types.contains_key(event_type)
+    }
+
+    pub fn len(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty()
+    }
+
+    /// The subscriptions an event goes to (contract §4): active ones only; test events only to
+    /// test webhooks and production events only to the others; a tenant's event only to that
+    /// tenant, a feed event (no tenant) to all; patterns; and channels when the webhook has any.
+    pub fn route(&self, event: &Event) -> Vec<Arc<Subscription>> {
+        self.subscriptions
+            .values()
+            .filter(|s| {
+                s.is_active
+                    && s.is_test == event.is_test
+                    && event.tenant_id.is_none_or(|t| t == s.target.tenant_id)
+                    && patterns::any_matches(&s.events, &event.event_type)
+                    && (s.channels.is_empty() || s.channels.iter().any(|c| event.channels.contains(c)))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The shared cache.
+#[derive(Default)]
+pub struct Cache {
+    current: RwLock<Arc<Routes>>,
+    loaded: std::sync::atomic::AtomicBool,
+}
+
+impl Cache {
+    /// The current snapshot; cheap (an `Arc` clone).
+    pub fn routes(&self) -> Arc<Routes> {
+        self.current.read().expect("cache lock is never poisoned").clone()
+    }
+
+    /// Whether a snapshot has been loaded since start (for `/readyz` and ingest).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn replace(&self, snapshot: RoutingSnapshot) {
+        let routes = Routes {
+            subscriptions: snapshot
+                .subscriptions
+                .into_iter()
+                .map(|s| (s.target.webhook_id, Arc::new(s)))
+                .collect(),
+            types: snapshot.event_types.into_iter().map(|t| (t.value, t.schema)).collect(),
+        };
+        *self.current.write().expect("cache lock is never poisoned") = Arc::new(routes);
+        self.loaded.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn apply(&self, notice: ChangeNotice) {
+        let mut guard = self.current.write().expect("cache lock is never poisoned");
+        let mut subscriptions = guard.subscriptions.clone();
+        let mut types = guard.types.clone();
+        match notice {
+            ChangeNotice::Upserted { subscription } => {
+                let id = subscription.target.webhook_id;
+                let newer = subscriptions
+                    .get(&id)
+                    .is_none_or(|old| old.modified_at <= subscription.modified_at);
+                if newer {
+                    subscriptions.insert(id, Arc::new(subscription));
+                }
+            }
+            ChangeNotice::Deleted { webhook_id, .. } => {
+                subscriptions.remove(&webhook_id);
+            }
+            ChangeNotice::EventTypeUpserted { event_type } => {
+                types.insert(event_type.value, event_type.schema);
+            }
+        }
+        *guard = Arc::new(Routes { subscriptions, types });
+    }
+}
+
+/// Reads the routing snapshot from the registry.
+async fn fetch(config: &Config, admin_token: &SecretString) -> anyhow::Result<RoutingSnapshot> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri: hyper::Uri = format!("{}/v1/internal/routing", config.registry.url.trim_end_matches('/')).parse()?;
+    let req = hyper::Request::get(uri)
+        .header("authorization", format!("Bearer {}", admin_token.expose_secret()))
+        .body(Empty::new())?;
+    let res = tokio::time::timeout(config.registry.request_timeout, client.request(req)).await??;
+    let status = res.status();
+    let body = tokio::time::timeout(config.registry.request_timeout, res.into_body().collect())
+        .await??
+        .to_bytes();
+    anyhow::ensure!(status.is_success(), "the registry answered {status}");
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Loads the snapshot (retrying until it succeeds or `cancel` fires).
+async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &CancellationToken) -> bool {
+    let mut failures = 0u32;
+    loop {
+        match fetch(config, token).await {
+            Ok(snapshot) => {
+                let n = snapshot.subscriptions.len();
+                cache.replace(snapshot);
+                tracing::info!(subscriptions = n, "routing snapshot loaded");
+                return true;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = format!("{e:#}"), "cannot load the routing snapshot from the registry; routing with the cache held");
+                if cache.is_loaded() {
+                    // A periodic resync: keep routing with what we have.
+                    return true;
+                }
+                let wait = std::time::Duration::from_millis(200 * u64::from(failures.min(25)));
+                tokio::select! {
+                    () = cancel.cancelled() => return false,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the cache in step with the registry until `cancel` fires.
+pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, cancel: CancellationToken) {
+    let topology = Topology::new(&config.broker.prefix);
+    let stop = cancel.clone();
+    hookwire_broker::supervise(config.broker.clone(), "hookwire-publisher changes".into(), cancel, move |conn| {
+        let (cache, config, token, topology, stop) =
+            (cache.clone(), config.clone(), admin_token.clone(), topology.clone(), stop.clone());
+        async move {
+            let channel = conn.create_channel().await?;
+            hookwire_broker::declare(&channel, &topology).await?;
+            // Bound before the snapshot is read: changes made meanwhile wait in the queue.
+            let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-publisher").await?;
+            if !load(&cache, &config, &token, &stop).await {
+                return Ok(());
+            }
+            let mut resync = tokio::time::interval(config.registry.resync_interval);
+            resync.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    _ = resync.tick() => {
+                        load(&cache, &config, &token, &stop).await;
+                    }
+                    next = notices.next() => match next {
+                        Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
+                            Ok(notice) => cache.apply(notice),
+                            Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
+                        },
+                        Some(Err(e)) => return Err(e.into()),
+                        None => anyhow::bail!("the broker cancelled the change-notice consumer"),
+                    },
+                }
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,54 @@
+//! The publisher's configuration (defaults in `config/default.toml`, keys in docs/operations.md).
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookwire_core::config::{BrokerConfig, Profile, TelemetryConfig};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// `development` or `production`.
+    pub profile: Profile,
+    pub http: HttpConfig,
+    pub broker: BrokerConfig,
+    pub registry: RegistryConfig,
+    pub ingest: IngestConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Address of the ingest API. Default `127.0.0.1:8081`; port 0 picks a free port.
+    pub listen: String,
+    /// Largest request body, in bytes (413 above). Default 8 MiB.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per core. Default 0.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryConfig {
+    /// Base URL of the registry. Default `http://127.0.0.1:8080`.
+    pub url: String,
+    /// How often the whole routing snapshot is reloaded. Default 30 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub resync_interval: Duration,
+    /// Timeout of one snapshot request. Default 10 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestConfig {
+    /// Most events in one batch request. Default 1000.
+    pub max_batch: usize,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        hookwire_core::config::load(DEFAULTS, file)
+    }
+}

@@ -1,0 +1,261 @@
+//! From a producer's event to delivery tasks on the broker: validate, route, publish confirmed.
+
+use chrono::{SecondsFormat, Utc};
+use hookwire_broker::{Link, Outgoing, PublishError};
+use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
+use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
+use hookwire_http::input::{Field, Fields};
+use hookwire_http::FieldError;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::cache::Routes;
+
+/// An event that passed validation, with its routing and idempotency details.
+#[derive(Debug)]
+pub struct Accepted {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+}
+
+/// Reads one event. Errors name their field, prefixed with `prefix` (`events[3].`) in batches.
+pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<Accepted, Vec<FieldError>> {
+    let mut f = Fields::new(map);
+    let event_type = f.string("type", 128);
+    let data = f.any("data");
+    let tenant_id = f.string("tenant_id", 64);
+    let channels = f.string_list("channels", 50, 128);
+    let subject = f.string("subject", 256);
+    let is_test = f.bool("is_test").set().unwrap_or(false);
+    let idempotency_key = f.string("idempotency_key", 256).set();
+    let event_type = match event_type {
+        Field::Set(t) if routes.knows_type(&t) => Some(t),
+        Field::Set(t) => {
+            f.error("type", format!("`{t}` is not an event type in the catalog"));
+            None
+        }
+        _ => {
+            f.error("type", "is required");
+            None
+        }
+    };
+    let data = match data {
+        Field::Set(d) => d,
+        Field::Null => Value::Null,
+        Field::Absent => {
+            f.error("data", "is required (use null for an event without data)");
+            Value::Null
+        }
+    };
+    let tenant_id = match tenant_id.set().map(|t| t.parse::<Uuid>()) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            f.error("tenant_id", "must be a UUID");
+            None
+        }
+        None => None,
+    };
+    if let Err(hookwire_http::ApiError::Validation(errors)) = f.finish() {
+        return Err(errors
+            .into_iter()
+            .map(|e| FieldError::new(format!("{prefix}{}", e.field), e.message))
+            .collect());
+    }
+    Ok(Accepted {
+        event: Event {
+            id: Uuid::now_v7(),
+            event_type: event_type.expect("finish() failed without a type"),
+            tenant_id,
+            subject: subject.set(),
+            channels: channels.set().unwrap_or_default(),
+            data,
+            is_test,
+            created_at: Utc::now(),
+        },
+        idempotency_key,
+    })
+}
+
+/// The request body a receiver gets (contract §5): `{"id", "type", "timestamp", "data"}`.
+pub fn body(event: &Event) -> String {
+    serde_json::json!({
+        "id": event.id,
+        "type": event.event_type,
+        "timestamp": event.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": event.data,
+    })
+    .to_string()
+}
+
+struct Message {
+    exchange: String,
+    routing_key: String,
+    body: Vec<u8>,
+    id: String,
+}
+
+/// Serialized messages for a set of events, ready to publish in one confirm round.
+pub struct Prepared {
+    messages: Vec<Message>,
+    /// Tasks per event, in input order.
+    pub matched: Vec<usize>,
+}
+
+/// Routes every event and serializes its tasks and its ledger record.
+pub fn prepare(events: &[Event], routes: &Routes, topology: &Topology) -> Prepared {
+    let deliveries_exchange = topology.deliveries_exchange();
+    let ledger_queue = topology.ledger_queue();
+    let mut messages = Vec::new();
+    let mut matched = Vec::with_capacity(events.len());
+    for event in events {
+        let targets = routes.route(event);
+        let body = body(event);
+        let mut routed = Vec::with_capacity(targets.len());
+        for sub in &targets {
+            let delivery_id = Uuid::now_v7();
+            routed.push(RoutedDelivery {
+                delivery_id,
+                webhook_id: sub.target.webhook_id,
+                tenant_id: sub.target.tenant_id,
+            });
+            let task = TaskMessage::V1(DeliveryTask {
+                delivery_id,
+                event_id: event.id,
+                event_type: event.event_type.clone(),
+                subject: event.subject.clone(),
+                is_test: event.is_test,
+                event_created_at: event.created_at,
+                attempts: 0,
+                first_attempt_at: None,
+                not_before: None,
+                target: sub.target.clone(),
+                body: body.clone(),
+            });
+            messages.push(Message {
+                exchange: deliveries_exchange.clone(),
+                routing_key: TASK_ROUTING_KEY.to_owned(),
+                body: serde_json::to_vec(&task).expect("tasks serialize"),
+                id: delivery_id.to_string(),
+            });
+        }
+        matched.push(targets.len());
+        let record = LedgerMessage::EventRouted {
+            event: event.clone(),
+            deliveries: routed,
+        };
+        // The default exchange routes by queue name.
+        messages.push(Message {
+            exchange: String::new(),
+            routing_key: ledger_queue.clone(),
+            body: serde_json::to_vec(&record).expect("ledger records serialize"),
+            id: event.id.to_string(),
+        });
+    }
+    Prepared { messages, matched }
+}
+
+impl Prepared {
+    /// Publishes everything and awaits every confirm. `Ok` only when the broker holds it all.
+    pub async fn publish(&self, link: &Link) -> Result<(), PublishError> {
+        let outgoing: Vec<Outgoing<'_>> = self
+            .messages
+            .iter()
+            .map(|m| Outgoing {
+                exchange: &m.exchange,
+                routing_key: &m.routing_key,
+                body: &m.body,
+                message_id: &m.id,
+            })
+            .collect();
+        link.publish(&outgoing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription, Target};
+    use hookwire_core::retry::{RetryPolicy, Strategy};
+
+    fn sub(tenant: Uuid, events: &[&str], channels: &[&str], is_test: bool, is_active: bool) -> Subscription {
+        Subscription {
+            events: events.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            is_active,
+            is_test,
+            modified_at: Utc::now(),
+            target: Target {
+                webhook_id: Uuid::new_v4(),
+                tenant_id: tenant,
+                url: "http://127.0.0.1:1/".into(),
+                secrets_sealed: vec![],
+                auth_header: None,
+                headers: Default::default(),
+                timeout_seconds: 30,
+                retry_policy: RetryPolicy {
+                    strategy: Strategy::Fixed,
+                    max_retries: 1,
+                    interval_seconds: 1,
+                    max_age_seconds: 10,
+                },
+            },
+        }
+    }
+
+    fn event(tenant: Option<Uuid>, t: &str, channels: &[&str], is_test: bool) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            event_type: t.into(),
+            tenant_id: tenant,
+            subject: None,
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            data: Value::Null,
+            is_test,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn routes_by_tenant_pattern_channel_test_mode_and_activity() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let subs = vec![
+            sub(a, &["person.*"], &[], false, true),       // 0
+            sub(b, &["*.created"], &[], false, true),      // 1
+            sub(a, &["*"], &["eu"], false, true),          // 2
+            sub(a, &["person.created"], &[], true, true),  // 3 test
+            sub(a, &["person.created"], &[], false, false), // 4 inactive
+        ];
+        let ids: Vec<Uuid> = subs.iter().map(|s| s.target.webhook_id).collect();
+        let cache = crate::cache::Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions: subs,
+            event_types: vec![CatalogType { value: "person.created".into(), schema: None }],
+        });
+        let routes = cache.routes();
+        let hit = |e: &Event| {
+            let mut v: Vec<usize> = routes
+                .route(e)
+                .iter()
+                .map(|s| ids.iter().position(|i| *i == s.target.webhook_id).unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(hit(&event(Some(a), "person.created", &[], false)), vec![0]);
+        assert_eq!(hit(&event(Some(a), "person.created", &["eu"], false)), vec![0, 2]);
+        assert_eq!(hit(&event(None, "person.created", &[], false)), vec![0, 1], "a feed event reaches every tenant");
+        assert_eq!(hit(&event(Some(b), "person.created", &[], false)), vec![1]);
+        assert_eq!(hit(&event(Some(a), "person.created", &[], true)), vec![3], "test events reach only test webhooks");
+        assert_eq!(hit(&event(Some(a), "company.updated", &[], false)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn the_body_is_the_contract_shape() {
+        let e = event(None, "person.created", &[], false);
+        let v: Value = serde_json::from_str(&body(&e)).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 4);
+        assert_eq!(v["id"], e.id.to_string());
+        assert_eq!(v["type"], "person.created");
+        assert!(chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap()).is_ok());
+    }
+}

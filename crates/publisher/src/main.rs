@@ -1,0 +1,39 @@
+//! `hookwire-publisher`: serve event ingest.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookwire_core::config::Secrets;
+use hookwire_publisher::{Application, Config};
+
+#[derive(Parser)]
+#[command(name = "hookwire-publisher", version, about = "Hookwire event ingest")]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables still win).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the ingest API (the default).
+    Serve,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    hookwire_core::telemetry::init(&config.telemetry)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let secrets = Secrets::from_env(config.profile)?;
+            let app = Application::build(config, secrets).await?;
+            tracing::info!(port = app.port(), "hookwire-publisher listening");
+            app.run_until_stopped(hookwire_core::shutdown::signal()).await
+        }
+    }
+}
