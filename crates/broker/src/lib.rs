@@ -9,8 +9,7 @@ use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
 use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -63,15 +62,27 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     };
     let deliveries = topology.deliveries_exchange();
     channel
-        .exchange_declare(deliveries.as_str().into(), ExchangeKind::Direct, durable_exchange, FieldTable::default())
+        .exchange_declare(
+            deliveries.as_str().into(),
+            ExchangeKind::Direct,
+            durable_exchange,
+            FieldTable::default(),
+        )
         .await?;
     channel
-        .exchange_declare(topology.changes_exchange().into(), ExchangeKind::Fanout, durable_exchange, FieldTable::default())
+        .exchange_declare(
+            topology.changes_exchange().into(),
+            ExchangeKind::Fanout,
+            durable_exchange,
+            FieldTable::default(),
+        )
         .await?;
     // Quorum queues: replicated and durable, the only kind that survives a broker node loss.
     let quorum = ("x-queue-type", text("quorum"));
     let dead = topology.dead_letter_queue();
-    channel.queue_declare(dead.as_str().into(), durable(), table(&[quorum.clone()])).await?;
+    channel
+        .queue_declare(dead.as_str().into(), durable(), table(std::slice::from_ref(&quorum)))
+        .await?;
     // A message its consumer cannot decode is rejected and lands in the dead-letter queue.
     let to_dead = [
         ("x-dead-letter-exchange", text("")),
@@ -117,7 +128,10 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
                 durable(),
                 table(&[
                     quorum.clone(),
-                    ("x-message-ttl", AMQPValue::LongInt(i32::try_from(seconds * 1000).expect("tiers are < 24 days"))),
+                    (
+                        "x-message-ttl",
+                        AMQPValue::LongInt(i32::try_from(seconds * 1000).expect("tiers are < 24 days")),
+                    ),
                     ("x-dead-letter-exchange", text(&deliveries)),
                     ("x-dead-letter-routing-key", text(TASK_ROUTING_KEY)),
                     ("x-dead-letter-strategy", text("at-least-once")),

@@ -18,8 +18,8 @@ pub use humantime_serde;
 /// Loads a service's configuration: `defaults` (TOML text compiled into the binary), then `file`,
 /// then the environment.
 pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> anyhow::Result<T> {
-    let mut builder = ::config::Config::builder()
-        .add_source(::config::File::from_str(defaults, ::config::FileFormat::Toml));
+    let mut builder =
+        ::config::Config::builder().add_source(::config::File::from_str(defaults, ::config::FileFormat::Toml));
     if let Some(path) = file {
         builder = builder.add_source(::config::File::from(path).required(true));
     }

@@ -49,9 +49,7 @@ impl std::fmt::Debug for Keyring {
 }
 
 fn parse_key(encoded: &str) -> Result<Key, CryptoError> {
-    let bytes = B64
-        .decode(encoded.trim())
-        .map_err(|_| CryptoError::MalformedKey)?;
+    let bytes = B64.decode(encoded.trim()).map_err(|_| CryptoError::MalformedKey)?;
     if bytes.len() != 32 {
         return Err(CryptoError::MalformedKey);
     }
@@ -163,7 +161,10 @@ mod tests {
         let mut bytes = sealed.into_bytes();
         let last = bytes.len() - 3;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(ring.open(&String::from_utf8(bytes).unwrap()), Err(CryptoError::Tampered));
+        assert_eq!(
+            ring.open(&String::from_utf8(bytes).unwrap()),
+            Err(CryptoError::Tampered)
+        );
         assert_eq!(ring.open("plain"), Err(CryptoError::MalformedValue));
         assert_eq!(Keyring::new("c2hvcnQ=", "").unwrap_err(), CryptoError::MalformedKey);
     }

@@ -81,7 +81,7 @@ pub struct Subscription {
 pub enum ChangeNotice {
     /// A webhook was created or changed.
     #[serde(rename = "subscription_upserted.v1")]
-    Upserted { subscription: Subscription },
+    Upserted { subscription: Box<Subscription> },
     /// A webhook was deleted.
     #[serde(rename = "subscription_deleted.v1")]
     Deleted {
@@ -261,7 +261,10 @@ mod tests {
         let value = serde_json::to_value(message).unwrap();
         let object = value.as_object().unwrap();
         for field in required(name) {
-            assert!(object.contains_key(&field), "{name}: `{field}` required by the schema is missing");
+            assert!(
+                object.contains_key(&field),
+                "{name}: `{field}` required by the schema is missing"
+            );
         }
         assert_eq!(object["kind"], name);
     }
@@ -295,7 +298,10 @@ mod tests {
         };
         assert_agrees(
             "event_routed.v1",
-            &LedgerMessage::EventRouted { event, deliveries: vec![] },
+            &LedgerMessage::EventRouted {
+                event,
+                deliveries: vec![],
+            },
         );
         let subscription = Subscription {
             events: vec!["*".into()],
@@ -305,13 +311,27 @@ mod tests {
             modified_at: now,
             target: target(),
         };
-        assert_agrees("subscription_upserted.v1", &ChangeNotice::Upserted { subscription });
+        assert_agrees(
+            "subscription_upserted.v1",
+            &ChangeNotice::Upserted {
+                subscription: Box::new(subscription),
+            },
+        );
         assert_agrees(
             "subscription_deleted.v1",
-            &ChangeNotice::Deleted { webhook_id: Uuid::nil(), deleted_at: now },
+            &ChangeNotice::Deleted {
+                webhook_id: Uuid::nil(),
+                deleted_at: now,
+            },
         );
-        let event_type = CatalogType { value: "person.created".into(), schema: None };
-        assert_agrees("event_type_upserted.v1", &ChangeNotice::EventTypeUpserted { event_type });
+        let event_type = CatalogType {
+            value: "person.created".into(),
+            schema: None,
+        };
+        assert_agrees(
+            "event_type_upserted.v1",
+            &ChangeNotice::EventTypeUpserted { event_type },
+        );
     }
 
     #[test]

@@ -83,7 +83,10 @@ mod tests {
             interval_seconds: 3600,
             max_age_seconds: 172_800,
         };
-        assert_eq!(p.next_delay(5, Duration::from_secs(3600 * 5), 0.3), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            p.next_delay(5, Duration::from_secs(3600 * 5), 0.3),
+            Some(Duration::from_secs(3600))
+        );
         assert_eq!(p.next_delay(48, Duration::from_secs(3600 * 47 + 1), 0.3), None);
     }
 }

@@ -44,9 +44,7 @@ impl SigningKey {
     /// Parses `whsec_<base64>`. A bare base64 string is accepted too, as the reference libraries do.
     pub fn parse(secret: &str) -> Result<Self, SigningError> {
         let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
-        let key = B64
-            .decode(encoded)
-            .map_err(|_| SigningError::MalformedSecret)?;
+        let key = B64.decode(encoded).map_err(|_| SigningError::MalformedSecret)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SigningError::SecretLength);
         }
@@ -177,12 +175,18 @@ mod tests {
         assert_eq!(verify(&new, "msg_1", "10", &header, b"{}", 10), Ok(()));
         assert_eq!(verify(&old, "msg_1", "10", &header, b"{}", 10), Ok(()));
         let other = SigningKey::parse(&SigningKey::generate()).unwrap();
-        assert_eq!(verify(&other, "msg_1", "10", &header, b"{}", 10), Err(SigningError::NoMatch));
+        assert_eq!(
+            verify(&other, "msg_1", "10", &header, b"{}", 10),
+            Err(SigningError::NoMatch)
+        );
     }
 
     #[test]
     fn refuses_malformed_secrets() {
-        assert_eq!(SigningKey::parse("whsec_!!!").unwrap_err(), SigningError::MalformedSecret);
+        assert_eq!(
+            SigningKey::parse("whsec_!!!").unwrap_err(),
+            SigningError::MalformedSecret
+        );
         assert_eq!(SigningKey::parse("whsec_AAAA").unwrap_err(), SigningError::SecretLength);
         assert!(format!("{:?}", SigningKey::parse(&SigningKey::generate()).unwrap()).contains("****"));
     }

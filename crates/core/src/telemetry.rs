@@ -13,11 +13,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("telemetry.log_level: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match config.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))

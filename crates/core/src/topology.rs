@@ -26,9 +26,7 @@ pub struct Topology {
 
 impl Topology {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-        }
+        Self { prefix: prefix.into() }
     }
 
     /// Direct exchange that delivery tasks are published to (and retries dead-letter back to).

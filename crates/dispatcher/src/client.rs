@@ -155,9 +155,18 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
         if uri.scheme_str() != Some("https") {
             return Attempt::failed("forbidden", "production webhooks must use https", started, signature);
         }
-        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if host.parse::<IpAddr>().is_ok_and(hookwire_core::net::is_forbidden) {
-            return Attempt::failed("forbidden", "private, loopback or link-local destination", started, signature);
+            return Attempt::failed(
+                "forbidden",
+                "private, loopback or link-local destination",
+                started,
+                signature,
+            );
         }
     }
     let mut builder = hyper::Request::post(uri)
@@ -183,11 +192,18 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
     let deadline = tokio::time::Instant::now() + timeout;
     let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => {
-            return Attempt::failed("timeout", format!("no response within {} s", timeout.as_secs()), started, signature)
+            return Attempt::failed(
+                "timeout",
+                format!("no response within {} s", timeout.as_secs()),
+                started,
+                signature,
+            )
         }
         Ok(Err(e)) => {
             let code = error_code(&e);
-            let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+            let source = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
             return Attempt::failed(code, source, started, signature);
         }
         Ok(Ok(r)) => r,
@@ -218,6 +234,10 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
         error: (!(200..300).contains(&status)).then(|| format!("http_status: the receiver answered {status}")),
         duration: started.elapsed(),
         signature,
-        retry_after: if status == 429 || status == 503 { retry_after } else { None },
+        retry_after: if status == 429 || status == 503 {
+            retry_after
+        } else {
+            None
+        },
     }
 }

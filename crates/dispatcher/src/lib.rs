@@ -44,7 +44,12 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let webhooks = Arc::new(Webhooks::default());
         let consuming = Arc::new(AtomicBool::new(false));
-        let worker = Arc::new(Worker::new(config.clone(), secrets.keyring, metrics.clone(), webhooks.clone()));
+        let worker = Arc::new(Worker::new(
+            config.clone(),
+            secrets.keyring,
+            metrics.clone(),
+            webhooks.clone(),
+        ));
         let topology = Topology::new(&config.broker.prefix);
 
         let work = {
@@ -75,7 +80,8 @@ impl Application {
                     async move {
                         let channel = conn.create_channel().await?;
                         hookwire_broker::declare(&channel, &topology).await?;
-                        let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-dispatcher").await?;
+                        let mut notices =
+                            hookwire_broker::consume_changes(&channel, &topology, "hookwire-dispatcher").await?;
                         while let Some(next) = notices.next().await {
                             match serde_json::from_slice::<ChangeNotice>(&next?.data) {
                                 Ok(notice) => webhooks.apply(notice),
@@ -88,16 +94,17 @@ impl Application {
             ))
         };
 
-        let listener = TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
+        let listener =
+            TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
-        let health = web::Data::new(Health {
-            metrics,
-            consuming,
-        });
+        let health = web::Data::new(Health { metrics, consuming });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(health.clone())
-                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+                )
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_endpoint))
                 .default_service(web::to(hookwire_http::not_found))

@@ -37,13 +37,41 @@ impl Default for Metrics {
             in_flight: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("attempts", "Delivery attempts, by the delivery's state after them", m.attempts.clone());
-        registry.register("attempt_seconds", "Duration of one HTTP attempt", m.attempt_seconds.clone());
-        registry.register("end_to_end_seconds", "From event accepted to delivered, for successful deliveries", m.end_to_end_seconds.clone());
-        registry.register("retries_scheduled", "Retries put in the retry queues", m.retries_scheduled.clone());
-        registry.register("parked", "Tasks parked because their webhook had too many waiting", m.parked.clone());
-        registry.register("dead_lettered", "Undecodable tasks sent to the dead-letter queue", m.dead_lettered.clone());
-        registry.register("in_flight", "Tasks being worked on by this replica", m.in_flight.clone());
+        registry.register(
+            "attempts",
+            "Delivery attempts, by the delivery's state after them",
+            m.attempts.clone(),
+        );
+        registry.register(
+            "attempt_seconds",
+            "Duration of one HTTP attempt",
+            m.attempt_seconds.clone(),
+        );
+        registry.register(
+            "end_to_end_seconds",
+            "From event accepted to delivered, for successful deliveries",
+            m.end_to_end_seconds.clone(),
+        );
+        registry.register(
+            "retries_scheduled",
+            "Retries put in the retry queues",
+            m.retries_scheduled.clone(),
+        );
+        registry.register(
+            "parked",
+            "Tasks parked because their webhook had too many waiting",
+            m.parked.clone(),
+        );
+        registry.register(
+            "dead_lettered",
+            "Undecodable tasks sent to the dead-letter queue",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "Tasks being worked on by this replica",
+            m.in_flight.clone(),
+        );
         Self { registry, ..m }
     }
 }

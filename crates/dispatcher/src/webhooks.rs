@@ -39,7 +39,7 @@ impl Webhooks {
                     return;
                 }
                 let state = if subscription.is_active {
-                    Known::Active(Box::new(subscription.target))
+                    Known::Active(Box::new(subscription.target.clone()))
                 } else {
                     Known::Inactive
                 };

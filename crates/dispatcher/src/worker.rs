@@ -108,7 +108,9 @@ impl Worker {
         let publish = conn.create_channel().await?;
         publish.confirm_select(ConfirmSelectOptions::default()).await?;
         hookwire_broker::declare(&consume, &self.topology).await?;
-        consume.basic_qos(self.config.delivery.prefetch, BasicQosOptions::default()).await?;
+        consume
+            .basic_qos(self.config.delivery.prefetch, BasicQosOptions::default())
+            .await?;
         let mut consumer = consume
             .basic_consume(
                 self.topology.deliveries_queue().into(),
@@ -152,8 +154,16 @@ impl Worker {
                 let settled = match outcome {
                     Ok(_) => delivery.ack(BasicAckOptions::default()).await,
                     Err(e) => {
-                        tracing::warn!(error = format!("{e:#}"), "result not confirmed by the broker; the task goes back to the queue");
-                        delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "result not confirmed by the broker; the task goes back to the queue"
+                        );
+                        delivery
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                multiple: false,
+                            })
+                            .await
                     }
                 };
                 if let Err(e) = settled {
@@ -164,7 +174,10 @@ impl Worker {
         // Stop taking tasks; finish what is in flight (its results are published and acked).
         drop(consumer);
         tracker.close();
-        if tokio::time::timeout(self.config.delivery.drain_timeout, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.config.delivery.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("drain timeout: unfinished tasks return to the queue");
         }
         result
@@ -194,9 +207,15 @@ impl Worker {
             }
         }
         match self.webhooks.get(task.target.webhook_id) {
-            Some(Known::Deleted) => return self.give_up(publish, &task, "webhook_deleted: the webhook was deleted").await,
+            Some(Known::Deleted) => {
+                return self
+                    .give_up(publish, &task, "webhook_deleted: the webhook was deleted")
+                    .await
+            }
             Some(Known::Inactive) => {
-                return self.give_up(publish, &task, "webhook_disabled: the webhook is not active").await
+                return self
+                    .give_up(publish, &task, "webhook_disabled: the webhook is not active")
+                    .await
             }
             Some(Known::Active(target)) => task.target = *target,
             None => {}
@@ -244,7 +263,9 @@ impl Worker {
         }
         self.metrics
             .attempts
-            .get_or_create(&OutcomeLabels { outcome: status.as_str().to_owned() })
+            .get_or_create(&OutcomeLabels {
+                outcome: status.as_str().to_owned(),
+            })
             .inc();
         Ok(match status {
             DeliveryStatus::Success => Outcome::Delivered,
@@ -270,7 +291,9 @@ impl Worker {
         self.publish(publish, &record, None).await?;
         self.metrics
             .attempts
-            .get_or_create(&OutcomeLabels { outcome: "failed".into() })
+            .get_or_create(&OutcomeLabels {
+                outcome: "failed".into(),
+            })
             .inc();
         Ok(Outcome::Failed)
     }

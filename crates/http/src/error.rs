@@ -90,11 +90,17 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Forbidden { code, detail: detail.into() }
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {

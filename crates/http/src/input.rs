@@ -21,12 +21,21 @@ pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty; send a JSON object",
+        ));
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("malformed_json", "the request body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::bad_request(
+            "malformed_json",
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -59,7 +68,10 @@ pub struct Fields {
 
 impl Fields {
     pub fn new(map: Map<String, Value>) -> Self {
-        Self { map, errors: Vec::new() }
+        Self {
+            map,
+            errors: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -151,7 +163,8 @@ impl Fields {
     /// Ends reading: unknown fields are errors, and so is any error recorded before.
     pub fn finish(mut self) -> Result<(), ApiError> {
         for unknown in self.map.keys() {
-            self.errors.push(FieldError::new(unknown.clone(), "is not a known field"));
+            self.errors
+                .push(FieldError::new(unknown.clone(), "is not a known field"));
         }
         if self.errors.is_empty() {
             Ok(())

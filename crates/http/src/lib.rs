@@ -40,9 +40,19 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RouteLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0002, 2.0, 16)));
-        registry.register("http_requests", "HTTP requests answered, by method, route and status", requests.clone());
-        registry.register("http_request_seconds", "HTTP request latency, by method, route and status", latency.clone());
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0002, 2.0, 16))
+        });
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency, by method, route and status",
+            latency.clone(),
+        );
         Self { requests, latency }
     }
 }

@@ -104,7 +104,7 @@ impl Cache {
                     .get(&id)
                     .is_none_or(|old| old.modified_at <= subscription.modified_at);
                 if newer {
-                    subscriptions.insert(id, Arc::new(subscription));
+                    subscriptions.insert(id, Arc::from(subscription));
                 }
             }
             ChangeNotice::Deleted { webhook_id, .. } => {
@@ -147,7 +147,10 @@ async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &Can
             }
             Err(e) => {
                 failures += 1;
-                tracing::warn!(error = format!("{e:#}"), "cannot load the routing snapshot from the registry; routing with the cache held");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot load the routing snapshot from the registry; routing with the cache held"
+                );
                 if cache.is_loaded() {
                     // A periodic resync: keep routing with what we have.
                     return true;
@@ -166,36 +169,46 @@ async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &Can
 pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
     let stop = cancel.clone();
-    hookwire_broker::supervise(config.broker.clone(), "hookwire-publisher changes".into(), cancel, move |conn| {
-        let (cache, config, token, topology, stop) =
-            (cache.clone(), config.clone(), admin_token.clone(), topology.clone(), stop.clone());
-        async move {
-            let channel = conn.create_channel().await?;
-            hookwire_broker::declare(&channel, &topology).await?;
-            // Bound before the snapshot is read: changes made meanwhile wait in the queue.
-            let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-publisher").await?;
-            if !load(&cache, &config, &token, &stop).await {
-                return Ok(());
-            }
-            let mut resync = tokio::time::interval(config.registry.resync_interval);
-            resync.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    _ = resync.tick() => {
-                        load(&cache, &config, &token, &stop).await;
-                    }
-                    next = notices.next() => match next {
-                        Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
-                            Ok(notice) => cache.apply(notice),
-                            Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
+    hookwire_broker::supervise(
+        config.broker.clone(),
+        "hookwire-publisher changes".into(),
+        cancel,
+        move |conn| {
+            let (cache, config, token, topology, stop) = (
+                cache.clone(),
+                config.clone(),
+                admin_token.clone(),
+                topology.clone(),
+                stop.clone(),
+            );
+            async move {
+                let channel = conn.create_channel().await?;
+                hookwire_broker::declare(&channel, &topology).await?;
+                // Bound before the snapshot is read: changes made meanwhile wait in the queue.
+                let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-publisher").await?;
+                if !load(&cache, &config, &token, &stop).await {
+                    return Ok(());
+                }
+                let mut resync = tokio::time::interval(config.registry.resync_interval);
+                resync.tick().await;
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        _ = resync.tick() => {
+                            load(&cache, &config, &token, &stop).await;
+                        }
+                        next = notices.next() => match next {
+                            Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
+                                Ok(notice) => cache.apply(notice),
+                                Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
+                            },
+                            Some(Err(e)) => return Err(e.into()),
+                            None => anyhow::bail!("the broker cancelled the change-notice consumer"),
                         },
-                        Some(Err(e)) => return Err(e.into()),
-                        None => anyhow::bail!("the broker cancelled the change-notice consumer"),
-                    },
+                    }
                 }
             }
-        }
-    })
+        },
+    )
     .await;
 }

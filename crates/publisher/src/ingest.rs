@@ -219,17 +219,20 @@ mod tests {
     fn routes_by_tenant_pattern_channel_test_mode_and_activity() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let subs = vec![
-            sub(a, &["person.*"], &[], false, true),       // 0
-            sub(b, &["*.created"], &[], false, true),      // 1
-            sub(a, &["*"], &["eu"], false, true),          // 2
-            sub(a, &["person.created"], &[], true, true),  // 3 test
+            sub(a, &["person.*"], &[], false, true),        // 0
+            sub(b, &["*.created"], &[], false, true),       // 1
+            sub(a, &["*"], &["eu"], false, true),           // 2
+            sub(a, &["person.created"], &[], true, true),   // 3 test
             sub(a, &["person.created"], &[], false, false), // 4 inactive
         ];
         let ids: Vec<Uuid> = subs.iter().map(|s| s.target.webhook_id).collect();
         let cache = crate::cache::Cache::default();
         cache.replace(RoutingSnapshot {
             subscriptions: subs,
-            event_types: vec![CatalogType { value: "person.created".into(), schema: None }],
+            event_types: vec![CatalogType {
+                value: "person.created".into(),
+                schema: None,
+            }],
         });
         let routes = cache.routes();
         let hit = |e: &Event| {
@@ -243,9 +246,17 @@ mod tests {
         };
         assert_eq!(hit(&event(Some(a), "person.created", &[], false)), vec![0]);
         assert_eq!(hit(&event(Some(a), "person.created", &["eu"], false)), vec![0, 2]);
-        assert_eq!(hit(&event(None, "person.created", &[], false)), vec![0, 1], "a feed event reaches every tenant");
+        assert_eq!(
+            hit(&event(None, "person.created", &[], false)),
+            vec![0, 1],
+            "a feed event reaches every tenant"
+        );
         assert_eq!(hit(&event(Some(b), "person.created", &[], false)), vec![1]);
-        assert_eq!(hit(&event(Some(a), "person.created", &[], true)), vec![3], "test events reach only test webhooks");
+        assert_eq!(
+            hit(&event(Some(a), "person.created", &[], true)),
+            vec![3],
+            "test events reach only test webhooks"
+        );
         assert_eq!(hit(&event(Some(a), "company.updated", &[], false)), Vec::<usize>::new());
     }
 

@@ -45,11 +45,24 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("hookwire_publisher");
         let events_accepted = Family::<TypeLabels, Counter>::default();
-        let (events_rejected, tasks_published, publish_failures) = (Counter::default(), Counter::default(), Counter::default());
-        registry.register("events_accepted", "Events accepted (answered 202), by type", events_accepted.clone());
+        let (events_rejected, tasks_published, publish_failures) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register(
+            "events_accepted",
+            "Events accepted (answered 202), by type",
+            events_accepted.clone(),
+        );
         registry.register("events_rejected", "Events refused as invalid", events_rejected.clone());
-        registry.register("tasks_published", "Delivery tasks published and confirmed", tasks_published.clone());
-        registry.register("publish_failures", "Requests answered 503 because the broker did not confirm", publish_failures.clone());
+        registry.register(
+            "tasks_published",
+            "Delivery tasks published and confirmed",
+            tasks_published.clone(),
+        );
+        registry.register(
+            "publish_failures",
+            "Requests answered 503 because the broker did not confirm",
+            publish_failures.clone(),
+        );
         Self {
             registry,
             events_accepted,
@@ -80,10 +93,21 @@ impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
         let cancel = CancellationToken::new();
         let topology = Topology::new(&config.broker.prefix);
-        let link = Link::start(config.broker.clone(), "hookwire-publisher".into(), topology.clone(), cancel.clone());
+        let link = Link::start(
+            config.broker.clone(),
+            "hookwire-publisher".into(),
+            topology.clone(),
+            cancel.clone(),
+        );
         let cache = Arc::new(Cache::default());
-        let sync = tokio::spawn(cache::sync(cache.clone(), config.clone(), secrets.admin_token.clone(), cancel.clone()));
-        let listener = TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
+        let sync = tokio::spawn(cache::sync(
+            cache.clone(),
+            config.clone(),
+            secrets.admin_token.clone(),
+            cancel.clone(),
+        ));
+        let listener =
+            TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
         let workers = config.http.workers;
         let mut metrics = Metrics::default();
@@ -166,12 +190,18 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     match token {
         Some(t) if hookwire_core::config::token_matches(&state.producer_token, t.trim()) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized("the producer token is not valid")),
-        None => Err(ApiError::Unauthorized("send the producer token as `Authorization: Bearer <token>`")),
+        None => Err(ApiError::Unauthorized(
+            "send the producer token as `Authorization: Bearer <token>`",
+        )),
     }
 }
 
 /// Validates, routes and publishes `events`; the answer of each, in order.
-async fn accept(state: &AppState, maps: Vec<serde_json::Map<String, Value>>, batch: bool) -> Result<Vec<Value>, ApiError> {
+async fn accept(
+    state: &AppState,
+    maps: Vec<serde_json::Map<String, Value>>,
+    batch: bool,
+) -> Result<Vec<Value>, ApiError> {
     if !state.cache.is_loaded() {
         return Err(ApiError::Unavailable("routing data is not loaded yet; retry shortly"));
     }
@@ -193,14 +223,18 @@ async fn accept(state: &AppState, maps: Vec<serde_json::Map<String, Value>>, bat
     if let Err(e) = prepared.publish(&state.link).await {
         state.metrics.publish_failures.inc();
         tracing::warn!(error = %e, events = events.len(), "publish not confirmed; answering 503");
-        return Err(ApiError::Unavailable("the message broker did not confirm the event; it was not accepted, send it again"));
+        return Err(ApiError::Unavailable(
+            "the message broker did not confirm the event; it was not accepted, send it again",
+        ));
     }
     let mut answers = Vec::with_capacity(events.len());
     for (event, matched) in events.iter().zip(&prepared.matched) {
         state
             .metrics
             .events_accepted
-            .get_or_create(&TypeLabels { event_type: event.event_type.clone() })
+            .get_or_create(&TypeLabels {
+                event_type: event.event_type.clone(),
+            })
             .inc();
         state.metrics.tasks_published.inc_by(*matched as u64);
         answers.push(json!({"event_id": event.id, "matched": matched}));
@@ -208,26 +242,43 @@ async fn accept(state: &AppState, maps: Vec<serde_json::Map<String, Value>>, bat
     Ok(answers)
 }
 
-async fn publish_one(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn publish_one(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
     let map = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut answers = accept(&state, vec![map], false).await?;
     Ok(HttpResponse::Accepted().json(answers.remove(0)))
 }
 
-async fn publish_batch(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn publish_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
     let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let events = map.remove("events");
     if let Some(extra) = map.keys().next() {
-        return Err(ApiError::Validation(vec![FieldError::new(extra.clone(), "is not a known field")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            extra.clone(),
+            "is not a known field",
+        )]));
     }
     let Some(Value::Array(events)) = events else {
-        return Err(ApiError::Validation(vec![FieldError::new("events", "is required: a list of events")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "events",
+            "is required: a list of events",
+        )]));
     };
     let max = state.config.ingest.max_batch;
     if events.is_empty() || events.len() > max {
-        return Err(ApiError::Validation(vec![FieldError::new("events", format!("must hold between 1 and {max} events"))]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "events",
+            format!("must hold between 1 and {max} events"),
+        )]));
     }
     let mut maps = Vec::with_capacity(events.len());
     let mut errors = Vec::new();

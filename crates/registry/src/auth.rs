@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::models::ApiKey;
-use hookwire_http::error::ApiError;
 use crate::AppState;
+use hookwire_http::error::ApiError;
 
 /// Prefix of every API key, so leaked keys are easy to recognise (and to scan for).
 pub const KEY_PREFIX: &str = "hwk_";
@@ -23,7 +23,12 @@ pub const KEY_PREFIX: &str = "hwk_";
 pub const SCOPES: [&str; 2] = ["webhooks:read", "webhooks:write"];
 
 /// A new key: its plaintext (shown once) and the row to store.
-pub fn new_api_key(tenant_id: Uuid, scopes: Vec<String>, webhooks_enabled: bool, max_webhooks: i32) -> (String, ApiKey) {
+pub fn new_api_key(
+    tenant_id: Uuid,
+    scopes: Vec<String>,
+    webhooks_enabled: bool,
+    max_webhooks: i32,
+) -> (String, ApiKey) {
     let random: [u8; 32] = hookwire_core::crypto::random();
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
     let key = ApiKey {
@@ -71,7 +76,9 @@ impl FromRequest for Admin {
         std::future::ready(match bearer(req) {
             Some(token) if hookwire_core::config::token_matches(&state.secrets.admin_token, token) => Ok(Admin),
             Some(_) => Err(ApiError::Unauthorized("the admin token is not valid")),
-            None => Err(ApiError::Unauthorized("send the admin token as `Authorization: Bearer <token>`")),
+            None => Err(ApiError::Unauthorized(
+                "send the admin token as `Authorization: Bearer <token>`",
+            )),
         })
     }
 }
@@ -92,7 +99,10 @@ impl Caller {
         if self.key.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
-            Err(ApiError::forbidden("missing_scope", format!("this API key lacks the `{scope}` scope")))
+            Err(ApiError::forbidden(
+                "missing_scope",
+                format!("this API key lacks the `{scope}` scope"),
+            ))
         }
     }
 
@@ -101,7 +111,10 @@ impl Caller {
         if self.key.webhooks_enabled {
             Ok(())
         } else {
-            Err(ApiError::forbidden("webhooks_disabled", "webhooks are not enabled for this account"))
+            Err(ApiError::forbidden(
+                "webhooks_disabled",
+                "webhooks are not enabled for this account",
+            ))
         }
     }
 }
@@ -113,7 +126,12 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
         let presented = bearer(req)
-            .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+            .or_else(|| {
+                req.headers()
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+            })
             .map(str::to_owned);
         Box::pin(async move {
             let Some(presented) = presented.filter(|k| !k.is_empty()) else {

@@ -10,15 +10,15 @@ pub mod notices;
 pub mod pagination;
 pub mod routes;
 
-use std::future::Future;
-use std::net::TcpListener;
-use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use chrono::Utc;
 use hookwire_broker::Link;
 use hookwire_core::config::{Profile, Secrets};
 use hookwire_core::topology::Topology;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::Config;
@@ -79,9 +79,14 @@ impl Application {
         let mut metrics = Metrics::default();
         let http_metrics = web::Data::new(hookwire_http::HttpMetrics::register(&mut metrics.registry));
         let metrics = Arc::new(metrics);
-        let ledger = tokio::spawn(ledger::run(config.clone(), pool.clone(), metrics.clone(), cancel.clone()));
-        let listener = TcpListener::bind(&config.http.listen)
-            .with_context(|| format!("binding {}", config.http.listen))?;
+        let ledger = tokio::spawn(ledger::run(
+            config.clone(),
+            pool.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+        let listener =
+            TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
         let workers = config.http.workers;
         let state = web::Data::new(AppState {

@@ -9,7 +9,11 @@ use hookwire_registry::{db, routes::admin, Application, Config};
 use serde_json::{json, Map, Value};
 
 #[derive(Parser)]
-#[command(name = "hookwire-registry", version, about = "Hookwire management API and delivery log")]
+#[command(
+    name = "hookwire-registry",
+    version,
+    about = "Hookwire management API and delivery log"
+)]
 struct Cli {
     /// A TOML file layered over the built-in defaults (environment variables still win).
     #[arg(long, global = true)]

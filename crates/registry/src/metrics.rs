@@ -19,10 +19,26 @@ impl Default for Metrics {
         let ledger_batches_written = Counter::default();
         let ledger_write_failures = Counter::default();
         let ledger_dead_lettered = Counter::default();
-        registry.register("ledger_messages_written", "Ledger messages (events and attempts) written to the delivery log", ledger_messages_written.clone());
-        registry.register("ledger_batches_written", "Ledger batches written, one transaction each", ledger_batches_written.clone());
-        registry.register("ledger_write_failures", "Ledger batch writes that failed and were retried", ledger_write_failures.clone());
-        registry.register("ledger_dead_lettered", "Ledger messages that could not be decoded, sent to the dead-letter queue", ledger_dead_lettered.clone());
+        registry.register(
+            "ledger_messages_written",
+            "Ledger messages (events and attempts) written to the delivery log",
+            ledger_messages_written.clone(),
+        );
+        registry.register(
+            "ledger_batches_written",
+            "Ledger batches written, one transaction each",
+            ledger_batches_written.clone(),
+        );
+        registry.register(
+            "ledger_write_failures",
+            "Ledger batch writes that failed and were retried",
+            ledger_write_failures.clone(),
+        );
+        registry.register(
+            "ledger_dead_lettered",
+            "Ledger messages that could not be decoded, sent to the dead-letter queue",
+            ledger_dead_lettered.clone(),
+        );
         Self {
             registry,
             ledger_messages_written,

@@ -83,11 +83,18 @@ impl Notices {
 
     pub async fn upserted(&self, w: &Webhook) {
         let subscription = subscription(w, self.default_policy);
-        self.send(w.id, &ChangeNotice::Upserted { subscription }).await;
+        self.send(
+            w.id,
+            &ChangeNotice::Upserted {
+                subscription: Box::new(subscription),
+            },
+        )
+        .await;
     }
 
     pub async fn event_type(&self, t: CatalogType) {
-        self.send(Uuid::new_v4(), &ChangeNotice::EventTypeUpserted { event_type: t }).await;
+        self.send(Uuid::new_v4(), &ChangeNotice::EventTypeUpserted { event_type: t })
+            .await;
     }
 
     pub async fn deleted(&self, webhook_id: Uuid) {

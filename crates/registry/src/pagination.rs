@@ -35,7 +35,10 @@ impl Paging {
         let page = parse_param::<i64>(params, "page", "an integer")?;
         let page_size = parse_param::<i64>(params, "page_size", "an integer")?;
         if (limit.is_some() || offset.is_some()) && (page.is_some() || page_size.is_some()) {
-            return Err(invalid("page", "use either limit/offset or page/page_size, not both".into()));
+            return Err(invalid(
+                "page",
+                "use either limit/offset or page/page_size, not both".into(),
+            ));
         }
         let check_size = |field: &str, n: i64| {
             if (1..=max).contains(&n) {
@@ -51,7 +54,10 @@ impl Paging {
                 return Err(invalid("page", "must be 1 or more".into()));
             }
             return Ok(Self {
-                page: Page { limit: size, offset: (page - 1).saturating_mul(size) },
+                page: Page {
+                    limit: size,
+                    offset: (page - 1).saturating_mul(size),
+                },
                 style: Style::Pages,
             });
         }

@@ -1,1 +1,356 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod http;
+mod receiver;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use hookwire_core::config::{Profile, Secrets};
+use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub use crate::http::{Http, Response};
+pub use crate::receiver::{Received, Receiver};
+
+/// Where the development PostgreSQL and RabbitMQ are (`scripts/deps-up.sh` starts them).
+/// `HOOKWIRE_TEST_DATABASE_URL` and `HOOKWIRE_TEST_BROKER_URL` override.
+fn admin_database_url() -> String {
+    std::env::var("HOOKWIRE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://hookwire:hookwire@127.0.0.1:5432/hookwire".into())
+}
+
+fn broker_url() -> String {
+    std::env::var("HOOKWIRE_TEST_BROKER_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The admin and producer tokens of the development profile.
+pub const ADMIN_TOKEN: &str = hookwire_core::config::dev_defaults::ADMIN_TOKEN;
+pub const PRODUCER_TOKEN: &str = hookwire_core::config::dev_defaults::PRODUCER_TOKEN;
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => panic!("service failed: {e:#}"),
+            Ok(Err(e)) => panic!("service panicked: {e}"),
+            Err(_) => panic!("service did not stop within 30 s"),
+        }
+    }
+}
+
+fn spawn<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    Running {
+        stop: Some(tx),
+        task: tokio::spawn(run(rx)),
+    }
+}
+
+async fn until_stopped(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
+}
+
+/// One isolated installation: its own database and broker prefix, the three services running.
+pub struct TestEnv {
+    pub registry: String,
+    pub publisher: String,
+    pub dispatcher: String,
+    pub http: Http,
+    pub database: String,
+    pub prefix: String,
+    services: Vec<Running>,
+}
+
+/// What a test may change before the services start.
+pub struct Options {
+    pub registry: hookwire_registry::Config,
+    pub publisher: hookwire_publisher::Config,
+    pub dispatcher: hookwire_dispatcher::Config,
+}
+
+impl TestEnv {
+    /// Starts everything with the development defaults.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything after `customize` has adjusted the configuration.
+    pub async fn start_with(customize: impl FnOnce(&mut Options)) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database = format!("hookwire_test_{suffix}");
+        let prefix = format!("hwtest.{suffix}");
+        let admin_url = admin_database_url();
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("PostgreSQL is reachable (run `make deps-up`)");
+        diesel::sql_query(format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("the test role may create databases");
+        let db_url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{database}"),
+            None => unreachable!("a database URL has a path"),
+        };
+
+        let mut options = Options {
+            registry: hookwire_registry::Config::load(None).expect("registry defaults load"),
+            publisher: hookwire_publisher::Config::load(None).expect("publisher defaults load"),
+            dispatcher: hookwire_dispatcher::Config::load(None).expect("dispatcher defaults load"),
+        };
+        options.registry.profile = Profile::Development;
+        options.registry.http.listen = "127.0.0.1:0".into();
+        options.registry.http.workers = 1;
+        options.registry.database.url = db_url;
+        options.registry.database.max_connections = 4;
+        options.registry.broker.url = broker_url();
+        options.registry.broker.prefix = prefix.clone();
+        options.publisher.http.listen = "127.0.0.1:0".into();
+        options.publisher.http.workers = 1;
+        options.publisher.broker.url = broker_url();
+        options.publisher.broker.prefix = prefix.clone();
+        options.publisher.registry.resync_interval = Duration::from_secs(30);
+        options.dispatcher.http.listen = "127.0.0.1:0".into();
+        options.dispatcher.broker.url = broker_url();
+        options.dispatcher.broker.prefix = prefix.clone();
+        options.dispatcher.delivery.drain_timeout = Duration::from_secs(5);
+        customize(&mut options);
+
+        let secrets = || Secrets::from_env(Profile::Development).expect("development secrets");
+        let registry = hookwire_registry::Application::build(options.registry, secrets())
+            .await
+            .expect("the registry starts");
+        let registry_url = format!("http://127.0.0.1:{}", registry.port());
+        let mut services = vec![spawn(|rx| registry.run_until_stopped(until_stopped(rx)))];
+        options.publisher.registry.url = registry_url.clone();
+        let publisher = hookwire_publisher::Application::build(options.publisher, secrets())
+            .await
+            .expect("the publisher starts");
+        let publisher_url = format!("http://127.0.0.1:{}", publisher.port());
+        services.push(spawn(|rx| publisher.run_until_stopped(until_stopped(rx))));
+        let dispatcher = hookwire_dispatcher::Application::build(options.dispatcher, secrets())
+            .await
+            .expect("the dispatcher starts");
+        let dispatcher_url = format!("http://127.0.0.1:{}", dispatcher.port());
+        services.push(spawn(|rx| dispatcher.run_until_stopped(until_stopped(rx))));
+
+        let env = Self {
+            registry: registry_url,
+            publisher: publisher_url,
+            dispatcher: dispatcher_url,
+            http: Http::default(),
+            database,
+            prefix,
+            services,
+        };
+        for url in [&env.registry, &env.publisher, &env.dispatcher] {
+            env.wait_ready(url).await;
+        }
+        env
+    }
+
+    async fn wait_ready(&self, base: &str) {
+        let url = format!("{base}/readyz");
+        let ready = eventually(Duration::from_secs(20), || async {
+            self.http.get(&url, &[]).await.ok().filter(|r| r.status == 200)
+        })
+        .await;
+        assert!(ready.is_some(), "{url} did not become ready within 20 s");
+    }
+
+    /// Creates a tenant and an API key with both scopes; returns (tenant id, key).
+    pub async fn tenant(&self, name: &str) -> (String, String) {
+        self.tenant_with_key(name, json!({})).await
+    }
+
+    /// Creates a tenant and a key with extra fields (`scopes`, `max_webhooks`, …).
+    pub async fn tenant_with_key(&self, name: &str, key_fields: Value) -> (String, String) {
+        let t = self.admin_post("/v1/admin/tenants", json!({ "name": name })).await;
+        assert_eq!(t.status, 201, "{t:?}");
+        let tenant_id = t.body["id"].as_str().expect("tenant id").to_owned();
+        let mut fields = key_fields;
+        fields["tenant_id"] = json!(tenant_id);
+        let k = self.admin_post("/v1/admin/api-keys", fields).await;
+        assert_eq!(k.status, 201, "{k:?}");
+        (tenant_id, k.body["key"].as_str().expect("key").to_owned())
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Response {
+        self.http
+            .post(
+                &format!("{}{path}", self.registry),
+                &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+                Some(&body),
+            )
+            .await
+            .expect("the registry answers")
+    }
+
+    /// A request to the registry with an API key.
+    pub async fn api(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Response {
+        self.http
+            .request(
+                method,
+                &format!("{}{path}", self.registry),
+                &[("x-api-key", key)],
+                body.as_ref(),
+            )
+            .await
+            .expect("the registry answers")
+    }
+
+    /// Publishes one event with the producer token.
+    pub async fn publish(&self, event: Value) -> Response {
+        self.http
+            .post(
+                &format!("{}/v1/events", self.publisher),
+                &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
+                Some(&event),
+            )
+            .await
+            .expect("the publisher answers")
+    }
+
+    /// Waits until the publisher routes with webhook `id` (change notices are asynchronous).
+    pub async fn wait_routed(&self, count: usize) {
+        let url = format!("{}/readyz", self.publisher);
+        let seen = eventually(Duration::from_secs(10), || async {
+            let r = self.http.get(&url, &[]).await.ok()?;
+            (r.body["subscriptions"].as_u64()? as usize >= count).then_some(())
+        })
+        .await;
+        assert!(
+            seen.is_some(),
+            "the publisher did not see {count} subscriptions within 10 s"
+        );
+    }
+
+    /// Polls `GET /v1/deliveries/{id}`-style queries until `check` accepts the answer.
+    pub async fn wait_for(&self, path: &str, key: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let found = eventually(Duration::from_secs(20), || async {
+            let r = self.api("GET", path, key, None).await;
+            (r.status == 200 && check(&r.body)).then_some(r.body)
+        })
+        .await;
+        match found {
+            Some(v) => v,
+            None => {
+                let last = self.api("GET", path, key, None).await;
+                panic!("{path} did not reach the expected state within 20 s; last answer: {last:?}")
+            }
+        }
+    }
+
+    /// Stops the services and removes the database and the queues.
+    pub async fn stop(mut self) {
+        for s in self.services.drain(..).rev() {
+            s.stop().await;
+        }
+        cleanup(&self.database, &self.prefix).await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.services.is_empty() {
+            return;
+        }
+        // The test failed before `stop`: clean up from a thread with its own runtime.
+        let (database, prefix) = (self.database.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(cleanup(&database, &prefix));
+            }
+        })
+        .join();
+    }
+}
+
+async fn cleanup(database: &str, prefix: &str) {
+    if let Ok(mut admin) = AsyncPgConnection::establish(&admin_database_url()).await {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+    let config = hookwire_core::config::BrokerConfig {
+        url: broker_url(),
+        prefix: prefix.to_owned(),
+    };
+    if let Ok(conn) = hookwire_broker::connect(&config, "hookwire tests cleanup").await {
+        if let Ok(ch) = conn.create_channel().await {
+            let t = Topology::new(prefix);
+            let mut queues = vec![t.deliveries_queue(), t.ledger_queue(), t.dead_letter_queue()];
+            queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
+            for q in queues {
+                let _ = ch.queue_delete(q.into(), Default::default()).await;
+            }
+            for x in [t.deliveries_exchange(), t.changes_exchange()] {
+                let _ = ch.exchange_delete(x.into(), Default::default()).await;
+            }
+        }
+    }
+}
+
+/// Calls `probe` every 50 ms until it returns `Some`, or `within` passes.
+pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    tokio::time::timeout(within, async {
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Verifies a received request with the reference Python library (`standardwebhooks`).
+pub fn verify_with_reference_library(secret: &str, received: &Received) -> anyhow::Result<()> {
+    let input = json!({
+        "secret": secret,
+        "headers": received.headers,
+        "body": String::from_utf8_lossy(&received.body),
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/verify_standardwebhooks.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running python3")?;
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the standardwebhooks library refused the signature: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

@@ -59,7 +59,11 @@ pub struct ApiKey {
 
 impl ApiKey {
     pub async fn insert(conn: &mut AsyncPgConnection, key: &ApiKey) -> QueryResult<()> {
-        diesel::insert_into(api_keys::table).values(key).execute(conn).await.map(drop)
+        diesel::insert_into(api_keys::table)
+            .values(key)
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     /// The live key with this hash.
@@ -180,7 +184,11 @@ pub enum WebhookOrder {
 
 impl Webhook {
     pub async fn insert(conn: &mut AsyncPgConnection, w: &Webhook) -> QueryResult<()> {
-        diesel::insert_into(webhooks::table).values(w).execute(conn).await.map(drop)
+        diesel::insert_into(webhooks::table)
+            .values(w)
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     /// Writes every field of `w` back.

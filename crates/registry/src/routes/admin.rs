@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use crate::auth::{new_api_key, Admin, SCOPES};
 use crate::db::models::{ApiKey, EventType, Tenant};
+use crate::AppState;
 use hookwire_core::messages::CatalogType;
 use hookwire_http::error::ApiError;
 use hookwire_http::input::{self, Field, Fields};
-use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/tenants", web::post().to(create_tenant))
@@ -37,7 +37,11 @@ pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> R
 }
 
 /// Creates an API key from `{"tenant_id", "scopes"?, "webhooks_enabled"?, "max_webhooks"?}`.
-pub async fn api_key(conn: &mut AsyncPgConnection, body: Map<String, Value>, default_max: i32) -> Result<Value, ApiError> {
+pub async fn api_key(
+    conn: &mut AsyncPgConnection,
+    body: Map<String, Value>,
+    default_max: i32,
+) -> Result<Value, ApiError> {
     let mut f = Fields::new(body);
     let tenant_id = match f.string("tenant_id", 64) {
         Field::Set(s) => match s.parse::<Uuid>() {
@@ -55,14 +59,20 @@ pub async fn api_key(conn: &mut AsyncPgConnection, body: Map<String, Value>, def
     let scopes = match f.string_list("scopes", 10, 64) {
         Field::Set(list) => {
             if let Some(bad) = list.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-                f.error("scopes", format!("`{bad}` is not a scope; use webhooks:read and/or webhooks:write"));
+                f.error(
+                    "scopes",
+                    format!("`{bad}` is not a scope; use webhooks:read and/or webhooks:write"),
+                );
             }
             list
         }
         _ => SCOPES.iter().map(|s| s.to_string()).collect(),
     };
     let enabled = f.bool("webhooks_enabled").set().unwrap_or(true);
-    let max = f.int("max_webhooks", 0, 100_000).set().map_or(default_max, |n| n as i32);
+    let max = f
+        .int("max_webhooks", 0, 100_000)
+        .set()
+        .map_or(default_max, |n| n as i32);
     f.finish()?;
     let tenant_id = tenant_id.expect("finish() failed if tenant_id was missing");
     if !Tenant::exists(conn, tenant_id).await? {
@@ -136,7 +146,11 @@ async fn create_api_key(state: web::Data<AppState>, _: Admin, payload: web::Payl
     Ok(HttpResponse::Created().json(key))
 }
 
-async fn create_event_type(state: web::Data<AppState>, _: Admin, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn create_event_type(
+    state: web::Data<AppState>,
+    _: Admin,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let created = event_type(&mut conn, body).await?;

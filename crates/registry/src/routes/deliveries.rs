@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{Delivery, DeliveryFilter};
-use hookwire_http::error::{ApiError, FieldError};
-use hookwire_http::input;
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::AppState;
+use hookwire_http::error::{ApiError, FieldError};
+use hookwire_http::input;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/deliveries", web::get().to(list))
@@ -64,7 +64,13 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
     let mut conn = state.pool.get().await?;
     let (count, rows) = Delivery::list(&mut conn, caller.tenant_id(), &filter, paging.page).await?;
     let results = rows.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(Collection::new(&req, &state.config.http.public_url, paging, count, results)))
+    Ok(HttpResponse::Ok().json(Collection::new(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        count,
+        results,
+    )))
 }
 
 async fn retrieve(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

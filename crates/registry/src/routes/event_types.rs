@@ -5,10 +5,10 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::db::models::EventType;
-use hookwire_http::error::ApiError;
-use hookwire_http::input;
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::AppState;
+use hookwire_http::error::ApiError;
+use hookwire_http::input;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/event-types", web::get().to(list));
@@ -37,5 +37,11 @@ async fn list(state: web::Data<AppState>, _caller: Caller, req: HttpRequest) -> 
         .into_iter()
         .map(|t| json!({"value": t.value, "label": t.label, "description": t.description}))
         .collect();
-    Ok(HttpResponse::Ok().json(Collection::new(&req, &state.config.http.public_url, paging, count, results)))
+    Ok(HttpResponse::Ok().json(Collection::new(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        count,
+        results,
+    )))
 }

@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 
 use crate::auth::Admin;
 use crate::db::models::{EventType, Webhook};
-use hookwire_core::messages::RoutingSnapshot;
-use hookwire_http::error::ApiError;
 use crate::notices::subscription;
 use crate::AppState;
+use hookwire_core::messages::RoutingSnapshot;
+use hookwire_http::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/internal/routing", web::get().to(routing));

@@ -20,4 +20,3 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(internal::configure),
     );
 }
-

@@ -13,19 +13,23 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{EventType, Webhook, WebhookFilter, WebhookOrder};
-use hookwire_http::error::ApiError;
-use hookwire_http::input::{self, Field, Fields};
 use crate::pagination::{Collection, Paging};
 use crate::AppState;
+use hookwire_http::error::ApiError;
+use hookwire_http::input::{self, Field, Fields};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/webhooks").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/webhooks/{id}")
-                .route(web::get().to(retrieve))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        );
+    cfg.service(
+        web::resource("/webhooks")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(retrieve))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
 }
 
 /// Headers the platform sets itself; a webhook's custom headers may not replace them.
@@ -234,7 +238,10 @@ async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creat
         Field::Absent => {}
     }
     if w.auth_secret_sealed.is_some() != w.header_name.is_some() {
-        f.error("auth_secret", "header_name and auth_secret go together: set both or neither");
+        f.error(
+            "auth_secret",
+            "header_name and auth_secret go together: set both or neither",
+        );
     }
     match headers {
         Field::Set(h) => {
@@ -245,7 +252,10 @@ async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creat
                 if !is_token(k) {
                     f.error(&format!("headers.{k}"), "is not a valid HTTP header name");
                 } else if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
-                    f.error(&format!("headers.{k}"), "is set by Hookwire itself and cannot be overridden");
+                    f.error(
+                        &format!("headers.{k}"),
+                        "is set by Hookwire itself and cannot be overridden",
+                    );
                 } else if !is_header_value(v) {
                     f.error(&format!("headers.{k}"), "must be printable and at most 4096 bytes");
                 }
@@ -304,7 +314,11 @@ pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, A
         "modified_at": w.modified_at,
     });
     if with_secret {
-        let secret = state.secrets.keyring.open(&w.secret_sealed).map_err(ApiError::internal)?;
+        let secret = state
+            .secrets
+            .keyring
+            .open(&w.secret_sealed)
+            .map_err(ApiError::internal)?;
         v["secret"] = json!(secret);
     }
     Ok(v)
@@ -352,7 +366,10 @@ async fn create(state: web::Data<AppState>, caller: Caller, payload: web::Payloa
     if used >= i64::from(caller.key.max_webhooks) {
         return Err(ApiError::forbidden(
             "webhook_limit_reached",
-            format!("this API key has reached its limit of {} webhooks", caller.key.max_webhooks),
+            format!(
+                "this API key has reached its limit of {} webhooks",
+                caller.key.max_webhooks
+            ),
         ));
     }
     Webhook::insert(&mut conn, &w).await?;
@@ -385,7 +402,10 @@ async fn update(
     let mut w = find(&state, &caller, &id).await?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     if body.is_empty() {
-        return Err(ApiError::bad_request("empty_update", "send at least one field to change"));
+        return Err(ApiError::bad_request(
+            "empty_update",
+            "send at least one field to change",
+        ));
     }
     apply(&state, body, &mut w, false).await?;
     w.modified_at = Utc::now();
@@ -457,7 +477,13 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
         .iter()
         .map(|w| view(&state, w, false))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Collection::new(&req, &state.config.http.public_url, paging, count, results)))
+    Ok(HttpResponse::Ok().json(Collection::new(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        count,
+        results,
+    )))
 }
 
 #[cfg(test)]
@@ -466,7 +492,10 @@ mod tests {
 
     #[test]
     fn lists_every_pattern_that_matches_a_type() {
-        assert_eq!(patterns_matching("person.created"), vec!["*", "*.*", "*.created", "person.*", "person.created"]);
+        assert_eq!(
+            patterns_matching("person.created"),
+            vec!["*", "*.*", "*.created", "person.*", "person.created"]
+        );
         assert_eq!(patterns_matching("series_updated"), vec!["*", "series_updated"]);
         for p in patterns_matching("a.b.c") {
             assert!(patterns::matches(&p, "a.b.c"), "{p}");

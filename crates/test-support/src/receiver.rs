@@ -1,0 +1,139 @@
+//! A local webhook receiver: records every request and answers what the test scripts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Header names in lowercase.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// How to answer the next requests: each `(status, delay)` is used once, in order; the last
+/// one is repeated.
+#[derive(Clone)]
+struct Script(Arc<Mutex<Vec<(u16, Duration)>>>);
+
+impl Script {
+    fn next(&self) -> (u16, Duration) {
+        let mut s = self.0.lock().expect("script lock");
+        if s.len() > 1 {
+            s.remove(0)
+        } else {
+            s[0]
+        }
+    }
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    rx: mpsc::UnboundedReceiver<Received>,
+    script: Script,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver that answers `status` to everything.
+    pub async fn start(status: u16) -> Self {
+        Self::scripted(vec![(status, Duration::ZERO)]).await
+    }
+
+    /// A receiver that answers each request with the next `(status, delay)`.
+    pub async fn scripted(script: Vec<(u16, Duration)>) -> Self {
+        assert!(!script.is_empty());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a receiver");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let script = Script(Arc::new(Mutex::new(script)));
+        let s = script.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (tx, s) = (tx.clone(), s.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (tx, s) = (tx.clone(), s.clone());
+                        async move {
+                            let at = Instant::now();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                                .collect();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let _ = tx.send(Received { headers, body, at });
+                            let (status, delay) = s.next();
+                            tokio::time::sleep(delay).await;
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from_static(b"received")))
+                                    .expect("a valid response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, rx, script, task }
+    }
+
+    /// The URL to subscribe with.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// Replaces the script for the next requests.
+    pub fn answer(&self, script: Vec<(u16, Duration)>) {
+        *self.script.0.lock().expect("script lock") = script;
+    }
+
+    /// The next request, or `None` after `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Received> {
+        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// Asserts that nothing arrives for `quiet`.
+    pub async fn expect_nothing(&mut self, quiet: Duration) {
+        if let Some(r) = self.next(quiet).await {
+            panic!(
+                "expected no request, got one with webhook-id {:?}",
+                r.header("webhook-id")
+            );
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,247 @@
+//! Events from the producer to the receiver, and what the delivery log says about them.
+
+use std::time::Duration;
+
+use hookwire_core::signing::{verify, SigningKey};
+use hookwire_test_support::{verify_with_reference_library, Receiver, TestEnv};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_reaches_its_receiver_signed_and_is_logged_as_success() {
+    let env = TestEnv::start().await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let created = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({
+                "url": receiver.url(),
+                "events": ["person.created"],
+                "header_name": "Authorization",
+                "prefix": "Bearer",
+                "auth_secret": "my-secret-token",
+                "headers": {"X-Team": "crm"},
+            })),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let webhook_id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    env.wait_routed(1).await;
+
+    let accepted = env
+        .publish(
+            json!({"type": "person.created", "tenant_id": tenant, "subject": "person-42", "data": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(accepted.body["matched"], 1);
+    let event_id = accepted.body["event_id"].as_str().unwrap().to_owned();
+
+    let got = receiver
+        .next(Duration::from_secs(15))
+        .await
+        .expect("the receiver got the event");
+    // What a receiver sees (contract §5).
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    assert!(got.header("user-agent").unwrap().starts_with("hookwire/"));
+    assert_eq!(got.header("webhook-id"), Some(event_id.as_str()));
+    assert_eq!(got.header("authorization"), Some("Bearer my-secret-token"));
+    assert_eq!(got.header("x-team"), Some("crm"));
+    let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["id"], event_id);
+    assert_eq!(body["type"], "person.created");
+    assert_eq!(body["data"], json!({"name": "Ada"}));
+    assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
+    // The signature verifies with our implementation and with the reference library.
+    let now = chrono::Utc::now().timestamp();
+    verify(
+        &SigningKey::parse(&secret).unwrap(),
+        got.header("webhook-id").unwrap(),
+        got.header("webhook-timestamp").unwrap(),
+        got.header("webhook-signature").unwrap(),
+        &got.body,
+        now,
+    )
+    .expect("the signature verifies");
+    verify_with_reference_library(&secret, &got).expect("standardwebhooks accepts the delivery");
+
+    // The delivery log records the success.
+    let path = format!("/v1/deliveries?webhook_id={webhook_id}");
+    let log = env
+        .wait_for(&path, &key, |b| b["results"][0]["status"] == "success")
+        .await;
+    assert_eq!(log["count"], 1);
+    let d = &log["results"][0];
+    assert_eq!(d["event_id"], event_id);
+    assert_eq!(d["event_type"], "person.created");
+    assert_eq!(d["subject"], "person-42");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["response_status"], 200);
+    assert_eq!(d["response_body"], "received");
+    assert!(d["duration_ms"].as_i64().is_some());
+
+    let detail = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries/{}", d["id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.body["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        detail.body["attempts"][0]["signature"],
+        got.header("webhook-signature").unwrap()
+    );
+    assert_eq!(detail.body["payload"], json!({"name": "Ada"}));
+    receiver.expect_nothing(Duration::from_millis(300)).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_attempt_is_retried_through_the_broker_until_it_succeeds() {
+    let env = TestEnv::start().await;
+    let mut receiver = Receiver::scripted(vec![(500, Duration::ZERO), (200, Duration::ZERO)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let created = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({
+                "url": receiver.url(),
+                "events": ["person.*"],
+                "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 3},
+            })),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let webhook_id = created.body["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    let accepted = env
+        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {}}))
+        .await;
+    assert_eq!(accepted.status, 202);
+
+    let first = receiver.next(Duration::from_secs(15)).await.expect("first attempt");
+    let second = receiver.next(Duration::from_secs(15)).await.expect("the retry");
+    assert_eq!(
+        first.header("webhook-id"),
+        second.header("webhook-id"),
+        "webhook-id is constant across retries"
+    );
+    let gap = second.at - first.at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the retry waited its interval, not {gap:?}"
+    );
+
+    let path = format!("/v1/deliveries?webhook_id={webhook_id}");
+    let log = env
+        .wait_for(&path, &key, |b| b["results"][0]["status"] == "success")
+        .await;
+    let d = &log["results"][0];
+    assert_eq!(d["attempts"], 2);
+    let detail = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries/{}", d["id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    let attempts = detail.body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["response_status"], 500);
+    assert!(attempts[0]["error"].as_str().unwrap().starts_with("http_status"));
+    assert_eq!(attempts[1]["response_status"], 200);
+    let hook = env.api("GET", &format!("/v1/webhooks/{webhook_id}"), &key, None).await;
+    assert_eq!(hook.body["failure_count"], 0, "a success resets the failure count");
+    assert!(hook.body["last_failure_at"].is_string() && hook.body["last_success_at"].is_string());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gone_ends_the_delivery_as_failed_and_exhaustion_is_recorded() {
+    let env = TestEnv::start().await;
+    let mut gone = Receiver::start(410).await;
+    let mut broken = Receiver::start(500).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let mut ids = Vec::new();
+    for url in [gone.url(), broken.url()] {
+        let w = env
+            .api(
+                "POST",
+                "/v1/webhooks",
+                &key,
+                Some(json!({"url": url, "events": ["task.created"], "retry_count": 1,
+                            "retry_policy": {"strategy": "fixed", "interval_seconds": 1}})),
+            )
+            .await;
+        assert_eq!(w.status, 201, "{w:?}");
+        ids.push(w.body["id"].as_str().unwrap().to_owned());
+    }
+    env.wait_routed(2).await;
+    let accepted = env
+        .publish(json!({"type": "task.created", "tenant_id": tenant, "data": null}))
+        .await;
+    assert_eq!(accepted.body["matched"], 2);
+
+    assert!(gone.next(Duration::from_secs(15)).await.is_some());
+    let failed = env
+        .wait_for(&format!("/v1/deliveries?webhook_id={}", ids[0]), &key, |b| {
+            b["results"][0]["status"] == "failed"
+        })
+        .await;
+    assert_eq!(failed["results"][0]["attempts"], 1, "410 is not retried");
+    gone.expect_nothing(Duration::from_millis(1500)).await;
+
+    assert!(broken.next(Duration::from_secs(15)).await.is_some());
+    assert!(broken.next(Duration::from_secs(15)).await.is_some(), "one retry");
+    let exhausted = env
+        .wait_for(&format!("/v1/deliveries?webhook_id={}", ids[1]), &key, |b| {
+            b["results"][0]["status"] == "exhausted"
+        })
+        .await;
+    assert_eq!(exhausted["results"][0]["attempts"], 2);
+    assert_eq!(exhausted["results"][0]["next_retry_at"], serde_json::Value::Null);
+    let hook = env.api("GET", &format!("/v1/webhooks/{}", ids[1]), &key, None).await;
+    assert_eq!(hook.body["failure_count"], 2);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timeout_is_an_attempt_without_a_response_status() {
+    let env = TestEnv::start().await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let w = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 1, "retry_count": 0})),
+        )
+        .await;
+    assert_eq!(w.status, 201, "{w:?}");
+    env.wait_routed(1).await;
+    env.publish(json!({"type": "series_updated", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    assert!(slow.next(Duration::from_secs(15)).await.is_some());
+    let log = env
+        .wait_for(
+            &format!("/v1/deliveries?webhook_id={}", w.body["id"].as_str().unwrap()),
+            &key,
+            |b| b["results"][0]["status"] == "exhausted",
+        )
+        .await;
+    let d = &log["results"][0];
+    assert_eq!(d["response_status"], serde_json::Value::Null);
+    assert!(d["error"].as_str().unwrap().starts_with("timeout"), "{d}");
+    env.stop().await;
+}

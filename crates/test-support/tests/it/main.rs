@@ -1,0 +1,4 @@
+//! End-to-end tests: the three services against the real PostgreSQL and RabbitMQ.
+
+mod delivery;
+mod registry_api;

@@ -1,0 +1,248 @@
+//! The management API as a customer meets it: authentication, scopes, limits, isolation,
+//! validation errors and pagination.
+
+use hookwire_test_support::{TestEnv, ADMIN_TOKEN};
+use serde_json::json;
+
+fn webhook(url: &str) -> serde_json::Value {
+    json!({"url": url, "events": ["person.created"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_scopes_limits_and_tenants_are_enforced() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+
+    // 401: no key, unknown key; problem+json with a request id.
+    let r = env
+        .http
+        .get(&format!("{}/v1/webhooks", env.registry), &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.body["status"], 401);
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(env.api("GET", "/v1/webhooks", "hwk_nope", None).await.status, 401);
+    // Bearer works as well as X-API-Key, and a caller's request id is echoed.
+    let r = env
+        .http
+        .get(
+            &format!("{}/v1/webhooks", env.registry),
+            &[("authorization", &format!("Bearer {key}")), ("x-request-id", "req-123")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("req-123"));
+
+    // 403: missing scope, webhooks disabled, limit reached — each says which.
+    let (_, read_only) = env.tenant_with_key("ro", json!({"scopes": ["webhooks:read"]})).await;
+    let r = env
+        .api("POST", "/v1/webhooks", &read_only, Some(webhook("http://127.0.0.1:1/")))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body["detail"].as_str().unwrap().contains("webhooks:write"));
+    let (_, disabled) = env.tenant_with_key("off", json!({"webhooks_enabled": false})).await;
+    let r = env
+        .api("POST", "/v1/webhooks", &disabled, Some(webhook("http://127.0.0.1:1/")))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body["detail"].as_str().unwrap().contains("not enabled"));
+    let (_, small) = env.tenant_with_key("small", json!({"max_webhooks": 1})).await;
+    assert_eq!(
+        env.api("POST", "/v1/webhooks", &small, Some(webhook("http://127.0.0.1:1/")))
+            .await
+            .status,
+        201
+    );
+    let r = env
+        .api("POST", "/v1/webhooks", &small, Some(webhook("http://127.0.0.1:1/")))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body["detail"].as_str().unwrap().contains("limit of 1"));
+
+    // Another tenant's webhook is invisible: 404 on every verb, absent from lists.
+    let mine = env
+        .api("POST", "/v1/webhooks", &key, Some(webhook("http://127.0.0.1:1/")))
+        .await;
+    let id = mine.body["id"].as_str().unwrap();
+    let (_, other) = env.tenant("other").await;
+    for method in ["GET", "DELETE"] {
+        assert_eq!(
+            env.api(method, &format!("/v1/webhooks/{id}"), &other, None)
+                .await
+                .status,
+            404
+        );
+    }
+    let r = env
+        .api(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            &other,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(env.api("GET", "/v1/webhooks", &other, None).await.body["count"], 0);
+    assert_eq!(env.api("GET", "/v1/webhooks/not-a-uuid", &key, None).await.status, 404);
+
+    // The admin API wants the admin token.
+    let r = env
+        .http
+        .post(
+            &format!("{}/v1/admin/tenants", env.registry),
+            &[("x-api-key", &key)],
+            Some(&json!({"name": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    let _ = ADMIN_TOKEN;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_are_validated_field_by_field_and_updated_partially() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let r = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({"url": "ftp://x", "events": ["nope.*"], "timeout_seconds": 99, "is_test": "yes", "colour": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in ["url", "events", "timeout_seconds", "is_test", "colour"] {
+        assert!(fields.contains(&f), "no error for {f}: {fields:?}");
+    }
+    let r = env
+        .http
+        .raw(
+            "POST",
+            &format!("{}/v1/webhooks", env.registry),
+            &[("x-api-key", &key)],
+            b"{not json".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.body["detail"].as_str().unwrap().contains("not valid JSON"));
+    let r = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({"events": ["person.created"]})),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0], json!({"field": "url", "message": "is required"}));
+
+    let created = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(
+                json!({"url": "http://127.0.0.1:1/a", "events": ["person.*", "*.created"], "name": "crm",
+                        "header_name": "X-Auth", "auth_secret": "abcdef123456"}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.body["masked_auth_secret"], "****3456");
+    assert!(
+        !created.body.to_string().contains("abcdef123456"),
+        "the auth secret is never returned"
+    );
+    let id = created.body["id"].as_str().unwrap();
+    // Secrets appear on retrieve, never in lists.
+    assert!(env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await.body["secret"].is_string());
+    let list = env.api("GET", "/v1/webhooks", &key, None).await;
+    assert!(list.body["results"][0].get("secret").is_none());
+
+    assert_eq!(
+        env.api("PATCH", &format!("/v1/webhooks/{id}"), &key, Some(json!({})))
+            .await
+            .status,
+        400
+    );
+    let r = env
+        .api(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            &key,
+            Some(json!({"is_active": false, "timeout_seconds": 5})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["is_active"], false);
+    assert_eq!(r.body["timeout_seconds"], 5);
+    assert_eq!(r.body["name"], "crm", "fields not sent are kept");
+    assert_eq!(
+        env.api("DELETE", &format!("/v1/webhooks/{id}"), &key, None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await.status,
+        404
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collections_page_both_ways_and_filter() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    for (i, events) in [["person.created"], ["company.*"], ["*"]].iter().enumerate() {
+        let r = env
+            .api(
+                "POST",
+                "/v1/webhooks",
+                &key,
+                Some(
+                    json!({"url": "http://127.0.0.1:1/", "events": events, "name": format!("w{i}"), "is_test": i == 2}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let page = env.api("GET", "/v1/webhooks?limit=2&ordering=name", &key, None).await;
+    assert_eq!(page.body["count"], 3);
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 2);
+    assert_eq!(page.body["results"][0]["name"], "w0");
+    assert!(page.body["next"].as_str().unwrap().contains("offset=2"));
+    assert!(page.body["previous"].is_null());
+    let page = env
+        .api("GET", "/v1/webhooks?page=2&page_size=2&ordering=name", &key, None)
+        .await;
+    assert_eq!(page.body["results"][0]["name"], "w2");
+    assert!(page.body["next"].is_null());
+    assert!(page.body["previous"].as_str().unwrap().contains("page=1"));
+    let matching = env
+        .api("GET", "/v1/webhooks?event_type=company.updated", &key, None)
+        .await;
+    assert_eq!(matching.body["count"], 2, "company.* and *");
+    assert_eq!(
+        env.api("GET", "/v1/webhooks?is_test=true", &key, None).await.body["count"],
+        1
+    );
+    let r = env.api("GET", "/v1/webhooks?limit=501", &key, None).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"][0]["field"], "limit");
+    assert_eq!(env.api("GET", "/v1/webhooks?bogus=1", &key, None).await.status, 400);
+    let types = env.api("GET", "/v1/event-types?limit=500", &key, None).await;
+    assert_eq!(types.body["count"], 15, "the development catalog");
+    env.stop().await;
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond PostgreSQL and RabbitMQ: the reference Standard Webhooks
+# library (Python), which the end-to-end tests use to verify real deliveries.
+set -euo pipefail
+if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+  echo "[deps] installing the standardwebhooks Python library"
+  python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
+fi
