@@ -26,7 +26,7 @@ test: deps-up
 	bash scripts/test-deps.sh
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	cargo test --workspace --locked
+	bash scripts/test.sh
 
 migrate:
 	cargo run --locked -p hookwire-registry -- migrate
