@@ -27,6 +27,40 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The request body a receiver gets (contract §5): `{"id", "type", "timestamp", "data"}`,
+    /// the timestamp being when the event was accepted (RFC 3339, milliseconds).
+    pub fn request_body(&self) -> String {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.event_type,
+            "timestamp": self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": self.data,
+        })
+        .to_string()
+    }
+}
+
+impl DeliveryTask {
+    /// The task for a new delivery of `event` to `target`, or a manual retry of an existing one
+    /// (`attempts` already made; the next attempt is numbered `attempts + 1`).
+    pub fn new(delivery_id: Uuid, event: &Event, target: Target, body: String, attempts: u32) -> Self {
+        Self {
+            delivery_id,
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            subject: event.subject.clone(),
+            is_test: event.is_test,
+            event_created_at: event.created_at,
+            attempts,
+            first_attempt_at: None,
+            not_before: None,
+            target,
+            body,
+        }
+    }
+}
+
 /// The optional `header_name: prefix auth_secret` header of a webhook, secret sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthHeader {
@@ -332,6 +366,26 @@ mod tests {
             "event_type_upserted.v1",
             &ChangeNotice::EventTypeUpserted { event_type },
         );
+    }
+
+    #[test]
+    fn the_request_body_is_the_contract_shape() {
+        let e = Event {
+            id: Uuid::now_v7(),
+            event_type: "person.created".into(),
+            tenant_id: None,
+            subject: None,
+            channels: vec![],
+            data: serde_json::json!({"a": 1}),
+            is_test: false,
+            created_at: Utc::now(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.request_body()).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 4);
+        assert_eq!(v["id"], e.id.to_string());
+        assert_eq!(v["type"], "person.created");
+        assert_eq!(v["data"], serde_json::json!({"a": 1}));
+        assert!(chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap()).is_ok());
     }
 
     #[test]

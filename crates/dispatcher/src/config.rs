@@ -14,8 +14,18 @@ pub struct Config {
     pub profile: Profile,
     pub http: HttpConfig,
     pub broker: BrokerConfig,
+    pub registry: RegistryConfig,
     pub delivery: DeliveryConfig,
     pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryConfig {
+    /// Base URL of the registry, read once at start. Default `http://127.0.0.1:8080`.
+    pub url: String,
+    /// Timeout of that request. Default 10 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,6 +50,12 @@ impl Application {
             metrics.clone(),
             webhooks.clone(),
         ));
+        let bootstrap = tokio::spawn(bootstrap(
+            config.clone(),
+            secrets.admin_token,
+            webhooks.clone(),
+            cancel.clone(),
+        ));
         let topology = Topology::new(&config.broker.prefix);
 
         let work = {
@@ -117,7 +123,7 @@ impl Application {
             server,
             port,
             cancel,
-            tasks: vec![work, notices],
+            tasks: vec![work, notices, bootstrap],
         })
     }
 
@@ -153,4 +159,47 @@ async fn readyz(health: web::Data<Health>) -> HttpResponse {
 
 async fn metrics_endpoint(health: web::Data<Health>) -> HttpResponse {
     hookwire_http::metrics_response(&health.metrics.registry)
+}
+
+/// Reads the registry's snapshot once, retrying in the background until it succeeds. Deliveries
+/// do not wait for it: until then only the tasks' own data and the notices are used.
+async fn bootstrap(
+    config: Config,
+    admin_token: secrecy::SecretString,
+    webhooks: Arc<Webhooks>,
+    cancel: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let taken_at = chrono::Utc::now();
+        match hookwire_http::registry_client::routing(
+            &config.registry.url,
+            &admin_token,
+            config.registry.request_timeout,
+        )
+        .await
+        {
+            Ok(snapshot) => {
+                tracing::info!(
+                    subscriptions = snapshot.subscriptions.len(),
+                    "webhook states loaded from the registry"
+                );
+                webhooks.load(snapshot, taken_at);
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures % 30 == 0 {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot read webhook states from the registry yet; retrying"
+                    );
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
 }

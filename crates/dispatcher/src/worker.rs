@@ -206,7 +206,7 @@ impl Worker {
                 return Ok(Outcome::Waiting);
             }
         }
-        match self.webhooks.get(task.target.webhook_id) {
+        match self.webhooks.get(task.target.webhook_id, task.event_created_at) {
             Some(Known::Deleted) => {
                 return self
                     .give_up(publish, &task, "webhook_deleted: the webhook was deleted")

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod input;
+pub mod registry_client;
 
 use std::time::Instant;
 

@@ -9,15 +9,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_core::patterns;
 use hookwire_core::topology::Topology;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -118,27 +114,13 @@ impl Cache {
     }
 }
 
-/// Reads the routing snapshot from the registry.
-async fn fetch(config: &Config, admin_token: &SecretString) -> anyhow::Result<RoutingSnapshot> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: hyper::Uri = format!("{}/v1/internal/routing", config.registry.url.trim_end_matches('/')).parse()?;
-    let req = hyper::Request::get(uri)
-        .header("authorization", format!("Bearer {}", admin_token.expose_secret()))
-        .body(Empty::new())?;
-    let res = tokio::time::timeout(config.registry.request_timeout, client.request(req)).await??;
-    let status = res.status();
-    let body = tokio::time::timeout(config.registry.request_timeout, res.into_body().collect())
-        .await??
-        .to_bytes();
-    anyhow::ensure!(status.is_success(), "the registry answered {status}");
-    Ok(serde_json::from_slice(&body)?)
-}
-
 /// Loads the snapshot (retrying until it succeeds or `cancel` fires).
 async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &CancellationToken) -> bool {
     let mut failures = 0u32;
     loop {
-        match fetch(config, token).await {
+        match hookwire_http::registry_client::routing(&config.registry.url, token, config.registry.request_timeout)
+            .await
+        {
             Ok(snapshot) => {
                 let n = snapshot.subscriptions.len();
                 cache.replace(snapshot);

@@ -62,6 +62,9 @@ pub struct WebhooksConfig {
     /// How long a rotated-out signing secret keeps signing. Default 24 h.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub secret_rotation_overlap: Duration,
+    /// A webhook whose deliveries have all failed for this long is deactivated. Default 5 days.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub auto_disable_after: Duration,
     /// Retry policy of webhooks created without one.
     pub default_retry_policy: RetryPolicy,
 }

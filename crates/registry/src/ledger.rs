@@ -17,15 +17,22 @@ use crate::config::Config;
 use crate::db::ledger::Batch;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
+use crate::notices::Notices;
 
 /// Consumes the ledger queue until `cancel` fires, reconnecting to the broker as needed.
-pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, cancel: CancellationToken) {
+pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: Notices, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry ledger".to_owned();
     let stop = cancel.clone();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn| {
-        let (config, pool, metrics, topology, stop) =
-            (config.clone(), pool.clone(), metrics.clone(), topology.clone(), stop.clone());
+        let (config, pool, metrics, topology, stop, notices) = (
+            config.clone(),
+            pool.clone(),
+            metrics.clone(),
+            topology.clone(),
+            stop.clone(),
+            notices.clone(),
+        );
         async move {
             let channel = conn.create_channel().await?;
             hookwire_broker::declare(&channel, &topology).await?;
@@ -74,11 +81,20 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, cancel: Ca
                 let mut failures = 0u32;
                 loop {
                     let written = match pool.get().await {
-                        Ok(mut conn) => batch.write(&mut conn).await.map_err(anyhow::Error::from),
+                        Ok(mut conn) => batch
+                            .write(&mut conn, config.webhooks.auto_disable_after)
+                            .await
+                            .map_err(anyhow::Error::from),
                         Err(e) => Err(anyhow::Error::from(e)),
                     };
                     match written {
-                        Ok(()) => break,
+                        Ok(disabled) => {
+                            for w in &disabled {
+                                tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
+                                notices.upserted(w).await;
+                            }
+                            break;
+                        }
                         Err(e) => {
                             metrics.ledger_write_failures.inc();
                             failures += 1;

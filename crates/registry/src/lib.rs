@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod notices;
 pub mod pagination;
 pub mod routes;
+pub mod tasks;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -79,10 +80,12 @@ impl Application {
         let mut metrics = Metrics::default();
         let http_metrics = web::Data::new(hookwire_http::HttpMetrics::register(&mut metrics.registry));
         let metrics = Arc::new(metrics);
+        let notices = Notices::new(link.clone(), &topology, config.webhooks.default_retry_policy);
         let ledger = tokio::spawn(ledger::run(
             config.clone(),
             pool.clone(),
             metrics.clone(),
+            notices.clone(),
             cancel.clone(),
         ));
         let listener =
@@ -90,7 +93,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = config.http.workers;
         let state = web::Data::new(AppState {
-            notices: Notices::new(link.clone(), &topology, config.webhooks.default_retry_policy),
+            notices,
             config,
             secrets,
             pool,

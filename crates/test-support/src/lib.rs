@@ -138,6 +138,7 @@ impl TestEnv {
         let registry_url = format!("http://127.0.0.1:{}", registry.port());
         let mut services = vec![spawn(|rx| registry.run_until_stopped(until_stopped(rx)))];
         options.publisher.registry.url = registry_url.clone();
+        options.dispatcher.registry.url = registry_url.clone();
         let publisher = hookwire_publisher::Application::build(options.publisher, secrets())
             .await
             .expect("the publisher starts");
@@ -212,6 +213,22 @@ impl TestEnv {
             )
             .await
             .expect("the registry answers")
+    }
+
+    /// Creates a webhook and returns its JSON (asserting 201).
+    pub async fn webhook(&self, key: &str, fields: Value) -> Value {
+        let r = self.api("POST", "/v1/webhooks", key, Some(fields)).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body
+    }
+
+    /// Waits until the delivery log of `webhook_id` has a delivery in `status`; returns it.
+    pub async fn delivery_in(&self, key: &str, webhook_id: &str, status: &str) -> Value {
+        let path = format!("/v1/deliveries?webhook_id={webhook_id}&status={status}");
+        let page = self
+            .wait_for(&path, key, |b| b["count"].as_i64().unwrap_or(0) > 0)
+            .await;
+        page["results"][0].clone()
     }
 
     /// Publishes one event with the producer token.

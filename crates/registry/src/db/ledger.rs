@@ -4,12 +4,15 @@
 //! a delivery row only moves forward: an older message never overwrites a newer state.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, Bool, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use hookwire_core::messages::{DeliveryStatus, Event, LedgerMessage};
 use uuid::Uuid;
+
+use crate::db::models::Webhook;
 
 /// The latest known state of one delivery within a batch.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ struct WebhookStats {
     last_failure_at: Option<DateTime<Utc>>,
     /// Failed attempts after the batch's last success (all of them when there was none).
     failures_since_success: i32,
+    /// When the first of those failures happened.
+    first_failure_since_success: Option<DateTime<Utc>>,
     had_success: bool,
 }
 
@@ -161,24 +166,38 @@ impl Batch {
                 if succeeded {
                     stats.last_success_at = Some(at);
                     stats.failures_since_success = 0;
+                    stats.first_failure_since_success = None;
                     stats.had_success = true;
                 } else {
                     stats.last_failure_at = Some(at);
                     stats.failures_since_success += 1;
+                    stats.first_failure_since_success.get_or_insert(at);
                 }
             }
         }
         all
     }
 
-    /// Writes the batch in one transaction. Safe to call again after a failure.
-    pub async fn write(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    /// Writes the batch in one transaction. Safe to call again after a failure. Returns the
+    /// webhooks this batch deactivated: failing without a success for longer than
+    /// `auto_disable_after`.
+    pub async fn write(
+        &self,
+        conn: &mut AsyncPgConnection,
+        auto_disable_after: Duration,
+    ) -> diesel::QueryResult<Vec<Webhook>> {
         let stats = self.stats();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             write_events(conn, &self.events).await?;
             write_deliveries(conn, &self.deliveries).await?;
             write_attempts(conn, &self.attempts).await?;
-            write_stats(conn, &stats).await
+            write_stats(conn, &stats).await?;
+            let failing: Vec<Uuid> = stats
+                .iter()
+                .filter(|(_, s)| s.failures_since_success > 0)
+                .map(|(id, _)| *id)
+                .collect();
+            disable_failing(conn, &failing, auto_disable_after).await
         })
         .await
     }
@@ -288,9 +307,12 @@ async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, Webhook
              last_triggered_at = GREATEST(w.last_triggered_at, s.last_triggered_at),
              last_success_at = GREATEST(w.last_success_at, s.last_success_at),
              last_failure_at = GREATEST(w.last_failure_at, s.last_failure_at),
-             failure_count = CASE WHEN s.had_success THEN s.failures ELSE w.failure_count + s.failures END
-         FROM UNNEST($1, $2, $3, $4, $5, $6)
-              AS s(id, last_triggered_at, last_success_at, last_failure_at, failures, had_success)
+             failure_count = CASE WHEN s.had_success THEN s.failures ELSE w.failure_count + s.failures END,
+             failing_since = CASE WHEN s.failures = 0 THEN NULL
+                                  WHEN s.had_success THEN s.first_failure
+                                  ELSE COALESCE(w.failing_since, s.first_failure) END
+         FROM UNNEST($1, $2, $3, $4, $5, $6, $7)
+              AS s(id, last_triggered_at, last_success_at, last_failure_at, failures, had_success, first_failure)
          WHERE w.id = s.id",
     )
     .bind::<Array<SqlUuid>, _>(rows.iter().map(|(id, _)| **id).collect::<Vec<_>>())
@@ -299,7 +321,44 @@ async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, Webhook
     .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|(_, s)| s.last_failure_at).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(rows.iter().map(|(_, s)| s.failures_since_success).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(rows.iter().map(|(_, s)| s.had_success).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(
+        rows.iter()
+            .map(|(_, s)| s.first_failure_since_success)
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await
     .map(drop)
+}
+
+async fn disable_failing(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    after: Duration,
+) -> diesel::QueryResult<Vec<Webhook>> {
+    use crate::db::schema::webhooks::dsl as w;
+    use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let reason = format!(
+        "deactivated automatically: every delivery failed for more than {}",
+        hookwire_core::config::humantime_serde::re::humantime::format_duration(after)
+    );
+    diesel::update(
+        w::webhooks
+            .filter(w::id.eq_any(ids))
+            .filter(w::is_active.eq(true))
+            .filter(w::failing_since.lt(cutoff)),
+    )
+    .set((
+        w::is_active.eq(false),
+        w::disabled_reason.eq(reason),
+        w::modified_at.eq(now),
+    ))
+    .returning(Webhook::as_returning())
+    .get_results(conn)
+    .await
 }

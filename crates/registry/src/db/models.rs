@@ -159,6 +159,7 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// Filters of `GET /v1/webhooks`.
@@ -277,6 +278,40 @@ impl Webhook {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub channels: Vec<String>,
+    pub payload: serde_json::Value,
+    pub is_test: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<hookwire_core::messages::Event>> {
+        let row: Option<EventRow> = events::table
+            .find(id)
+            .select(EventRow::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(row.map(|r| hookwire_core::messages::Event {
+            id: r.id,
+            event_type: r.event_type,
+            tenant_id: r.tenant_id,
+            subject: r.subject,
+            channels: r.channels,
+            data: r.payload,
+            is_test: r.is_test,
+            created_at: r.created_at,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = deliveries)]
 pub struct Delivery {
     pub id: Uuid,
@@ -370,6 +405,26 @@ impl Delivery {
             .first(conn)
             .await
             .optional()
+    }
+
+    /// The webhook's failed and exhausted deliveries created since `since` (at most `limit`).
+    pub async fn failed_since(
+        conn: &mut AsyncPgConnection,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> QueryResult<Vec<Delivery>> {
+        deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .filter(deliveries::status.eq_any(["failed", "exhausted"]))
+            .filter(deliveries::created_at.ge(since))
+            .order(deliveries::created_at.asc())
+            .limit(limit)
+            .select(Delivery::as_select())
+            .load(conn)
+            .await
     }
 
     pub async fn attempts(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Attempt>> {

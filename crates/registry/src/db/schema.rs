@@ -63,6 +63,14 @@ diesel::table! {
         disabled_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         modified_at -> Timestamptz,
+        failing_since -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    rate_limits (bucket) {
+        bucket -> Text,
+        tat -> Timestamptz,
     }
 }
 
@@ -120,4 +128,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     deliveries,
     delivery_attempts,
+    rate_limits,
 );

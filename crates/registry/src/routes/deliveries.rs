@@ -15,7 +15,34 @@ use hookwire_http::input;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/deliveries", web::get().to(list))
-        .route("/deliveries/{id}", web::get().to(retrieve));
+        .route("/deliveries/{id}", web::get().to(retrieve))
+        .route("/deliveries/{id}/retry", web::post().to(retry));
+}
+
+/// A new attempt now, whatever the delivery's status, to the webhook as it is configured now.
+async fn retry(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
+    let mut conn = state.pool.get().await?;
+    let d = Delivery::find(&mut conn, caller.tenant_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    let w = crate::db::models::Webhook::find(&mut conn, caller.tenant_id(), d.webhook_id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "webhook_deleted",
+            detail: "the delivery's webhook was deleted; it cannot be retried".into(),
+        })?;
+    let event = crate::db::models::EventRow::find(&mut conn, d.event_id)
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
+    let attempts = u32::try_from(d.attempts).unwrap_or(0);
+    let task = hookwire_core::messages::DeliveryTask::new(d.id, &event, target, event.request_body(), attempts);
+    crate::tasks::send(&state.link, &crate::routes::webhooks::topology(&state), &[task], &[])
+        .await
+        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": "pending"})))
 }
 
 fn view(d: &Delivery) -> Value {

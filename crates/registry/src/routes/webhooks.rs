@@ -29,7 +29,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(retrieve))
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
-    );
+    )
+    .route("/webhooks/{id}/rotate-secret", web::post().to(rotate_secret))
+    .route("/webhooks/{id}/test", web::post().to(send_test))
+    .route("/webhooks/{id}/recover", web::post().to(recover));
 }
 
 /// Headers the platform sets itself; a webhook's custom headers may not replace them.
@@ -358,6 +361,7 @@ async fn create(state: web::Data<AppState>, caller: Caller, payload: web::Payloa
         disabled_reason: None,
         created_at: now,
         modified_at: now,
+        failing_since: None,
     };
     apply(&state, body, &mut w, true).await?;
     let mut conn = state.pool.get().await?;
@@ -484,6 +488,125 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
         count,
         results,
     )))
+}
+
+/// A new signing secret; the old one keeps signing alongside for `secret_rotation_overlap`.
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let mut w = find(&state, &caller, &id).await?;
+    let now = Utc::now();
+    let overlap =
+        chrono::Duration::from_std(state.config.webhooks.secret_rotation_overlap).map_err(ApiError::internal)?;
+    w.previous_secret_sealed = Some(std::mem::replace(
+        &mut w.secret_sealed,
+        state.secrets.keyring.seal(&SigningKey::generate()),
+    ));
+    w.previous_secret_expires_at = Some(now + overlap);
+    w.modified_at = now;
+    let mut conn = state.pool.get().await?;
+    Webhook::update(&mut conn, &w).await?;
+    state.notices.upserted(&w).await;
+    Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
+}
+
+/// Sends a sample event of one of the webhook's types, marked as a test (`data.hookwire_test`).
+async fn send_test(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let w = find(&state, &caller, &id).await?;
+    let mut conn = state.pool.get().await?;
+    let catalog = EventType::all_values(&mut conn).await?;
+    let Some(event_type) = catalog
+        .into_iter()
+        .filter(|t| patterns::any_matches(&w.events, t))
+        .min()
+    else {
+        return Err(ApiError::bad_request(
+            "no_event_type",
+            "no catalog type matches this webhook's events",
+        ));
+    };
+    let event = hookwire_core::messages::Event {
+        id: Uuid::now_v7(),
+        event_type,
+        tenant_id: Some(w.tenant_id),
+        subject: None,
+        channels: Vec::new(),
+        data: json!({"hookwire_test": true, "webhook_id": w.id}),
+        is_test: true,
+        created_at: Utc::now(),
+    };
+    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
+    let task = hookwire_core::messages::DeliveryTask::new(Uuid::now_v7(), &event, target, event.request_body(), 0);
+    let record = crate::tasks::routed(&event, &task);
+    crate::tasks::send(&state.link, &topology(&state), std::slice::from_ref(&task), &[record])
+        .await
+        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    Ok(HttpResponse::Accepted()
+        .json(json!({"event_id": event.id, "delivery_id": task.delivery_id, "event_type": event.event_type})))
+}
+
+pub(crate) fn topology(state: &AppState) -> hookwire_core::topology::Topology {
+    hookwire_core::topology::Topology::new(&state.config.broker.prefix)
+}
+
+/// Most deliveries one recover call retries; the answer says when there were more.
+const RECOVER_LIMIT: i64 = 10_000;
+
+/// Retries every failed or exhausted delivery of the webhook created since `since`.
+async fn recover(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let w = find(&state, &caller, &id).await?;
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut f = Fields::new(body);
+    let since = match f.string("since", 64) {
+        Field::Set(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                f.error("since", "must be an RFC 3339 time");
+                None
+            }
+        },
+        _ => {
+            f.error("since", "is required");
+            None
+        }
+    };
+    f.finish()?;
+    let since = since.expect("finish() failed without since");
+    let mut conn = state.pool.get().await?;
+    let failed =
+        crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, RECOVER_LIMIT).await?;
+    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
+    let mut tasks = Vec::with_capacity(failed.len());
+    for d in &failed {
+        if let Some(event) = crate::db::models::EventRow::find(&mut conn, d.event_id).await? {
+            let attempts = u32::try_from(d.attempts).unwrap_or(0);
+            tasks.push(hookwire_core::messages::DeliveryTask::new(
+                d.id,
+                &event,
+                target.clone(),
+                event.request_body(),
+                attempts,
+            ));
+        }
+    }
+    crate::tasks::send(&state.link, &topology(&state), &tasks, &[])
+        .await
+        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == RECOVER_LIMIT})))
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 //! End-to-end tests: the three services against the real PostgreSQL and RabbitMQ.
 
 mod delivery;
+mod delivery_ops;
+mod isolation;
 mod registry_api;
