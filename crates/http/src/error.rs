@@ -45,6 +45,8 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("{0}")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -70,6 +72,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -84,6 +87,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::Conflict { .. } => "Conflict",
             Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::TooManyRequests { .. } => "Too many requests",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal server error",
         }
@@ -117,6 +121,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -146,8 +151,14 @@ impl ResponseError for ApiError {
         if let Self::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if let Self::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::TooManyRequests { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            _ => {}
         }
         response.body(serde_json::to_string(&problem).expect("a problem always serializes"))
     }

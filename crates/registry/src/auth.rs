@@ -133,17 +133,33 @@ impl FromRequest for Caller {
                     .map(str::trim)
             })
             .map(str::to_owned);
+        let creating_webhook = req.method() == actix_web::http::Method::POST && req.path() == "/v1/webhooks";
+        let request = req.clone();
         Box::pin(async move {
+            use actix_web::HttpMessage as _;
             let Some(presented) = presented.filter(|k| !k.is_empty()) else {
                 return Err(ApiError::Unauthorized(
                     "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                 ));
             };
             let mut conn = state.pool.get().await?;
-            match ApiKey::find_by_hash(&mut conn, &hash_key(&presented)).await? {
-                Some(key) => Ok(Caller { key }),
-                None => Err(ApiError::Unauthorized("the API key is not valid")),
+            let Some(key) = ApiKey::find_by_hash(&mut conn, &hash_key(&presented)).await? else {
+                return Err(ApiError::Unauthorized("the API key is not valid"));
+            };
+            // Creating a webhook has its own, tighter limit.
+            let (bucket, limit) = if creating_webhook {
+                (format!("{}:create", key.id), state.config.rate_limits.create_webhook)
+            } else {
+                (format!("{}:default", key.id), state.config.rate_limits.default)
+            };
+            let decision = crate::ratelimit::check(&mut conn, &bucket, limit).await?;
+            request.extensions_mut().insert(decision);
+            if !decision.allowed {
+                return Err(ApiError::TooManyRequests {
+                    retry_after: decision.retry_after,
+                });
             }
+            Ok(Caller { key })
         })
     }
 }

@@ -18,7 +18,16 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub ledger: LedgerConfig,
     pub webhooks: WebhooksConfig,
+    pub rate_limits: RateLimitsConfig,
     pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitsConfig {
+    /// `POST /v1/webhooks` per API key. Default 5 per hour.
+    pub create_webhook: crate::ratelimit::Limit,
+    /// Every other API-key call. Default 120 per minute.
+    pub default: crate::ratelimit::Limit,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod notices;
 pub mod pagination;
+pub mod ratelimit;
 pub mod routes;
 pub mod tasks;
 
@@ -104,6 +105,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(http_metrics.clone())
+                .wrap(actix_web::middleware::from_fn(ratelimit_headers))
                 .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
                 .configure(routes::configure)
                 .default_service(web::to(hookwire_http::not_found))
@@ -138,4 +140,26 @@ impl Application {
         server.await.context("server task")?.context("server")?;
         Ok(())
     }
+}
+
+/// Puts the caller's `RateLimit-*` headers on every response to an API-key request.
+async fn ratelimit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::HttpMessage as _;
+    let mut res = next.call(req).await?;
+    let decision = res.request().extensions().get::<ratelimit::Decision>().copied();
+    if let Some(d) = decision {
+        let headers = res.headers_mut();
+        for (name, value) in [
+            ("ratelimit-limit", d.limit as u64),
+            ("ratelimit-remaining", u64::from(d.remaining)),
+            ("ratelimit-reset", d.reset),
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    }
+    Ok(res)
 }

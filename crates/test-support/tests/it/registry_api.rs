@@ -246,3 +246,76 @@ async fn collections_page_both_ways_and_filter() {
     assert_eq!(types.body["count"], 15, "the development catalog");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_answer_429_with_retry_after_and_headers_on_every_response() {
+    let env = TestEnv::start_with(|o| {
+        o.registry.rate_limits.create_webhook.count = 2;
+        o.registry.rate_limits.default.count = 5;
+    })
+    .await;
+    let (_, key) = env.tenant("acme").await;
+    let first = env.api("GET", "/v1/webhooks", &key, None).await;
+    assert_eq!(first.header("ratelimit-limit"), Some("5"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("4"));
+    assert!(first.header("ratelimit-reset").is_some());
+    for _ in 0..4 {
+        assert_eq!(env.api("GET", "/v1/webhooks", &key, None).await.status, 200);
+    }
+    let limited = env.api("GET", "/v1/webhooks", &key, None).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("content-type"), Some("application/problem+json"));
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=12).contains(&retry),
+        "one request comes back every 12 s, not {retry}"
+    );
+
+    // Creating webhooks has its own bucket: 2 per hour.
+    for _ in 0..2 {
+        let r = env
+            .api("POST", "/v1/webhooks", &key, Some(webhook("http://127.0.0.1:1/")))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let r = env
+        .api("POST", "/v1/webhooks", &key, Some(webhook("http://127.0.0.1:1/")))
+        .await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() > 60);
+    // Another key is not affected.
+    let (_, other) = env.tenant("other").await;
+    assert_eq!(env.api("GET", "/v1/webhooks", &other, None).await.status, 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_dump_holds_no_secret_in_plaintext() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let w = env
+        .webhook(
+            &key,
+            json!({"url": "http://127.0.0.1:1/", "events": ["*"], "header_name": "Authorization",
+                   "prefix": "Bearer", "auth_secret": "plaintext-auth-secret-4f9a"}),
+        )
+        .await;
+    let signing = w["secret"].as_str().unwrap().to_owned();
+    let out = std::process::Command::new("pg_dump")
+        .args(["--data-only", "-h", "127.0.0.1", "-U", "hookwire", &env.database])
+        .env("PGPASSWORD", "hookwire")
+        .output()
+        .expect("pg_dump runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(dump.contains(w["id"].as_str().unwrap()), "the dump has the webhook row");
+    let signing_key = signing.trim_start_matches("whsec_");
+    for (what, secret) in [
+        ("auth secret", "plaintext-auth-secret-4f9a"),
+        ("signing secret", signing_key),
+        ("API key", key.as_str()),
+    ] {
+        assert!(!dump.contains(secret), "the {what} is in the dump in plaintext");
+    }
+    env.stop().await;
+}
