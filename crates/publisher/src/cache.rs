@@ -23,13 +23,45 @@ use crate::config::Config;
 #[derive(Debug, Default)]
 pub struct Routes {
     subscriptions: HashMap<Uuid, Arc<Subscription>>,
-    /// Event type → its JSON Schema, if any.
-    types: HashMap<String, Option<serde_json::Value>>,
+    /// Event type → its compiled JSON Schema, if any.
+    types: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+}
+
+/// Compiles a catalog schema. The registry refuses invalid schemas, so a failure here means the
+/// catalog changed under us: the type is then accepted without its schema, loudly.
+fn compile(event_type: &str, schema: Option<serde_json::Value>) -> Option<Arc<jsonschema::Validator>> {
+    let schema = schema?;
+    match jsonschema::validator_for(&schema) {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::error!(event_type, error = %e, "the catalog schema does not compile; events of this type are not checked");
+            None
+        }
+    }
 }
 
 impl Routes {
     pub fn knows_type(&self, event_type: &str) -> bool {
         self.types.contains_key(event_type)
+    }
+
+    /// The schema violations of `data` for its type (at most `max`), empty when it conforms.
+    pub fn schema_errors(&self, event_type: &str, data: &serde_json::Value, max: usize) -> Vec<String> {
+        match self.types.get(event_type) {
+            Some(Some(validator)) => validator
+                .iter_errors(data)
+                .take(max)
+                .map(|e| {
+                    let path = e.instance_path().to_string();
+                    if path.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{path}: {e}")
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -83,7 +115,14 @@ impl Cache {
                 .into_iter()
                 .map(|s| (s.target.webhook_id, Arc::new(s)))
                 .collect(),
-            types: snapshot.event_types.into_iter().map(|t| (t.value, t.schema)).collect(),
+            types: snapshot
+                .event_types
+                .into_iter()
+                .map(|t| {
+                    let compiled = compile(&t.value, t.schema);
+                    (t.value, compiled)
+                })
+                .collect(),
         };
         *self.current.write().expect("cache lock is never poisoned") = Arc::new(routes);
         self.loaded.store(true, std::sync::atomic::Ordering::Release);
@@ -107,7 +146,8 @@ impl Cache {
                 subscriptions.remove(&webhook_id);
             }
             ChangeNotice::EventTypeUpserted { event_type } => {
-                types.insert(event_type.value, event_type.schema);
+                let compiled = compile(&event_type.value, event_type.schema);
+                types.insert(event_type.value, compiled);
             }
         }
         *guard = Arc::new(Routes { subscriptions, types });

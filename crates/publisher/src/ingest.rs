@@ -47,6 +47,11 @@ pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<A
             Value::Null
         }
     };
+    if let Some(t) = &event_type {
+        for problem in routes.schema_errors(t, &data, 10) {
+            f.error("data", format!("does not match the schema of `{t}`: {problem}"));
+        }
+    }
     let tenant_id = match tenant_id.set().map(|t| t.parse::<Uuid>()) {
         Some(Ok(id)) => Some(id),
         Some(Err(_)) => {

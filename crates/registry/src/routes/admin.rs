@@ -113,8 +113,12 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
     if label.as_deref().is_none_or(|l| l.trim().is_empty()) {
         f.error("label", "is required");
     }
-    if schema.as_ref().is_some_and(|s| !s.is_object() && !s.is_boolean()) {
-        f.error("schema", "must be a JSON Schema (an object)");
+    if let Some(s) = &schema {
+        if !s.is_object() && !s.is_boolean() {
+            f.error("schema", "must be a JSON Schema (an object)");
+        } else if let Err(e) = jsonschema::validator_for(s) {
+            f.error("schema", format!("is not a valid JSON Schema: {e}"));
+        }
     }
     f.finish()?;
     let t = EventType {

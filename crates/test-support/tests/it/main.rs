@@ -3,4 +3,5 @@
 mod delivery;
 mod delivery_ops;
 mod isolation;
+mod publisher;
 mod registry_api;

@@ -1,0 +1,184 @@
+//! Event ingest as a producer meets it: validation, schemas, batches and every routing rule.
+
+use std::time::Duration;
+
+use hookwire_test_support::{Receiver, TestEnv, PRODUCER_TOKEN};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_events_are_refused_with_clear_errors() {
+    let env = TestEnv::start().await;
+    let schema = json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}});
+    let r = env
+        .admin_post(
+            "/v1/admin/event-types",
+            json!({"value": "invoice.paid", "label": "Invoice paid", "schema": schema}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = env
+        .admin_post(
+            "/v1/admin/event-types",
+            json!({"value": "bad.schema", "label": "x", "schema": {"type": 12}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "an invalid JSON Schema is refused: {r:?}");
+    // The publisher learns the new type from a change notice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let r = env.publish(json!({"type": "nope.created", "data": {}})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"][0]["field"], "type");
+    let r = env
+        .publish(json!({"type": "invoice.paid", "data": {"id": "seven"}}))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "data");
+    assert!(
+        r.body["errors"][0]["message"].as_str().unwrap().contains("/id"),
+        "{r:?}"
+    );
+    assert_eq!(
+        env.publish(json!({"type": "invoice.paid", "data": {"id": 7}}))
+            .await
+            .status,
+        202
+    );
+    let r = env.publish(json!({"type": "person.created"})).await;
+    assert_eq!(r.body["errors"][0]["field"], "data");
+    let r = env
+        .publish(json!({"type": "person.created", "data": {}, "tenant_id": "x", "surprise": 1}))
+        .await;
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["tenant_id", "surprise"]);
+
+    let url = format!("{}/v1/events", env.publisher);
+    let auth = format!("Bearer {PRODUCER_TOKEN}");
+    let r = env
+        .http
+        .raw("POST", &url, &[("authorization", &auth)], b"{oops".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let big = vec![b' '; 9 * 1024 * 1024];
+    let r = env
+        .http
+        .raw("POST", &url, &[("authorization", &auth)], big)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413);
+    let r = env
+        .http
+        .post(&url, &[("authorization", "Bearer wrong")], Some(&json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routing_follows_tenants_feeds_patterns_channels_and_test_mode() {
+    let env = TestEnv::start().await;
+    let mut a = Receiver::start(200).await; // tenant A, person.*
+    let mut b = Receiver::start(200).await; // tenant B, *.created, channel eu
+    let mut t = Receiver::start(200).await; // tenant A, test webhook
+    let (tenant_a, key_a) = env.tenant("a").await;
+    let (tenant_b, key_b) = env.tenant("b").await;
+    env.webhook(&key_a, json!({"url": a.url(), "events": ["person.*"]}))
+        .await;
+    env.webhook(
+        &key_b,
+        json!({"url": b.url(), "events": ["*.created"], "channels": ["eu"]}),
+    )
+    .await;
+    env.webhook(&key_a, json!({"url": t.url(), "events": ["*"], "is_test": true}))
+        .await;
+    env.wait_routed(3).await;
+    let quiet = Duration::from_millis(700);
+
+    // A tenant's event reaches that tenant only.
+    let r = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant_a, "data": {}}))
+        .await;
+    assert_eq!(r.body["matched"], 1);
+    assert!(a.next(Duration::from_secs(10)).await.is_some());
+    // A feed event (no tenant) reaches every tenant, but channels still apply.
+    let r = env.publish(json!({"type": "person.created", "data": {}})).await;
+    assert_eq!(r.body["matched"], 1);
+    assert!(a.next(Duration::from_secs(10)).await.is_some());
+    let r = env
+        .publish(json!({"type": "person.created", "channels": ["eu"], "data": {}}))
+        .await;
+    assert_eq!(r.body["matched"], 2);
+    assert!(a.next(Duration::from_secs(10)).await.is_some());
+    assert!(b.next(Duration::from_secs(10)).await.is_some());
+    // Patterns: company.created matches *.created but not person.*.
+    let r = env
+        .publish(json!({"type": "company.created", "tenant_id": tenant_b, "channels": ["eu"], "data": {}}))
+        .await;
+    assert_eq!(r.body["matched"], 1);
+    assert!(b.next(Duration::from_secs(10)).await.is_some());
+    // Test events reach only test webhooks, and production events never do.
+    let r = env
+        .publish(json!({"type": "task.deleted", "tenant_id": tenant_a, "is_test": true, "data": {}}))
+        .await;
+    assert_eq!(r.body["matched"], 1);
+    assert!(t.next(Duration::from_secs(10)).await.is_some());
+    t.expect_nothing(quiet).await;
+    a.expect_nothing(quiet).await;
+    b.expect_nothing(quiet).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_is_accepted_whole_or_refused_whole() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let url = format!("{}/v1/events:batch", env.publisher);
+    let auth = format!("Bearer {PRODUCER_TOKEN}");
+    let events: Vec<_> = (0..50)
+        .map(|n| json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+        .collect();
+    let r = env
+        .http
+        .post(&url, &[("authorization", &auth)], Some(&json!({"events": events})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["results"].as_array().unwrap().len(), 50);
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let got = rx
+            .next(Duration::from_secs(15))
+            .await
+            .expect("every event of the batch arrives");
+        ids.insert(got.header("webhook-id").unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 50);
+    let mixed = json!({"events": [{"type": "task.created", "data": {}}, {"type": "nope", "data": {}}]});
+    let r = env
+        .http
+        .post(&url, &[("authorization", &auth)], Some(&mixed))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"][0]["field"], "events[1].type");
+    rx.expect_nothing(Duration::from_millis(700)).await;
+    let too_many: Vec<_> = (0..1001).map(|_| json!({"type": "task.created", "data": {}})).collect();
+    let r = env
+        .http
+        .post(&url, &[("authorization", &auth)], Some(&json!({"events": too_many})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    env.stop().await;
+}
