@@ -50,12 +50,12 @@ impl Application {
             metrics.clone(),
             webhooks.clone(),
         ));
-        let bootstrap = tokio::spawn(bootstrap(
-            config.clone(),
+        let registry = hookwire_http::registry_client::RegistryClient::new(
+            &config.registry.url,
             secrets.admin_token,
-            webhooks.clone(),
-            cancel.clone(),
-        ));
+            config.registry.request_timeout,
+        );
+        let bootstrap = tokio::spawn(bootstrap(registry, webhooks.clone(), cancel.clone()));
         let topology = Topology::new(&config.broker.prefix);
 
         let work = {
@@ -164,21 +164,14 @@ async fn metrics_endpoint(health: web::Data<Health>) -> HttpResponse {
 /// Reads the registry's snapshot once, retrying in the background until it succeeds. Deliveries
 /// do not wait for it: until then only the tasks' own data and the notices are used.
 async fn bootstrap(
-    config: Config,
-    admin_token: secrecy::SecretString,
+    registry: hookwire_http::registry_client::RegistryClient,
     webhooks: Arc<Webhooks>,
     cancel: CancellationToken,
 ) {
     let mut failures = 0u32;
     loop {
         let taken_at = chrono::Utc::now();
-        match hookwire_http::registry_client::routing(
-            &config.registry.url,
-            &admin_token,
-            config.registry.request_timeout,
-        )
-        .await
-        {
+        match registry.routing().await {
             Ok(snapshot) => {
                 tracing::info!(
                     subscriptions = snapshot.subscriptions.len(),

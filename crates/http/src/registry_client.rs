@@ -1,31 +1,72 @@
-//! The registry's internal API, as the publisher and the dispatcher read it.
+//! The registry's internal API, as the publisher and the dispatcher call it (admin token).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookwire_core::messages::RoutingSnapshot;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-/// `GET {registry}/v1/internal/routing` with the admin token: every subscription (secrets sealed)
-/// and the event-type catalog.
-pub async fn routing(
-    registry_url: &str,
-    admin_token: &SecretString,
+/// A client of one registry. Cheap to clone; connections are pooled.
+#[derive(Clone)]
+pub struct RegistryClient {
+    base: String,
+    token: SecretString,
     timeout: Duration,
-) -> anyhow::Result<RoutingSnapshot> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: hyper::Uri = format!("{}/v1/internal/routing", registry_url.trim_end_matches('/')).parse()?;
-    let req = hyper::Request::get(uri)
-        .header("authorization", format!("Bearer {}", admin_token.expose_secret()))
-        .body(Empty::new())?;
-    let res = tokio::time::timeout(timeout, client.request(req)).await??;
-    let status = res.status();
-    let body = tokio::time::timeout(timeout, res.into_body().collect())
-        .await??
-        .to_bytes();
-    anyhow::ensure!(status.is_success(), "the registry answered {status}");
-    Ok(serde_json::from_slice(&body)?)
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl RegistryClient {
+    pub fn new(base: &str, token: SecretString, timeout: Duration) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            timeout,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Option<R>> {
+        let uri: hyper::Uri = format!("{}{path}", self.base).parse()?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token.expose_secret()));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let res = tokio::time::timeout(self.timeout, self.client.request(req)).await??;
+        let status = res.status();
+        let bytes = tokio::time::timeout(self.timeout, res.into_body().collect())
+            .await??
+            .to_bytes();
+        anyhow::ensure!(status.is_success(), "the registry answered {status}");
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_slice(&bytes)?))
+    }
+
+    /// `GET /v1/internal/routing`: every subscription (secrets sealed) and the catalog.
+    pub async fn routing(&self) -> anyhow::Result<RoutingSnapshot> {
+        self.call("GET", "/v1/internal/routing", None)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the registry sent an empty routing snapshot"))
+    }
+
+    /// A JSON `POST` to an internal endpoint; `None` when the answer has no body.
+    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<Option<R>> {
+        self.call("POST", path, Some(serde_json::to_vec(body)?)).await
+    }
 }

@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_core::patterns;
 use hookwire_core::topology::Topology;
-use secrecy::SecretString;
+use hookwire_http::registry_client::RegistryClient;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -155,12 +155,10 @@ impl Cache {
 }
 
 /// Loads the snapshot (retrying until it succeeds or `cancel` fires).
-async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &CancellationToken) -> bool {
+async fn load(cache: &Cache, registry: &RegistryClient, cancel: &CancellationToken) -> bool {
     let mut failures = 0u32;
     loop {
-        match hookwire_http::registry_client::routing(&config.registry.url, token, config.registry.request_timeout)
-            .await
-        {
+        match registry.routing().await {
             Ok(snapshot) => {
                 let n = snapshot.subscriptions.len();
                 cache.replace(snapshot);
@@ -188,7 +186,7 @@ async fn load(cache: &Cache, config: &Config, token: &SecretString, cancel: &Can
 }
 
 /// Keeps the cache in step with the registry until `cancel` fires.
-pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, cancel: CancellationToken) {
+pub async fn sync(cache: Arc<Cache>, config: Config, registry: RegistryClient, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
     let stop = cancel.clone();
     hookwire_broker::supervise(
@@ -196,10 +194,10 @@ pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, 
         "hookwire-publisher changes".into(),
         cancel,
         move |conn| {
-            let (cache, config, token, topology, stop) = (
+            let (cache, config, registry, topology, stop) = (
                 cache.clone(),
                 config.clone(),
-                admin_token.clone(),
+                registry.clone(),
                 topology.clone(),
                 stop.clone(),
             );
@@ -208,7 +206,7 @@ pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, 
                 hookwire_broker::declare(&channel, &topology).await?;
                 // Bound before the snapshot is read: changes made meanwhile wait in the queue.
                 let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-publisher").await?;
-                if !load(&cache, &config, &token, &stop).await {
+                if !load(&cache, &registry, &stop).await {
                     return Ok(());
                 }
                 let mut resync = tokio::time::interval(config.registry.resync_interval);
@@ -217,7 +215,7 @@ pub async fn sync(cache: Arc<Cache>, config: Config, admin_token: SecretString, 
                     tokio::select! {
                         () = stop.cancelled() => return Ok(()),
                         _ = resync.tick() => {
-                            load(&cache, &config, &token, &stop).await;
+                            load(&cache, &registry, &stop).await;
                         }
                         next = notices.next() => match next {
                             Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod idempotency;
 pub mod ingest;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use hookwire_broker::Link;
 use hookwire_core::config::Secrets;
 use hookwire_core::topology::Topology;
 use hookwire_http::input;
+use hookwire_http::registry_client::RegistryClient;
 use hookwire_http::{ApiError, FieldError, HttpMetrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -80,6 +82,7 @@ pub struct AppState {
     pub link: Link,
     pub topology: Topology,
     pub metrics: Metrics,
+    pub registry: RegistryClient,
 }
 
 pub struct Application {
@@ -100,10 +103,15 @@ impl Application {
             cancel.clone(),
         );
         let cache = Arc::new(Cache::default());
+        let registry = RegistryClient::new(
+            &config.registry.url,
+            secrets.admin_token,
+            config.registry.request_timeout,
+        );
         let sync = tokio::spawn(cache::sync(
             cache.clone(),
             config.clone(),
-            secrets.admin_token.clone(),
+            registry.clone(),
             cancel.clone(),
         ));
         let listener =
@@ -119,6 +127,7 @@ impl Application {
             link,
             topology,
             metrics,
+            registry,
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -211,7 +220,7 @@ async fn accept(
     for (i, map) in maps.into_iter().enumerate() {
         let prefix = if batch { format!("events[{i}].") } else { String::new() };
         match ingest::parse(map, &routes, &prefix) {
-            Ok(accepted) => events.push(accepted.event),
+            Ok(accepted) => events.push(accepted),
             Err(mut e) => errors.append(&mut e),
         }
     }
@@ -219,16 +228,38 @@ async fn accept(
         state.metrics.events_rejected.inc();
         return Err(ApiError::Validation(errors));
     }
-    let prepared = ingest::prepare(&events, &routes, &state.topology);
-    if let Err(e) = prepared.publish(&state.link).await {
+    // Idempotency: claim every key first; duplicates are answered with the first event id and
+    // not sent again; keys are settled once the broker has confirmed (or released if not).
+    let claims = idempotency::claims(&events);
+    let outcomes = idempotency::claim(&state.registry, &claims).await?;
+    let mut to_send = Vec::with_capacity(events.len());
+    let mut answers: Vec<Option<Value>> = vec![None; events.len()];
+    for (i, event) in events.into_iter().enumerate() {
+        match outcomes.get(&i) {
+            Some(idempotency::Outcome::Duplicate(first)) => {
+                answers[i] = Some(json!({"event_id": first, "matched": 0, "duplicate": true}));
+            }
+            _ => to_send.push((i, event)),
+        }
+    }
+    let sending: Vec<_> = to_send.iter().map(|(_, a)| a.event.clone()).collect();
+    let prepared = ingest::prepare(&sending, &routes, &state.topology);
+    let published = prepared.publish(&state.link).await;
+    let new_claims: Vec<_> = claims
+        .iter()
+        .filter(|(i, _)| matches!(outcomes.get(i), Some(idempotency::Outcome::New)))
+        .map(|(_, c)| c.clone())
+        .collect();
+    idempotency::settle(&state.registry, new_claims, published.is_ok()).await;
+    if let Err(e) = published {
         state.metrics.publish_failures.inc();
-        tracing::warn!(error = %e, events = events.len(), "publish not confirmed; answering 503");
+        tracing::warn!(error = %e, events = sending.len(), "publish not confirmed; answering 503");
         return Err(ApiError::Unavailable(
             "the message broker did not confirm the event; it was not accepted, send it again",
         ));
     }
-    let mut answers = Vec::with_capacity(events.len());
-    for (event, matched) in events.iter().zip(&prepared.matched) {
+    for ((i, accepted), matched) in to_send.iter().zip(&prepared.matched) {
+        let event = &accepted.event;
         state
             .metrics
             .events_accepted
@@ -237,9 +268,12 @@ async fn accept(
             })
             .inc();
         state.metrics.tasks_published.inc_by(*matched as u64);
-        answers.push(json!({"event_id": event.id, "matched": matched}));
+        answers[*i] = Some(json!({"event_id": event.id, "matched": matched}));
     }
-    Ok(answers)
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every event has an answer"))
+        .collect())
 }
 
 async fn publish_one(

@@ -101,17 +101,21 @@ impl Application {
             link,
             metrics,
         });
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(http_metrics.clone())
-                .wrap(actix_web::middleware::from_fn(ratelimit_headers))
-                .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
-                .configure(routes::configure)
-                .default_service(web::to(hookwire_http::not_found))
-        })
-        .disable_signals()
-        .listen(listener)?;
+        let mut server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(http_metrics.clone())
+                    .app_data(web::JsonConfig::default().error_handler(|e, _| {
+                        hookwire_http::ApiError::bad_request("malformed_json", e.to_string()).into()
+                    }))
+                    .wrap(actix_web::middleware::from_fn(ratelimit_headers))
+                    .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
+                    .configure(routes::configure)
+                    .default_service(web::to(hookwire_http::not_found))
+            })
+            .disable_signals()
+            .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);
         }

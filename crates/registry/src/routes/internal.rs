@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Admin;
+use crate::db::idempotency;
 use crate::db::models::{EventType, Webhook};
 use crate::notices::subscription;
 use crate::AppState;
@@ -10,7 +11,39 @@ use hookwire_core::messages::RoutingSnapshot;
 use hookwire_http::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/routing", web::get().to(routing));
+    cfg.route("/internal/routing", web::get().to(routing))
+        .route("/internal/idempotency/claim", web::post().to(claim))
+        .route("/internal/idempotency/settle", web::post().to(settle));
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    claims: Vec<idempotency::Claim>,
+}
+
+/// Claims idempotency keys for events about to be published; one answer per claim, in order.
+async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let mut results = Vec::with_capacity(body.claims.len());
+    for c in &body.claims {
+        results.push(idempotency::claim(&mut conn, c).await?);
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
+}
+
+#[derive(serde::Deserialize)]
+struct Settle {
+    claims: Vec<idempotency::Claim>,
+    /// true: published (keys done); false: not sent (keys released).
+    done: bool,
+}
+
+async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    for c in &body.claims {
+        idempotency::settle(&mut conn, c, body.done).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Every webhook's routing view and the catalog: the publisher's snapshot (secrets stay sealed).

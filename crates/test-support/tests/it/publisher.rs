@@ -182,3 +182,49 @@ async fn a_batch_is_accepted_whole_or_refused_whole() {
     assert_eq!(r.status, 400);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_sends_an_event_once() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let (other_tenant, other_key) = env.tenant("other").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.webhook(&other_key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(2).await;
+    let event = json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-1"});
+    let first = env.publish(event.clone()).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    assert_eq!(first.body["matched"], 1);
+    let again = env.publish(event).await;
+    assert_eq!(again.status, 202);
+    assert_eq!(
+        again.body["event_id"], first.body["event_id"],
+        "the first event id comes back"
+    );
+    assert_eq!(again.body["matched"], 0);
+    assert_eq!(again.body["duplicate"], true);
+    // The same key in another tenant is another event.
+    let theirs = env
+        .publish(json!({"type": "person.created", "tenant_id": other_tenant, "data": {}, "idempotency_key": "order-1"}))
+        .await;
+    assert_ne!(theirs.body["event_id"], first.body["event_id"]);
+    assert_eq!(theirs.body["matched"], 1);
+    // Within one batch a repeated key is a duplicate of its first use.
+    let url = format!("{}/v1/events:batch", env.publisher);
+    let auth = format!("Bearer {PRODUCER_TOKEN}");
+    let e = json!({"type": "task.created", "tenant_id": tenant, "data": {}, "idempotency_key": "batch-7"});
+    let r = env
+        .http
+        .post(&url, &[("authorization", &auth)], Some(&json!({"events": [e, e]})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["results"][0]["event_id"], r.body["results"][1]["event_id"]);
+    assert_eq!(r.body["results"][1]["duplicate"], true);
+    for _ in 0..3 {
+        assert!(rx.next(Duration::from_secs(10)).await.is_some());
+    }
+    rx.expect_nothing(Duration::from_millis(800)).await;
+    env.stop().await;
+}

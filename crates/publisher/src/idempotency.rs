@@ -1,0 +1,145 @@
+//! `idempotency_key`: the same key (per tenant, or among feed events) within 24 h returns the
+//! first `event_id` and sends nothing again, across publisher replicas. Keys are kept by the
+//! registry (`/v1/internal/idempotency/*`): claimed before publishing, marked done once the broker
+//! confirmed, released when it did not, so a failed publish never turns into "already sent".
+//! An event without a key costs nothing here.
+
+use std::collections::HashMap;
+
+use hookwire_http::registry_client::RegistryClient;
+use hookwire_http::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ingest::Accepted;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Claim {
+    pub scope: String,
+    pub key: String,
+    pub event_id: Uuid,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Answer {
+    New,
+    Duplicate { event_id: Uuid },
+    InProgress,
+}
+
+#[derive(Debug, Deserialize)]
+struct Answers {
+    results: Vec<Answer>,
+}
+
+/// What to do with an event that carried a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Publish it, then settle the claim.
+    New,
+    /// Answer with this (first) event id; send nothing.
+    Duplicate(Uuid),
+}
+
+/// The claims of the events that carry a key, by their index in the request.
+pub fn claims(events: &[Accepted]) -> Vec<(usize, Claim)> {
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let key = a.idempotency_key.clone()?;
+            let scope = a.event.tenant_id.map_or_else(|| "feed".to_owned(), |t| t.to_string());
+            Some((
+                i,
+                Claim {
+                    scope,
+                    key,
+                    event_id: a.event.id,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Claims every key. A key repeated within the request counts as a duplicate of its first use.
+pub async fn claim(registry: &RegistryClient, claims: &[(usize, Claim)]) -> Result<HashMap<usize, Outcome>, ApiError> {
+    let mut first_use: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut unique = Vec::new();
+    let mut repeats = Vec::new();
+    for (i, c) in claims {
+        match first_use.get(&(c.scope.as_str(), c.key.as_str())) {
+            Some(first) => repeats.push((*i, *first)),
+            None => {
+                first_use.insert((&c.scope, &c.key), *i);
+                unique.push((*i, c));
+            }
+        }
+    }
+    let mut outcomes = HashMap::new();
+    if unique.is_empty() {
+        return Ok(outcomes);
+    }
+    let body = json!({"claims": unique.iter().map(|(_, c)| c).collect::<Vec<_>>()});
+    let answers: Answers = match registry.post("/v1/internal/idempotency/claim", &body).await {
+        Ok(Some(a)) => a,
+        Ok(None) | Err(_) => return Err(ApiError::Unavailable(
+            "idempotency keys cannot be checked right now (the registry is unreachable); send the event again shortly",
+        )),
+    };
+    if answers.results.len() != unique.len() {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the registry answered a different number of claims"
+        )));
+    }
+    for ((i, c), answer) in unique.iter().zip(answers.results) {
+        let outcome = match answer {
+            Answer::New => Outcome::New,
+            Answer::Duplicate { event_id } => Outcome::Duplicate(event_id),
+            Answer::InProgress => {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_in_progress",
+                    detail: format!(
+                        "an event with idempotency_key `{}` is being accepted right now; retry shortly",
+                        c.key
+                    ),
+                })
+            }
+        };
+        outcomes.insert(*i, outcome);
+    }
+    for (i, first) in repeats {
+        let id = match outcomes[&first] {
+            Outcome::New => claims
+                .iter()
+                .find(|(j, _)| *j == first)
+                .map(|(_, c)| c.event_id)
+                .expect("first use is claimed"),
+            Outcome::Duplicate(id) => id,
+        };
+        outcomes.insert(i, Outcome::Duplicate(id));
+    }
+    Ok(outcomes)
+}
+
+/// Marks the claims done (published) or releases them (not sent). A failure here is logged: a
+/// done key left pending is taken over after 30 s, so a retry may then be delivered twice
+/// (at-least-once), never lost.
+pub async fn settle(registry: &RegistryClient, claims: Vec<Claim>, done: bool) {
+    if claims.is_empty() {
+        return;
+    }
+    let body = json!({"claims": claims, "done": done});
+    if let Err(e) = registry
+        .post::<_, serde_json::Value>("/v1/internal/idempotency/settle", &body)
+        .await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            keys = claims.len(),
+            done,
+            "idempotency keys not settled"
+        );
+    }
+}
