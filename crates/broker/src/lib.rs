@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
-use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
+use hookwire_core::topology::{Topology, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -114,6 +114,31 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
             topology.deliveries_queue().into(),
             deliveries.as_str().into(),
             TASK_ROUTING_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let ingest = topology.ingest_exchange();
+    channel
+        .exchange_declare(
+            ingest.as_str().into(),
+            ExchangeKind::Direct,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            topology.ingest_queue().into(),
+            durable(),
+            table(&[quorum.clone(), to_dead[0].clone(), to_dead[1].clone()]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            topology.ingest_queue().into(),
+            ingest.as_str().into(),
+            INGEST_ROUTING_KEY.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -7,6 +7,7 @@
 //!                  └──── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─────┘
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
 //! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
+//! producers (AMQP) ──▶ {p}.ingest (direct) ──▶ {p}.ingest (quorum queue) ──▶ publishers
 //! undecodable messages ──▶ {p}.dead (quorum queue), for an operator to inspect
 //! ```
 
@@ -14,6 +15,9 @@
 /// than what is left of its delay, hop after hop, so any delay is reached within a second
 /// without a queue per delay and without the delayed-message plugin.
 pub const RETRY_TIERS_SECONDS: [u32; 10] = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 14400];
+
+/// Routing key of events on the ingest exchange.
+pub const INGEST_ROUTING_KEY: &str = "event";
 
 /// Routing key of delivery tasks on the deliveries exchange.
 pub const TASK_ROUTING_KEY: &str = "task";
@@ -52,6 +56,17 @@ impl Topology {
     /// Fanout exchange of subscription change notices from the registry.
     pub fn changes_exchange(&self) -> String {
         format!("{}.changes", self.prefix)
+    }
+
+    /// Direct exchange where producers may publish `event.v1` messages (routing key `event`)
+    /// instead of calling `POST /v1/events`.
+    pub fn ingest_exchange(&self) -> String {
+        format!("{}.ingest", self.prefix)
+    }
+
+    /// Quorum queue the publishers consume the ingest exchange from.
+    pub fn ingest_queue(&self) -> String {
+        format!("{}.ingest", self.prefix)
     }
 
     /// Quorum queue of messages no service could decode.

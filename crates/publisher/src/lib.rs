@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod amqp_ingest;
 pub mod cache;
 pub mod config;
 pub mod idempotency;
@@ -90,6 +91,7 @@ pub struct Application {
     port: u16,
     cancel: CancellationToken,
     sync: tokio::task::JoinHandle<()>,
+    ingest: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -129,6 +131,7 @@ impl Application {
             metrics,
             registry,
         });
+        let ingest = tokio::spawn(amqp_ingest::run(state.clone(), cancel.clone()));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -151,6 +154,7 @@ impl Application {
             port,
             cancel,
             sync,
+            ingest,
         })
     }
 
@@ -166,6 +170,7 @@ impl Application {
         handle.stop(true).await;
         self.cancel.cancel();
         let _ = self.sync.await;
+        let _ = self.ingest.await;
         server.await.context("server task")?.context("server")?;
         Ok(())
     }
@@ -228,6 +233,15 @@ async fn accept(
         state.metrics.events_rejected.inc();
         return Err(ApiError::Validation(errors));
     }
+    deliver(state, &routes, events).await
+}
+
+/// Publishes validated events (claiming their idempotency keys first); the answer of each.
+pub async fn deliver(
+    state: &AppState,
+    routes: &cache::Routes,
+    events: Vec<ingest::Accepted>,
+) -> Result<Vec<Value>, ApiError> {
     // Idempotency: claim every key first; duplicates are answered with the first event id and
     // not sent again; keys are settled once the broker has confirmed (or released if not).
     let claims = idempotency::claims(&events);
@@ -243,7 +257,7 @@ async fn accept(
         }
     }
     let sending: Vec<_> = to_send.iter().map(|(_, a)| a.event.clone()).collect();
-    let prepared = ingest::prepare(&sending, &routes, &state.topology);
+    let prepared = ingest::prepare(&sending, routes, &state.topology);
     let published = prepared.publish(&state.link).await;
     let new_claims: Vec<_> = claims
         .iter()

@@ -273,6 +273,58 @@ impl TestEnv {
         }
     }
 
+    /// Publishes raw bytes to one of this installation's exchanges, with a confirm.
+    pub async fn publish_amqp(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        let config = hookwire_core::config::BrokerConfig {
+            url: broker_url(),
+            prefix: self.prefix.clone(),
+        };
+        let conn = hookwire_broker::connect(&config, "hookwire tests")
+            .await
+            .expect("broker reachable");
+        let channel = conn.create_channel().await.expect("a channel");
+        channel.confirm_select(Default::default()).await.expect("confirm mode");
+        hookwire_broker::publish_confirmed(
+            &channel,
+            &[hookwire_broker::Outgoing {
+                exchange,
+                routing_key,
+                body,
+                message_id: "test",
+            }],
+        )
+        .await
+        .expect("the broker confirms");
+    }
+
+    /// Messages waiting in a queue of this installation.
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let config = hookwire_core::config::BrokerConfig {
+            url: broker_url(),
+            prefix: self.prefix.clone(),
+        };
+        let conn = hookwire_broker::connect(&config, "hookwire tests")
+            .await
+            .expect("broker reachable");
+        let channel = conn.create_channel().await.expect("a channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                hookwire_broker::lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("the queue exists");
+        q.message_count()
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+    }
+
     /// Stops the services and removes the database and the queues.
     pub async fn stop(mut self) {
         for s in self.services.drain(..).rev() {
@@ -311,12 +363,17 @@ async fn cleanup(database: &str, prefix: &str) {
     if let Ok(conn) = hookwire_broker::connect(&config, "hookwire tests cleanup").await {
         if let Ok(ch) = conn.create_channel().await {
             let t = Topology::new(prefix);
-            let mut queues = vec![t.deliveries_queue(), t.ledger_queue(), t.dead_letter_queue()];
+            let mut queues = vec![
+                t.deliveries_queue(),
+                t.ledger_queue(),
+                t.dead_letter_queue(),
+                t.ingest_queue(),
+            ];
             queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
             for q in queues {
                 let _ = ch.queue_delete(q.into(), Default::default()).await;
             }
-            for x in [t.deliveries_exchange(), t.changes_exchange()] {
+            for x in [t.deliveries_exchange(), t.changes_exchange(), t.ingest_exchange()] {
                 let _ = ch.exchange_delete(x.into(), Default::default()).await;
             }
         }

@@ -245,3 +245,32 @@ async fn a_timeout_is_an_attempt_without_a_response_status() {
     assert!(d["error"].as_str().unwrap().starts_with("timeout"), "{d}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_tasks_are_dead_lettered_and_delivery_goes_on() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let t = env.topology();
+    env.publish_amqp(&t.deliveries_exchange(), "task", b"\x00garbage").await;
+    env.publish_amqp(&t.deliveries_exchange(), "task", br#"{"kind":"delivery_task.v9"}"#)
+        .await;
+    let dead = hookwire_test_support::eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&t.dead_letter_queue()).await >= 2).then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "both poison tasks reached the dead-letter queue");
+    // The dispatcher is still delivering.
+    env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    assert!(rx.next(Duration::from_secs(10)).await.is_some());
+    let metrics = env.http.get(&format!("{}/metrics", env.dispatcher), &[]).await.unwrap();
+    assert!(metrics
+        .body
+        .as_str()
+        .unwrap()
+        .contains("hookwire_dispatcher_dead_lettered_total 2"));
+    env.stop().await;
+}

@@ -228,3 +228,39 @@ async fn an_idempotency_key_sends_an_event_once() {
     rx.expect_nothing(Duration::from_millis(800)).await;
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn producers_may_publish_events_to_the_ingest_exchange() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let w = env
+        .webhook(&key, json!({"url": rx.url(), "events": ["person.*"]}))
+        .await;
+    env.wait_routed(1).await;
+    let t = env.topology();
+    let event = json!({"kind": "event.v1", "type": "person.updated", "tenant_id": tenant, "data": {"via": "amqp"}});
+    env.publish_amqp(&t.ingest_exchange(), "event", event.to_string().as_bytes())
+        .await;
+    let got = rx
+        .next(Duration::from_secs(15))
+        .await
+        .expect("the AMQP event is delivered");
+    let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["data"]["via"], "amqp");
+    env.delivery_in(&key, w["id"].as_str().unwrap(), "success").await;
+
+    // Invalid messages are dead-lettered, not retried for ever, and nothing is sent.
+    env.publish_amqp(&t.ingest_exchange(), "event", b"not json").await;
+    let unknown = json!({"kind": "event.v1", "type": "nope", "data": {}});
+    env.publish_amqp(&t.ingest_exchange(), "event", unknown.to_string().as_bytes())
+        .await;
+    let dead = hookwire_test_support::eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&t.dead_letter_queue()).await >= 2).then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "both invalid messages reached the dead-letter queue");
+    assert_eq!(env.queue_depth(&t.ingest_queue()).await, 0);
+    rx.expect_nothing(Duration::from_millis(500)).await;
+    env.stop().await;
+}

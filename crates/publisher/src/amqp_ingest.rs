@@ -1,0 +1,119 @@
+//! Event ingest over AMQP: producers publish `event.v1` messages (`proto/event.v1.schema.json`)
+//! to the ingest exchange. The publisher consumes them in batches, validates each, routes and
+//! publishes their tasks with confirms, and acknowledges a message only after that. An invalid
+//! message is rejected into the dead-letter queue (with a log line and a metric); when the
+//! broker does not confirm, the batch returns to the queue and is tried again.
+
+use std::time::Duration;
+
+use actix_web::web;
+use futures_util::StreamExt as _;
+use hookwire_broker::lapin::message::Delivery;
+use hookwire_broker::lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
+use hookwire_broker::lapin::types::FieldTable;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ingest, AppState};
+
+/// The `kind` of an ingest message.
+pub const KIND: &str = "event.v1";
+const BATCH: usize = 500;
+const BATCH_WAIT: Duration = Duration::from_millis(10);
+
+fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
+    let mut map = match serde_json::from_slice::<Value>(&d.data) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err("not a JSON object".into()),
+        Err(e) => return Err(format!("not JSON: {e}")),
+    };
+    match map.remove("kind") {
+        Some(Value::String(k)) if k == KIND => Ok(map),
+        other => Err(format!("kind must be `{KIND}`, not {other:?}")),
+    }
+}
+
+pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
+    let broker = state.config.broker.clone();
+    let stop = cancel.clone();
+    hookwire_broker::supervise(broker, "hookwire-publisher ingest".into(), cancel, move |conn| {
+        let (state, stop) = (state.clone(), stop.clone());
+        async move {
+            let channel = conn.create_channel().await?;
+            hookwire_broker::declare(&channel, &state.topology).await?;
+            channel.basic_qos(2 * BATCH as u16, BasicQosOptions::default()).await?;
+            let mut consumer = channel
+                .basic_consume(
+                    state.topology.ingest_queue().into(),
+                    "hookwire-publisher".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            loop {
+                let first = tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    next = consumer.next() => next,
+                };
+                let Some(first) = first else {
+                    anyhow::bail!("the broker cancelled the ingest consumer");
+                };
+                let mut batch = vec![first?];
+                let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                while batch.len() < BATCH {
+                    match tokio::time::timeout_at(deadline, consumer.next()).await {
+                        Ok(Some(d)) => batch.push(d?),
+                        Ok(None) => anyhow::bail!("the broker cancelled the ingest consumer"),
+                        Err(_) => break,
+                    }
+                }
+                // Routing needs the snapshot; until it is loaded, wait rather than refuse.
+                while !state.cache.is_loaded() {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+                let routes = state.cache.routes();
+                let mut valid = Vec::with_capacity(batch.len());
+                let mut keep = Vec::with_capacity(batch.len());
+                for d in batch {
+                    match decode(&d).map_err(|e| vec![e]).and_then(|map| {
+                        ingest::parse(map, &routes, "")
+                            .map_err(|errs| errs.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
+                    }) {
+                        Ok(accepted) => {
+                            valid.push(accepted);
+                            keep.push(d);
+                        }
+                        Err(problems) => {
+                            tracing::error!(problems = problems.join("; "), "invalid ingest message dead-lettered");
+                            state.metrics.events_rejected.inc();
+                            d.reject(BasicRejectOptions { requeue: false }).await?;
+                        }
+                    }
+                }
+                if keep.is_empty() {
+                    continue;
+                }
+                match crate::deliver(&state, &routes, valid).await {
+                    Ok(_) => {
+                        for d in &keep {
+                            d.ack(BasicAckOptions::default()).await?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, messages = keep.len(), "ingest batch not published; it goes back to the queue");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        for d in &keep {
+                            d.nack(BasicNackOptions { requeue: true, multiple: false }).await?;
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await;
+}
