@@ -81,6 +81,8 @@ pub struct Options {
     pub registry: hookwire_registry::Config,
     pub publisher: hookwire_publisher::Config,
     pub dispatcher: hookwire_dispatcher::Config,
+    /// Start a dispatcher in-process (default). Fault tests run them as processes instead.
+    pub in_process_dispatcher: bool,
 }
 
 impl TestEnv {
@@ -112,6 +114,7 @@ impl TestEnv {
             registry: hookwire_registry::Config::load(None).expect("registry defaults load"),
             publisher: hookwire_publisher::Config::load(None).expect("publisher defaults load"),
             dispatcher: hookwire_dispatcher::Config::load(None).expect("dispatcher defaults load"),
+            in_process_dispatcher: true,
         };
         options.registry.profile = Profile::Development;
         options.registry.http.listen = "127.0.0.1:0".into();
@@ -144,11 +147,16 @@ impl TestEnv {
             .expect("the publisher starts");
         let publisher_url = format!("http://127.0.0.1:{}", publisher.port());
         services.push(spawn(|rx| publisher.run_until_stopped(until_stopped(rx))));
-        let dispatcher = hookwire_dispatcher::Application::build(options.dispatcher, secrets())
-            .await
-            .expect("the dispatcher starts");
-        let dispatcher_url = format!("http://127.0.0.1:{}", dispatcher.port());
-        services.push(spawn(|rx| dispatcher.run_until_stopped(until_stopped(rx))));
+        let dispatcher_url = if options.in_process_dispatcher {
+            let dispatcher = hookwire_dispatcher::Application::build(options.dispatcher, secrets())
+                .await
+                .expect("the dispatcher starts");
+            let url = format!("http://127.0.0.1:{}", dispatcher.port());
+            services.push(spawn(|rx| dispatcher.run_until_stopped(until_stopped(rx))));
+            url
+        } else {
+            String::new()
+        };
 
         let env = Self {
             registry: registry_url,
@@ -160,12 +168,14 @@ impl TestEnv {
             services,
         };
         for url in [&env.registry, &env.publisher, &env.dispatcher] {
-            env.wait_ready(url).await;
+            if !url.is_empty() {
+                env.wait_ready(url).await;
+            }
         }
         env
     }
 
-    async fn wait_ready(&self, base: &str) {
+    pub async fn wait_ready(&self, base: &str) {
         let url = format!("{base}/readyz");
         let ready = eventually(Duration::from_secs(20), || async {
             self.http.get(&url, &[]).await.ok().filter(|r| r.status == 200)
@@ -271,6 +281,35 @@ impl TestEnv {
                 panic!("{path} did not reach the expected state within 20 s; last answer: {last:?}")
             }
         }
+    }
+
+    /// Starts a dispatcher as a separate process (the `hookwire-dispatcher` binary next to the
+    /// test binary), so a test can SIGKILL it. Waits until it consumes.
+    pub async fn spawn_dispatcher_process(&self, port: u16) -> std::process::Child {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let bin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|dir| dir.join("hookwire-dispatcher"))
+            .expect("target directory");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build --workspace --bins` first",
+            bin.display()
+        );
+        let child = std::process::Command::new(bin)
+            .arg("serve")
+            .env("HOOKWIRE__BROKER__URL", broker_url())
+            .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
+            .env("HOOKWIRE__REGISTRY__URL", &self.registry)
+            .env("HOOKWIRE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s")
+            .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the dispatcher binary starts");
+        self.wait_ready(&format!("http://127.0.0.1:{port}")).await;
+        child
     }
 
     /// Publishes raw bytes to one of this installation's exchanges, with a confirm.

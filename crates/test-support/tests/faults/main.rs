@@ -1,0 +1,266 @@
+//! Nothing accepted is ever lost: delivery under the faults a Kubernetes deployment sees.
+//! Each scenario runs a steady load of events to a local receiver that records every
+//! `webhook-id`, injects one fault, and checks that every event answered 202 was delivered
+//! (duplicates are counted and reported, as at-least-once allows them).
+//!
+//! These tests restart shared infrastructure (RabbitMQ, PostgreSQL), so they run one at a time
+//! and in their own test binary.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hookwire_test_support::{eventually, Receiver, TestEnv};
+use serde_json::json;
+use tokio::sync::watch;
+
+// An async mutex: the guard is held across awaits, each test on its own runtime.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a load run saw.
+#[derive(Default)]
+struct Load {
+    accepted: Vec<String>,
+    refused: usize,
+}
+
+/// Publishes events from `workers` concurrent producers until `stop` turns true.
+async fn load(env: Arc<TestEnv>, tenant: String, workers: usize, mut stop: watch::Receiver<bool>) -> Load {
+    let out = Arc::new(Mutex::new(Load::default()));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (env, tenant, out, mut stop) = (env.clone(), tenant.clone(), out.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !*stop.borrow_and_update() {
+                let r = env
+                    .http
+                    .post(
+                        &format!("{}/v1/events", env.publisher),
+                        &[(
+                            "authorization",
+                            &format!("Bearer {}", hookwire_test_support::PRODUCER_TOKEN),
+                        )],
+                        Some(&json!({"type": "task.created", "tenant_id": tenant, "data": {"w": w, "n": n}})),
+                    )
+                    .await;
+                n += 1;
+                match r {
+                    Ok(r) if r.status == 202 => out
+                        .lock()
+                        .unwrap()
+                        .accepted
+                        .push(r.body["event_id"].as_str().unwrap().to_owned()),
+                    _ => {
+                        out.lock().unwrap().refused += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    let _ = stop.changed().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Arc::try_unwrap(out).ok().unwrap().into_inner().unwrap()
+}
+
+/// Receives until every accepted id has arrived (or `within` passes); returns counts per id
+/// and the longest gap between two receipts.
+async fn collect(rx: &mut Receiver, accepted: &[String], within: Duration) -> (HashMap<String, u32>, Duration) {
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let deadline = Instant::now() + within;
+    let mut last: Option<Instant> = None;
+    let mut gap = Duration::ZERO;
+    while accepted.iter().any(|id| !seen.contains_key(id)) && Instant::now() < deadline {
+        if let Some(got) = rx.next(Duration::from_millis(500)).await {
+            if let Some(prev) = last {
+                gap = gap.max(got.at - prev);
+            }
+            last = Some(got.at);
+            *seen.entry(got.header("webhook-id").unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    (seen, gap)
+}
+
+fn report(name: &str, load: &Load, seen: &HashMap<String, u32>) {
+    let missing = load.accepted.iter().filter(|id| !seen.contains_key(*id)).count();
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    println!(
+        "{name}: accepted {}, refused {}, delivered {}, duplicates {duplicates}, missing {missing}",
+        load.accepted.len(),
+        load.refused,
+        seen.len()
+    );
+    assert_eq!(missing, 0, "{name}: {missing} accepted events were never delivered");
+}
+
+async fn setup(in_process_dispatcher: bool) -> (Arc<TestEnv>, Receiver, String) {
+    let env = TestEnv::start_with(|o| {
+        o.in_process_dispatcher = in_process_dispatcher;
+        o.publisher.http.workers = 2;
+    })
+    .await;
+    let rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"], "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 30}}))
+        .await;
+    env.wait_routed(1).await;
+    (Arc::new(env), rx, tenant)
+}
+
+async fn finish(env: Arc<TestEnv>) {
+    match Arc::try_unwrap(env) {
+        Ok(env) => env.stop().await,
+        Err(_) => panic!("the load tasks still hold the environment"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dispatcher_killed_mid_load_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (env, mut rx, tenant) = setup(false).await;
+    let port = free_port();
+    let mut dispatcher = env.spawn_dispatcher_process(port).await;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    dispatcher.kill().expect("SIGKILL"); // kill() sends SIGKILL
+    dispatcher.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut restarted = env.spawn_dispatcher_process(port).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true).unwrap();
+    let load = producer.await.unwrap();
+    assert!(
+        load.accepted.len() > 100,
+        "the load ran ({} accepted)",
+        load.accepted.len()
+    );
+    let (seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
+    report("dispatcher SIGKILL", &load, &seen);
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_two_dispatchers_the_survivor_carries_on_without_a_long_gap() {
+    let _serial = SERIAL.lock().await;
+    let (env, mut rx, tenant) = setup(false).await;
+    let mut a = env.spawn_dispatcher_process(free_port()).await;
+    let mut b = env.spawn_dispatcher_process(free_port()).await;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.send(true).unwrap();
+    let load = producer.await.unwrap();
+    let (seen, gap) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
+    report("one of two dispatchers SIGKILLed", &load, &seen);
+    println!("longest gap between receipts: {gap:?}");
+    assert!(gap < Duration::from_secs(5), "deliveries stalled for {gap:?}");
+    b.kill().unwrap();
+    b.wait().unwrap();
+    finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_loses_no_accepted_event() {
+    let _serial = SERIAL.lock().await;
+    let (env, mut rx, tenant) = setup(true).await;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "stop_app"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rabbitmqctl stop_app: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "start_app"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rabbitmqctl start_app: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every service reconnects by itself.
+    for url in [&env.publisher, &env.dispatcher, &env.registry] {
+        env.wait_ready(url).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true).unwrap();
+    let load = producer.await.unwrap();
+    assert!(load.refused > 0, "the publisher answered 503 while the broker was away");
+    let (seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
+    report("RabbitMQ restart", &load, &seen);
+    finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_restart_loses_nothing_from_the_results_stream() {
+    let _serial = SERIAL.lock().await;
+    let (env, mut rx, tenant) = setup(true).await;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(load(env.clone(), tenant, 2, stopped));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = std::process::Command::new("pg_ctlcluster")
+        .args(["15", "main", "restart"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_ctlcluster restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true).unwrap();
+    let load = producer.await.unwrap();
+    let (seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
+    report("PostgreSQL restart", &load, &seen);
+    // The delivery log catches up with every delivery (the ledger held them meanwhile).
+    let delivered = load.accepted.len();
+    let counted = eventually(Duration::from_secs(30), || async {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "hookwire",
+                "-tAc",
+                "SELECT count(*) FROM deliveries WHERE status = 'success'",
+                &env.database,
+            ])
+            .env("PGPASSWORD", "hookwire")
+            .output()
+            .ok()?;
+        let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (n >= delivered).then_some(n)
+    })
+    .await;
+    assert!(
+        counted.is_some(),
+        "the delivery log did not reach {delivered} successes"
+    );
+    finish(env).await;
+}
