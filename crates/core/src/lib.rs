@@ -11,6 +11,7 @@ pub mod shutdown;
 pub mod signing;
 pub mod telemetry;
 pub mod topology;
+pub mod trace;
 
 /// The version every service reports, and sends in `user-agent: hookwire/<version>`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -57,6 +57,7 @@ impl DeliveryTask {
             not_before: None,
             target,
             body,
+            traceparent: None,
         }
     }
 }
@@ -168,6 +169,9 @@ pub struct DeliveryTask {
     pub target: Target,
     /// The exact request body, `{"id","type","timestamp","data"}`, serialized once per event.
     pub body: String,
+    /// The W3C `traceparent` of the hop that created the task (the producer's trace continued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Publisher and dispatchers → registry, on the ledger queue.
@@ -318,6 +322,7 @@ mod tests {
             not_before: None,
             target: target(),
             body: "{}".into(),
+            traceparent: None,
         });
         assert_agrees("delivery_task.v1", &task);
         let event = Event {

@@ -181,6 +181,14 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
             Err(e) => return Attempt::failed("secret", e, started, signature),
         }
     }
+    // Continue the producer's trace: this attempt is a new span under the task's parent.
+    let trace = task
+        .traceparent
+        .as_deref()
+        .and_then(hookwire_core::trace::TraceParent::parse)
+        .unwrap_or_else(hookwire_core::trace::TraceParent::new_root)
+        .child();
+    builder = builder.header("traceparent", trace.header());
     for (name, value) in &target.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
@@ -239,5 +247,59 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
         } else {
             None
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookwire_core::messages::Target;
+    use hookwire_core::retry::{RetryPolicy, Strategy};
+
+    fn task(url: &str, keyring: &Keyring) -> DeliveryTask {
+        let target = Target {
+            webhook_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            url: url.into(),
+            secrets_sealed: vec![keyring.seal(&SigningKey::generate())],
+            auth_header: None,
+            headers: Default::default(),
+            timeout_seconds: 2,
+            retry_policy: RetryPolicy {
+                strategy: Strategy::Fixed,
+                max_retries: 0,
+                interval_seconds: 1,
+                max_age_seconds: 1,
+            },
+        };
+        let event = hookwire_core::messages::Event {
+            id: uuid::Uuid::now_v7(),
+            event_type: "person.created".into(),
+            tenant_id: None,
+            subject: None,
+            channels: vec![],
+            data: serde_json::Value::Null,
+            is_test: false,
+            created_at: Utc::now(),
+        };
+        DeliveryTask::new(uuid::Uuid::now_v7(), &event, target, event.request_body(), 0)
+    }
+
+    #[tokio::test]
+    async fn production_never_connects_to_internal_addresses() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let keyring = Keyring::new(hookwire_core::config::dev_defaults::ENCRYPTION_KEY, "").unwrap();
+        let client = build(Profile::Production, Duration::from_secs(2), 1);
+        for url in [
+            "https://127.0.0.1:1/",
+            "https://10.0.0.1/",
+            "http://93.184.216.34/",
+            "https://localhost:1/",
+        ] {
+            let a = attempt(&client, &keyring, Profile::Production, &task(url, &keyring)).await;
+            let error = a.error.unwrap_or_default();
+            assert!(error.starts_with("forbidden"), "{url}: {error}");
+            assert_eq!(a.response_status, None);
+        }
     }
 }

@@ -4,6 +4,7 @@ use chrono::Utc;
 use hookwire_broker::{Link, Outgoing, PublishError};
 use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
 use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
+use hookwire_core::trace::TraceParent;
 use hookwire_http::input::{Field, Fields};
 use hookwire_http::FieldError;
 use serde_json::{Map, Value};
@@ -16,6 +17,8 @@ use crate::cache::Routes;
 pub struct Accepted {
     pub event: Event,
     pub idempotency_key: Option<String>,
+    /// The trace this event's deliveries continue (the producer's, or a new one).
+    pub trace: TraceParent,
 }
 
 /// Reads one event. Errors name their field, prefixed with `prefix` (`events[3].`) in batches.
@@ -28,6 +31,12 @@ pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<A
     let subject = f.string("subject", 256);
     let is_test = f.bool("is_test").set().unwrap_or(false);
     let idempotency_key = f.string("idempotency_key", 256).set();
+    // Over AMQP the trace travels in the message; over HTTP the handler passes the header.
+    let trace = f
+        .string("traceparent", 64)
+        .set()
+        .and_then(|t| TraceParent::parse(&t))
+        .unwrap_or_else(TraceParent::new_root);
     let event_type = match event_type {
         Field::Set(t) if routes.knows_type(&t) => Some(t),
         Field::Set(t) => {
@@ -78,6 +87,7 @@ pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<A
             created_at: Utc::now(),
         },
         idempotency_key,
+        trace,
     })
 }
 
@@ -96,12 +106,12 @@ pub struct Prepared {
 }
 
 /// Routes every event and serializes its tasks and its ledger record.
-pub fn prepare(events: &[Event], routes: &Routes, topology: &Topology) -> Prepared {
+pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology) -> Prepared {
     let deliveries_exchange = topology.deliveries_exchange();
     let ledger_queue = topology.ledger_queue();
     let mut messages = Vec::new();
     let mut matched = Vec::with_capacity(events.len());
-    for event in events {
+    for (event, trace) in events {
         let targets = routes.route(event);
         let body = event.request_body();
         let mut routed = Vec::with_capacity(targets.len());
@@ -112,13 +122,9 @@ pub fn prepare(events: &[Event], routes: &Routes, topology: &Topology) -> Prepar
                 webhook_id: sub.target.webhook_id,
                 tenant_id: sub.target.tenant_id,
             });
-            let task = TaskMessage::V1(DeliveryTask::new(
-                delivery_id,
-                event,
-                sub.target.clone(),
-                body.clone(),
-                0,
-            ));
+            let mut task = DeliveryTask::new(delivery_id, event, sub.target.clone(), body.clone(), 0);
+            task.traceparent = Some(trace.child().header());
+            let task = TaskMessage::V1(task);
             messages.push(Message {
                 exchange: deliveries_exchange.clone(),
                 routing_key: TASK_ROUTING_KEY.to_owned(),

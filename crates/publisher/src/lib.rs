@@ -256,7 +256,7 @@ pub async fn deliver(
             _ => to_send.push((i, event)),
         }
     }
-    let sending: Vec<_> = to_send.iter().map(|(_, a)| a.event.clone()).collect();
+    let sending: Vec<_> = to_send.iter().map(|(_, a)| (a.event.clone(), a.trace)).collect();
     let prepared = ingest::prepare(&sending, routes, &state.topology);
     let published = prepared.publish(&state.link).await;
     let new_claims: Vec<_> = claims
@@ -296,7 +296,10 @@ async fn publish_one(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
-    let map = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        map.insert("traceparent".into(), Value::String(tp.to_owned()));
+    }
     let mut answers = accept(&state, vec![map], false).await?;
     Ok(HttpResponse::Accepted().json(answers.remove(0)))
 }

@@ -12,6 +12,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+/// The `Retry-After` the receiver sends with every 429 and 503.
+pub const RETRY_AFTER_SECONDS: u64 = 3;
+
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -89,10 +92,13 @@ impl Receiver {
                             let _ = tx.send(Received { headers, body, at });
                             let (status, delay) = s.next();
                             tokio::time::sleep(delay).await;
+                            let mut res = hyper::Response::builder().status(status);
+                            if status == 429 || status == 503 {
+                                // Receivers that shed load say when to come back.
+                                res = res.header("retry-after", RETRY_AFTER_SECONDS.to_string());
+                            }
                             Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from_static(b"received")))
+                                res.body(Full::new(Bytes::from_static(b"received")))
                                     .expect("a valid response"),
                             )
                         }

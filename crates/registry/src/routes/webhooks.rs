@@ -613,6 +613,29 @@ async fn recover(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn production_refuses_plain_http_and_internal_destinations() {
+        for url in [
+            "http://example.com/hook",
+            "https://127.0.0.1/hook",
+            "https://10.1.2.3/hook",
+            "https://169.254.169.254/latest",
+            "https://[::1]/hook",
+            "https://localhost/hook",
+            "https://user:pw@example.com/",
+        ] {
+            assert!(check_url(url, Profile::Production).await.is_err(), "{url} was accepted");
+        }
+        assert!(check_url("https://93.184.216.34/hook", Profile::Production)
+            .await
+            .is_ok());
+        // Development allows plain http to loopback, for local receivers.
+        assert!(check_url("http://127.0.0.1:9999/hook", Profile::Development)
+            .await
+            .is_ok());
+        assert!(check_url("ftp://example.com/", Profile::Development).await.is_err());
+    }
+
     #[test]
     fn lists_every_pattern_that_matches_a_type() {
         assert_eq!(

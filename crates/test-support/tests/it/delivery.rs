@@ -32,11 +32,19 @@ async fn an_event_reaches_its_receiver_signed_and_is_logged_as_success() {
     assert!(secret.starts_with("whsec_"));
     env.wait_routed(1).await;
 
+    let producer_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let accepted = env
-        .publish(
-            json!({"type": "person.created", "tenant_id": tenant, "subject": "person-42", "data": {"name": "Ada"}}),
+        .http
+        .post(
+            &format!("{}/v1/events", env.publisher),
+            &[
+                ("authorization", &format!("Bearer {}", hookwire_test_support::PRODUCER_TOKEN)),
+                ("traceparent", producer_trace),
+            ],
+            Some(&json!({"type": "person.created", "tenant_id": tenant, "subject": "person-42", "data": {"name": "Ada"}})),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(accepted.status, 202, "{accepted:?}");
     assert_eq!(accepted.body["matched"], 1);
     let event_id = accepted.body["event_id"].as_str().unwrap().to_owned();
@@ -51,6 +59,10 @@ async fn an_event_reaches_its_receiver_signed_and_is_logged_as_success() {
     assert_eq!(got.header("webhook-id"), Some(event_id.as_str()));
     assert_eq!(got.header("authorization"), Some("Bearer my-secret-token"));
     assert_eq!(got.header("x-team"), Some("crm"));
+    // The producer's trace continues onto the webhook request, under a new span.
+    let tp = got.header("traceparent").expect("a traceparent");
+    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    assert_ne!(tp, producer_trace);
     let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(body["id"], event_id);
     assert_eq!(body["type"], "person.created");
@@ -272,5 +284,29 @@ async fn poison_tasks_are_dead_lettered_and_delivery_goes_on() {
         .as_str()
         .unwrap()
         .contains("hookwire_dispatcher_dead_lettered_total 2"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_from_the_receiver_is_honoured() {
+    let env = TestEnv::start().await;
+    let mut receiver = Receiver::scripted(vec![(503, Duration::ZERO), (200, Duration::ZERO)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": receiver.url(), "events": ["*"], "retry_policy": {"strategy": "fixed", "interval_seconds": 1}}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    let first = receiver.next(Duration::from_secs(15)).await.unwrap();
+    let second = receiver.next(Duration::from_secs(15)).await.unwrap();
+    let gap = second.at - first.at;
+    let wanted = Duration::from_secs(hookwire_test_support::RETRY_AFTER_SECONDS);
+    assert!(
+        gap >= wanted - Duration::from_millis(100),
+        "retried after {gap:?}, not the receiver's {wanted:?}"
+    );
     env.stop().await;
 }
