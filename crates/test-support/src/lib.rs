@@ -73,7 +73,11 @@ pub struct TestEnv {
     pub http: Http,
     pub database: String,
     pub prefix: String,
+    /// The registry's configuration, to start it again on the same port.
+    registry_config: hookwire_registry::Config,
+    /// Index 0 is the registry while it runs.
     services: Vec<Running>,
+    registry_running: bool,
 }
 
 /// What a test may change before the services start.
@@ -135,10 +139,12 @@ impl TestEnv {
         customize(&mut options);
 
         let secrets = || Secrets::from_env(Profile::Development).expect("development secrets");
-        let registry = hookwire_registry::Application::build(options.registry, secrets())
+        let registry = hookwire_registry::Application::build(options.registry.clone(), secrets())
             .await
             .expect("the registry starts");
         let registry_url = format!("http://127.0.0.1:{}", registry.port());
+        let mut registry_config = options.registry.clone();
+        registry_config.http.listen = format!("127.0.0.1:{}", registry.port());
         let mut services = vec![spawn(|rx| registry.run_until_stopped(until_stopped(rx)))];
         options.publisher.registry.url = registry_url.clone();
         options.dispatcher.registry.url = registry_url.clone();
@@ -165,7 +171,9 @@ impl TestEnv {
             http: Http::default(),
             database,
             prefix,
+            registry_config,
             services,
+            registry_running: true,
         };
         for url in [&env.registry, &env.publisher, &env.dispatcher] {
             if !url.is_empty() {
@@ -362,6 +370,27 @@ impl TestEnv {
 
     pub fn topology(&self) -> Topology {
         Topology::new(&self.prefix)
+    }
+
+    /// Stops the registry (gracefully); the other services keep running.
+    pub async fn stop_registry(&mut self) {
+        assert!(self.registry_running, "the registry is running");
+        self.services.remove(0).stop().await;
+        self.registry_running = false;
+    }
+
+    /// Starts the registry again on its old port.
+    pub async fn start_registry(&mut self) {
+        assert!(!self.registry_running, "the registry is stopped");
+        let secrets = Secrets::from_env(Profile::Development).expect("development secrets");
+        let registry = hookwire_registry::Application::build(self.registry_config.clone(), secrets)
+            .await
+            .expect("the registry starts again");
+        self.services
+            .insert(0, spawn(|rx| registry.run_until_stopped(until_stopped(rx))));
+        self.registry_running = true;
+        let url = self.registry.clone();
+        self.wait_ready(&url).await;
     }
 
     /// Stops the services and removes the database and the queues.

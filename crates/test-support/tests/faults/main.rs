@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use hookwire_test_support::{eventually, Receiver, TestEnv};
@@ -33,18 +34,24 @@ struct Load {
 }
 
 /// Publishes events from `workers` concurrent producers until `stop` turns true.
-async fn load(env: Arc<TestEnv>, tenant: String, workers: usize, mut stop: watch::Receiver<bool>) -> Load {
+async fn load(publisher: String, tenant: String, workers: usize, mut stop: watch::Receiver<bool>) -> Load {
+    let http = hookwire_test_support::Http::default();
     let out = Arc::new(Mutex::new(Load::default()));
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (env, tenant, out, mut stop) = (env.clone(), tenant.clone(), out.clone(), stop.clone());
+        let (http, publisher, tenant, out, mut stop) = (
+            http.clone(),
+            publisher.clone(),
+            tenant.clone(),
+            out.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !*stop.borrow_and_update() {
-                let r = env
-                    .http
+                let r = http
                     .post(
-                        &format!("{}/v1/events", env.publisher),
+                        &format!("{publisher}/v1/events"),
                         &[(
                             "authorization",
                             &format!("Bearer {}", hookwire_test_support::PRODUCER_TOKEN),
@@ -106,7 +113,7 @@ fn report(name: &str, load: &Load, seen: &HashMap<String, u32>) {
     assert_eq!(missing, 0, "{name}: {missing} accepted events were never delivered");
 }
 
-async fn setup(in_process_dispatcher: bool) -> (Arc<TestEnv>, Receiver, String) {
+async fn setup(in_process_dispatcher: bool) -> (TestEnv, Receiver, String) {
     let env = TestEnv::start_with(|o| {
         o.in_process_dispatcher = in_process_dispatcher;
         o.publisher.http.workers = 2;
@@ -117,14 +124,34 @@ async fn setup(in_process_dispatcher: bool) -> (Arc<TestEnv>, Receiver, String) 
     env.webhook(&key, json!({"url": rx.url(), "events": ["*"], "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 30}}))
         .await;
     env.wait_routed(1).await;
-    (Arc::new(env), rx, tenant)
+    (env, rx, tenant)
 }
 
-async fn finish(env: Arc<TestEnv>) {
-    match Arc::try_unwrap(env) {
-        Ok(env) => env.stop().await,
-        Err(_) => panic!("the load tasks still hold the environment"),
-    }
+async fn finish(env: TestEnv) {
+    env.stop().await;
+}
+
+/// Waits until the delivery log counts `n` successful deliveries.
+async fn log_catches_up(env: &TestEnv, n: usize) -> bool {
+    eventually(Duration::from_secs(30), || async {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "hookwire",
+                "-tAc",
+                "SELECT count(*) FROM deliveries WHERE status = 'success'",
+                &env.database,
+            ])
+            .env("PGPASSWORD", "hookwire")
+            .output()
+            .ok()?;
+        let counted: usize = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (counted >= n).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -134,7 +161,7 @@ async fn a_dispatcher_killed_mid_load_loses_nothing() {
     let port = free_port();
     let mut dispatcher = env.spawn_dispatcher_process(port).await;
     let (stop, stopped) = watch::channel(false);
-    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    let producer = tokio::spawn(load(env.publisher.clone(), tenant, 4, stopped));
     tokio::time::sleep(Duration::from_secs(2)).await;
     dispatcher.kill().expect("SIGKILL"); // kill() sends SIGKILL
     dispatcher.wait().unwrap();
@@ -162,7 +189,7 @@ async fn with_two_dispatchers_the_survivor_carries_on_without_a_long_gap() {
     let mut a = env.spawn_dispatcher_process(free_port()).await;
     let mut b = env.spawn_dispatcher_process(free_port()).await;
     let (stop, stopped) = watch::channel(false);
-    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    let producer = tokio::spawn(load(env.publisher.clone(), tenant, 4, stopped));
     tokio::time::sleep(Duration::from_secs(2)).await;
     a.kill().unwrap();
     a.wait().unwrap();
@@ -183,7 +210,7 @@ async fn a_broker_restart_loses_no_accepted_event() {
     let _serial = SERIAL.lock().await;
     let (env, mut rx, tenant) = setup(true).await;
     let (stop, stopped) = watch::channel(false);
-    let producer = tokio::spawn(load(env.clone(), tenant, 4, stopped));
+    let producer = tokio::spawn(load(env.publisher.clone(), tenant, 4, stopped));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = std::process::Command::new("rabbitmqctl")
         .args(["-q", "stop_app"])
@@ -222,7 +249,7 @@ async fn a_postgres_restart_loses_nothing_from_the_results_stream() {
     let _serial = SERIAL.lock().await;
     let (env, mut rx, tenant) = setup(true).await;
     let (stop, stopped) = watch::channel(false);
-    let producer = tokio::spawn(load(env.clone(), tenant, 2, stopped));
+    let producer = tokio::spawn(load(env.publisher.clone(), tenant, 2, stopped));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let out = std::process::Command::new("pg_ctlcluster")
         .args(["15", "main", "restart"])
@@ -239,28 +266,38 @@ async fn a_postgres_restart_loses_nothing_from_the_results_stream() {
     let (seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
     report("PostgreSQL restart", &load, &seen);
     // The delivery log catches up with every delivery (the ledger held them meanwhile).
-    let delivered = load.accepted.len();
-    let counted = eventually(Duration::from_secs(30), || async {
-        let out = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "hookwire",
-                "-tAc",
-                "SELECT count(*) FROM deliveries WHERE status = 'success'",
-                &env.database,
-            ])
-            .env("PGPASSWORD", "hookwire")
-            .output()
-            .ok()?;
-        let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-        (n >= delivered).then_some(n)
-    })
-    .await;
     assert!(
-        counted.is_some(),
-        "the delivery log did not reach {delivered} successes"
+        log_catches_up(&env, load.accepted.len()).await,
+        "the delivery log did not catch up"
+    );
+    finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_registry_down_ingest_and_delivery_go_on_and_the_log_catches_up() {
+    let _serial = SERIAL.lock().await;
+    let (mut env, mut rx, tenant) = setup(true).await;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(load(env.publisher.clone(), tenant, 4, stopped));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.stop_registry().await;
+    // While it is down, events are accepted and delivered from the publisher's cache.
+    let during = rx
+        .next(Duration::from_secs(5))
+        .await
+        .expect("deliveries continue without the registry");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.start_registry().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).unwrap();
+    let load = producer.await.unwrap();
+    assert_eq!(load.refused, 0, "ingest never needed the registry");
+    let (mut seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
+    *seen.entry(during.header("webhook-id").unwrap().to_owned()).or_default() += 1;
+    report("registry down for 3 s", &load, &seen);
+    assert!(
+        log_catches_up(&env, load.accepted.len()).await,
+        "the delivery log did not catch up"
     );
     finish(env).await;
 }
