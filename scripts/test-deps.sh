@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond PostgreSQL and RabbitMQ: the reference Standard Webhooks
-# library (Python), which the end-to-end tests use to verify real deliveries.
+# library (Python), which the end-to-end tests use to verify real deliveries, and schemathesis,
+# which fuzzes the management API from its OpenAPI document.
 set -euo pipefail
 if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
   echo "[deps] installing the standardwebhooks Python library"
   python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
+fi
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "[deps] installing schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis
 fi

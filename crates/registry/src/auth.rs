@@ -125,13 +125,13 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
-        let presented = bearer(req)
-            .or_else(|| {
-                req.headers()
-                    .get("x-api-key")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::trim)
-            })
+        // X-API-Key first: a caller may send both, e.g. an admin token as the bearer.
+        let presented = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .or_else(|| bearer(req))
             .map(str::to_owned);
         let creating_webhook = req.method() == actix_web::http::Method::POST && req.path() == "/v1/webhooks";
         let request = req.clone();

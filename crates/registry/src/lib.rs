@@ -7,6 +7,7 @@ pub mod db;
 pub mod ledger;
 pub mod metrics;
 pub mod notices;
+pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
 pub mod routes;

@@ -137,20 +137,68 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
     Ok(json!({"value": t.value, "label": t.label, "description": t.description, "schema": t.schema}))
 }
 
-async fn create_tenant(state: web::Data<AppState>, _: Admin, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    summary = "Create a tenant",
+    request_body = crate::openapi::TenantInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::Tenant),
+        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_tenant(
+    state: web::Data<AppState>,
+    _: Admin,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Created().json(tenant(&mut conn, body).await?))
 }
 
-async fn create_api_key(state: web::Data<AppState>, _: Admin, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/admin/api-keys",
+    tag = "admin",
+    summary = "Create an API key",
+    request_body = crate::openapi::ApiKeyInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the key is shown once", body = crate::openapi::ApiKeyCreated),
+        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_api_key(
+    state: web::Data<AppState>,
+    _: Admin,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let key = api_key(&mut conn, body, state.config.webhooks.default_max_webhooks).await?;
     Ok(HttpResponse::Created().json(key))
 }
 
-async fn create_event_type(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/event-types",
+    tag = "admin",
+    summary = "Add an event type to the catalog",
+    request_body = crate::openapi::EventTypeInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::EventType),
+        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Exists already", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_event_type(
     state: web::Data<AppState>,
     _: Admin,
     payload: web::Payload,

@@ -20,7 +20,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A new attempt now, whatever the delivery's status, to the webhook as it is configured now.
-async fn retry(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/retry",
+    tag = "deliveries",
+    summary = "A new attempt now",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "Queued", body = crate::openapi::RetryAccepted),
+        (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook was deleted", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn retry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let mut conn = state.pool.get().await?;
@@ -65,7 +83,24 @@ fn view(d: &Delivery) -> Value {
     })
 }
 
-async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    tag = "deliveries",
+    summary = "The delivery log, newest first",
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,)),
+    responses(
+        (status = 200, description = "A page of deliveries", body = crate::openapi::DeliveryList),
+        (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
     let mut allowed = vec!["webhook_id", "event_type", "status", "is_test", "since", "until"];
     allowed.extend(PARAMS);
@@ -100,7 +135,24 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
     )))
 }
 
-async fn retrieve(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    tag = "deliveries",
+    summary = "A delivery with its attempts and payload",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "The delivery", body = crate::openapi::DeliveryDetail),
+        (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn retrieve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let mut conn = state.pool.get().await?;

@@ -28,7 +28,23 @@ pub fn development_seed() -> Vec<(String, String)> {
     seed
 }
 
-async fn list(state: web::Data<AppState>, _caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "event types",
+    summary = "The event-type catalog",
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
+    responses(
+        (status = 200, description = "A page of types", body = crate::openapi::EventTypeList),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let params = input::query(req.query_string(), &PARAMS)?;
     let paging = Paging::from_params(&params, 100, 500)?;
     let mut conn = state.pool.get().await?;

@@ -327,7 +327,25 @@ pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, A
     Ok(v)
 }
 
-async fn create(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    summary = "Create a webhook",
+    request_body = crate::openapi::WebhookInput,
+    responses(
+        (status = 201, description = "Created, with its signing secret", body = crate::openapi::Webhook),
+        (status = 400, description = "Invalid fields", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing scope, webhooks disabled, or limit reached", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     caller.require_webhooks_enabled()?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
@@ -390,13 +408,45 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, Ap
         .ok_or(ApiError::NotFound("webhook"))
 }
 
-async fn retrieve(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    summary = "Retrieve a webhook",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook, with its signing secret", body = crate::openapi::Webhook),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn retrieve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
     let w = find(&state, &caller, &id).await?;
     Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
 }
 
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    summary = "Change some fields of a webhook",
+    request_body = crate::openapi::WebhookInput,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = crate::openapi::Webhook),
+        (status = 400, description = "Empty or invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
@@ -419,7 +469,24 @@ async fn update(
     Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
 }
 
-async fn delete(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    summary = "Delete a webhook",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
@@ -449,7 +516,24 @@ fn patterns_matching(event_type: &str) -> Vec<String> {
     out
 }
 
-async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    summary = "List webhooks",
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("event_type" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("is_active" = Option<bool>, Query,), ("channel" = Option<String>, Query,), ("ordering" = Option<String>, Query, description = "created, -created, modified, -modified, name, -name")),
+    responses(
+        (status = 200, description = "A page of webhooks", body = crate::openapi::WebhookList),
+        (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
     let mut allowed = vec!["event_type", "is_test", "is_active", "channel", "ordering"];
     allowed.extend(crate::pagination::PARAMS);
@@ -491,7 +575,20 @@ async fn list(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> R
 }
 
 /// A new signing secret; the old one keeps signing alongside for `secret_rotation_overlap`.
-async fn rotate_secret(
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    summary = "Rotate the signing secret",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook with its new secret; the old one signs alongside for 24 h", body = crate::openapi::Webhook),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
@@ -514,7 +611,21 @@ async fn rotate_secret(
 }
 
 /// Sends a sample event of one of the webhook's types, marked as a test (`data.hookwire_test`).
-async fn send_test(
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    summary = "Send a test event",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 202, description = "Sent", body = crate::openapi::TestSent),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Broker unavailable", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn send_test(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
@@ -561,7 +672,22 @@ pub(crate) fn topology(state: &AppState) -> hookwire_core::topology::Topology {
 const RECOVER_LIMIT: i64 = 10_000;
 
 /// Retries every failed or exhausted delivery of the webhook created since `since`.
-async fn recover(
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/recover",
+    tag = "webhooks",
+    summary = "Retry failed and exhausted deliveries since a time",
+    request_body = crate::openapi::RecoverInput,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 202, description = "Retries sent", body = crate::openapi::RecoverResult),
+        (status = 400, description = "Invalid since", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn recover(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,

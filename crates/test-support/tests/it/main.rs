@@ -2,6 +2,7 @@
 
 mod delivery;
 mod delivery_ops;
+mod fuzz;
 mod isolation;
 mod publisher;
 mod registry_api;

@@ -1,0 +1,315 @@
+//! The OpenAPI 3.1 document of the management API, generated from the handlers' annotations and
+//! the schema types below, served at `/v1/openapi.json`. `docs/openapi.json` is a copy checked
+//! for drift by a test (`UPDATE_OPENAPI=1 cargo test -p hookwire-registry` rewrites it).
+//!
+//! Handlers read their bodies field by field (to report every bad field at once), so the body
+//! types here exist to describe the API, and are kept next to each other to stay in step.
+
+#![allow(dead_code)] // the schema types are read by the derive, never constructed
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+/// RFC 9457 problem details.
+#[derive(ToSchema)]
+pub struct Problem {
+    #[schema(example = "https://hookwire.dev/problems/validation_failed")]
+    r#type: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Present on validation errors: one entry per bad field.
+    errors: Option<Vec<FieldError>>,
+}
+
+#[derive(ToSchema)]
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
+#[derive(ToSchema)]
+pub struct RetryPolicy {
+    /// `exponential` (interval × 2^(n-1), ±20 % jitter) or `fixed`.
+    #[schema(example = "exponential")]
+    strategy: String,
+    #[schema(minimum = 0, maximum = 100)]
+    max_retries: u32,
+    #[schema(minimum = 1, maximum = 86400)]
+    interval_seconds: u32,
+    #[schema(minimum = 0, maximum = 2592000)]
+    max_age_seconds: u32,
+}
+
+/// Fields of `POST /v1/webhooks` (`url` and `events` required) and `PATCH` (any, at least one).
+#[derive(ToSchema)]
+pub struct WebhookInput {
+    #[schema(example = "https://example.com/hooks")]
+    url: Option<String>,
+    /// Patterns: `person.created`, `person.*`, `*.created`, `*`. Each must match a catalog type.
+    events: Option<Vec<String>>,
+    name: Option<String>,
+    description: Option<String>,
+    channels: Option<Vec<String>>,
+    is_active: Option<bool>,
+    is_test: Option<bool>,
+    header_name: Option<String>,
+    prefix: Option<String>,
+    auth_secret: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    #[schema(minimum = 1, maximum = 60)]
+    timeout_seconds: Option<u32>,
+    retry_policy: Option<RetryPolicy>,
+    /// Shorthand for `retry_policy.max_retries`.
+    retry_count: Option<u32>,
+    rate_limit_per_second: Option<u32>,
+    /// A `whsec_…` signing secret (create only); generated when absent.
+    secret: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct Webhook {
+    id: Uuid,
+    name: String,
+    description: String,
+    url: String,
+    events: Vec<String>,
+    channels: Vec<String>,
+    is_active: bool,
+    is_test: bool,
+    header_name: Option<String>,
+    prefix: Option<String>,
+    /// `****` and the last four characters of the auth secret.
+    masked_auth_secret: Option<String>,
+    headers: BTreeMap<String, String>,
+    timeout_seconds: u32,
+    retry_policy: RetryPolicy,
+    rate_limit_per_second: Option<u32>,
+    failure_count: u32,
+    last_triggered_at: Option<DateTime<Utc>>,
+    last_success_at: Option<DateTime<Utc>>,
+    last_failure_at: Option<DateTime<Utc>>,
+    disabled_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    modified_at: DateTime<Utc>,
+    /// The signing secret: in the answers of create, retrieve and rotate only.
+    secret: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct WebhookList {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<Webhook>,
+}
+
+#[derive(ToSchema)]
+pub struct Delivery {
+    id: Uuid,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    subject: Option<String>,
+    /// `pending`, `retrying`, `success`, `failed`, `exhausted`.
+    status: String,
+    attempts: u32,
+    response_status: Option<u16>,
+    response_body: Option<String>,
+    error: Option<String>,
+    duration_ms: Option<u32>,
+    is_test: bool,
+    created_at: DateTime<Utc>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    next_retry_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+pub struct DeliveryList {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<Delivery>,
+}
+
+#[derive(ToSchema)]
+pub struct Attempt {
+    attempt: u32,
+    attempted_at: DateTime<Utc>,
+    response_status: Option<u16>,
+    duration_ms: u32,
+    error: Option<String>,
+    /// The `webhook-signature` header sent.
+    signature: String,
+}
+
+/// A delivery with its attempts and the payload sent (`attempts` is the list here; the count
+/// is `attempt_count`).
+#[derive(ToSchema)]
+pub struct DeliveryDetail {
+    id: Uuid,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    status: String,
+    attempt_count: u32,
+    attempts: Vec<Attempt>,
+    payload: serde_json::Value,
+}
+
+#[derive(ToSchema)]
+pub struct EventType {
+    value: String,
+    label: String,
+    description: String,
+}
+
+#[derive(ToSchema)]
+pub struct EventTypeList {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<EventType>,
+}
+
+#[derive(ToSchema)]
+pub struct EventTypeInput {
+    #[schema(example = "invoice.paid")]
+    value: String,
+    label: String,
+    description: Option<String>,
+    /// A JSON Schema enforced on events of this type.
+    schema: Option<serde_json::Value>,
+}
+
+#[derive(ToSchema)]
+pub struct TenantInput {
+    name: String,
+}
+
+#[derive(ToSchema)]
+pub struct Tenant {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+pub struct ApiKeyInput {
+    tenant_id: Uuid,
+    /// `webhooks:read`, `webhooks:write` (default both).
+    scopes: Option<Vec<String>>,
+    webhooks_enabled: Option<bool>,
+    max_webhooks: Option<u32>,
+}
+
+#[derive(ToSchema)]
+pub struct ApiKeyCreated {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// The key itself, shown once.
+    key: String,
+    key_prefix: String,
+    scopes: Vec<String>,
+    webhooks_enabled: bool,
+    max_webhooks: u32,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+pub struct RecoverInput {
+    /// Retry failed and exhausted deliveries created since then (RFC 3339).
+    since: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+pub struct RecoverResult {
+    retried: u32,
+    /// True when more deliveries remain than one call retries (10,000).
+    more: bool,
+}
+
+#[derive(ToSchema)]
+pub struct TestSent {
+    event_id: Uuid,
+    delivery_id: Uuid,
+    event_type: String,
+}
+
+#[derive(ToSchema)]
+pub struct RetryAccepted {
+    delivery_id: Uuid,
+    status: String,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hookwire management API", description = "Webhooks, event types and the delivery log (contract §3)."),
+    paths(
+        crate::routes::webhooks::list,
+        crate::routes::webhooks::create,
+        crate::routes::webhooks::retrieve,
+        crate::routes::webhooks::update,
+        crate::routes::webhooks::delete,
+        crate::routes::webhooks::rotate_secret,
+        crate::routes::webhooks::send_test,
+        crate::routes::webhooks::recover,
+        crate::routes::deliveries::list,
+        crate::routes::deliveries::retrieve,
+        crate::routes::deliveries::retry,
+        crate::routes::event_types::list,
+        crate::routes::admin::create_tenant,
+        crate::routes::admin::create_api_key,
+        crate::routes::admin::create_event_type,
+    ),
+    modifiers(&Security),
+    security(("api_key" = []), ("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed copy must match the code; `UPDATE_OPENAPI=1` rewrites it.
+    #[test]
+    fn docs_openapi_json_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let generated = super::document() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p hookwire-registry openapi`"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+}
