@@ -319,3 +319,31 @@ async fn a_database_dump_holds_no_secret_in_plaintext() {
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflicts_and_oversized_bodies_have_their_own_status() {
+    let env = TestEnv::start().await;
+    let t = json!({"value": "invoice.paid", "label": "Invoice paid"});
+    assert_eq!(env.admin_post("/v1/admin/event-types", t.clone()).await.status, 201);
+    let again = env.admin_post("/v1/admin/event-types", t).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["type"], "https://hookwire.dev/problems/event_type_exists");
+    let (_, key) = env.tenant("acme").await;
+    let huge = format!(
+        r#"{{"url": "http://127.0.0.1:1/", "events": ["*"], "description": "{}"}}"#,
+        "x".repeat(300_000)
+    );
+    let r = env
+        .http
+        .raw(
+            "POST",
+            &format!("{}/v1/webhooks", env.registry),
+            &[("x-api-key", &key)],
+            huge.into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    env.stop().await;
+}
