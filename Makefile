@@ -1,12 +1,15 @@
 # Hookwire. `make run` starts everything; `make test` runs every check. Both set up PostgreSQL
 # and RabbitMQ first (Debian packages, as root) when they are missing or stopped.
-.PHONY: run stop test deps-up deps-down fmt lint unit migrate ci
+.PHONY: run stop test bench deploy-check deps-up deps-down fmt lint unit migrate ci
 
 run:
 	bash scripts/run.sh
 
 stop:
 	bash scripts/stop.sh
+
+bench:
+	bash scripts/bench.sh
 
 deps-up:
 	bash scripts/deps-up.sh
@@ -22,8 +25,12 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+deploy-check:
+	bash scripts/deploy-check.sh
+
 test: deps-up
 	bash scripts/test-deps.sh
+	bash scripts/deploy-check.sh
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	bash scripts/test.sh

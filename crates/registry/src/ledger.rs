@@ -110,6 +110,7 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                 }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);
+                metrics.ledger_statements.inc_by(batch.statements());
                 metrics.ledger_batches_written.inc();
             }
         }

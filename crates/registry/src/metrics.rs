@@ -10,6 +10,7 @@ pub struct Metrics {
     pub ledger_batches_written: Counter,
     pub ledger_write_failures: Counter,
     pub ledger_dead_lettered: Counter,
+    pub ledger_statements: Counter,
 }
 
 impl Default for Metrics {
@@ -19,6 +20,7 @@ impl Default for Metrics {
         let ledger_batches_written = Counter::default();
         let ledger_write_failures = Counter::default();
         let ledger_dead_lettered = Counter::default();
+        let ledger_statements = Counter::default();
         registry.register(
             "ledger_messages_written",
             "Ledger messages (events and attempts) written to the delivery log",
@@ -39,8 +41,14 @@ impl Default for Metrics {
             "Ledger messages that could not be decoded, sent to the dead-letter queue",
             ledger_dead_lettered.clone(),
         );
+        registry.register(
+            "ledger_statements",
+            "SQL statements the ledger writer ran (its transactions' begin and commit not counted)",
+            ledger_statements.clone(),
+        );
         Self {
             registry,
+            ledger_statements,
             ledger_messages_written,
             ledger_batches_written,
             ledger_write_failures,

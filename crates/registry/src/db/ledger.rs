@@ -178,6 +178,19 @@ impl Batch {
         all
     }
 
+    /// How many SQL statements `write` runs for this batch (for the statements-per-delivery
+    /// figure): one per non-empty part, plus the deactivation check when something failed.
+    pub fn statements(&self) -> u64 {
+        let parts = [
+            !self.events.is_empty(),
+            !self.deliveries.is_empty(),
+            !self.attempts.is_empty(),
+            !self.outcomes.is_empty(),
+        ];
+        let failing = self.outcomes.values().any(|o| o.iter().any(|(_, ok)| !ok));
+        parts.iter().filter(|p| **p).count() as u64 + u64::from(failing)
+    }
+
     /// Writes the batch in one transaction. Safe to call again after a failure. Returns the
     /// webhooks this batch deactivated: failing without a success for longer than
     /// `auto_disable_after`.

@@ -1,0 +1,746 @@
+//! `hookwire-bench`: measures the running stack (see README.md and docs/benchmarks.md).
+
+mod client;
+mod receiver;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::client::Api;
+use crate::receiver::{now_micros, Records};
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+struct Bench {
+    api: Api,
+    records: Records,
+    receiver: SocketAddr,
+    registry: String,
+    publisher: String,
+    admin: String,
+    producer: String,
+    rows: Vec<Row>,
+    subscriptions: usize,
+}
+
+struct Row {
+    scenario: String,
+    metric: String,
+    value: f64,
+    unit: String,
+    target: String,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// CPU seconds and peak RSS of a service started by `make run`, read from /proc.
+fn proc_stats(service: &str) -> Option<(f64, u64)> {
+    let pid = std::fs::read_to_string(format!(".run/{service}.pid")).ok()?;
+    let pid = pid.trim();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks / 100.0, hwm))
+}
+
+fn cpu_snapshot() -> Vec<(String, f64)> {
+    ["registry", "publisher", "dispatcher"]
+        .iter()
+        .filter_map(|s| proc_stats(s).map(|(cpu, _)| (s.to_string(), cpu)))
+        .collect()
+}
+
+impl Bench {
+    fn row(&mut self, scenario: &str, metric: &str, value: f64, unit: &str, target: &str) {
+        eprintln!("  {scenario:<28} {metric:<34} {value:>12.2} {unit:<10} {target}");
+        self.rows.push(Row {
+            scenario: scenario.into(),
+            metric: metric.into(),
+            value,
+            unit: unit.into(),
+            target: target.into(),
+        });
+    }
+
+    fn cpu_rows(&mut self, scenario: &str, before: &[(String, f64)], seconds: f64) {
+        for (service, cpu) in cpu_snapshot() {
+            if let Some((_, b)) = before.iter().find(|(s, _)| *s == service) {
+                self.row(
+                    scenario,
+                    &format!("{service} CPU"),
+                    100.0 * (cpu - b) / seconds,
+                    "% of a core",
+                    "",
+                );
+            }
+        }
+    }
+
+    /// A tenant with webhooks pointing at the receiver: `(kind, tag, timeout_seconds)` each.
+    async fn tenant(&mut self, hooks: &[(&str, String, u32)], retries: u32) -> anyhow::Result<String> {
+        let admin = ("authorization", format!("Bearer {}", self.admin));
+        let (s, t) = self
+            .api
+            .call(
+                "POST",
+                &format!("{}/v1/admin/tenants", self.registry),
+                (admin.0, &admin.1),
+                Some(&json!({"name": "bench"})),
+            )
+            .await?;
+        anyhow::ensure!(s == 201, "creating a tenant: {s} {t}");
+        let tenant = t["id"].as_str().context("tenant id")?.to_owned();
+        let (s, k) = self
+            .api
+            .call(
+                "POST",
+                &format!("{}/v1/admin/api-keys", self.registry),
+                (admin.0, &admin.1),
+                Some(&json!({"tenant_id": tenant, "max_webhooks": 100000})),
+            )
+            .await?;
+        anyhow::ensure!(s == 201, "creating a key: {s} {k}");
+        let key = k["key"].as_str().context("key")?.to_owned();
+        for (kind, tag, timeout) in hooks {
+            let body = json!({
+                "url": format!("http://{}/{kind}/{tag}", self.receiver),
+                "events": ["task.created"],
+                "timeout_seconds": timeout,
+                "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": retries},
+            });
+            let (s, w) = self
+                .api
+                .call(
+                    "POST",
+                    &format!("{}/v1/webhooks", self.registry),
+                    ("x-api-key", &key),
+                    Some(&body),
+                )
+                .await?;
+            anyhow::ensure!(s == 201, "creating a webhook: {s} {w}");
+        }
+        self.subscriptions += hooks.len();
+        let wanted = self.subscriptions;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, r) = self
+                .api
+                .call("GET", &format!("{}/readyz", self.publisher), ("x", "y"), None)
+                .await?;
+            if r["subscriptions"].as_u64().unwrap_or(0) as usize >= wanted {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the publisher did not see the new webhooks");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(tenant)
+    }
+
+    /// Publishes batches of `batch` events from `workers` loops, for `duration`, at most
+    /// `rate` events/s in total when given. Returns (accepted, refused).
+    async fn load(
+        &self,
+        tenant: &str,
+        duration: Duration,
+        workers: usize,
+        batch: usize,
+        rate: Option<u64>,
+    ) -> (u64, u64) {
+        let accepted = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let until = Instant::now() + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (api, url, auth, tenant) = (
+                self.api.clone(),
+                format!("{}/v1/events:batch", self.publisher),
+                format!("Bearer {}", self.producer),
+                tenant.to_owned(),
+            );
+            let (accepted, refused) = (accepted.clone(), refused.clone());
+            // Each worker paces itself to its share of the rate.
+            let interval = rate.map(|r| Duration::from_secs_f64(batch as f64 * workers as f64 / r as f64));
+            tasks.push(tokio::spawn(async move {
+                let mut next = Instant::now();
+                while Instant::now() < until {
+                    if let Some(i) = interval {
+                        next += i;
+                        let now = Instant::now();
+                        if next > now {
+                            tokio::time::sleep(next - now).await;
+                        }
+                    }
+                    let s = now_micros();
+                    let events: Vec<Value> = (0..batch)
+                        .map(|_| json!({"type": "task.created", "tenant_id": tenant, "data": {"s": s}}))
+                        .collect();
+                    match api
+                        .call("POST", &url, ("authorization", &auth), Some(&json!({"events": events})))
+                        .await
+                    {
+                        Ok((202, _)) => accepted.fetch_add(batch as u64, Ordering::Relaxed),
+                        _ => refused.fetch_add(batch as u64, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        (accepted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed))
+    }
+
+    /// Waits until `expected` unique deliveries arrived under `tags`; prints progress.
+    async fn wait_all(&self, tags: &[String], expected: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let got: u64 = tags.iter().map(|t| self.records.unique(t) as u64).sum();
+            eprint!("\r    received {got}/{expected}   ");
+            if got >= expected {
+                eprintln!();
+                return true;
+            }
+            if Instant::now() > deadline {
+                eprintln!(" — incomplete");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Throughput measured at the receiver, and whether every accepted event arrived.
+    async fn throughput(&mut self, name: &str, tags: &[String], accepted: u64, target: &str) -> anyhow::Result<()> {
+        let complete = self.wait_all(tags, accepted, Duration::from_secs(180)).await;
+        let (mut first, mut last, mut unique) = (u64::MAX, 0u64, 0u64);
+        for t in tags {
+            let tally = self.records.take(t);
+            unique += tally.ids.len() as u64;
+            first = first.min(tally.first_us.unwrap_or(u64::MAX));
+            last = last.max(tally.last_us.unwrap_or(0));
+        }
+        let secs = (last.saturating_sub(first)) as f64 / 1e6;
+        self.row(
+            name,
+            "deliveries/s (receiver)",
+            unique as f64 / secs.max(1e-3),
+            "1/s",
+            target,
+        );
+        self.row(
+            name,
+            "accepted vs received",
+            unique as f64 - accepted as f64,
+            "missing<0",
+            "0",
+        );
+        anyhow::ensure!(
+            complete,
+            "{name}: only {unique} of {accepted} accepted deliveries arrived"
+        );
+        Ok(())
+    }
+
+    fn latency_rows(&mut self, name: &str, tally: &receiver::Tally, p99_target: &str) -> f64 {
+        let mut l = tally.latencies_us.clone();
+        l.sort_unstable();
+        self.row(name, "p50 publish→receipt", percentile(&l, 0.50), "ms", "");
+        self.row(name, "p90 publish→receipt", percentile(&l, 0.90), "ms", "");
+        let p99 = percentile(&l, 0.99);
+        self.row(name, "p99 publish→receipt", p99, "ms", p99_target);
+        self.row(name, "max publish→receipt", percentile(&l, 1.0), "ms", "");
+        p99
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let records = Records::default();
+    let receiver = receiver::start(records.clone()).await?;
+    let mut b = Bench {
+        api: Api::default(),
+        records,
+        receiver,
+        registry: env("HOOKWIRE_BENCH_REGISTRY", "http://127.0.0.1:8080"),
+        publisher: env("HOOKWIRE_BENCH_PUBLISHER", "http://127.0.0.1:8081"),
+        admin: env("HOOKWIRE_ADMIN_TOKEN", hookwire_core::config::dev_defaults::ADMIN_TOKEN),
+        producer: env(
+            "HOOKWIRE_PRODUCER_TOKEN",
+            hookwire_core::config::dev_defaults::PRODUCER_TOKEN,
+        ),
+        rows: Vec::new(),
+        subscriptions: 0,
+    };
+    let (_, ready) = b
+        .api
+        .call("GET", &format!("{}/readyz", b.publisher), ("x", "y"), None)
+        .await?;
+    b.subscriptions = ready["subscriptions"].as_u64().unwrap_or(0) as usize;
+    let secs = |name: &str, default: u64| env(name, &default.to_string()).parse::<u64>().unwrap_or(default);
+    let run = Duration::from_secs(secs("HOOKWIRE_BENCH_SECONDS", 15));
+    let statements_before = ledger_statements(&b).await;
+    let mut delivered_total = 0u64;
+
+    // References: what the machine does without Hookwire in between.
+    eprintln!("reference: bare hyper client → receiver");
+    let bare = reference_http(&b, Duration::from_secs(5)).await?;
+    b.row("reference", "bare hyper requests/s", bare, "1/s", "");
+    eprintln!("reference: RabbitMQ publish (confirms) + consume");
+    let rabbit = reference_rabbit().await?;
+    b.row("reference", "RabbitMQ msgs/s (confirmed, consumed)", rabbit, "1/s", "");
+
+    // 1. Max sustained, one webhook per event.
+    eprintln!("1. max sustained deliveries/s, one webhook per event");
+    let tenant = b.tenant(&[("ok", "max".into(), 30)], 10).await?;
+    let cpu = cpu_snapshot();
+    let (accepted, refused) = b.load(&tenant, run, 8, 50, None).await;
+    b.cpu_rows("1 max sustained", &cpu, run.as_secs_f64());
+    b.row(
+        "1 max sustained",
+        "events accepted/s (publisher)",
+        accepted as f64 / run.as_secs_f64(),
+        "1/s",
+        "",
+    );
+    b.row("1 max sustained", "refused", refused as f64, "events", "0");
+    b.throughput("1 max sustained", &["max".into()], accepted, "≥ 5000")
+        .await?;
+    delivered_total += accepted;
+    let max_rate = b
+        .rows
+        .iter()
+        .rev()
+        .find(|r| r.metric == "deliveries/s (receiver)")
+        .map_or(0.0, |r| r.value);
+    b.row("1 max sustained", "ratio to bare hyper", max_rate / bare, "×", "");
+    b.row(
+        "1 max sustained",
+        "ratio to RabbitMQ reference",
+        max_rate / rabbit,
+        "×",
+        "",
+    );
+
+    // 2. Fan-out: one event to 100 webhooks.
+    eprintln!("2. fan-out: one event to 100 webhooks");
+    let hooks: Vec<(&str, String, u32)> = (0..100).map(|i| ("ok", format!("fan-{i}"), 30)).collect();
+    let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
+    let tenant = b.tenant(&hooks, 10).await?;
+    let cpu = cpu_snapshot();
+    let (accepted, _) = b.load(&tenant, run, 2, 5, None).await;
+    b.cpu_rows("2 fan-out 100", &cpu, run.as_secs_f64());
+    b.throughput("2 fan-out 100", &tags, accepted * 100, "≥ 10000").await?;
+    delivered_total += accepted * 100;
+
+    // 3. Latency at fixed rates.
+    let mut baseline_p99 = f64::NAN;
+    for (rate, target) in [(500u64, "≤ 5 (p50 ≤ 2)"), (2000, "≤ 20")] {
+        eprintln!("3. latency at {rate} events/s");
+        let tag = format!("lat-{rate}");
+        let tenant = b.tenant(&[("ok", tag.clone(), 30)], 10).await?;
+        let (accepted, _) = b.load(&tenant, run, 4, (rate / 100).max(1) as usize, Some(rate)).await;
+        let name = format!("3 latency @{rate}/s");
+        b.wait_all(std::slice::from_ref(&tag), accepted, Duration::from_secs(60))
+            .await;
+        let tally = b.records.take(&tag);
+        b.row(
+            &name,
+            "accepted vs received",
+            tally.ids.len() as f64 - accepted as f64,
+            "missing<0",
+            "0",
+        );
+        let p99 = b.latency_rows(&name, &tally, target);
+        if rate == 500 {
+            baseline_p99 = p99;
+        }
+        delivered_total += accepted;
+    }
+
+    // 4. Isolation: 10 % of webhooks time out.
+    eprintln!("4. isolation: 1 of 10 webhooks times out");
+    let mut hooks: Vec<(&str, String, u32)> = (0..9).map(|i| ("ok", format!("iso-{i}"), 30)).collect();
+    hooks.push(("slow", "iso-slow".into(), 1));
+    let tenant = b.tenant(&hooks, 0).await?;
+    let (accepted, _) = b.load(&tenant, run, 2, 1, Some(100)).await;
+    let tags: Vec<String> = (0..9).map(|i| format!("iso-{i}")).collect();
+    b.wait_all(&tags, accepted * 9, Duration::from_secs(60)).await;
+    let mut healthy = receiver::Tally::default();
+    for t in &tags {
+        let tally = b.records.take(t);
+        healthy.latencies_us.extend(tally.latencies_us);
+        healthy.ids.extend(tally.ids.into_iter().map(|id| format!("{t}/{id}")));
+    }
+    let _ = b.records.take("iso-slow");
+    b.row(
+        "4 isolation (10 % dead)",
+        "healthy received vs accepted",
+        healthy.ids.len() as f64 - (accepted * 9) as f64,
+        "missing<0",
+        "0",
+    );
+    let p99 = b.latency_rows("4 isolation (10 % dead)", &healthy, "≤ 2× baseline");
+    b.row(
+        "4 isolation (10 % dead)",
+        "healthy p99 / baseline p99 (@500/s)",
+        p99 / baseline_p99,
+        "×",
+        "≤ 2",
+    );
+    delivered_total += accepted * 9;
+
+    // 5. Retry storm: every receiver fails twice, then succeeds.
+    eprintln!("5. retry storm: every receiver fails twice");
+    let hooks: Vec<(&str, String, u32)> = (0..10).map(|i| ("flaky", format!("storm-{i}"), 30)).collect();
+    let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
+    let tenant = b.tenant(&hooks, 5).await?;
+    let started = Instant::now();
+    let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, None).await;
+    let depth_probe = tokio::spawn(max_retry_depth(Duration::from_secs(60)));
+    let complete = b.wait_all(&tags, accepted * 10, Duration::from_secs(120)).await;
+    let took = started.elapsed().as_secs_f64();
+    depth_probe.abort();
+    let depth = max_retry_depth(Duration::from_millis(1)).await;
+    b.row(
+        "5 retry storm",
+        "deliveries (3 attempts each)",
+        (accepted * 10) as f64,
+        "deliveries",
+        "",
+    );
+    b.row("5 retry storm", "completion time", took, "s", "");
+    b.row(
+        "5 retry storm",
+        "retry queue depth at the end",
+        depth as f64,
+        "messages",
+        "0",
+    );
+    for t in &tags {
+        let _ = b.records.take(t);
+    }
+    anyhow::ensure!(complete, "the retry storm did not complete");
+    delivered_total += accepted * 10;
+
+    // 6. Registry API.
+    eprintln!("6. registry API");
+    registry_api(&mut b, Duration::from_secs(5)).await?;
+
+    // The results path: SQL statements per delivery (ledger writer counter).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let statements = ledger_statements(&b).await - statements_before;
+    b.row(
+        "results path",
+        "SQL statements per delivery",
+        statements / delivered_total as f64,
+        "statements",
+        "≤ 1",
+    );
+    for service in ["registry", "publisher", "dispatcher"] {
+        if let Some((cpu, hwm)) = proc_stats(service) {
+            b.row(
+                "whole run",
+                &format!("{service} peak RSS"),
+                hwm as f64 / 1024.0,
+                "MiB",
+                if service == "dispatcher" { "≤ 64" } else { "" },
+            );
+            b.row("whole run", &format!("{service} CPU time"), cpu, "s", "");
+        }
+    }
+    write_results(&b)?;
+    Ok(())
+}
+
+async fn ledger_statements(b: &Bench) -> f64 {
+    let url = format!("{}/metrics", b.registry);
+    let Ok((_, _)) = b.api.call("GET", &url, ("x", "y"), None).await else {
+        return 0.0;
+    };
+    // The metrics body is text, not JSON: read it raw.
+    let text = raw_get(&url).await.unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("hookwire_registry_ledger_statements_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn raw_get(url: &str) -> anyhow::Result<String> {
+    use http_body_util::BodyExt as _;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.get(url.parse()?).await?;
+    Ok(String::from_utf8_lossy(&res.into_body().collect().await?.to_bytes()).into_owned())
+}
+
+async fn reference_http(b: &Bench, duration: Duration) -> anyhow::Result<f64> {
+    let url = format!("http://{}/ok/reference", b.receiver);
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (api, url, done) = (b.api.clone(), url.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                if api
+                    .call("POST", &url, ("webhook-id", "r"), Some(&json!({})))
+                    .await
+                    .is_ok()
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = b.records.take("reference");
+    Ok(done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
+}
+
+/// Publishes 20,000 persistent messages to a quorum queue with confirms (batches of 500) while
+/// consuming and acking them; messages per second end to end.
+async fn reference_rabbit() -> anyhow::Result<f64> {
+    use hookwire_broker::lapin::options::*;
+    use hookwire_broker::lapin::types::{AMQPValue, FieldTable, LongString};
+    let config = hookwire_core::config::BrokerConfig {
+        url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        prefix: "bench".into(),
+    };
+    let conn = hookwire_broker::connect(&config, "hookwire-bench reference").await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from(b"quorum".to_vec())),
+    );
+    let queue = "hookwire-bench.reference";
+    let _ = ch.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await?;
+    let consumer_ch = conn.create_channel().await?;
+    consumer_ch.basic_qos(1000, BasicQosOptions::default()).await?;
+    let mut consumer = consumer_ch
+        .basic_consume(
+            queue.into(),
+            "bench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    const N: usize = 20_000;
+    let started = Instant::now();
+    let consume = tokio::spawn(async move {
+        use futures_util::StreamExt as _;
+        let mut n = 0;
+        while n < N {
+            match consumer.next().await {
+                Some(Ok(d)) => {
+                    let _ = d.ack(BasicAckOptions::default()).await;
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    });
+    let body = vec![b'x'; 600];
+    for chunk in 0..N / 500 {
+        let ids: Vec<String> = (0..500).map(|i| format!("{chunk}-{i}")).collect();
+        let msgs: Vec<hookwire_broker::Outgoing<'_>> = ids
+            .iter()
+            .map(|id| hookwire_broker::Outgoing {
+                exchange: "",
+                routing_key: queue,
+                body: &body,
+                message_id: id,
+            })
+            .collect();
+        hookwire_broker::publish_confirmed(&ch, &msgs).await?;
+    }
+    let consumed = consume.await?;
+    let rate = consumed as f64 / started.elapsed().as_secs_f64();
+    let _ = ch.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+    Ok(rate)
+}
+
+/// The deepest the retry queues were while `window` lasted (sampled every 200 ms).
+async fn max_retry_depth(window: Duration) -> u32 {
+    use hookwire_broker::lapin::options::QueueDeclareOptions;
+    let config = hookwire_core::config::BrokerConfig {
+        url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        prefix: "hookwire".into(),
+    };
+    let Ok(conn) = hookwire_broker::connect(&config, "hookwire-bench depth").await else {
+        return 0;
+    };
+    let topology = hookwire_core::topology::Topology::new("hookwire");
+    let until = Instant::now() + window;
+    let mut max = 0;
+    loop {
+        let mut depth = 0;
+        for s in hookwire_core::topology::RETRY_TIERS_SECONDS {
+            if let Ok(ch) = conn.create_channel().await {
+                let opts = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                if let Ok(q) = ch
+                    .queue_declare(topology.retry_queue(s).into(), opts, Default::default())
+                    .await
+                {
+                    depth += q.message_count();
+                }
+                let _ = ch.close(200, "done".into()).await;
+            }
+        }
+        max = max.max(depth);
+        if Instant::now() >= until {
+            return max;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
+    let tenant_key = {
+        let admin = format!("Bearer {}", b.admin);
+        let (_, t) = b
+            .api
+            .call(
+                "POST",
+                &format!("{}/v1/admin/tenants", b.registry),
+                ("authorization", &admin),
+                Some(&json!({"name": "api-bench"})),
+            )
+            .await?;
+        let (_, k) = b
+            .api
+            .call(
+                "POST",
+                &format!("{}/v1/admin/api-keys", b.registry),
+                ("authorization", &admin),
+                Some(&json!({"tenant_id": t["id"], "max_webhooks": 1000000})),
+            )
+            .await?;
+        k["key"].as_str().context("key")?.to_owned()
+    };
+    let hook = json!({"url": "http://127.0.0.1:9/none", "events": ["task.created"], "is_active": false});
+    let (_, w) = b
+        .api
+        .call(
+            "POST",
+            &format!("{}/v1/webhooks", b.registry),
+            ("x-api-key", &tenant_key),
+            Some(&hook),
+        )
+        .await?;
+    let id = w["id"].as_str().context("webhook id")?.to_owned();
+    let cases: Vec<(&str, &str, String, Option<Value>)> = vec![
+        ("GET webhooks", "GET", "/v1/webhooks?limit=100".into(), None),
+        ("GET deliveries", "GET", "/v1/deliveries?limit=100".into(), None),
+        ("POST webhooks", "POST", "/v1/webhooks".into(), Some(hook.clone())),
+        (
+            "PATCH webhook",
+            "PATCH",
+            format!("/v1/webhooks/{id}"),
+            Some(json!({"name": "renamed"})),
+        ),
+    ];
+    for (name, method, path, body) in cases {
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = Arc::new(AtomicU64::new(0));
+        let until = Instant::now() + each;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (api, url, key, body, latencies, errors) = (
+                b.api.clone(),
+                format!("{}{path}", b.registry),
+                tenant_key.clone(),
+                body.clone(),
+                latencies.clone(),
+                errors.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match api.call(method, &url, ("x-api-key", &key), body.as_ref()).await {
+                        Ok((s, _)) if s < 300 => latencies.lock().unwrap().push(t.elapsed().as_micros() as u64),
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let mut l = latencies.lock().unwrap().clone();
+        l.sort_unstable();
+        let scenario = format!("6 API {name}");
+        b.row(&scenario, "requests/s", l.len() as f64 / each.as_secs_f64(), "1/s", "");
+        b.row(&scenario, "p99", percentile(&l, 0.99), "ms", "");
+        b.row(
+            &scenario,
+            "errors (non-2xx)",
+            errors.load(Ordering::Relaxed) as f64,
+            "requests",
+            "0",
+        );
+    }
+    Ok(())
+}
+
+fn write_results(b: &Bench) -> anyhow::Result<()> {
+    let mut md = String::from("| scenario | metric | value | unit | target |\n|---|---|---:|---|---|\n");
+    for r in &b.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {} | {} |",
+            r.scenario, r.metric, r.value, r.unit, r.target
+        );
+    }
+    let json: Vec<Value> = b
+        .rows
+        .iter()
+        .map(|r| json!({"scenario": r.scenario, "metric": r.metric, "value": r.value, "unit": r.unit, "target": r.target}))
+        .collect();
+    std::fs::create_dir_all("bench/results")?;
+    std::fs::write("bench/results/latest.md", &md)?;
+    std::fs::write("bench/results/latest.json", serde_json::to_string_pretty(&json)?)?;
+    println!("\n{md}");
+    println!("written: bench/results/latest.md, bench/results/latest.json");
+    Ok(())
+}

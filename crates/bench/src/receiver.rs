@@ -1,0 +1,126 @@
+//! The benchmark's receiver: a plain hyper HTTP/1 server that answers by path and records, per
+//! scenario tag, every `webhook-id` it sees and the latency from the send time the generator put
+//! in the event (`data.s`, unix microseconds; both sides share this process's clock).
+//!
+//! `/ok/<tag>` answers 200; `/slow/<tag>` answers after 30 s (webhooks time out first);
+//! `/flaky/<tag>` answers 500 to the first two attempts of each event, then 200.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub ids: HashSet<String>,
+    pub requests: u64,
+    pub latencies_us: Vec<u64>,
+    pub first_us: Option<u64>,
+    pub last_us: Option<u64>,
+    attempts: HashMap<String, u32>,
+}
+
+#[derive(Clone, Default)]
+pub struct Records(Arc<Mutex<HashMap<String, Tally>>>);
+
+impl Records {
+    /// Unique ids received under `tag`.
+    pub fn unique(&self, tag: &str) -> usize {
+        self.0.lock().unwrap().get(tag).map_or(0, |t| t.ids.len())
+    }
+
+    pub fn take(&self, tag: &str) -> Tally {
+        self.0.lock().unwrap().remove(tag).unwrap_or_default()
+    }
+
+    /// Records a request; returns the status to answer.
+    fn record(&self, kind: &str, tag: &str, id: &str, sent_us: Option<u64>) -> u16 {
+        let now = now_micros();
+        let mut all = self.0.lock().unwrap();
+        let t = all.entry(tag.to_owned()).or_default();
+        t.requests += 1;
+        t.first_us.get_or_insert(now);
+        t.last_us = Some(now);
+        if kind == "flaky" {
+            let n = t.attempts.entry(id.to_owned()).or_default();
+            *n += 1;
+            if *n <= 2 {
+                return 500;
+            }
+        }
+        if t.ids.insert(id.to_owned()) {
+            if let Some(sent) = sent_us {
+                t.latencies_us.push(now.saturating_sub(sent));
+            }
+        }
+        200
+    }
+}
+
+/// Starts the receiver on a free loopback port.
+pub async fn start(records: Records) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let records = records.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let records = records.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let id = req
+                            .headers()
+                            .get("webhook-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let sent = serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| v["data"]["s"].as_u64());
+                        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+                        let kind = parts.next().unwrap_or_default().to_owned();
+                        let tag = parts.next().unwrap_or_default().to_owned();
+                        if kind == "slow" {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                        let status = records.record(&kind, &tag, &id, sent);
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::new()))
+                                .expect("a valid response"),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
