@@ -187,6 +187,22 @@ pub enum LedgerMessage {
     /// The outcome of one attempt.
     #[serde(rename = "attempt_recorded.v1")]
     AttemptRecorded(AttemptRecord),
+    /// Several of the above in one broker message: publishers send one per request and
+    /// dispatchers gather the records of a few milliseconds, so the ledger costs a fraction of a
+    /// broker message per delivery.
+    #[serde(rename = "ledger_batch.v1")]
+    Batch { entries: Vec<LedgerMessage> },
+}
+
+impl LedgerMessage {
+    /// One message for `entries`: the entry itself when there is one, a batch otherwise.
+    pub fn batch(mut entries: Vec<LedgerMessage>) -> Self {
+        if entries.len() == 1 {
+            entries.pop().expect("one entry")
+        } else {
+            Self::Batch { entries }
+        }
+    }
 }
 
 /// One delivery created by routing an event.
@@ -391,6 +407,29 @@ mod tests {
         assert_eq!(v["type"], "person.created");
         assert_eq!(v["data"], serde_json::json!({"a": 1}));
         assert!(chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_ledger_batch_round_trips() {
+        let event = Event {
+            id: Uuid::nil(),
+            event_type: "person.created".into(),
+            tenant_id: None,
+            subject: None,
+            channels: vec![],
+            data: serde_json::json!({}),
+            is_test: false,
+            created_at: Utc::now(),
+        };
+        let one = LedgerMessage::EventRouted {
+            event,
+            deliveries: vec![],
+        };
+        assert_eq!(LedgerMessage::batch(vec![one.clone()]), one);
+        let two = LedgerMessage::batch(vec![one.clone(), one.clone()]);
+        assert_agrees("ledger_batch.v1", &two);
+        let back: LedgerMessage = serde_json::from_str(&serde_json::to_string(&two).unwrap()).unwrap();
+        assert_eq!(back, two);
     }
 
     #[test]

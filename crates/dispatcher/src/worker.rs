@@ -26,7 +26,7 @@ use hookwire_broker::Outgoing;
 use hookwire_core::crypto::Keyring;
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
 use hookwire_core::topology::{retry_tier, Topology};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -120,6 +120,8 @@ impl Worker {
             )
             .await?;
         let tracker = TaskTracker::new();
+        let (records, pending) = mpsc::channel(4 * SINK_MAX);
+        let sink = tokio::spawn(sink(publish.clone(), self.topology.ledger_queue(), pending));
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
@@ -147,9 +149,10 @@ impl Worker {
             }
             let worker = self.clone();
             let publish = publish.clone();
+            let records = records.clone();
             self.metrics.in_flight.inc();
             tracker.spawn(async move {
-                let outcome = worker.handle(&publish, task, gate, park).await;
+                let outcome = worker.handle(&publish, &records, task, gate, park).await;
                 worker.metrics.in_flight.dec();
                 let settled = match outcome {
                     Ok(_) => delivery.ack(BasicAckOptions::default()).await,
@@ -180,6 +183,9 @@ impl Worker {
         {
             tracing::warn!("drain timeout: unfinished tasks return to the queue");
         }
+        // The sink flushes what the drained tasks handed it, then ends.
+        drop(records);
+        let _ = sink.await;
         result
     }
 
@@ -187,6 +193,7 @@ impl Worker {
     async fn handle(
         &self,
         publish: &Channel,
+        sink: &mpsc::Sender<Pending>,
         mut task: DeliveryTask,
         gate: Arc<Gate>,
         park: bool,
@@ -209,12 +216,12 @@ impl Worker {
         match self.webhooks.get(task.target.webhook_id, task.event_created_at) {
             Some(Known::Deleted) => {
                 return self
-                    .give_up(publish, &task, "webhook_deleted: the webhook was deleted")
+                    .give_up(sink, &task, "webhook_deleted: the webhook was deleted")
                     .await
             }
             Some(Known::Inactive) => {
                 return self
-                    .give_up(publish, &task, "webhook_disabled: the webhook is not active")
+                    .give_up(sink, &task, "webhook_disabled: the webhook is not active")
                     .await
             }
             Some(Known::Active(target)) => task.target = *target,
@@ -223,11 +230,16 @@ impl Worker {
         let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task).await;
         drop(permit);
         self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());
-        self.record(publish, task, attempt).await
+        self.record(sink, task, attempt).await
     }
 
     /// Decides the delivery's state after `attempt` and publishes the record (and retry).
-    async fn record(&self, publish: &Channel, mut task: DeliveryTask, attempt: Attempt) -> anyhow::Result<Outcome> {
+    async fn record(
+        &self,
+        sink: &mpsc::Sender<Pending>,
+        mut task: DeliveryTask,
+        attempt: Attempt,
+    ) -> anyhow::Result<Outcome> {
         let now = Utc::now();
         let first = *task.first_attempt_at.get_or_insert(now);
         task.attempts += 1;
@@ -252,10 +264,10 @@ impl Worker {
         match next {
             Some(at) => {
                 task.not_before = Some(at);
-                self.publish(publish, &record, Some((&task, at))).await?;
+                self.submit(sink, record, Some((&task, at))).await?;
                 self.metrics.retries_scheduled.inc();
             }
-            None => self.publish(publish, &record, None).await?,
+            None => self.submit(sink, record, None).await?,
         }
         if status == DeliveryStatus::Success {
             let e2e = (now - task.event_created_at).to_std().unwrap_or_default();
@@ -276,7 +288,7 @@ impl Worker {
     }
 
     /// Ends a delivery without an HTTP request (its webhook is gone or disabled).
-    async fn give_up(&self, publish: &Channel, task: &DeliveryTask, why: &str) -> anyhow::Result<Outcome> {
+    async fn give_up(&self, sink: &mpsc::Sender<Pending>, task: &DeliveryTask, why: &str) -> anyhow::Result<Outcome> {
         let mut task = task.clone();
         task.attempts += 1;
         let attempt = Attempt {
@@ -288,7 +300,7 @@ impl Worker {
             retry_after: None,
         };
         let record = record_of(&task, &attempt, Utc::now(), DeliveryStatus::Failed, None);
-        self.publish(publish, &record, None).await?;
+        self.submit(sink, record, None).await?;
         self.metrics
             .attempts
             .get_or_create(&OutcomeLabels {
@@ -319,40 +331,94 @@ impl Worker {
         Ok(())
     }
 
-    /// Publishes an attempt record, and the retry task if any, in one confirm round.
-    async fn publish(
+    /// Hands an attempt record (and the retry task, if any) to the session's record sink and
+    /// waits until the broker has confirmed them.
+    async fn submit(
         &self,
-        publish: &Channel,
-        record: &LedgerMessage,
+        sink: &mpsc::Sender<Pending>,
+        record: LedgerMessage,
         retry: Option<(&DeliveryTask, DateTime<Utc>)>,
     ) -> anyhow::Result<()> {
-        let ledger = self.topology.ledger_queue();
-        let record_body = serde_json::to_vec(record)?;
-        let id = match record {
-            LedgerMessage::AttemptRecorded(a) => a.delivery_id.to_string(),
-            LedgerMessage::EventRouted { event, .. } => event.id.to_string(),
+        let retry = match retry {
+            Some((task, at)) => {
+                let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
+                Some(Retry {
+                    queue: self.topology.retry_queue(retry_tier(remaining)),
+                    body: serde_json::to_vec(&TaskMessage::V1(task.clone()))?,
+                    id: task.delivery_id.to_string(),
+                })
+            }
+            None => None,
         };
-        let mut messages = vec![Outgoing {
+        let (reply, confirmed) = oneshot::channel();
+        sink.send(Pending { record, retry, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the record sink has stopped"))?;
+        confirmed
+            .await
+            .map_err(|_| anyhow::anyhow!("the record sink has stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+struct Retry {
+    queue: String,
+    body: Vec<u8>,
+    id: String,
+}
+
+/// One attempt's record waiting to be published, and who to tell when it is safe.
+pub struct Pending {
+    record: LedgerMessage,
+    retry: Option<Retry>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most records gathered into one ledger message, and how long the first may wait for others.
+const SINK_MAX: usize = 256;
+const SINK_WAIT: Duration = Duration::from_millis(2);
+
+/// Gathers attempt records for up to `SINK_WAIT` and publishes them as one ledger message, with
+/// their retries, in one confirm round. Each waiter learns whether its own record is safe; only
+/// then is its task acknowledged. This turns one broker message per attempt into a fraction.
+async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + SINK_WAIT;
+        while batch.len() < SINK_MAX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(p)) => batch.push(p),
+                _ => break,
+            }
+        }
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut retries = Vec::new();
+        for p in batch {
+            records.push(p.record);
+            retries.extend(p.retry);
+            waiters.push(p.reply);
+        }
+        let body = serde_json::to_vec(&LedgerMessage::batch(records)).expect("records serialize");
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut outgoing = vec![Outgoing {
             exchange: "",
             routing_key: &ledger,
-            body: &record_body,
+            body: &body,
             message_id: &id,
         }];
-        let retry_body;
-        let retry_queue;
-        if let Some((task, at)) = retry {
-            let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
-            retry_queue = self.topology.retry_queue(retry_tier(remaining));
-            retry_body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
-            messages.push(Outgoing {
-                exchange: "",
-                routing_key: &retry_queue,
-                body: &retry_body,
-                message_id: &id,
-            });
+        outgoing.extend(retries.iter().map(|r| Outgoing {
+            exchange: "",
+            routing_key: &r.queue,
+            body: &r.body,
+            message_id: &r.id,
+        }));
+        let result = hookwire_broker::publish_confirmed(&publish, &outgoing)
+            .await
+            .map_err(|e| e.to_string());
+        for w in waiters {
+            let _ = w.send(result.clone());
         }
-        hookwire_broker::publish_confirmed(publish, &messages).await?;
-        Ok(())
     }
 }
 

@@ -111,6 +111,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
     let ledger_queue = topology.ledger_queue();
     let mut messages = Vec::new();
     let mut matched = Vec::with_capacity(events.len());
+    let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
         let targets = routes.route(event);
         let body = event.request_body();
@@ -133,16 +134,18 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
             });
         }
         matched.push(targets.len());
-        let record = LedgerMessage::EventRouted {
+        records.push(LedgerMessage::EventRouted {
             event: event.clone(),
             deliveries: routed,
-        };
-        // The default exchange routes by queue name.
+        });
+    }
+    // One ledger message for the whole request; the default exchange routes by queue name.
+    if !records.is_empty() {
         messages.push(Message {
             exchange: String::new(),
-            routing_key: ledger_queue.clone(),
-            body: serde_json::to_vec(&record).expect("ledger records serialize"),
-            id: event.id.to_string(),
+            routing_key: ledger_queue,
+            body: serde_json::to_vec(&LedgerMessage::batch(records)).expect("ledger records serialize"),
+            id: Uuid::now_v7().to_string(),
         });
     }
     Prepared { messages, matched }

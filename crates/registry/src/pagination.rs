@@ -112,8 +112,9 @@ impl<T> Collection<T> {
         };
         Self {
             count,
-            next: (offset + limit < count).then(|| link(offset + limit)),
-            previous: (offset > 0).then(|| link((offset - limit).max(0))),
+            // Saturating: `offset` may be anything up to i64::MAX (the fuzzer sends it).
+            next: (offset.saturating_add(limit) < count).then(|| link(offset.saturating_add(limit))),
+            previous: (offset > 0).then(|| link(offset.saturating_sub(limit).max(0))),
             results,
         }
     }

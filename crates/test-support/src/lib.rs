@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+pub mod logs;
 mod receiver;
 
 use std::time::Duration;
@@ -98,6 +99,7 @@ impl TestEnv {
     /// Starts everything after `customize` has adjusted the configuration.
     pub async fn start_with(customize: impl FnOnce(&mut Options)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        logs::install();
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database = format!("hookwire_test_{suffix}");
         let prefix = format!("hwtest.{suffix}");

@@ -87,8 +87,15 @@ impl Batch {
     }
 
     pub fn add(&mut self, message: LedgerMessage) {
+        if let LedgerMessage::Batch { entries } = message {
+            for entry in entries {
+                self.add(entry);
+            }
+            return;
+        }
         self.len += 1;
         match message {
+            LedgerMessage::Batch { .. } => unreachable!("batches are unpacked above"),
             LedgerMessage::EventRouted { event, deliveries } => {
                 for d in deliveries {
                     self.keep_latest(

@@ -4,5 +4,6 @@ mod delivery;
 mod delivery_ops;
 mod fuzz;
 mod isolation;
+mod observability;
 mod publisher;
 mod registry_api;

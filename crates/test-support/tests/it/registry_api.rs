@@ -242,6 +242,21 @@ async fn collections_page_both_ways_and_filter() {
     assert_eq!(r.status, 400);
     assert_eq!(r.body["errors"][0]["field"], "limit");
     assert_eq!(env.api("GET", "/v1/webhooks?bogus=1", &key, None).await.status, 400);
+    // Found by the fuzzer: an offset near i64::MAX overflowed the next-link arithmetic.
+    let far = env
+        .api("GET", "/v1/webhooks?offset=9223372036854775807", &key, None)
+        .await;
+    assert_eq!(far.status, 200, "{far:?}");
+    assert_eq!(far.body["results"], json!([]));
+    let far = env
+        .api(
+            "GET",
+            "/v1/deliveries?page=9223372036854775807&page_size=500",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(far.status, 200, "{far:?}");
     let types = env.api("GET", "/v1/event-types?limit=500", &key, None).await;
     assert_eq!(types.body["count"], 15, "the development catalog");
     env.stop().await;
