@@ -58,6 +58,7 @@ impl DeliveryTask {
             target,
             body,
             traceparent: None,
+            parked: 0,
         }
     }
 }
@@ -172,6 +173,13 @@ pub struct DeliveryTask {
     /// The W3C `traceparent` of the hop that created the task (the producer's trace continued).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Times this task was parked because its webhook was stalled (each park waits twice as long).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parked: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Publisher and dispatchers → registry, on the ledger queue.
@@ -339,6 +347,7 @@ mod tests {
             target: target(),
             body: "{}".into(),
             traceparent: None,
+            parked: 0,
         });
         assert_agrees("delivery_task.v1", &task);
         let event = Event {

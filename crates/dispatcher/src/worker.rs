@@ -4,14 +4,14 @@
 //! broker, so a dispatcher that dies mid-attempt loses nothing: the task is redelivered and
 //! attempted again (at-least-once; receivers dedupe on `webhook-id`).
 //!
-//! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and at
-//! most `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's
-//! gate is full is parked: put back in a retry queue for `park_delay`, without counting as an
-//! attempt. The consumer itself never waits on a receiver, so the prefetch window keeps moving
-//! for everybody else.
+//! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and
+//! `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's gate is
+//! full *and* the webhook has finished no attempt for `STALL` is parked: put back in a retry
+//! queue for `park_delay`, without counting as an attempt. The consumer itself never waits on a
+//! receiver, so the prefetch window keeps moving for everybody else.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +42,14 @@ const DUE_SLACK: Duration = Duration::from_millis(500);
 struct Gate {
     slots: Semaphore,
     waiting: AtomicUsize,
+    /// When an attempt to this webhook last finished (ms since the worker started).
+    last_done_ms: AtomicU64,
 }
+
+/// A full gate whose webhook has finished no attempt for this long is slow: its new tasks are
+/// parked. A fast webhook with a burst of work keeps its tasks in memory instead (parking them
+/// would only add broker traffic and a delay).
+const STALL: Duration = Duration::from_millis(250);
 
 /// Everything the delivery tasks share.
 pub struct Worker {
@@ -53,6 +60,7 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     pub webhooks: Arc<Webhooks>,
     gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
+    started: std::time::Instant,
 }
 
 /// What became of a task.
@@ -86,7 +94,12 @@ impl Worker {
             metrics,
             webhooks,
             gates: Mutex::new(HashMap::new()),
+            started: std::time::Instant::now(),
         }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn gate(&self, webhook_id: Uuid) -> Arc<Gate> {
@@ -97,6 +110,7 @@ impl Worker {
                 Arc::new(Gate {
                     slots: Semaphore::new(self.config.delivery.max_in_flight_per_webhook.max(1)),
                     waiting: AtomicUsize::new(0),
+                    last_done_ms: AtomicU64::new(self.elapsed_ms()),
                 })
             })
             .clone()
@@ -143,7 +157,11 @@ impl Worker {
                 }
             };
             let gate = self.gate(task.target.webhook_id);
-            let park = gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
+            let stalled = self
+                .elapsed_ms()
+                .saturating_sub(gate.last_done_ms.load(Ordering::Acquire))
+                > STALL.as_millis() as u64;
+            let park = stalled && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
             if !park {
                 gate.waiting.fetch_add(1, Ordering::AcqRel);
             }
@@ -200,8 +218,11 @@ impl Worker {
     ) -> anyhow::Result<Outcome> {
         if park {
             self.metrics.parked.inc();
-            let at = Utc::now() + self.config.delivery.park_delay;
-            self.schedule(publish, &task, at).await?;
+            // Each park of the same task waits twice as long (up to 32×): a dead receiver's
+            // backlog settles instead of circling through the broker every second.
+            let delay = self.config.delivery.park_delay * 2u32.pow(task.parked.min(5));
+            task.parked += 1;
+            self.schedule(publish, &task, Utc::now() + delay).await?;
             return Ok(Outcome::Parked);
         }
         let permit = gate.slots.acquire().await.expect("gate semaphores are never closed");
@@ -228,6 +249,7 @@ impl Worker {
             None => {}
         }
         let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task).await;
+        gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
         drop(permit);
         self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());
         self.record(sink, task, attempt).await
