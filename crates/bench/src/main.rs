@@ -47,10 +47,23 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// CPU seconds and peak RSS of a service started by `make run`, read from /proc.
+/// The pid of a service started by `make run`, or of RabbitMQ's Erlang VM.
+fn pid_of(service: &str) -> Option<String> {
+    if service == "rabbitmq" {
+        let out = std::process::Command::new("pgrep")
+            .args(["-o", "beam.smp"])
+            .output()
+            .ok()?;
+        return Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|p| !p.is_empty());
+    }
+    std::fs::read_to_string(format!(".run/{service}.pid"))
+        .ok()
+        .map(|p| p.trim().to_owned())
+}
+
+/// CPU seconds and peak RSS of a process, read from /proc.
 fn proc_stats(service: &str) -> Option<(f64, u64)> {
-    let pid = std::fs::read_to_string(format!(".run/{service}.pid")).ok()?;
-    let pid = pid.trim();
+    let pid = pid_of(service)?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
@@ -66,7 +79,7 @@ fn proc_stats(service: &str) -> Option<(f64, u64)> {
 }
 
 fn cpu_snapshot() -> Vec<(String, f64)> {
-    ["registry", "publisher", "dispatcher"]
+    ["registry", "publisher", "dispatcher", "rabbitmq"]
         .iter()
         .filter_map(|s| proc_stats(s).map(|(cpu, _)| (s.to_string(), cpu)))
         .collect()

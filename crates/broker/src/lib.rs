@@ -205,6 +205,33 @@ pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) 
         .await
 }
 
+/// Waits for the next delivery, then gathers more for up to `wait` (at most `max` in all), so a
+/// consumer can handle messages in batches. `Ok(None)` when `cancel` fires first.
+pub async fn next_batch(
+    consumer: &mut lapin::Consumer,
+    max: usize,
+    wait: Duration,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<Vec<lapin::message::Delivery>>> {
+    let first = tokio::select! {
+        () = cancel.cancelled() => return Ok(None),
+        next = consumer.next() => next,
+    };
+    let Some(first) = first else {
+        anyhow::bail!("the broker cancelled the consumer");
+    };
+    let mut batch = vec![first?];
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Ok(Some(d)) => batch.push(d?),
+            Ok(None) => anyhow::bail!("the broker cancelled the consumer"),
+            Err(_) => break,
+        }
+    }
+    Ok(Some(batch))
+}
+
 /// One message to publish.
 pub struct Outgoing<'a> {
     pub exchange: &'a str,

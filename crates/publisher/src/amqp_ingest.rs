@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use actix_web::web;
-use futures_util::StreamExt as _;
 use hookwire_broker::lapin::message::Delivery;
 use hookwire_broker::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
@@ -53,22 +52,9 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 )
                 .await?;
             loop {
-                let first = tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    next = consumer.next() => next,
+                let Some(batch) = hookwire_broker::next_batch(&mut consumer, BATCH, BATCH_WAIT, &stop).await? else {
+                    return Ok(());
                 };
-                let Some(first) = first else {
-                    anyhow::bail!("the broker cancelled the ingest consumer");
-                };
-                let mut batch = vec![first?];
-                let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-                while batch.len() < BATCH {
-                    match tokio::time::timeout_at(deadline, consumer.next()).await {
-                        Ok(Some(d)) => batch.push(d?),
-                        Ok(None) => anyhow::bail!("the broker cancelled the ingest consumer"),
-                        Err(_) => break,
-                    }
-                }
                 // Routing needs the snapshot; until it is loaded, wait rather than refuse.
                 while !state.cache.is_loaded() {
                     tokio::select! {

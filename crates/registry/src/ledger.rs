@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use hookwire_broker::lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use hookwire_broker::lapin::types::FieldTable;
 use hookwire_core::messages::LedgerMessage;
@@ -46,22 +45,16 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                 )
                 .await?;
             loop {
-                let first = tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    next = consumer.next() => next,
+                let Some(deliveries) = hookwire_broker::next_batch(
+                    &mut consumer,
+                    config.ledger.batch_size,
+                    config.ledger.batch_wait,
+                    &stop,
+                )
+                .await?
+                else {
+                    return Ok(());
                 };
-                let Some(first) = first else {
-                    anyhow::bail!("the broker cancelled the ledger consumer");
-                };
-                let mut deliveries = vec![first?];
-                let deadline = tokio::time::Instant::now() + config.ledger.batch_wait;
-                while deliveries.len() < config.ledger.batch_size {
-                    match tokio::time::timeout_at(deadline, consumer.next()).await {
-                        Ok(Some(d)) => deliveries.push(d?),
-                        Ok(None) => anyhow::bail!("the broker cancelled the ledger consumer"),
-                        Err(_) => break,
-                    }
-                }
                 let mut batch = Batch::default();
                 let mut last_good = None;
                 for d in &deliveries {

@@ -26,6 +26,17 @@ pub struct Problem {
     errors: Option<Vec<FieldError>>,
 }
 
+/// The failures every API-key call can meet.
+#[derive(utoipa::IntoResponses)]
+pub enum KeyErrors {
+    /// No or unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Rate limit exceeded (see `Retry-After`)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+}
+
 #[derive(ToSchema)]
 pub struct FieldError {
     field: String,

@@ -30,8 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 202, description = "Queued", body = crate::openapi::RetryAccepted),
         (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The webhook was deleted", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn retry(
@@ -92,8 +91,7 @@ fn view(d: &Delivery) -> Value {
     responses(
         (status = 200, description = "A page of deliveries", body = crate::openapi::DeliveryList),
         (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn list(
@@ -144,8 +142,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The delivery", body = crate::openapi::DeliveryDetail),
         (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn retrieve(

@@ -36,8 +36,7 @@ pub fn development_seed() -> Vec<(String, String)> {
     params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
     responses(
         (status = 200, description = "A page of types", body = crate::openapi::EventTypeList),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn list(

@@ -337,8 +337,7 @@ pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, A
         (status = 201, description = "Created, with its signing secret", body = crate::openapi::Webhook),
         (status = 400, description = "Invalid fields", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing scope, webhooks disabled, or limit reached", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn create(
@@ -417,8 +416,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, Ap
     responses(
         (status = 200, description = "The webhook, with its signing secret", body = crate::openapi::Webhook),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn retrieve(
@@ -442,8 +440,7 @@ pub(crate) async fn retrieve(
         (status = 200, description = "The webhook", body = crate::openapi::Webhook),
         (status = 400, description = "Empty or invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn update(
@@ -478,8 +475,7 @@ pub(crate) async fn update(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn delete(
@@ -525,8 +521,7 @@ fn patterns_matching(event_type: &str) -> Vec<String> {
     responses(
         (status = 200, description = "A page of webhooks", body = crate::openapi::WebhookList),
         (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn list(
@@ -584,8 +579,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The webhook with its new secret; the old one signs alongside for 24 h", body = crate::openapi::Webhook),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn rotate_secret(
@@ -621,8 +615,7 @@ pub(crate) async fn rotate_secret(
         (status = 202, description = "Sent", body = crate::openapi::TestSent),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Broker unavailable", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn send_test(
@@ -683,8 +676,7 @@ const RECOVER_LIMIT: i64 = 10_000;
         (status = 202, description = "Retries sent", body = crate::openapi::RecoverResult),
         (status = 400, description = "Invalid since", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limit exceeded", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
     )
 )]
 pub(crate) async fn recover(
