@@ -102,6 +102,24 @@ impl Worker {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Whether the webhook behind `gate` has finished no attempt for `STALL`.
+    fn stalled(&self, gate: &Gate) -> bool {
+        self.elapsed_ms()
+            .saturating_sub(gate.last_done_ms.load(Ordering::Acquire))
+            > STALL.as_millis() as u64
+    }
+
+    /// Puts a task of a stalled webhook back in the retry queues. Each park of the same task
+    /// waits twice as long (up to 32×): a dead receiver's backlog settles instead of circling
+    /// through the broker every second.
+    async fn park(&self, publish: &Channel, task: &mut DeliveryTask) -> anyhow::Result<Outcome> {
+        self.metrics.parked.inc();
+        let delay = self.config.delivery.park_delay * 2u32.pow(task.parked.min(5));
+        task.parked += 1;
+        self.schedule(publish, task, Utc::now() + delay).await?;
+        Ok(Outcome::Parked)
+    }
+
     fn gate(&self, webhook_id: Uuid) -> Arc<Gate> {
         let mut gates = self.gates.lock().expect("gates lock is never poisoned");
         gates
@@ -157,11 +175,8 @@ impl Worker {
                 }
             };
             let gate = self.gate(task.target.webhook_id);
-            let stalled = self
-                .elapsed_ms()
-                .saturating_sub(gate.last_done_ms.load(Ordering::Acquire))
-                > STALL.as_millis() as u64;
-            let park = stalled && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
+            let park = self.stalled(&gate)
+                && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
             if !park {
                 gate.waiting.fetch_add(1, Ordering::AcqRel);
             }
@@ -217,15 +232,20 @@ impl Worker {
         park: bool,
     ) -> anyhow::Result<Outcome> {
         if park {
-            self.metrics.parked.inc();
-            // Each park of the same task waits twice as long (up to 32×): a dead receiver's
-            // backlog settles instead of circling through the broker every second.
-            let delay = self.config.delivery.park_delay * 2u32.pow(task.parked.min(5));
-            task.parked += 1;
-            self.schedule(publish, &task, Utc::now() + delay).await?;
-            return Ok(Outcome::Parked);
+            return self.park(publish, &mut task).await;
         }
-        let permit = gate.slots.acquire().await.expect("gate semaphores are never closed");
+        // Wait for a slot; a task still waiting when its webhook has stalled parks itself, so
+        // a webhook that turns slow after a burst gives its share of the prefetch window back.
+        let permit = loop {
+            match tokio::time::timeout(STALL, gate.slots.acquire()).await {
+                Ok(permit) => break permit.expect("gate semaphores are never closed"),
+                Err(_) if self.stalled(&gate) => {
+                    gate.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return self.park(publish, &mut task).await;
+                }
+                Err(_) => {}
+            }
+        };
         gate.waiting.fetch_sub(1, Ordering::AcqRel);
         if let Some(not_before) = task.not_before {
             if (not_before - Utc::now()).to_std().is_ok_and(|left| left > DUE_SLACK) {
