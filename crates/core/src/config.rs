@@ -62,6 +62,10 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// A `tracing` filter, such as `info` or `hookwire_dispatcher=debug,info`. `RUST_LOG` wins when set.
     pub log_level: String,
+    /// OTLP/gRPC endpoint spans are exported to (`http://otel-collector:4317`); empty (the
+    /// default) exports nothing.
+    #[serde(default)]
+    pub otlp_endpoint: String,
 }
 
 /// Log line format.

@@ -73,6 +73,34 @@ impl TraceParent {
     }
 }
 
+/// The parent a span should continue: `header` when it is a valid `traceparent`.
+pub fn continue_from(span: &tracing::Span, header: Option<&str>) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let Some(header) = header.filter(|h| TraceParent::parse(h).is_some()) else {
+        return;
+    };
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), header.to_owned())]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(cx);
+}
+
+/// The `traceparent` that names `span` as the parent of the next hop, when OpenTelemetry is
+/// recording it; otherwise a new span id under `fallback`'s trace (or a new trace).
+pub fn next_hop(span: &tracing::Span, fallback: Option<&TraceParent>) -> TraceParent {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        return TraceParent {
+            trace_id: sc.trace_id().to_bytes(),
+            parent_id: sc.span_id().to_bytes(),
+            flags: sc.trace_flags().to_u8(),
+        };
+    }
+    fallback.map_or_else(TraceParent::new_root, TraceParent::child)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,7 +127,13 @@ fn error_code(e: &hyper_util::client::legacy::Error) -> &'static str {
 }
 
 /// Sends one attempt of `task`.
-pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, task: &DeliveryTask) -> Attempt {
+pub async fn attempt(
+    client: &HttpClient,
+    keyring: &Keyring,
+    profile: Profile,
+    task: &DeliveryTask,
+    traceparent: &str,
+) -> Attempt {
     let started = Instant::now();
     let target = &task.target;
     let keys: Result<Vec<SigningKey>, String> = target
@@ -181,14 +187,7 @@ pub async fn attempt(client: &HttpClient, keyring: &Keyring, profile: Profile, t
             Err(e) => return Attempt::failed("secret", e, started, signature),
         }
     }
-    // Continue the producer's trace: this attempt is a new span under the task's parent.
-    let trace = task
-        .traceparent
-        .as_deref()
-        .and_then(hookwire_core::trace::TraceParent::parse)
-        .unwrap_or_else(hookwire_core::trace::TraceParent::new_root)
-        .child();
-    builder = builder.header("traceparent", trace.header());
+    builder = builder.header("traceparent", traceparent);
     for (name, value) in &target.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
@@ -296,7 +295,8 @@ mod tests {
             "http://93.184.216.34/",
             "https://localhost:1/",
         ] {
-            let a = attempt(&client, &keyring, Profile::Production, &task(url, &keyring)).await;
+            let tp = hookwire_core::trace::TraceParent::new_root().header();
+            let a = attempt(&client, &keyring, Profile::Production, &task(url, &keyring), &tp).await;
             let error = a.error.unwrap_or_default();
             assert!(error.starts_with("forbidden"), "{url}: {error}");
             assert_eq!(a.response_status, None);

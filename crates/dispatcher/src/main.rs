@@ -27,7 +27,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    hookwire_core::telemetry::init(&config.telemetry)?;
+    let _telemetry = hookwire_core::telemetry::init(&config.telemetry, "hookwire-dispatcher")?;
     // One TLS provider for the whole process (ring; see docs/dependencies.md).
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.unwrap_or(Command::Serve) {

@@ -26,9 +26,11 @@ use hookwire_broker::Outgoing;
 use hookwire_core::crypto::Keyring;
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
 use hookwire_core::topology::{retry_tier, Topology};
+use hookwire_core::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::client::{self, Attempt, HttpClient};
@@ -268,7 +270,14 @@ impl Worker {
             Some(Known::Active(target)) => task.target = *target,
             None => {}
         }
-        let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task).await;
+        let span = tracing::info_span!("deliver", webhook_id = %task.target.webhook_id, delivery_id = %task.delivery_id, attempt = task.attempts + 1);
+        let parent = task.traceparent.as_deref().and_then(TraceParent::parse);
+        hookwire_core::trace::continue_from(&span, task.traceparent.as_deref());
+        // The receiver sees this attempt's span as the parent.
+        let traceparent = hookwire_core::trace::next_hop(&span, parent.as_ref()).header();
+        let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task, &traceparent)
+            .instrument(span)
+            .await;
         gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
         drop(permit);
         self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());

@@ -73,6 +73,7 @@ pub async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    hookwire_core::trace::continue_from(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = req.method().to_string();
     let started = Instant::now();

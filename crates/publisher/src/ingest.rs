@@ -17,7 +17,8 @@ use crate::cache::Routes;
 pub struct Accepted {
     pub event: Event,
     pub idempotency_key: Option<String>,
-    /// The trace this event's deliveries continue (the producer's, or a new one).
+    /// The parent the event's delivery tasks name: the ingest span (HTTP), the producer's span
+    /// (AMQP), or a new trace.
     pub trace: TraceParent,
 }
 
@@ -124,7 +125,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                 tenant_id: sub.target.tenant_id,
             });
             let mut task = DeliveryTask::new(delivery_id, event, sub.target.clone(), body.clone(), 0);
-            task.traceparent = Some(trace.child().header());
+            task.traceparent = Some(trace.header());
             let task = TaskMessage::V1(task);
             messages.push(Message {
                 exchange: deliveries_exchange.clone(),

@@ -26,6 +26,7 @@ use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::cache::Cache;
 pub use crate::config::Config;
@@ -195,6 +196,22 @@ async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     hookwire_http::metrics_response(&state.metrics.registry)
 }
 
+/// The span of one ingest request, continuing the producer's `traceparent`; every event of the
+/// request carries the trace on (its tasks name this span as their parent).
+fn ingest_span(req: &HttpRequest, maps: &mut [serde_json::Map<String, Value>]) -> tracing::Span {
+    let header = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let span = tracing::info_span!("ingest", events = maps.len());
+    hookwire_core::trace::continue_from(&span, header);
+    let hop = hookwire_core::trace::next_hop(
+        &span,
+        header.and_then(hookwire_core::trace::TraceParent::parse).as_ref(),
+    );
+    for map in maps {
+        map.entry("traceparent").or_insert_with(|| Value::String(hop.header()));
+    }
+    span
+}
+
 fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let token = req
         .headers()
@@ -297,10 +314,8 @@ async fn publish_one(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
     let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-        map.insert("traceparent".into(), Value::String(tp.to_owned()));
-    }
-    let mut answers = accept(&state, vec![map], false).await?;
+    let span = ingest_span(&req, std::slice::from_mut(&mut map));
+    let mut answers = accept(&state, vec![map], false).instrument(span).await?;
     Ok(HttpResponse::Accepted().json(answers.remove(0)))
 }
 
@@ -342,6 +357,7 @@ async fn publish_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let answers = accept(&state, maps, true).await?;
+    let span = ingest_span(&req, &mut maps);
+    let answers = accept(&state, maps, true).instrument(span).await?;
     Ok(HttpResponse::Accepted().json(json!({"results": answers})))
 }

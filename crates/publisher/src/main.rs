@@ -27,7 +27,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    hookwire_core::telemetry::init(&config.telemetry)?;
+    let _telemetry = hookwire_core::telemetry::init(&config.telemetry, "hookwire-publisher")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let secrets = Secrets::from_env(config.profile)?;

@@ -77,7 +77,7 @@ fn object(v: Value) -> Map<String, Value> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    hookwire_core::telemetry::init(&config.telemetry)?;
+    let _telemetry = hookwire_core::telemetry::init(&config.telemetry, "hookwire-registry")?;
     match cli.command {
         Command::Migrate => db::migrate(&config.database.url).await,
         Command::Serve => {

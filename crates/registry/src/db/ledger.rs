@@ -201,6 +201,7 @@ impl Batch {
     /// Writes the batch in one transaction. Safe to call again after a failure. Returns the
     /// webhooks this batch deactivated: failing without a success for longer than
     /// `auto_disable_after`.
+    #[tracing::instrument(name = "ledger_write", skip_all, fields(messages = self.len))]
     pub async fn write(
         &self,
         conn: &mut AsyncPgConnection,

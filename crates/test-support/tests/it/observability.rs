@@ -71,3 +71,55 @@ async fn no_secret_reaches_a_log_line_and_metrics_count_the_delivery() {
     assert!(registry.contains(r#"route="/v1/webhooks",status="401""#), "{registry}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_producers_trace_continues_through_the_publisher_and_dispatcher_to_the_receiver() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let trace_id = "5af7183fb1d4cf5f0123456789abcdef";
+    let producer = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let r = env
+        .http
+        .post(
+            &format!("{}/v1/events", env.publisher),
+            &[
+                (
+                    "authorization",
+                    &format!("Bearer {}", hookwire_test_support::PRODUCER_TOKEN),
+                ),
+                ("traceparent", &producer),
+            ],
+            Some(&json!({"type": "task.created", "tenant_id": tenant, "data": {}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    let got = rx.next(Duration::from_secs(10)).await.expect("delivered");
+    let sent = got.header("traceparent").unwrap().to_owned();
+    assert!(sent.starts_with(&format!("00-{trace_id}-")), "{sent}");
+
+    // The spans of this trace: the publisher's ingest span is a child of the producer's span,
+    // the dispatcher's deliver span a child of the ingest span, and the receiver's traceparent
+    // names the deliver span.
+    let spans = hookwire_test_support::eventually(Duration::from_secs(5), || async {
+        let mine: Vec<_> = logs::spans()
+            .into_iter()
+            .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+            .collect();
+        (mine.iter().any(|s| s.name == "deliver")).then_some(mine)
+    })
+    .await
+    .expect("the deliver span was exported");
+    let ingest = spans.iter().find(|s| s.name == "ingest").expect("an ingest span");
+    assert_eq!(ingest.parent_span_id.to_string(), "00f067aa0ba902b7");
+    let deliver = spans.iter().find(|s| s.name == "deliver").unwrap();
+    assert_eq!(deliver.parent_span_id, ingest.span_context.span_id());
+    assert!(
+        sent.contains(&format!("-{}-", deliver.span_context.span_id())),
+        "{sent} names the deliver span"
+    );
+    env.stop().await;
+}
