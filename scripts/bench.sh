@@ -9,6 +9,5 @@ export HOOKWIRE__RATE_LIMITS__CREATE_WEBHOOK__COUNT=100000000
 export HOOKWIRE__RATE_LIMITS__DEFAULT__COUNT=100000000
 # Benchmarks measure throughput, not the cost of logging each request.
 export HOOKWIRE__TELEMETRY__LOG_LEVEL=${HOOKWIRE__TELEMETRY__LOG_LEVEL:-warn}
-PROFILE=release bash scripts/run.sh
-cargo build --release --locked -p hookwire-bench
+PROFILE=release bash scripts/run.sh   # builds hookwire-bench too (--workspace --bins)
 target/release/hookwire-bench

@@ -10,10 +10,12 @@ mkdir -p "$RUN_DIR"
 
 bash scripts/deps-up.sh
 
+# Every binary of the workspace in one invocation: the same feature set as the test suite's
+# build, so `make run`, `make test` and `make bench` share their compiled dependencies.
 if [[ $PROFILE == release ]]; then
-  cargo build --release --locked -p hookwire-registry -p hookwire-publisher -p hookwire-dispatcher
+  cargo build --release --locked --workspace --bins
 else
-  cargo build --locked -p hookwire-registry -p hookwire-publisher -p hookwire-dispatcher
+  cargo build --locked --workspace --bins
 fi
 BIN=target/$PROFILE
 
