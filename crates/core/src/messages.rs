@@ -96,6 +96,9 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
     pub timeout_seconds: u32,
     pub retry_policy: RetryPolicy,
+    /// Most attempts per second to this webhook; `None` is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
 }
 
 /// A webhook as the publisher routes with it.
@@ -303,6 +306,7 @@ mod tests {
                 interval_seconds: 5,
                 max_age_seconds: 86400,
             },
+            rate_limit_per_second: None,
         }
     }
 

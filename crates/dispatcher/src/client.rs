@@ -270,6 +270,7 @@ mod tests {
                 interval_seconds: 1,
                 max_age_seconds: 1,
             },
+            rate_limit_per_second: None,
         };
         let event = hookwire_core::messages::Event {
             id: uuid::Uuid::now_v7(),

@@ -46,6 +46,9 @@ struct Gate {
     waiting: AtomicUsize,
     /// When an attempt to this webhook last finished (ms since the worker started).
     last_done_ms: AtomicU64,
+    /// With `rate_limit_per_second`: when the next attempt may start (µs since the worker
+    /// started). Each attempt reserves the next slot, `1/rate` after the previous one.
+    next_slot_us: AtomicU64,
 }
 
 /// A full gate whose webhook has finished no attempt for this long is slow: its new tasks are
@@ -104,6 +107,29 @@ impl Worker {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Waits for this webhook's next slot under `rate` attempts per second (one instance
+    /// cannot see the others: with N dispatchers a webhook gets up to N × rate).
+    async fn pace(&self, gate: &Gate, rate: u32) {
+        let interval = 1_000_000 / u64::from(rate.max(1));
+        let now = self.started.elapsed().as_micros() as u64;
+        let mut slot = gate.next_slot_us.load(Ordering::Acquire);
+        loop {
+            let start = slot.max(now);
+            match gate
+                .next_slot_us
+                .compare_exchange(slot, start + interval, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if start > now {
+                        tokio::time::sleep(Duration::from_micros(start - now)).await;
+                    }
+                    return;
+                }
+                Err(current) => slot = current,
+            }
+        }
+    }
+
     /// Whether the webhook behind `gate` has finished no attempt for `STALL`.
     fn stalled(&self, gate: &Gate) -> bool {
         self.elapsed_ms()
@@ -131,6 +157,7 @@ impl Worker {
                     slots: Semaphore::new(self.config.delivery.max_in_flight_per_webhook.max(1)),
                     waiting: AtomicUsize::new(0),
                     last_done_ms: AtomicU64::new(self.elapsed_ms()),
+                    next_slot_us: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -269,6 +296,9 @@ impl Worker {
             }
             Some(Known::Active(target)) => task.target = *target,
             None => {}
+        }
+        if let Some(rate) = task.target.rate_limit_per_second {
+            self.pace(&gate, rate).await;
         }
         let span = tracing::info_span!("deliver", webhook_id = %task.target.webhook_id, delivery_id = %task.delivery_id, attempt = task.attempts + 1);
         let parent = task.traceparent.as_deref().and_then(TraceParent::parse);

@@ -196,6 +196,7 @@ mod tests {
                     interval_seconds: 1,
                     max_age_seconds: 10,
                 },
+                rate_limit_per_second: None,
             },
         }
     }

@@ -45,6 +45,7 @@ pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
             headers: serde_json::from_value(w.headers.clone()).unwrap_or_default(),
             timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
             retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
+            rate_limit_per_second: w.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
         },
     }
 }

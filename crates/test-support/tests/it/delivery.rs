@@ -310,3 +310,40 @@ async fn a_retry_after_from_the_receiver_is_honoured() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhooks_rate_limit_spaces_its_deliveries() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": rx.url(), "events": ["*"], "rate_limit_per_second": 5}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    for n in 0..10 {
+        env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+            .await;
+    }
+    let first = rx.next(Duration::from_secs(10)).await.expect("first delivery");
+    let mut last = first.at;
+    for _ in 1..10 {
+        last = rx
+            .next(Duration::from_secs(10))
+            .await
+            .expect("every delivery arrives")
+            .at;
+    }
+    // 10 deliveries at 5/s: nine intervals of 200 ms.
+    let spread = last - first.at;
+    assert!(
+        spread >= Duration::from_millis(1700),
+        "10 deliveries within {spread:?} at 5/s"
+    );
+    assert!(
+        spread < Duration::from_secs(6),
+        "but not held back much longer: {spread:?}"
+    );
+    env.stop().await;
+}
