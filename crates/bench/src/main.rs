@@ -29,6 +29,8 @@ struct Bench {
     producer: String,
     rows: Vec<Row>,
     subscriptions: usize,
+    /// Every webhook the run created, with its key, to delete at the end.
+    created: Vec<(String, String)>,
 }
 
 struct Row {
@@ -111,6 +113,15 @@ impl Bench {
         }
     }
 
+    /// Deletes the webhooks the run created, so repeated runs do not grow the routing snapshot.
+    async fn cleanup(&self) {
+        eprintln!("deleting the {} webhooks this run created", self.created.len());
+        for (key, id) in &self.created {
+            let url = format!("{}/v1/webhooks/{id}", self.registry);
+            let _ = self.api.call("DELETE", &url, ("x-api-key", key), None).await;
+        }
+    }
+
     /// A tenant with webhooks pointing at the receiver: `(kind, tag, timeout_seconds)` each.
     async fn tenant(&mut self, hooks: &[(&str, String, u32)], retries: u32) -> anyhow::Result<String> {
         let admin = ("authorization", format!("Bearer {}", self.admin));
@@ -153,6 +164,8 @@ impl Bench {
                 )
                 .await?;
             anyhow::ensure!(s == 201, "creating a webhook: {s} {w}");
+            self.created
+                .push((key.clone(), w["id"].as_str().context("webhook id")?.to_owned()));
         }
         self.subscriptions += hooks.len();
         let wanted = self.subscriptions;
@@ -304,6 +317,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         rows: Vec::new(),
         subscriptions: 0,
+        created: Vec::new(),
     };
     let (_, ready) = b
         .api
@@ -505,6 +519,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     write_results(&b)?;
+    b.cleanup().await;
     Ok(())
 }
 
@@ -701,6 +716,7 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
         )
         .await?;
     let id = w["id"].as_str().context("webhook id")?.to_owned();
+    b.created.push((tenant_key.clone(), id.clone()));
     let cases: Vec<(&str, &str, String, Option<Value>)> = vec![
         ("GET webhooks", "GET", "/v1/webhooks?limit=100".into(), None),
         ("GET deliveries", "GET", "/v1/deliveries?limit=100".into(), None),
@@ -715,9 +731,11 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
     for (name, method, path, body) in cases {
         let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let errors = Arc::new(AtomicU64::new(0));
+        let created = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let until = Instant::now() + each;
         let mut tasks = Vec::new();
         for _ in 0..8 {
+            let created = created.clone();
             let (api, url, key, body, latencies, errors) = (
                 b.api.clone(),
                 format!("{}{path}", b.registry),
@@ -730,7 +748,12 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
                 while Instant::now() < until {
                     let t = Instant::now();
                     match api.call(method, &url, ("x-api-key", &key), body.as_ref()).await {
-                        Ok((s, _)) if s < 300 => latencies.lock().unwrap().push(t.elapsed().as_micros() as u64),
+                        Ok((s, v)) if s < 300 => {
+                            latencies.lock().unwrap().push(t.elapsed().as_micros() as u64);
+                            if let Some(id) = v["id"].as_str().filter(|_| method == "POST") {
+                                created.lock().unwrap().push(id.to_owned());
+                            }
+                        }
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -741,6 +764,8 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
         for t in tasks {
             let _ = t.await;
         }
+        b.created
+            .extend(created.lock().unwrap().drain(..).map(|id| (tenant_key.clone(), id)));
         let mut l = latencies.lock().unwrap().clone();
         l.sort_unstable();
         let scenario = format!("6 API {name}");
