@@ -342,13 +342,9 @@ impl Worker {
             }
         };
         let record = record_of(&task, &attempt, now, status, next);
-        match next {
-            Some(at) => {
-                task.not_before = Some(at);
-                self.submit(sink, record, Some((&task, at))).await?;
-                self.metrics.retries_scheduled.inc();
-            }
-            None => self.submit(sink, record, None).await?,
+        self.submit(sink, record, next.map(|at| (&task, at))).await?;
+        if next.is_some() {
+            self.metrics.retries_scheduled.inc();
         }
         if status == DeliveryStatus::Success {
             let e2e = (now - task.event_created_at).to_std().unwrap_or_default();
@@ -391,24 +387,23 @@ impl Worker {
         Ok(Outcome::Failed)
     }
 
-    /// Puts `task` in the retry tier that brings it back closest to `at` without overshooting.
-    async fn schedule(&self, publish: &Channel, task: &DeliveryTask, at: DateTime<Utc>) -> anyhow::Result<()> {
+    /// `task`, due at `at`, addressed to the retry tier that brings it back closest to `at`
+    /// without overshooting.
+    fn retry_message(&self, task: &DeliveryTask, at: DateTime<Utc>) -> anyhow::Result<Retry> {
         let mut task = task.clone();
         task.not_before = Some(at);
         let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
-        let queue = self.topology.retry_queue(retry_tier(remaining));
-        let body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
-        let id = task.delivery_id.to_string();
-        hookwire_broker::publish_confirmed(
-            publish,
-            &[Outgoing {
-                exchange: "",
-                routing_key: &queue,
-                body: &body,
-                message_id: &id,
-            }],
-        )
-        .await?;
+        Ok(Retry {
+            queue: self.topology.retry_queue(retry_tier(remaining)),
+            body: serde_json::to_vec(&TaskMessage::V1(task.clone()))?,
+            id: task.delivery_id.to_string(),
+        })
+    }
+
+    /// Puts `task` in the retry queues until `at` (parking, or waiting out a retry delay).
+    async fn schedule(&self, publish: &Channel, task: &DeliveryTask, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let retry = self.retry_message(task, at)?;
+        hookwire_broker::publish_confirmed(publish, &[retry.outgoing()]).await?;
         Ok(())
     }
 
@@ -420,17 +415,7 @@ impl Worker {
         record: LedgerMessage,
         retry: Option<(&DeliveryTask, DateTime<Utc>)>,
     ) -> anyhow::Result<()> {
-        let retry = match retry {
-            Some((task, at)) => {
-                let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
-                Some(Retry {
-                    queue: self.topology.retry_queue(retry_tier(remaining)),
-                    body: serde_json::to_vec(&TaskMessage::V1(task.clone()))?,
-                    id: task.delivery_id.to_string(),
-                })
-            }
-            None => None,
-        };
+        let retry = retry.map(|(task, at)| self.retry_message(task, at)).transpose()?;
         let (reply, confirmed) = oneshot::channel();
         sink.send(Pending { record, retry, reply })
             .await
@@ -446,6 +431,17 @@ struct Retry {
     queue: String,
     body: Vec<u8>,
     id: String,
+}
+
+impl Retry {
+    fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            exchange: "",
+            routing_key: &self.queue,
+            body: &self.body,
+            message_id: &self.id,
+        }
+    }
 }
 
 /// One attempt's record waiting to be published, and who to tell when it is safe.
@@ -488,12 +484,7 @@ async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receiver<Pending>)
             body: &body,
             message_id: &id,
         }];
-        outgoing.extend(retries.iter().map(|r| Outgoing {
-            exchange: "",
-            routing_key: &r.queue,
-            body: &r.body,
-            message_id: &r.id,
-        }));
+        outgoing.extend(retries.iter().map(Retry::outgoing));
         let result = hookwire_broker::publish_confirmed(&publish, &outgoing)
             .await
             .map_err(|e| e.to_string());

@@ -38,6 +38,8 @@ pub struct AppState {
     pub link: Link,
     pub notices: Notices,
     pub metrics: Arc<Metrics>,
+    /// Exchange and queue names of this installation.
+    pub topology: Topology,
 }
 
 /// A built registry: listening, consuming, not yet serving until `run_until_stopped`.
@@ -101,6 +103,7 @@ impl Application {
             pool,
             link,
             metrics,
+            topology,
         });
         let mut server =
             HttpServer::new(move || {

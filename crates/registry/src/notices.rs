@@ -14,39 +14,44 @@ use uuid::Uuid;
 
 use crate::db::models::Webhook;
 
-/// The routing view of a webhook. Secrets pass through sealed, exactly as stored; the signing
-/// secret being rotated out travels too until its overlap ends.
-pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
+/// Where and how a webhook is delivered to. Secrets pass through sealed, exactly as stored; the
+/// signing secret being rotated out travels too until its overlap ends.
+pub fn target(w: &Webhook, default_policy: RetryPolicy) -> Target {
     let mut secrets_sealed = vec![w.secret_sealed.clone()];
     if let (Some(prev), Some(until)) = (&w.previous_secret_sealed, w.previous_secret_expires_at) {
         if until > Utc::now() {
             secrets_sealed.push(prev.clone());
         }
     }
+    Target {
+        webhook_id: w.id,
+        tenant_id: w.tenant_id,
+        url: w.url.clone(),
+        secrets_sealed,
+        auth_header: match (&w.header_name, &w.auth_secret_sealed) {
+            (Some(name), Some(secret)) => Some(AuthHeader {
+                name: name.clone(),
+                prefix: w.prefix.clone(),
+                secret_sealed: secret.clone(),
+            }),
+            _ => None,
+        },
+        headers: serde_json::from_value(w.headers.clone()).unwrap_or_default(),
+        timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
+        retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
+        rate_limit_per_second: w.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
+    }
+}
+
+/// The routing view of a webhook.
+pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
     Subscription {
         events: w.events.clone(),
         channels: w.channels.clone(),
         is_active: w.is_active,
         is_test: w.is_test,
         modified_at: w.modified_at,
-        target: Target {
-            webhook_id: w.id,
-            tenant_id: w.tenant_id,
-            url: w.url.clone(),
-            secrets_sealed,
-            auth_header: match (&w.header_name, &w.auth_secret_sealed) {
-                (Some(name), Some(secret)) => Some(AuthHeader {
-                    name: name.clone(),
-                    prefix: w.prefix.clone(),
-                    secret_sealed: secret.clone(),
-                }),
-                _ => None,
-            },
-            headers: serde_json::from_value(w.headers.clone()).unwrap_or_default(),
-            timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
-            retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
-            rate_limit_per_second: w.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
-        },
+        target: target(w, default_policy),
     }
 }
 

@@ -1,19 +1,20 @@
 //! Deliveries the registry starts itself: manual retries, recovery, and test events. They go
 //! through the same deliveries exchange as the publisher's, with the same confirms.
 
-use hookwire_broker::{Link, Outgoing, PublishError};
+use hookwire_broker::Outgoing;
 use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
-use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
+use hookwire_core::topology::TASK_ROUTING_KEY;
+use hookwire_http::ApiError;
+use uuid::Uuid;
 
-/// Publishes tasks (and ledger records for new deliveries) and awaits every confirm.
-pub async fn send(
-    link: &Link,
-    topology: &Topology,
-    tasks: &[DeliveryTask],
-    records: &[LedgerMessage],
-) -> Result<(), PublishError> {
-    let exchange = topology.deliveries_exchange();
-    let ledger = topology.ledger_queue();
+use crate::db::models::Webhook;
+use crate::AppState;
+
+/// Publishes tasks (and ledger records for new deliveries) and awaits every confirm; 503 when
+/// the broker does not confirm (nothing the caller should count on was sent).
+pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMessage]) -> Result<(), ApiError> {
+    let exchange = state.topology.deliveries_exchange();
+    let ledger = state.topology.ledger_queue();
     let bodies: Vec<(Vec<u8>, String)> = tasks
         .iter()
         .map(|t| {
@@ -45,7 +46,16 @@ pub async fn send(
         body,
         message_id: id,
     }));
-    link.publish(&outgoing).await
+    state.link.publish(&outgoing).await.map_err(|e| {
+        tracing::warn!(error = %e, tasks = tasks.len(), "tasks not confirmed by the broker");
+        ApiError::Unavailable("the message broker is unavailable; nothing was sent")
+    })
+}
+
+/// The task for a delivery of `event` to webhook `w` as it is configured now.
+pub fn task(state: &AppState, w: &Webhook, delivery_id: Uuid, event: &Event, attempts: u32) -> DeliveryTask {
+    let target = crate::notices::target(w, state.config.webhooks.default_retry_policy);
+    DeliveryTask::new(delivery_id, event, target, event.request_body(), attempts)
 }
 
 /// The ledger record of a new delivery created outside the publisher.

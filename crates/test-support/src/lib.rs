@@ -322,8 +322,8 @@ impl TestEnv {
         child
     }
 
-    /// Publishes raw bytes to one of this installation's exchanges, with a confirm.
-    pub async fn publish_amqp(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+    /// A channel on a fresh connection to this installation's broker (keep the connection).
+    async fn channel(&self) -> (hookwire_broker::lapin::Connection, hookwire_broker::lapin::Channel) {
         let config = hookwire_core::config::BrokerConfig {
             url: broker_url(),
             prefix: self.prefix.clone(),
@@ -332,6 +332,12 @@ impl TestEnv {
             .await
             .expect("broker reachable");
         let channel = conn.create_channel().await.expect("a channel");
+        (conn, channel)
+    }
+
+    /// Publishes raw bytes to one of this installation's exchanges, with a confirm.
+    pub async fn publish_amqp(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        let (_conn, channel) = self.channel().await;
         channel.confirm_select(Default::default()).await.expect("confirm mode");
         hookwire_broker::publish_confirmed(
             &channel,
@@ -348,14 +354,7 @@ impl TestEnv {
 
     /// Messages waiting in a queue of this installation.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let config = hookwire_core::config::BrokerConfig {
-            url: broker_url(),
-            prefix: self.prefix.clone(),
-        };
-        let conn = hookwire_broker::connect(&config, "hookwire tests")
-            .await
-            .expect("broker reachable");
-        let channel = conn.create_channel().await.expect("a channel");
+        let (_conn, channel) = self.channel().await;
         let q = channel
             .queue_declare(
                 queue.into(),

@@ -39,11 +39,8 @@ pub(crate) async fn retry(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let mut conn = state.pool.get().await?;
-    let d = Delivery::find(&mut conn, caller.tenant_id(), id)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+    let d = find(&mut conn, &caller, &id).await?;
     let w = crate::db::models::Webhook::find(&mut conn, caller.tenant_id(), d.webhook_id)
         .await?
         .ok_or_else(|| ApiError::Conflict {
@@ -53,13 +50,18 @@ pub(crate) async fn retry(
     let event = crate::db::models::EventRow::find(&mut conn, d.event_id)
         .await?
         .ok_or(ApiError::NotFound("event"))?;
-    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
     let attempts = u32::try_from(d.attempts).unwrap_or(0);
-    let task = hookwire_core::messages::DeliveryTask::new(d.id, &event, target, event.request_body(), attempts);
-    crate::tasks::send(&state.link, &crate::routes::webhooks::topology(&state), &[task], &[])
-        .await
-        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    let task = crate::tasks::task(&state, &w, d.id, &event, attempts);
+    crate::tasks::send(&state, &[task], &[]).await?;
     Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": "pending"})))
+}
+
+/// The caller's delivery named in the path; a malformed id names nothing, the same 404.
+async fn find(conn: &mut diesel_async::AsyncPgConnection, caller: &Caller, id: &str) -> Result<Delivery, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
+    Delivery::find(conn, caller.tenant_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))
 }
 
 fn view(d: &Delivery) -> Value {
@@ -151,11 +153,8 @@ pub(crate) async fn retrieve(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let mut conn = state.pool.get().await?;
-    let d = Delivery::find(&mut conn, caller.tenant_id(), id)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+    let d = find(&mut conn, &caller, &id).await?;
     let attempts = Delivery::attempts(&mut conn, d.id).await?;
     let payload = Delivery::payload(&mut conn, d.event_id).await?;
     // In the detailed view `attempts` is the list of attempts (contract §3); its length was the

@@ -647,18 +647,11 @@ pub(crate) async fn send_test(
         is_test: true,
         created_at: Utc::now(),
     };
-    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
-    let task = hookwire_core::messages::DeliveryTask::new(Uuid::now_v7(), &event, target, event.request_body(), 0);
+    let task = crate::tasks::task(&state, &w, Uuid::now_v7(), &event, 0);
     let record = crate::tasks::routed(&event, &task);
-    crate::tasks::send(&state.link, &topology(&state), std::slice::from_ref(&task), &[record])
-        .await
-        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    crate::tasks::send(&state, std::slice::from_ref(&task), &[record]).await?;
     Ok(HttpResponse::Accepted()
         .json(json!({"event_id": event.id, "delivery_id": task.delivery_id, "event_type": event.event_type})))
-}
-
-pub(crate) fn topology(state: &AppState) -> hookwire_core::topology::Topology {
-    hookwire_core::topology::Topology::new(&state.config.broker.prefix)
 }
 
 /// Most deliveries one recover call retries; the answer says when there were more.
@@ -707,23 +700,14 @@ pub(crate) async fn recover(
     let mut conn = state.pool.get().await?;
     let failed =
         crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, RECOVER_LIMIT).await?;
-    let target = crate::notices::subscription(&w, state.config.webhooks.default_retry_policy).target;
     let mut tasks = Vec::with_capacity(failed.len());
     for d in &failed {
         if let Some(event) = crate::db::models::EventRow::find(&mut conn, d.event_id).await? {
             let attempts = u32::try_from(d.attempts).unwrap_or(0);
-            tasks.push(hookwire_core::messages::DeliveryTask::new(
-                d.id,
-                &event,
-                target.clone(),
-                event.request_body(),
-                attempts,
-            ));
+            tasks.push(crate::tasks::task(&state, &w, d.id, &event, attempts));
         }
     }
-    crate::tasks::send(&state.link, &topology(&state), &tasks, &[])
-        .await
-        .map_err(|_| ApiError::Unavailable("the message broker is unavailable; nothing was sent"))?;
+    crate::tasks::send(&state, &tasks, &[]).await?;
     Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == RECOVER_LIMIT})))
 }
 
