@@ -26,7 +26,11 @@ pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<
             "the request body is empty; send a JSON object",
         ));
     }
-    match serde_json::from_slice::<Value>(&body) {
+    let parsed = serde_json::from_slice::<Value>(&body);
+    if let Some(field) = parsed.as_ref().ok().and_then(|v| nul_field(v, "")) {
+        return Err(nul_error(field));
+    }
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(
             "malformed_json",
@@ -37,6 +41,42 @@ pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<
             format!("the request body is not valid JSON: {e}"),
         )),
     }
+}
+
+/// The path of the first string or key in `v` holding U+0000, which PostgreSQL cannot store in
+/// text or jsonb (accepting one would mean a 500, or a delivery-log batch that never commits).
+pub fn nul_field(v: &Value, path: &str) -> Option<String> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".into()
+        } else {
+            path.to_owned()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_field(x, &format!("{}[{i}]", if path.is_empty() { "body" } else { path }))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_field(x, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// The error for [`nul_field`].
+pub fn nul_error(field: String) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(field, "must not contain the character U+0000")])
 }
 
 /// A field that may be absent, explicitly null, or set.
@@ -181,6 +221,8 @@ pub fn query(query_string: &str, allowed: &[&str]) -> Result<BTreeMap<String, St
     for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
         if !allowed.contains(&k.as_ref()) {
             errors.push(FieldError::new(k.to_string(), "is not a known query parameter"));
+        } else if v.contains('\0') {
+            errors.push(FieldError::new(k.to_string(), "must not contain the character U+0000"));
         } else if out.insert(k.to_string(), v.to_string()).is_some() {
             errors.push(FieldError::new(k.to_string(), "is given more than once"));
         }

@@ -23,7 +23,15 @@ const BATCH: usize = 500;
 const BATCH_WAIT: Duration = Duration::from_millis(10);
 
 fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
-    let mut map = match serde_json::from_slice::<Value>(&d.data) {
+    let parsed = serde_json::from_slice::<Value>(&d.data);
+    if let Some(field) = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| hookwire_http::input::nul_field(v, ""))
+    {
+        return Err(format!("{field} must not contain the character U+0000"));
+    }
+    let mut map = match parsed {
         Ok(Value::Object(m)) => m,
         Ok(_) => return Err("not a JSON object".into()),
         Err(e) => return Err(format!("not JSON: {e}")),

@@ -44,6 +44,12 @@ async fn bad_events_are_refused_with_clear_errors() {
             .status,
         202
     );
+    // U+0000 in data would never commit to the delivery log (PostgreSQL jsonb refuses it).
+    let r = env
+        .publish(json!({"type": "person.created", "data": {"note": ["ok", "a\u{0}b"]}}))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "data.note[1]");
     let r = env.publish(json!({"type": "person.created"})).await;
     assert_eq!(r.body["errors"][0]["field"], "data");
     let r = env

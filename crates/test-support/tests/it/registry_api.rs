@@ -242,6 +242,20 @@ async fn collections_page_both_ways_and_filter() {
     assert_eq!(r.status, 400);
     assert_eq!(r.body["errors"][0]["field"], "limit");
     assert_eq!(env.api("GET", "/v1/webhooks?bogus=1", &key, None).await.status, 400);
+    // Found by the fuzzer: U+0000 cannot be stored by PostgreSQL; refused, not a 500.
+    let r = env.api("GET", "/v1/webhooks?channel=%00e", &key, None).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "channel");
+    let r = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({"url": "http://127.0.0.1:1/", "events": ["*"], "name": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "name");
     // Found by the fuzzer: an offset near i64::MAX overflowed the next-link arithmetic.
     let far = env
         .api("GET", "/v1/webhooks?offset=9223372036854775807", &key, None)
