@@ -50,13 +50,19 @@ if [[ $(psql_admin -c "select 1 from pg_database where datname='${DB_NAME}'") !=
 fi
 
 # --- RabbitMQ -----------------------------------------------------------------------------------
+as_root mkdir -p /etc/rabbitmq
 if ! command -v rabbitmqctl >/dev/null; then
-  as_root mkdir -p /etc/rabbitmq
   # A fixed node name keeps the node's data usable when the machine's hostname changes.
   grep -qs '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf ||
     echo 'NODENAME=rabbit@localhost' | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
   apt_install rabbitmq-server
 fi
+# The Erlang VM's schedulers spin while idle by default; on a machine whose cores are shared with
+# the services (development, CI, the benchmarks) that spinning takes CPU from everything else.
+# Takes effect at the node's next start (docs/operations.md, "RabbitMQ").
+grep -qs '^SERVER_ADDITIONAL_ERL_ARGS=' /etc/rabbitmq/rabbitmq-env.conf ||
+  echo 'SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"' |
+  as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
 if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"
   as_root rabbitmq-server -detached

@@ -19,6 +19,12 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// Whether scenario `name` (`ref`, `1` … `6`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
+/// lists some (`HOOKWIRE_BENCH_ONLY=1,3`), for profiling one scenario at a time.
+fn wanted(name: &str) -> bool {
+    std::env::var("HOOKWIRE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
+}
+
 struct Bench {
     api: Api,
     records: Records,
@@ -330,171 +336,193 @@ async fn main() -> anyhow::Result<()> {
     let mut delivered_total = 0u64;
 
     // References: what the machine does without Hookwire in between.
-    eprintln!("reference: bare hyper client → receiver");
-    let bare = reference_http(&b, Duration::from_secs(5)).await?;
-    b.row("reference", "bare hyper requests/s", bare, "1/s", "");
-    eprintln!("reference: RabbitMQ publish (confirms) + consume");
-    let rabbit = reference_rabbit().await?;
-    b.row("reference", "RabbitMQ msgs/s (confirmed, consumed)", rabbit, "1/s", "");
-
-    // 1. Max sustained, one webhook per event.
-    eprintln!("1. max sustained deliveries/s, one webhook per event");
-    let tenant = b.tenant(&[("ok", "max".into(), 30)], 10).await?;
-    let cpu = cpu_snapshot();
-    let (accepted, refused) = b.load(&tenant, run, 8, 50, None).await;
-    b.cpu_rows("1 max sustained", &cpu, run.as_secs_f64());
-    b.row(
-        "1 max sustained",
-        "events accepted/s (publisher)",
-        accepted as f64 / run.as_secs_f64(),
-        "1/s",
-        "",
-    );
-    b.row("1 max sustained", "refused", refused as f64, "events", "0");
-    b.throughput("1 max sustained", &["max".into()], accepted, "≥ 5000")
-        .await?;
-    delivered_total += accepted;
-    let max_rate = b
-        .rows
-        .iter()
-        .rev()
-        .find(|r| r.metric == "deliveries/s (receiver)")
-        .map_or(0.0, |r| r.value);
-    b.row("1 max sustained", "ratio to bare hyper", max_rate / bare, "×", "");
-    b.row(
-        "1 max sustained",
-        "ratio to RabbitMQ reference",
-        max_rate / rabbit,
-        "×",
-        "",
-    );
-
-    // 2. Fan-out: one event to 100 webhooks.
-    eprintln!("2. fan-out: one event to 100 webhooks");
-    let hooks: Vec<(&str, String, u32)> = (0..100).map(|i| ("ok", format!("fan-{i}"), 30)).collect();
-    let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
-    let tenant = b.tenant(&hooks, 10).await?;
-    let cpu = cpu_snapshot();
-    let (accepted, _) = b.load(&tenant, run, 2, 5, None).await;
-    b.cpu_rows("2 fan-out 100", &cpu, run.as_secs_f64());
-    b.throughput("2 fan-out 100", &tags, accepted * 100, "≥ 10000").await?;
-    delivered_total += accepted * 100;
-
-    // 3. Latency at fixed rates.
-    for (rate, target) in [(500u64, "≤ 5 (p50 ≤ 2)"), (2000, "≤ 20")] {
-        eprintln!("3. latency at {rate} events/s");
-        let tag = format!("lat-{rate}");
-        let tenant = b.tenant(&[("ok", tag.clone(), 30)], 10).await?;
-        let (accepted, _) = b.load(&tenant, run, 4, (rate / 100).max(1) as usize, Some(rate)).await;
-        let name = format!("3 latency @{rate}/s");
-        b.wait_all(std::slice::from_ref(&tag), accepted, Duration::from_secs(60))
-            .await;
-        let tally = b.records.take(&tag);
-        b.row(
-            &name,
-            "accepted vs received",
-            tally.ids.len() as f64 - accepted as f64,
-            "missing<0",
-            "0",
-        );
-        b.latency_rows(&name, &tally, target);
-        delivered_total += accepted;
-    }
-
-    // 4. Isolation: 10 % of webhooks time out. The baseline is the same shape, all healthy.
-    let mut p99s = Vec::new();
-    for dead in [false, true] {
-        let label = if dead {
-            "4 isolation (10 % dead)"
-        } else {
-            "4 isolation baseline"
-        };
-        eprintln!(
-            "4. isolation: {}",
-            if dead {
-                "1 of 10 webhooks times out"
-            } else {
-                "10 healthy webhooks"
-            }
-        );
-        let prefix = if dead { "iso" } else { "isobase" };
-        let mut hooks: Vec<(&str, String, u32)> = (0..9).map(|i| ("ok", format!("{prefix}-{i}"), 30)).collect();
-        hooks.push(if dead {
-            ("slow", format!("{prefix}-slow"), 1)
-        } else {
-            ("ok", format!("{prefix}-9"), 30)
-        });
-        let tenant = b.tenant(&hooks, 0).await?;
-        let (accepted, _) = b.load(&tenant, run, 2, 1, Some(100)).await;
-        let tags: Vec<String> = (0..9).map(|i| format!("{prefix}-{i}")).collect();
-        b.wait_all(&tags, accepted * 9, Duration::from_secs(60)).await;
-        let mut healthy = receiver::Tally::default();
-        for t in &tags {
-            let tally = b.records.take(t);
-            healthy.latencies_us.extend(tally.latencies_us);
-            healthy.ids.extend(tally.ids.into_iter().map(|id| format!("{t}/{id}")));
+    let (mut bare, mut rabbit) = (f64::NAN, f64::NAN);
+    if wanted("ref") {
+        eprintln!("reference: bare hyper client → receiver");
+        bare = reference_http(&b, Duration::from_secs(5)).await?;
+        b.row("reference", "bare hyper requests/s", bare, "1/s", "");
+        eprintln!("reference: RabbitMQ publish (confirms) + consume");
+        rabbit = reference_rabbit().await?;
+        b.row("reference", "RabbitMQ msgs/s (confirmed, consumed)", rabbit, "1/s", "");
+        for (rate, batch) in [(500u64, 5usize), (2000, 20)] {
+            eprintln!("reference: RabbitMQ latency at {rate} msgs/s in batches of {batch}");
+            let (to_consumer, to_confirm) = reference_rabbit_latency(rate, batch, Duration::from_secs(5)).await?;
+            let name = format!("reference RabbitMQ @{rate}/s");
+            b.latency_rows(&format!("{name} publish→consume"), &to_consumer, "");
+            b.latency_rows(&format!("{name} publish→confirm"), &to_confirm, "");
         }
-        let _ = b.records.take(&format!("{prefix}-slow"));
-        let _ = b.records.take(&format!("{prefix}-9"));
+    }
+
+    if wanted("1") {
+        // 1. Max sustained, one webhook per event.
+        eprintln!("1. max sustained deliveries/s, one webhook per event");
+        let tenant = b.tenant(&[("ok", "max".into(), 30)], 10).await?;
+        let cpu = cpu_snapshot();
+        let (accepted, refused) = b.load(&tenant, run, 8, 50, None).await;
+        b.cpu_rows("1 max sustained", &cpu, run.as_secs_f64());
         b.row(
-            label,
-            "healthy received vs accepted",
-            healthy.ids.len() as f64 - (accepted * 9) as f64,
-            "missing<0",
+            "1 max sustained",
+            "events accepted/s (publisher)",
+            accepted as f64 / run.as_secs_f64(),
+            "1/s",
+            "",
+        );
+        b.row("1 max sustained", "refused", refused as f64, "events", "0");
+        b.throughput("1 max sustained", &["max".into()], accepted, "≥ 5000")
+            .await?;
+        delivered_total += accepted;
+        let max_rate = b
+            .rows
+            .iter()
+            .rev()
+            .find(|r| r.metric == "deliveries/s (receiver)")
+            .map_or(0.0, |r| r.value);
+        b.row("1 max sustained", "ratio to bare hyper", max_rate / bare, "×", "");
+        b.row(
+            "1 max sustained",
+            "ratio to RabbitMQ reference",
+            max_rate / rabbit,
+            "×",
+            "",
+        );
+    }
+    settle(&b).await;
+    if wanted("2") {
+        // 2. Fan-out: one event to 100 webhooks.
+        eprintln!("2. fan-out: one event to 100 webhooks");
+        let hooks: Vec<(&str, String, u32)> = (0..100).map(|i| ("ok", format!("fan-{i}"), 30)).collect();
+        let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
+        let tenant = b.tenant(&hooks, 10).await?;
+        let cpu = cpu_snapshot();
+        let (accepted, _) = b.load(&tenant, run, 2, 5, None).await;
+        b.cpu_rows("2 fan-out 100", &cpu, run.as_secs_f64());
+        b.throughput("2 fan-out 100", &tags, accepted * 100, "≥ 10000").await?;
+        delivered_total += accepted * 100;
+    }
+    settle(&b).await;
+    if wanted("3") {
+        // 3. Latency at fixed rates.
+        for (rate, target) in [(500u64, "≤ 5 (p50 ≤ 2)"), (2000, "≤ 20")] {
+            eprintln!("3. latency at {rate} events/s");
+            let tag = format!("lat-{rate}");
+            let tenant = b.tenant(&[("ok", tag.clone(), 30)], 10).await?;
+            let (accepted, _) = b.load(&tenant, run, 4, (rate / 100).max(1) as usize, Some(rate)).await;
+            let name = format!("3 latency @{rate}/s");
+            b.wait_all(std::slice::from_ref(&tag), accepted, Duration::from_secs(60))
+                .await;
+            let tally = b.records.take(&tag);
+            b.row(
+                &name,
+                "accepted vs received",
+                tally.ids.len() as f64 - accepted as f64,
+                "missing<0",
+                "0",
+            );
+            b.latency_rows(&name, &tally, target);
+            delivered_total += accepted;
+        }
+    }
+    settle(&b).await;
+    if wanted("4") {
+        // 4. Isolation: 10 % of webhooks time out. The baseline is the same shape, all healthy.
+        let mut p99s = Vec::new();
+        for dead in [false, true] {
+            let label = if dead {
+                "4 isolation (10 % dead)"
+            } else {
+                "4 isolation baseline"
+            };
+            eprintln!(
+                "4. isolation: {}",
+                if dead {
+                    "1 of 10 webhooks times out"
+                } else {
+                    "10 healthy webhooks"
+                }
+            );
+            let prefix = if dead { "iso" } else { "isobase" };
+            let mut hooks: Vec<(&str, String, u32)> = (0..9).map(|i| ("ok", format!("{prefix}-{i}"), 30)).collect();
+            hooks.push(if dead {
+                ("slow", format!("{prefix}-slow"), 1)
+            } else {
+                ("ok", format!("{prefix}-9"), 30)
+            });
+            let tenant = b.tenant(&hooks, 0).await?;
+            let (accepted, _) = b.load(&tenant, run, 2, 1, Some(100)).await;
+            let tags: Vec<String> = (0..9).map(|i| format!("{prefix}-{i}")).collect();
+            b.wait_all(&tags, accepted * 9, Duration::from_secs(60)).await;
+            let mut healthy = receiver::Tally::default();
+            for t in &tags {
+                let tally = b.records.take(t);
+                healthy.latencies_us.extend(tally.latencies_us);
+                healthy.ids.extend(tally.ids.into_iter().map(|id| format!("{t}/{id}")));
+            }
+            let _ = b.records.take(&format!("{prefix}-slow"));
+            let _ = b.records.take(&format!("{prefix}-9"));
+            b.row(
+                label,
+                "healthy received vs accepted",
+                healthy.ids.len() as f64 - (accepted * 9) as f64,
+                "missing<0",
+                "0",
+            );
+            p99s.push(b.latency_rows(label, &healthy, if dead { "≤ 2× baseline" } else { "" }));
+            delivered_total += accepted * 9;
+        }
+        b.row(
+            "4 isolation (10 % dead)",
+            "healthy p99 / all-healthy p99",
+            p99s[1] / p99s[0],
+            "×",
+            "≤ 2",
+        );
+    }
+    settle(&b).await;
+    if wanted("5") {
+        // 5. Retry storm: every receiver fails twice, then succeeds.
+        eprintln!("5. retry storm: every receiver fails twice");
+        let hooks: Vec<(&str, String, u32)> = (0..10).map(|i| ("flaky", format!("storm-{i}"), 30)).collect();
+        let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
+        let tenant = b.tenant(&hooks, 5).await?;
+        let started = Instant::now();
+        let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, None).await;
+        let (stop_probe, probe_stopped) = tokio::sync::oneshot::channel::<()>();
+        let depth_probe = tokio::spawn(max_retry_depth(probe_stopped));
+        let complete = b.wait_all(&tags, accepted * 10, Duration::from_secs(120)).await;
+        let took = started.elapsed().as_secs_f64();
+        let _ = stop_probe.send(());
+        let peak = depth_probe.await.unwrap_or(0);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let _ = end_tx.send(());
+        let depth = max_retry_depth(end_rx).await;
+        b.row(
+            "5 retry storm",
+            "deliveries (3 attempts each)",
+            (accepted * 10) as f64,
+            "deliveries",
+            "",
+        );
+        b.row("5 retry storm", "completion time", took, "s", "");
+        b.row("5 retry storm", "peak retry queue depth", peak as f64, "messages", "");
+        b.row(
+            "5 retry storm",
+            "retry queue depth at the end",
+            depth as f64,
+            "messages",
             "0",
         );
-        p99s.push(b.latency_rows(label, &healthy, if dead { "≤ 2× baseline" } else { "" }));
-        delivered_total += accepted * 9;
+        for t in &tags {
+            let _ = b.records.take(t);
+        }
+        anyhow::ensure!(complete, "the retry storm did not complete");
+        delivered_total += accepted * 10;
     }
-    b.row(
-        "4 isolation (10 % dead)",
-        "healthy p99 / all-healthy p99",
-        p99s[1] / p99s[0],
-        "×",
-        "≤ 2",
-    );
-
-    // 5. Retry storm: every receiver fails twice, then succeeds.
-    eprintln!("5. retry storm: every receiver fails twice");
-    let hooks: Vec<(&str, String, u32)> = (0..10).map(|i| ("flaky", format!("storm-{i}"), 30)).collect();
-    let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
-    let tenant = b.tenant(&hooks, 5).await?;
-    let started = Instant::now();
-    let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, None).await;
-    let (stop_probe, probe_stopped) = tokio::sync::oneshot::channel::<()>();
-    let depth_probe = tokio::spawn(max_retry_depth(probe_stopped));
-    let complete = b.wait_all(&tags, accepted * 10, Duration::from_secs(120)).await;
-    let took = started.elapsed().as_secs_f64();
-    let _ = stop_probe.send(());
-    let peak = depth_probe.await.unwrap_or(0);
-    let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
-    let _ = end_tx.send(());
-    let depth = max_retry_depth(end_rx).await;
-    b.row(
-        "5 retry storm",
-        "deliveries (3 attempts each)",
-        (accepted * 10) as f64,
-        "deliveries",
-        "",
-    );
-    b.row("5 retry storm", "completion time", took, "s", "");
-    b.row("5 retry storm", "peak retry queue depth", peak as f64, "messages", "");
-    b.row(
-        "5 retry storm",
-        "retry queue depth at the end",
-        depth as f64,
-        "messages",
-        "0",
-    );
-    for t in &tags {
-        let _ = b.records.take(t);
+    settle(&b).await;
+    if wanted("6") {
+        // 6. Registry API.
+        eprintln!("6. registry API");
+        registry_api(&mut b, Duration::from_secs(5)).await?;
     }
-    anyhow::ensure!(complete, "the retry storm did not complete");
-    delivered_total += accepted * 10;
-
-    // 6. Registry API.
-    eprintln!("6. registry API");
-    registry_api(&mut b, Duration::from_secs(5)).await?;
 
     // The results path: SQL statements per delivery (ledger writer counter).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -524,10 +552,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn ledger_statements(b: &Bench) -> f64 {
+    registry_counter(b, "hookwire_registry_ledger_statements_total").await
+}
+
+/// A counter of the registry's metrics (0 when unreadable).
+async fn registry_counter(b: &Bench, name: &str) -> f64 {
     // The metrics body is text, not JSON: read it raw.
     let text = raw_get(&format!("{}/metrics", b.registry)).await.unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with("hookwire_registry_ledger_statements_total "))
+        .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
@@ -567,16 +600,21 @@ async fn reference_http(b: &Bench, duration: Duration) -> anyhow::Result<f64> {
     Ok(done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
 }
 
-/// Publishes 20,000 persistent messages to a quorum queue with confirms (batches of 500) while
-/// consuming and acking them; messages per second end to end.
-async fn reference_rabbit() -> anyhow::Result<f64> {
+/// A fresh quorum queue `hookwire-bench.{name}` and a confirm-mode channel on a new connection.
+async fn reference_queue(
+    name: &str,
+) -> anyhow::Result<(
+    hookwire_broker::lapin::Connection,
+    hookwire_broker::lapin::Channel,
+    String,
+)> {
     use hookwire_broker::lapin::options::*;
     use hookwire_broker::lapin::types::{AMQPValue, FieldTable, LongString};
     let config = hookwire_core::config::BrokerConfig {
         url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
         prefix: "bench".into(),
     };
-    let conn = hookwire_broker::connect(&config, "hookwire-bench reference").await?;
+    let conn = hookwire_broker::connect(&config, &format!("hookwire-bench {name}")).await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let mut args = FieldTable::default();
@@ -584,10 +622,12 @@ async fn reference_rabbit() -> anyhow::Result<f64> {
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from(b"quorum".to_vec())),
     );
-    let queue = "hookwire-bench.reference";
-    let _ = ch.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+    let queue = format!("hookwire-bench.{name}");
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
     ch.queue_declare(
-        queue.into(),
+        queue.as_str().into(),
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -595,6 +635,16 @@ async fn reference_rabbit() -> anyhow::Result<f64> {
         args,
     )
     .await?;
+    Ok((conn, ch, queue))
+}
+
+/// Publishes 20,000 persistent messages to a quorum queue with confirms (batches of 500) while
+/// consuming and acking them; messages per second end to end.
+async fn reference_rabbit() -> anyhow::Result<f64> {
+    use hookwire_broker::lapin::options::*;
+    use hookwire_broker::lapin::types::FieldTable;
+    let (conn, ch, queue) = reference_queue("reference").await?;
+    let queue = queue.as_str();
     let consumer_ch = conn.create_channel().await?;
     consumer_ch.basic_qos(1000, BasicQosOptions::default()).await?;
     let mut consumer = consumer_ch
@@ -641,40 +691,71 @@ async fn reference_rabbit() -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-/// The deepest the retry queues were until `stop` fires (sampled every 200 ms, at least once).
-async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>) -> u32 {
-    use hookwire_broker::lapin::options::QueueDeclareOptions;
+/// A broker connection for reading queue depths, and the installation's topology.
+async fn depth_probe() -> Option<(hookwire_broker::lapin::Connection, hookwire_core::topology::Topology)> {
     let config = hookwire_core::config::BrokerConfig {
         url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
         prefix: "hookwire".into(),
     };
-    let Ok(conn) = hookwire_broker::connect(&config, "hookwire-bench depth").await else {
+    let conn = hookwire_broker::connect(&config, "hookwire-bench depth").await.ok()?;
+    Some((conn, hookwire_core::topology::Topology::new("hookwire")))
+}
+
+/// Messages ready or unacknowledged in `queues`, summed.
+async fn depth(conn: &hookwire_broker::lapin::Connection, queues: &[String]) -> u32 {
+    use hookwire_broker::lapin::options::QueueDeclareOptions;
+    let mut depth = 0;
+    for q in queues {
+        if let Ok(ch) = conn.create_channel().await {
+            let opts = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            if let Ok(q) = ch.queue_declare(q.as_str().into(), opts, Default::default()).await {
+                depth += q.message_count();
+            }
+            let _ = ch.close(200, "done".into()).await;
+        }
+    }
+    depth
+}
+
+/// The deepest the retry queues were until `stop` fires (sampled every 200 ms, at least once).
+async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>) -> u32 {
+    let Some((conn, topology)) = depth_probe().await else {
         return 0;
     };
-    let topology = hookwire_core::topology::Topology::new("hookwire");
+    let queues: Vec<String> = hookwire_core::topology::RETRY_TIERS_SECONDS
+        .iter()
+        .map(|s| topology.retry_queue(*s))
+        .collect();
     let mut max = 0;
     loop {
-        let mut depth = 0;
-        for s in hookwire_core::topology::RETRY_TIERS_SECONDS {
-            if let Ok(ch) = conn.create_channel().await {
-                let opts = QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
-                if let Ok(q) = ch
-                    .queue_declare(topology.retry_queue(s).into(), opts, Default::default())
-                    .await
-                {
-                    depth += q.message_count();
-                }
-                let _ = ch.close(200, "done".into()).await;
-            }
-        }
-        max = max.max(depth);
+        max = max.max(depth(&conn, &queues).await);
         tokio::select! {
             _ = &mut stop => return max,
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
+    }
+}
+
+/// Waits (up to a minute) until the previous scenario's work is done: no task waiting for a
+/// dispatcher, no result waiting in the ledger queue, and the registry's writer idle (ready
+/// counts miss what a consumer holds unacknowledged), so a scenario does not pay for the
+/// backlog of the one before.
+async fn settle(b: &Bench) {
+    let Some((conn, topology)) = depth_probe().await else {
+        return;
+    };
+    let queues = [topology.deliveries_queue(), topology.ledger_queue()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut quiet, mut written) = (0, f64::NAN);
+    while quiet < 3 && Instant::now() < deadline {
+        let now_written = registry_counter(b, "hookwire_registry_ledger_messages_written_total").await;
+        let idle = depth(&conn, &queues).await == 0 && now_written == written;
+        written = now_written;
+        quiet = if idle { quiet + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -798,4 +879,92 @@ fn write_results(b: &Bench) -> anyhow::Result<()> {
     println!("\n{md}");
     println!("written: bench/results/latest.md, bench/results/latest.json");
     Ok(())
+}
+
+/// The broker's own latency floor, in the shape of scenario 3: `rate` persistent messages per
+/// second, published in confirmed batches of `batch` into a quorum queue, each timed to its
+/// consumer and to its publisher confirm. Messages are padded to the size of a delivery task.
+async fn reference_rabbit_latency(
+    rate: u64,
+    batch: usize,
+    duration: Duration,
+) -> anyhow::Result<(receiver::Tally, receiver::Tally)> {
+    use futures_util::StreamExt as _;
+    use hookwire_broker::lapin::options::*;
+    let (conn, ch, queue) = reference_queue("latency").await?;
+    let consumer_ch = conn.create_channel().await?;
+    let mut consumer = consumer_ch
+        .basic_consume(
+            queue.as_str().into(),
+            "bench-latency".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await?;
+    let consume = tokio::spawn(async move {
+        let mut tally = receiver::Tally::default();
+        while let Some(Ok(d)) = consumer.next().await {
+            let sent: u64 = std::str::from_utf8(&d.data[..20])
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            if sent == 0 {
+                break; // the end marker
+            }
+            tally.latencies_us.push(now_micros().saturating_sub(sent));
+        }
+        tally
+    });
+    let mut to_confirm = receiver::Tally::default();
+    let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
+    let until = Instant::now() + duration;
+    let mut next = Instant::now();
+    let mut pending = Vec::new();
+    let body = |sent: u64| {
+        let mut b = format!("{sent:<20}").into_bytes();
+        b.resize(1200, b' ');
+        b
+    };
+    while Instant::now() < until {
+        next += interval;
+        tokio::time::sleep_until(next.into()).await;
+        let sent = now_micros();
+        let ch = ch.clone();
+        let queue = queue.clone();
+        let bodies: Vec<Vec<u8>> = (0..batch).map(|_| body(sent)).collect();
+        pending.push(tokio::spawn(async move {
+            let messages: Vec<hookwire_broker::Outgoing<'_>> = bodies
+                .iter()
+                .map(|b| hookwire_broker::Outgoing {
+                    exchange: "",
+                    routing_key: &queue,
+                    body: b,
+                    message_id: "latency",
+                })
+                .collect();
+            hookwire_broker::publish_confirmed(&ch, &messages)
+                .await
+                .map(|()| now_micros() - sent)
+        }));
+    }
+    for p in pending {
+        let took = p.await??;
+        to_confirm.latencies_us.extend(std::iter::repeat_n(took, batch));
+    }
+    let end = body(0);
+    let end = hookwire_broker::Outgoing {
+        exchange: "",
+        routing_key: &queue,
+        body: &end,
+        message_id: "end",
+    };
+    hookwire_broker::publish_confirmed(&ch, &[end]).await?;
+    let to_consumer = consume.await?;
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    Ok((to_consumer, to_confirm))
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use hookwire_broker::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
 };
 use hookwire_broker::lapin::types::FieldTable;
 use hookwire_broker::lapin::{Channel, Connection};
@@ -59,7 +59,7 @@ const STALL: Duration = Duration::from_millis(250);
 /// Everything the delivery tasks share.
 pub struct Worker {
     pub config: Config,
-    pub keyring: Keyring,
+    pub secrets: client::Opener,
     pub client: HttpClient,
     pub topology: Topology,
     pub metrics: Arc<Metrics>,
@@ -94,7 +94,7 @@ impl Worker {
         Self {
             topology: Topology::new(&config.broker.prefix),
             config,
-            keyring,
+            secrets: client::Opener::new(keyring),
             client,
             metrics,
             webhooks,
@@ -181,6 +181,7 @@ impl Worker {
             )
             .await?;
         let tracker = TaskTracker::new();
+        let (acks, acker) = crate::acks::start(consume.clone());
         let (records, pending) = mpsc::channel(4 * SINK_MAX);
         let sink = tokio::spawn(sink(publish.clone(), self.topology.ledger_queue(), pending));
         let result = loop {
@@ -193,6 +194,8 @@ impl Worker {
                 Some(Err(e)) => break Err(e.into()),
                 None => break Err(anyhow::anyhow!("the broker cancelled the task consumer")),
             };
+            let tag = delivery.delivery_tag;
+            acks.opened(tag);
             let task = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
                 Ok(TaskMessage::V1(task)) => task,
                 Err(e) => {
@@ -200,6 +203,7 @@ impl Worker {
                     tracing::error!(error = %e, bytes = delivery.data.len(), "undecodable task dead-lettered");
                     self.metrics.dead_lettered.inc();
                     delivery.reject(BasicRejectOptions { requeue: false }).await?;
+                    acks.settled(tag);
                     continue;
                 }
             };
@@ -212,27 +216,27 @@ impl Worker {
             let worker = self.clone();
             let publish = publish.clone();
             let records = records.clone();
+            let acks = acks.clone();
             self.metrics.in_flight.inc();
             tracker.spawn(async move {
                 let outcome = worker.handle(&publish, &records, task, gate, park).await;
                 worker.metrics.in_flight.dec();
-                let settled = match outcome {
-                    Ok(_) => delivery.ack(BasicAckOptions::default()).await,
+                match outcome {
+                    Ok(_) => acks.done(tag),
                     Err(e) => {
                         tracing::warn!(
                             error = format!("{e:#}"),
                             "result not confirmed by the broker; the task goes back to the queue"
                         );
-                        delivery
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                multiple: false,
-                            })
-                            .await
+                        let requeue = BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        };
+                        if let Err(e) = delivery.nack(requeue).await {
+                            tracing::warn!(error = %e, "negative acknowledgement lost; the broker will redeliver the task");
+                        }
+                        acks.settled(tag);
                     }
-                };
-                if let Err(e) = settled {
-                    tracing::warn!(error = %e, "acknowledgement lost; the broker will redeliver the task");
                 }
             });
         };
@@ -245,9 +249,12 @@ impl Worker {
         {
             tracing::warn!("drain timeout: unfinished tasks return to the queue");
         }
-        // The sink flushes what the drained tasks handed it, then ends.
+        // The sink flushes what the drained tasks handed it, then ends; the acker acknowledges
+        // every finished task, then ends.
         drop(records);
         let _ = sink.await;
+        drop(acks);
+        let _ = acker.await;
         result
     }
 
@@ -305,7 +312,7 @@ impl Worker {
         hookwire_core::trace::continue_from(&span, task.traceparent.as_deref());
         // The receiver sees this attempt's span as the parent.
         let traceparent = hookwire_core::trace::next_hop(&span, parent.as_ref()).header();
-        let attempt = client::attempt(&self.client, &self.keyring, self.config.profile, &task, &traceparent)
+        let attempt = client::attempt(&self.client, &self.secrets, self.config.profile, &task, &traceparent)
             .instrument(span)
             .await;
         gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
