@@ -117,6 +117,8 @@ impl Application {
                 .default_service(web::to(hookwire_http::not_found))
         })
         .workers(1)
+        // Answers leave at once, never held back by Nagle for an earlier segment's ACK.
+        .tcp_nodelay(true)
         .disable_signals()
         .listen(listener)?
         .run();

@@ -145,6 +145,8 @@ impl Application {
                 .route("/v1/events:batch", web::post().to(publish_batch))
                 .default_service(web::to(hookwire_http::not_found))
         })
+        // Answers leave at once, never held back by Nagle for an earlier segment's ACK.
+        .tcp_nodelay(true)
         .disable_signals()
         .listen(listener)?;
         if workers > 0 {

@@ -118,6 +118,8 @@ impl Application {
                     .configure(routes::configure)
                     .default_service(web::to(hookwire_http::not_found))
             })
+            // Answers leave at once, never held back by Nagle for an earlier segment's ACK.
+            .tcp_nodelay(true)
             .disable_signals()
             .listen(listener)?;
         if workers > 0 {
