@@ -23,6 +23,9 @@ BIN=target/$PROFILE
 
 running() { [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 
+# Fewer glibc malloc arenas: lower resident memory for the services (docs/operations.md, "Memory").
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+
 start() {
   local name=$1 port=$2
   if running "$name"; then

@@ -86,11 +86,28 @@ fn proc_stats(service: &str) -> Option<(f64, u64)> {
     Some((ticks / 100.0, hwm))
 }
 
+/// CPU seconds of every PostgreSQL process (the server forks one per connection).
+fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .sum()
+}
+
 fn cpu_snapshot() -> Vec<(String, f64)> {
-    ["registry", "publisher", "dispatcher", "rabbitmq"]
+    let mut cpu: Vec<(String, f64)> = ["registry", "publisher", "dispatcher", "rabbitmq"]
         .iter()
         .filter_map(|s| proc_stats(s).map(|(cpu, _)| (s.to_string(), cpu)))
-        .collect()
+        .collect();
+    cpu.push(("postgresql".into(), postgres_cpu()));
+    cpu
 }
 
 impl Bench {
