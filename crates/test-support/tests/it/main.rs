@@ -1,5 +1,6 @@
 //! End-to-end tests: the three services against the real PostgreSQL and RabbitMQ.
 
+mod acks;
 mod delivery;
 mod delivery_ops;
 mod fuzz;

@@ -1,0 +1,90 @@
+//! Every finished task is acknowledged, exactly once: the dispatcher acknowledges in runs, and a
+//! task that finished above an older one still in flight (to a slow receiver) is acknowledged on
+//! its own, so it never comes back.
+
+use std::time::Duration;
+
+use hookwire_test_support::{eventually, Receiver, TestEnv};
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let mut fast = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    // Both webhooks get every event: in the queue each fast task sits next to a slow one.
+    env.webhook(&key, json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}))
+        .await;
+    env.webhook(&key, json!({"url": fast.url(), "events": ["*"]})).await;
+    env.wait_routed(2).await;
+    const N: usize = 30;
+    for n in 0..N {
+        let r = env
+            .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    for _ in 0..N {
+        assert!(
+            fast.next(Duration::from_secs(10)).await.is_some(),
+            "the fast receiver got every event"
+        );
+    }
+    for _ in 0..N {
+        assert!(
+            slow.next(Duration::from_secs(10)).await.is_some(),
+            "the slow attempts started"
+        );
+    }
+    // The fast tasks finished while every slow one is still open (3 s). Give the acker its
+    // stray delay, then kill the dispatcher: what it had not acknowledged goes back to the
+    // queue, and that must be exactly the slow tasks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dispatcher.kill().expect("SIGKILL the dispatcher");
+    let _ = dispatcher.wait();
+    let queue = env.topology().deliveries_queue();
+    let back = eventually(Duration::from_secs(10), || async {
+        let depth = env.queue_depth(&queue).await;
+        (depth >= N as u32).then_some(depth)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        back,
+        Some(N as u32),
+        "only the unfinished (slow) tasks return to the queue"
+    );
+    assert_eq!(env.queue_depth(&queue).await, N as u32);
+
+    // A new dispatcher delivers those again; stopped gracefully, it leaves nothing behind.
+    slow.answer(vec![(200, Duration::ZERO)]);
+    let port = free_port();
+    let dispatcher = env.spawn_dispatcher_process(port).await;
+    for _ in 0..N {
+        assert!(
+            slow.next(Duration::from_secs(10)).await.is_some(),
+            "redelivered to the slow receiver"
+        );
+    }
+    fast.expect_nothing(Duration::from_millis(500)).await;
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &dispatcher.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let mut dispatcher = dispatcher;
+    let _ = dispatcher.wait();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.queue_depth(&queue).await, 0, "every finished task was acknowledged");
+    env.stop().await;
+}
