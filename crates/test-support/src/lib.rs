@@ -449,6 +449,14 @@ async fn cleanup(database: &str, prefix: &str) {
     }
 }
 
+/// A loopback port nobody listens on right now (for a service started as a separate process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// Calls `probe` every 50 ms until it returns `Some`, or `within` passes.
 pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
 where

@@ -11,20 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
 
-use hookwire_test_support::{eventually, Receiver, TestEnv};
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
 use serde_json::json;
 use tokio::sync::watch;
 
 // An async mutex: the guard is held across awaits, each test on its own runtime.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What a load run saw.
 #[derive(Default)]

@@ -4,16 +4,8 @@
 
 use std::time::Duration;
 
-use hookwire_test_support::{eventually, Receiver, TestEnv};
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
