@@ -248,23 +248,34 @@ fn properties(message_id: &str) -> BasicProperties {
         .with_message_id(message_id.into())
 }
 
+/// Most publishes handed to lapin at once (about 6 MB of tasks): every batch of the benchmarks fits
+/// in one window, while a huge one (1,000 events fanned out to hundreds of webhooks) is not copied
+/// into lapin's frame queue all at once. A window of 256 cost fan-out about 11 % (4,933 and 4,959
+/// against 5,564 deliveries/s), waiting for each window to be written before issuing the next.
+const PUBLISH_WINDOW: usize = 4096;
+
 /// Publishes every message, then awaits every confirm: one round trip for the whole batch.
 /// `Ok` only when the broker acknowledged them all.
 ///
-/// The publishes are issued together, not one after another: lapin hands each message to its I/O
-/// thread and resolves the publish once the frames are written, so awaiting them in turn would
-/// cost one thread hand-off per message. Issued together, their frames leave in one write.
+/// The publishes are issued together, up to `PUBLISH_WINDOW` at a time, not one after another:
+/// lapin hands each message to its I/O thread and resolves the publish once the frames are
+/// written, so awaiting them in turn would cost one thread hand-off per message. Issued
+/// together, their frames leave in one write.
 pub async fn publish_confirmed(channel: &Channel, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
-    let confirms = futures_util::future::try_join_all(messages.iter().map(|m| {
-        channel.basic_publish(
-            m.exchange.into(),
-            m.routing_key.into(),
-            BasicPublishOptions::default(),
-            m.body,
-            properties(m.message_id),
-        )
-    }))
-    .await?;
+    let mut confirms = Vec::with_capacity(messages.len());
+    for window in messages.chunks(PUBLISH_WINDOW) {
+        let issued = futures_util::future::try_join_all(window.iter().map(|m| {
+            channel.basic_publish(
+                m.exchange.into(),
+                m.routing_key.into(),
+                BasicPublishOptions::default(),
+                m.body,
+                properties(m.message_id),
+            )
+        }))
+        .await?;
+        confirms.extend(issued);
+    }
     for confirm in futures_util::future::try_join_all(confirms).await? {
         if !confirm.is_ack() {
             return Err(PublishError::Nacked);
