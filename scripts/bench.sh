@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/stop.sh
 bash scripts/deps-up.sh
 # A fresh database per run: results do not depend on how large the development delivery log has
-# grown (autovacuum of a large table during a run showed up as latency spikes). It is left in
+# grown over earlier runs (millions of rows, and their autovacuum, during a scenario). It is left in
 # place afterwards for inspection; `make stop && make run` returns to the development database.
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 as_root runuser -u postgres -- psql -qtAX -v ON_ERROR_STOP=1 -c "set client_min_messages = warning" \

@@ -59,7 +59,7 @@ if ! command -v rabbitmqctl >/dev/null; then
 fi
 # The Erlang VM's schedulers spin while idle by default; on a machine whose cores are shared with
 # the services (development, CI, the benchmarks) that spinning takes CPU from everything else.
-# Takes effect at the node's next start (docs/operations.md, "RabbitMQ").
+# Takes effect at the node's next start (docs/operations.md, "PostgreSQL and RabbitMQ for development").
 grep -qs '^SERVER_ADDITIONAL_ERL_ARGS=' /etc/rabbitmq/rabbitmq-env.conf ||
   echo 'SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"' |
   as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null

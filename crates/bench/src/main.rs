@@ -69,12 +69,16 @@ fn pid_of(service: &str) -> Option<String> {
         .map(|p| p.trim().to_owned())
 }
 
+/// User + system CPU seconds in the text of a `/proc/<pid>/stat` file.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
 /// CPU seconds and peak RSS of a process, read from /proc.
 fn proc_stats(service: &str) -> Option<(f64, u64)> {
     let pid = pid_of(service)?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let cpu = cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm = status
         .lines()
@@ -83,7 +87,7 @@ fn proc_stats(service: &str) -> Option<(f64, u64)> {
         .nth(1)?
         .parse()
         .ok()?;
-    Some((ticks / 100.0, hwm))
+    Some((cpu, hwm))
 }
 
 /// CPU seconds of every PostgreSQL process (the server forks one per connection).
@@ -94,10 +98,7 @@ fn postgres_cpu() -> f64 {
     dir.flatten()
         .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres"))
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
+        .filter_map(|stat| cpu_seconds(&stat))
         .sum()
 }
 

@@ -291,6 +291,19 @@ mod tests {
     use super::*;
     use crate::retry::Strategy;
 
+    fn event(data: serde_json::Value) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            event_type: "person.created".into(),
+            tenant_id: None,
+            subject: None,
+            channels: vec![],
+            data,
+            is_test: false,
+            created_at: Utc::now(),
+        }
+    }
+
     fn target() -> Target {
         Target {
             webhook_id: Uuid::nil(),
@@ -354,16 +367,7 @@ mod tests {
             parked: 0,
         });
         assert_agrees("delivery_task.v1", &task);
-        let event = Event {
-            id: Uuid::nil(),
-            event_type: "person.created".into(),
-            tenant_id: None,
-            subject: None,
-            channels: vec![],
-            data: serde_json::json!({}),
-            is_test: false,
-            created_at: now,
-        };
+        let event = event(serde_json::json!({}));
         assert_agrees(
             "event_routed.v1",
             &LedgerMessage::EventRouted {
@@ -404,16 +408,7 @@ mod tests {
 
     #[test]
     fn the_request_body_is_the_contract_shape() {
-        let e = Event {
-            id: Uuid::now_v7(),
-            event_type: "person.created".into(),
-            tenant_id: None,
-            subject: None,
-            channels: vec![],
-            data: serde_json::json!({"a": 1}),
-            is_test: false,
-            created_at: Utc::now(),
-        };
+        let e = event(serde_json::json!({"a": 1}));
         let v: serde_json::Value = serde_json::from_str(&e.request_body()).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 4);
         assert_eq!(v["id"], e.id.to_string());
@@ -424,16 +419,7 @@ mod tests {
 
     #[test]
     fn a_ledger_batch_round_trips() {
-        let event = Event {
-            id: Uuid::nil(),
-            event_type: "person.created".into(),
-            tenant_id: None,
-            subject: None,
-            channels: vec![],
-            data: serde_json::json!({}),
-            is_test: false,
-            created_at: Utc::now(),
-        };
+        let event = event(serde_json::json!({}));
         let one = LedgerMessage::EventRouted {
             event,
             deliveries: vec![],

@@ -162,7 +162,7 @@ impl Opener {
 /// Sends one attempt of `task`.
 pub async fn attempt(
     client: &HttpClient,
-    keyring: &Opener,
+    secrets: &Opener,
     profile: Profile,
     task: &DeliveryTask,
     traceparent: &str,
@@ -173,7 +173,7 @@ pub async fn attempt(
         .secrets_sealed
         .iter()
         .map(|s| {
-            let plain = keyring.open(s).map_err(|e| e.to_string())?;
+            let plain = secrets.open(s).map_err(|e| e.to_string())?;
             SigningKey::parse(&plain).map_err(|e| e.to_string())
         })
         .collect();
@@ -215,7 +215,7 @@ pub async fn attempt(
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", &signature);
     if let Some(auth) = &target.auth_header {
-        match keyring.open(&auth.secret_sealed) {
+        match secrets.open(&auth.secret_sealed) {
             Ok(secret) => builder = builder.header(auth.name.as_str(), auth.value(&secret)),
             Err(e) => return Attempt::failed("secret", e, started, signature),
         }
