@@ -147,12 +147,101 @@ pub struct RoutingSnapshot {
     pub event_types: Vec<CatalogType>,
 }
 
-/// Publisher (or registry, for manual retries) → dispatchers: deliver one event to one webhook.
+/// Publisher (or registry, for manual retries) → dispatchers, on the deliveries queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum TaskMessage {
+    /// Deliver one event to one webhook (and how far that delivery has got).
     #[serde(rename = "delivery_task.v1")]
     V1(DeliveryTask),
+    /// Deliver one event to several webhooks: the publisher's first attempt of an event routed
+    /// to more than one webhook, one broker message instead of one per webhook. Retries and
+    /// parked attempts leave the group as `delivery_task.v1` messages of their own.
+    #[serde(rename = "delivery_group.v1")]
+    Group(DeliveryGroup),
+}
+
+impl TaskMessage {
+    /// The deliveries this message asks for, as tasks.
+    pub fn into_tasks(self) -> Vec<DeliveryTask> {
+        match self {
+            Self::V1(task) => vec![task],
+            Self::Group(group) => group.into_tasks(),
+        }
+    }
+}
+
+/// One event for several webhooks, not attempted yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryGroup {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub is_test: bool,
+    pub event_created_at: DateTime<Utc>,
+    /// The exact request body, shared by every delivery of the group.
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub deliveries: Vec<GroupMember>,
+}
+
+/// One delivery of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub delivery_id: Uuid,
+    pub target: Target,
+}
+
+impl DeliveryGroup {
+    /// Most members in one group (`proto/delivery_group.v1.schema.json`).
+    pub const MAX_MEMBERS: usize = 1000;
+
+    /// An empty group for `event`; members are pushed onto `deliveries`.
+    pub fn new(event: &Event, body: String, traceparent: Option<String>) -> Self {
+        Self {
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            subject: event.subject.clone(),
+            is_test: event.is_test,
+            event_created_at: event.created_at,
+            body,
+            traceparent,
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// One first-attempt task per member, exactly as if each had come as `delivery_task.v1`.
+    pub fn into_tasks(self) -> Vec<DeliveryTask> {
+        let Self {
+            event_id,
+            event_type,
+            subject,
+            is_test,
+            event_created_at,
+            body,
+            traceparent,
+            deliveries,
+        } = self;
+        deliveries
+            .into_iter()
+            .map(|m| DeliveryTask {
+                delivery_id: m.delivery_id,
+                event_id,
+                event_type: event_type.clone(),
+                subject: subject.clone(),
+                is_test,
+                event_created_at,
+                attempts: 0,
+                first_attempt_at: None,
+                not_before: None,
+                target: m.target,
+                body: body.clone(),
+                traceparent: traceparent.clone(),
+                parked: 0,
+            })
+            .collect()
+    }
 }
 
 /// One event for one webhook, and how far its delivery has got.
@@ -367,6 +456,12 @@ mod tests {
             parked: 0,
         });
         assert_agrees("delivery_task.v1", &task);
+        let mut group = DeliveryGroup::new(&event(serde_json::json!({})), "{}".into(), None);
+        group.deliveries.push(GroupMember {
+            delivery_id: Uuid::nil(),
+            target: target(),
+        });
+        assert_agrees("delivery_group.v1", &TaskMessage::Group(group));
         let event = event(serde_json::json!({}));
         assert_agrees(
             "event_routed.v1",
@@ -429,6 +524,31 @@ mod tests {
         assert_agrees("ledger_batch.v1", &two);
         let back: LedgerMessage = serde_json::from_str(&serde_json::to_string(&two).unwrap()).unwrap();
         assert_eq!(back, two);
+    }
+
+    #[test]
+    fn a_group_becomes_the_tasks_its_members_would_have_been_sent_as() {
+        let e = event(serde_json::json!({"n": 1}));
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut group = DeliveryGroup::new(&e, e.request_body(), Some("00-trace".into()));
+        for id in [a, b] {
+            let mut t = target();
+            t.webhook_id = id;
+            group.deliveries.push(GroupMember {
+                delivery_id: id,
+                target: t,
+            });
+        }
+        let wire = serde_json::to_vec(&TaskMessage::Group(group)).unwrap();
+        let tasks = serde_json::from_slice::<TaskMessage>(&wire).unwrap().into_tasks();
+        assert_eq!(tasks.len(), 2);
+        for (task, id) in tasks.iter().zip([a, b]) {
+            let mut t = target();
+            t.webhook_id = id;
+            let mut alone = DeliveryTask::new(id, &e, t, e.request_body(), 0);
+            alone.traceparent = Some("00-trace".into());
+            assert_eq!(*task, alone);
+        }
     }
 
     #[test]

@@ -36,8 +36,10 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeliveryConfig {
-    /// RabbitMQ prefetch: tasks held unacknowledged. Default 1000.
+    /// RabbitMQ prefetch: messages (tasks or groups of them) held unacknowledged. Default 250.
     pub prefetch: u16,
+    /// Deliveries worked or waiting in memory at once, across messages. Default 1000.
+    pub max_in_flight: usize,
     /// Concurrent requests to one webhook. Default 64.
     pub max_in_flight_per_webhook: usize,
     /// Tasks of one webhook waiting in memory before new ones are parked. Default 256.

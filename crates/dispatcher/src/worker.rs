@@ -11,7 +11,7 @@
 //! receiver, so the prefetch window keeps moving for everybody else.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use hookwire_broker::lapin::options::{
     BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
 };
 use hookwire_broker::lapin::types::FieldTable;
-use hookwire_broker::lapin::{Channel, Connection};
+use hookwire_broker::lapin::{Acker, Channel, Connection};
 use hookwire_broker::Outgoing;
 use hookwire_core::crypto::Keyring;
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
@@ -181,6 +181,8 @@ impl Worker {
             )
             .await?;
         let tracker = TaskTracker::new();
+        let max_in_flight = self.config.delivery.max_in_flight.max(1);
+        let room = Arc::new(Semaphore::new(max_in_flight));
         let (acks, acker) = crate::acks::start(consume.clone());
         let (records, pending) = mpsc::channel(4 * SINK_MAX);
         let sink = tokio::spawn(sink(publish.clone(), self.topology.ledger_queue(), pending));
@@ -196,8 +198,8 @@ impl Worker {
             };
             let tag = delivery.delivery_tag;
             acks.opened(tag);
-            let task = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
-                Ok(TaskMessage::V1(task)) => task,
+            let tasks = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
+                Ok(message) => message.into_tasks(),
                 Err(e) => {
                     // Poison: the queue's dead-letter settings move it to the dead-letter queue.
                     tracing::error!(error = %e, bytes = delivery.data.len(), "undecodable task dead-lettered");
@@ -207,38 +209,49 @@ impl Worker {
                     continue;
                 }
             };
-            let gate = self.gate(task.target.webhook_id);
-            let park = self.stalled(&gate)
-                && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
-            if !park {
-                gate.waiting.fetch_add(1, Ordering::AcqRel);
+            // Room in memory for the message's deliveries (a group may hold many).
+            let wanted = tasks.len().clamp(1, max_in_flight) as u32;
+            let mut permits = tokio::select! {
+                () = cancel.cancelled() => {
+                    requeue(&delivery.acker).await;
+                    acks.settled(tag);
+                    break Ok(());
+                }
+                permits = room.clone().acquire_many_owned(wanted) => permits.expect("the room semaphore is never closed"),
+            };
+            let message = Arc::new(Message::new(tag, tasks.len().max(1), delivery.acker));
+            if tasks.is_empty() {
+                message.finished(&acks).await;
             }
-            let worker = self.clone();
-            let publish = publish.clone();
-            let records = records.clone();
-            let acks = acks.clone();
-            self.metrics.in_flight.inc();
-            tracker.spawn(async move {
-                let outcome = worker.handle(&publish, &records, task, gate, park).await;
-                worker.metrics.in_flight.dec();
-                match outcome {
-                    Ok(_) => acks.done(tag),
-                    Err(e) => {
+            for task in tasks {
+                // `None` only past `max_in_flight` members in one group: they run without room.
+                let permit = permits.split(1);
+                let gate = self.gate(task.target.webhook_id);
+                let park = self.stalled(&gate)
+                    && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
+                if !park {
+                    gate.waiting.fetch_add(1, Ordering::AcqRel);
+                }
+                let worker = self.clone();
+                let publish = publish.clone();
+                let records = records.clone();
+                let acks = acks.clone();
+                let message = message.clone();
+                self.metrics.in_flight.inc();
+                tracker.spawn(async move {
+                    let outcome = worker.handle(&publish, &records, task, gate, park).await;
+                    drop(permit);
+                    worker.metrics.in_flight.dec();
+                    if let Err(e) = outcome {
                         tracing::warn!(
                             error = format!("{e:#}"),
                             "result not confirmed by the broker; the task goes back to the queue"
                         );
-                        let requeue = BasicNackOptions {
-                            requeue: true,
-                            multiple: false,
-                        };
-                        if let Err(e) = delivery.nack(requeue).await {
-                            tracing::warn!(error = %e, "negative acknowledgement lost; the broker will redeliver the task");
-                        }
-                        acks.settled(tag);
+                        message.failed.store(true, Ordering::Release);
                     }
-                }
-            });
+                    message.finished(&acks).await;
+                });
+            }
         };
         // Stop taking tasks; finish what is in flight (its results are published and acked).
         drop(consumer);
@@ -431,6 +444,52 @@ impl Worker {
             .await
             .map_err(|_| anyhow::anyhow!("the record sink has stopped"))?
             .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+/// One message from the deliveries queue (a task, or a group of them) while its deliveries run.
+/// It is acknowledged once every one has finished with its outcome confirmed; if any could not
+/// be confirmed, the whole message goes back to the queue (at-least-once: the members already
+/// delivered are delivered again, receivers dedupe on `webhook-id`).
+struct Message {
+    tag: u64,
+    left: AtomicUsize,
+    failed: AtomicBool,
+    acker: Acker,
+}
+
+impl Message {
+    fn new(tag: u64, deliveries: usize, acker: Acker) -> Self {
+        Self {
+            tag,
+            left: AtomicUsize::new(deliveries),
+            failed: AtomicBool::new(false),
+            acker,
+        }
+    }
+
+    /// One delivery of the message is finished (all of them, for an empty group).
+    async fn finished(&self, acks: &crate::acks::Acks) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) > 1 {
+            return;
+        }
+        if self.failed.load(Ordering::Acquire) {
+            requeue(&self.acker).await;
+            acks.settled(self.tag);
+        } else {
+            acks.done(self.tag);
+        }
+    }
+}
+
+/// Hands a message back to the queue.
+async fn requeue(acker: &Acker) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        multiple: false,
+    };
+    if let Err(e) = acker.nack(requeue).await {
+        tracing::warn!(error = %e, "negative acknowledgement lost; the broker will redeliver the task");
     }
 }
 

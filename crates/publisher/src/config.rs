@@ -45,6 +45,10 @@ pub struct RegistryConfig {
 pub struct IngestConfig {
     /// Most events in one batch request. Default 1000.
     pub max_batch: usize,
+    /// Most webhooks in one `delivery_group.v1` message (an event routed to several webhooks
+    /// travels as one message per this many); 1 sends one `delivery_task.v1` per webhook.
+    /// Default 100.
+    pub task_group_size: usize,
 }
 
 impl Config {

@@ -2,7 +2,9 @@
 
 use chrono::Utc;
 use hookwire_broker::{Link, Outgoing, PublishError};
-use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
+use hookwire_core::messages::{
+    DeliveryGroup, DeliveryTask, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage,
+};
 use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use hookwire_http::input::{Field, Fields};
@@ -106,32 +108,53 @@ pub struct Prepared {
     pub matched: Vec<usize>,
 }
 
-/// Routes every event and serializes its tasks and its ledger record.
-pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology) -> Prepared {
+/// Routes every event and serializes its tasks and its ledger record. An event routed to more
+/// than one webhook goes out as `delivery_group.v1` messages of at most `group_size` members (at most
+/// `DeliveryGroup::MAX_MEMBERS`)
+/// (with `group_size` 1, or one webhook, as one `delivery_task.v1` per webhook).
+pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
     let deliveries_exchange = topology.deliveries_exchange();
     let ledger_queue = topology.ledger_queue();
+    let group_size = group_size.clamp(1, DeliveryGroup::MAX_MEMBERS);
     let mut messages = Vec::new();
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
         let targets = routes.route(event);
         let body = event.request_body();
+        let traceparent = Some(trace.header());
         let mut routed = Vec::with_capacity(targets.len());
-        for sub in &targets {
-            let delivery_id = Uuid::now_v7();
-            routed.push(RoutedDelivery {
-                delivery_id,
-                webhook_id: sub.target.webhook_id,
-                tenant_id: sub.target.tenant_id,
-            });
-            let mut task = DeliveryTask::new(delivery_id, event, sub.target.clone(), body.clone(), 0);
-            task.traceparent = Some(trace.header());
-            let task = TaskMessage::V1(task);
+        for chunk in targets.chunks(group_size) {
+            let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
+            for sub in chunk {
+                let delivery_id = Uuid::now_v7();
+                routed.push(RoutedDelivery {
+                    delivery_id,
+                    webhook_id: sub.target.webhook_id,
+                    tenant_id: sub.target.tenant_id,
+                });
+                group.deliveries.push(GroupMember {
+                    delivery_id,
+                    target: sub.target.clone(),
+                });
+            }
+            let id = group.deliveries[0].delivery_id.to_string();
+            let task = match <[GroupMember; 1]>::try_from(group.deliveries) {
+                Ok([one]) => {
+                    let mut task = DeliveryTask::new(one.delivery_id, event, one.target, group.body, 0);
+                    task.traceparent = group.traceparent;
+                    TaskMessage::V1(task)
+                }
+                Err(members) => TaskMessage::Group(DeliveryGroup {
+                    deliveries: members,
+                    ..group
+                }),
+            };
             messages.push(Message {
                 exchange: deliveries_exchange.clone(),
                 routing_key: TASK_ROUTING_KEY.to_owned(),
                 body: serde_json::to_vec(&task).expect("tasks serialize"),
-                id: delivery_id.to_string(),
+                id,
             });
         }
         matched.push(targets.len());

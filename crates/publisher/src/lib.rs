@@ -276,7 +276,7 @@ pub async fn deliver(
         }
     }
     let sending: Vec<_> = to_send.iter().map(|(_, a)| (a.event.clone(), a.trace)).collect();
-    let prepared = ingest::prepare(&sending, routes, &state.topology);
+    let prepared = ingest::prepare(&sending, routes, &state.topology, state.config.ingest.task_group_size);
     let published = prepared.publish(&state.link).await;
     let new_claims: Vec<_> = claims
         .iter()

@@ -13,18 +13,26 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
     let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
     let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
     let mut fast = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    // Both webhooks get every event: in the queue each fast task sits next to a slow one.
-    env.webhook(&key, json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}))
+    // Two tenants, one webhook each, events alternating between them: in the queue each fast
+    // task sits next to a slow one (one event for both webhooks would be one group message).
+    let (slow_tenant, slow_key) = env.tenant("slow").await;
+    let (fast_tenant, fast_key) = env.tenant("fast").await;
+    env.webhook(
+        &slow_key,
+        json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}),
+    )
+    .await;
+    env.webhook(&fast_key, json!({"url": fast.url(), "events": ["*"]}))
         .await;
-    env.webhook(&key, json!({"url": fast.url(), "events": ["*"]})).await;
     env.wait_routed(2).await;
     const N: usize = 30;
     for n in 0..N {
-        let r = env
-            .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
-            .await;
-        assert_eq!(r.status, 202);
+        for tenant in [&slow_tenant, &fast_tenant] {
+            let r = env
+                .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+                .await;
+            assert_eq!(r.status, 202);
+        }
     }
     for _ in 0..N {
         assert!(

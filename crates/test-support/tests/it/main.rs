@@ -4,6 +4,7 @@ mod acks;
 mod delivery;
 mod delivery_ops;
 mod fuzz;
+mod groups;
 mod isolation;
 mod observability;
 mod publisher;

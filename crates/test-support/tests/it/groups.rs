@@ -1,0 +1,142 @@
+//! An event routed to several webhooks travels to the dispatchers as one broker message (a
+//! `delivery_group.v1`); each webhook is still served on its own terms, and nothing in a group is
+//! lost when its dispatcher dies.
+
+use std::time::{Duration, Instant};
+
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served_on_its_own() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut fast = Receiver::start(200).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let mut flaky = Receiver::scripted(vec![(500, Duration::ZERO), (200, Duration::ZERO)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let fast_hook = env.webhook(&key, json!({"url": fast.url(), "events": ["*"]})).await;
+    let slow_hook = env
+        .webhook(&key, json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}))
+        .await;
+    let flaky_hook = env
+        .webhook(
+            &key,
+            json!({"url": flaky.url(), "events": ["*"],
+                   "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 3}}),
+        )
+        .await;
+    env.wait_routed(3).await;
+    let r = env
+        .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["matched"], 3);
+    let event_id = r.body["event_id"].as_str().unwrap().to_owned();
+
+    // No dispatcher runs yet: the broker holds one message for the three deliveries.
+    let queue = env.topology().deliveries_queue();
+    assert_eq!(env.queue_depth(&queue).await, 1, "one message for the whole event");
+
+    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let started = Instant::now();
+    let first = fast
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the fast webhook got the event");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the fast webhook waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    let failed = flaky
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the flaky webhook's first attempt");
+    let retried = flaky
+        .next(Duration::from_secs(15))
+        .await
+        .expect("the flaky webhook's retry");
+    assert_eq!(failed.header("webhook-id"), retried.header("webhook-id"));
+    assert!(
+        slow.next(Duration::from_secs(10)).await.is_some(),
+        "the slow webhook got it"
+    );
+    // Every member has its own delivery in the log, for the same event.
+    for (hook, attempts) in [(&fast_hook, 1), (&slow_hook, 1), (&flaky_hook, 2)] {
+        let d = env.delivery_in(&key, hook["id"].as_str().unwrap(), "success").await;
+        assert_eq!(d["event_id"], event_id.as_str());
+        assert_eq!(d["attempts"], attempts, "{d}");
+    }
+    for r in [&first, &failed] {
+        assert_eq!(
+            r.header("webhook-id"),
+            Some(event_id.as_str()),
+            "webhook-id is the event id"
+        );
+    }
+    // The group is acknowledged once its last member (the retry left it) is done.
+    let drained = eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&queue).await == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the group message was acknowledged");
+    dispatcher.kill().expect("SIGKILL the dispatcher");
+    let _ = dispatcher.wait();
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_whose_dispatcher_dies_comes_back_whole() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut fast = Receiver::start(200).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(5))]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": fast.url(), "events": ["*"]})).await;
+    env.webhook(&key, json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}))
+        .await;
+    env.wait_routed(2).await;
+    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let r = env
+        .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let first = fast
+        .next(Duration::from_secs(10))
+        .await
+        .expect("delivered to the fast webhook");
+    assert!(
+        slow.next(Duration::from_secs(10)).await.is_some(),
+        "the slow attempt started"
+    );
+    // The slow member is still open: killed now, the dispatcher has not acknowledged the group.
+    dispatcher.kill().expect("SIGKILL the dispatcher");
+    let _ = dispatcher.wait();
+    let queue = env.topology().deliveries_queue();
+    let back = eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&queue).await == 1).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "the unfinished group returned to the queue");
+
+    // A new dispatcher delivers the whole group again: at least once, with the same webhook-id,
+    // so the fast receiver can tell it already has it.
+    slow.answer(vec![(200, Duration::ZERO)]);
+    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let again = fast
+        .next(Duration::from_secs(10))
+        .await
+        .expect("redelivered to the fast webhook");
+    assert_eq!(again.header("webhook-id"), first.header("webhook-id"));
+    assert!(
+        slow.next(Duration::from_secs(10)).await.is_some(),
+        "redelivered to the slow webhook"
+    );
+    let drained = eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&queue).await == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the group was acknowledged");
+    dispatcher.kill().expect("SIGKILL the dispatcher");
+    let _ = dispatcher.wait();
+    env.stop().await;
+}
