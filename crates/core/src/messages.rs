@@ -150,6 +150,8 @@ pub struct RoutingSnapshot {
 /// Publisher (or registry, for manual retries) → dispatchers, on the deliveries queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
+// Decoded once per broker message and turned into tasks at once: never stored, so not boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum TaskMessage {
     /// Deliver one event to one webhook (and how far that delivery has got).
     #[serde(rename = "delivery_task.v1")]
