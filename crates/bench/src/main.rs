@@ -765,7 +765,11 @@ async fn settle(b: &Bench) {
     let Some((conn, topology)) = depth_probe().await else {
         return;
     };
-    let queues = [topology.deliveries_queue(), topology.ledger_queue()];
+    let queues = [
+        topology.deliveries_queue(),
+        topology.groups_queue(),
+        topology.ledger_queue(),
+    ];
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut quiet, mut written) = (0, f64::NAN);
     while quiet < 3 && Instant::now() < deadline {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
-use hookwire_core::topology::{Topology, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
+use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -97,27 +97,32 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
         .await?;
     // A task redelivered this many times (a dispatcher crashing on it each time) is a poison
     // message: the broker moves it to the dead-letter queue instead of looping for ever.
-    channel
-        .queue_declare(
-            topology.deliveries_queue().into(),
-            durable(),
-            table(&[
-                quorum.clone(),
-                ("x-delivery-limit", AMQPValue::LongInt(20)),
-                to_dead[0].clone(),
-                to_dead[1].clone(),
-            ]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            topology.deliveries_queue().into(),
-            deliveries.as_str().into(),
-            TASK_ROUTING_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    for (queue, key) in [
+        (topology.deliveries_queue(), TASK_ROUTING_KEY),
+        (topology.groups_queue(), GROUP_ROUTING_KEY),
+    ] {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                durable(),
+                table(&[
+                    quorum.clone(),
+                    ("x-delivery-limit", AMQPValue::LongInt(20)),
+                    to_dead[0].clone(),
+                    to_dead[1].clone(),
+                ]),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                deliveries.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     let ingest = topology.ingest_exchange();
     channel
         .exchange_declare(

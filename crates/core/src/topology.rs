@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries (quorum queue) ──▶ dispatchers
-//!                  ▲                                                          │ failed attempt
-//!                  └──── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─────┘
+//!                  │   ▲          "group" ─▶ {p}.deliveries.groups (quorum) ──▶ dispatchers
+//!                  │   └── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─── failed attempt
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
 //! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
 //! producers (AMQP) ──▶ {p}.ingest (direct) ──▶ {p}.ingest (quorum queue) ──▶ publishers
@@ -21,6 +21,9 @@ pub const INGEST_ROUTING_KEY: &str = "event";
 
 /// Routing key of delivery tasks on the deliveries exchange.
 pub const TASK_ROUTING_KEY: &str = "task";
+
+/// Routing key of delivery groups (one event for several webhooks) on the deliveries exchange.
+pub const GROUP_ROUTING_KEY: &str = "group";
 
 /// The names for one prefix.
 #[derive(Debug, Clone)]
@@ -41,6 +44,12 @@ impl Topology {
     /// Quorum queue the dispatchers consume.
     pub fn deliveries_queue(&self) -> String {
         format!("{}.deliveries", self.prefix)
+    }
+
+    /// Quorum queue of delivery groups, consumed by the dispatchers with a prefetch of its own
+    /// (a group is up to a thousand deliveries, a task one).
+    pub fn groups_queue(&self) -> String {
+        format!("{}.deliveries.groups", self.prefix)
     }
 
     /// Quorum queue where a retry waits `seconds` before it returns to the deliveries exchange.

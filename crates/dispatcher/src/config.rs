@@ -36,8 +36,10 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeliveryConfig {
-    /// RabbitMQ prefetch: messages (tasks or groups of them) held unacknowledged. Default 250.
+    /// RabbitMQ prefetch of single tasks held unacknowledged. Default 1000.
     pub prefetch: u16,
+    /// RabbitMQ prefetch of delivery groups held unacknowledged. Default 20.
+    pub group_prefetch: u16,
     /// Deliveries worked or waiting in memory at once, across messages. Default 1000.
     pub max_in_flight: usize,
     /// Concurrent requests to one webhook. Default 64.

@@ -169,17 +169,33 @@ impl Worker {
         let publish = conn.create_channel().await?;
         publish.confirm_select(ConfirmSelectOptions::default()).await?;
         hookwire_broker::declare(&consume, &self.topology).await?;
-        consume
-            .basic_qos(self.config.delivery.prefetch, BasicQosOptions::default())
-            .await?;
-        let mut consumer = consume
-            .basic_consume(
-                self.topology.deliveries_queue().into(),
-                "hookwire-dispatcher".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // One channel (one space of delivery tags for the acker), a prefetch per consumer: set
+        // before each `basic.consume`, it applies to that consumer.
+        let mut consumers = Vec::with_capacity(2);
+        for (queue, prefetch, tag) in [
+            (
+                self.topology.deliveries_queue(),
+                self.config.delivery.prefetch,
+                "hookwire-dispatcher",
+            ),
+            (
+                self.topology.groups_queue(),
+                self.config.delivery.group_prefetch,
+                "hookwire-dispatcher-groups",
+            ),
+        ] {
+            consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
+            let consumer = consume
+                .basic_consume(
+                    queue.as_str().into(),
+                    tag.into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            consumers.push(consumer);
+        }
+        let (mut tasks_in, mut groups_in) = (consumers.remove(0), consumers.remove(0));
         let tracker = TaskTracker::new();
         let max_in_flight = self.config.delivery.max_in_flight.max(1);
         let room = Arc::new(Semaphore::new(max_in_flight));
@@ -189,7 +205,8 @@ impl Worker {
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
-                next = consumer.next() => next,
+                next = tasks_in.next() => next,
+                next = groups_in.next() => next,
             };
             let delivery = match next {
                 Some(Ok(d)) => d,
@@ -254,7 +271,7 @@ impl Worker {
             }
         };
         // Stop taking tasks; finish what is in flight (its results are published and acked).
-        drop(consumer);
+        drop((tasks_in, groups_in));
         tracker.close();
         if tokio::time::timeout(self.config.delivery.drain_timeout, tracker.wait())
             .await

@@ -5,7 +5,7 @@ use hookwire_broker::{Link, Outgoing, PublishError};
 use hookwire_core::messages::{
     DeliveryGroup, DeliveryTask, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage,
 };
-use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
+use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use hookwire_http::input::{Field, Fields};
 use hookwire_http::FieldError;
@@ -139,20 +139,23 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                 });
             }
             let id = group.deliveries[0].delivery_id.to_string();
-            let task = match <[GroupMember; 1]>::try_from(group.deliveries) {
+            let (task, routing_key) = match <[GroupMember; 1]>::try_from(group.deliveries) {
                 Ok([one]) => {
                     let mut task = DeliveryTask::new(one.delivery_id, event, one.target, group.body, 0);
                     task.traceparent = group.traceparent;
-                    TaskMessage::V1(task)
+                    (TaskMessage::V1(task), TASK_ROUTING_KEY)
                 }
-                Err(members) => TaskMessage::Group(DeliveryGroup {
-                    deliveries: members,
-                    ..group
-                }),
+                Err(members) => {
+                    let group = DeliveryGroup {
+                        deliveries: members,
+                        ..group
+                    };
+                    (TaskMessage::Group(group), GROUP_ROUTING_KEY)
+                }
             };
             messages.push(Message {
                 exchange: deliveries_exchange.clone(),
-                routing_key: TASK_ROUTING_KEY.to_owned(),
+                routing_key: routing_key.to_owned(),
                 body: serde_json::to_vec(&task).expect("tasks serialize"),
                 id,
             });
@@ -235,6 +238,51 @@ mod tests {
             is_test,
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn an_event_for_many_webhooks_goes_out_in_groups() {
+        let tenant = Uuid::new_v4();
+        let cache = crate::cache::Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions: (0..250).map(|_| sub(tenant, &["*"], &[], false, true)).collect(),
+            event_types: vec![CatalogType {
+                value: "person.created".into(),
+                schema: None,
+            }],
+        });
+        let routes = cache.routes();
+        let topology = Topology::new("t");
+        let events = vec![(
+            event(Some(tenant), "person.created", &[], false),
+            TraceParent::new_root(),
+        )];
+        let shapes = |group_size| {
+            let prepared = prepare(&events, &routes, &topology, group_size);
+            assert_eq!(prepared.matched, vec![250]);
+            let mut delivery_ids = std::collections::HashSet::new();
+            let sizes: Vec<usize> = prepared
+                .messages
+                .iter()
+                .filter(|m| m.exchange == topology.deliveries_exchange())
+                .map(|m| {
+                    let tasks = serde_json::from_slice::<TaskMessage>(&m.body).unwrap().into_tasks();
+                    delivery_ids.extend(tasks.iter().map(|t| t.delivery_id));
+                    tasks.len()
+                })
+                .collect();
+            assert_eq!(delivery_ids.len(), 250, "every delivery once");
+            sizes
+        };
+        assert_eq!(shapes(100), vec![100, 100, 50]);
+        assert_eq!(shapes(1), vec![1; 250]);
+        assert_eq!(shapes(1000), vec![250], "one group when they all fit");
+        let single = prepare(&events[..], &routes, &topology, 1);
+        let first: TaskMessage = serde_json::from_slice(&single.messages[0].body).unwrap();
+        assert!(
+            matches!(first, TaskMessage::V1(_)),
+            "group size 1 sends delivery_task.v1"
+        );
     }
 
     #[test]

@@ -434,6 +434,7 @@ async fn cleanup(database: &str, prefix: &str) {
             let t = Topology::new(prefix);
             let mut queues = vec![
                 t.deliveries_queue(),
+                t.groups_queue(),
                 t.ledger_queue(),
                 t.dead_letter_queue(),
                 t.ingest_queue(),

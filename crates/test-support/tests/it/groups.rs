@@ -34,8 +34,10 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
     let event_id = r.body["event_id"].as_str().unwrap().to_owned();
 
     // No dispatcher runs yet: the broker holds one message for the three deliveries.
-    let queue = env.topology().deliveries_queue();
+    let queue = env.topology().groups_queue();
     assert_eq!(env.queue_depth(&queue).await, 1, "one message for the whole event");
+    let singles = env.topology().deliveries_queue();
+    assert_eq!(env.queue_depth(&singles).await, 0, "no single task");
 
     let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
     let started = Instant::now();
@@ -111,7 +113,7 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
     // The slow member is still open: killed now, the dispatcher has not acknowledged the group.
     dispatcher.kill().expect("SIGKILL the dispatcher");
     let _ = dispatcher.wait();
-    let queue = env.topology().deliveries_queue();
+    let queue = env.topology().groups_queue();
     let back = eventually(Duration::from_secs(10), || async {
         (env.queue_depth(&queue).await == 1).then_some(())
     })
