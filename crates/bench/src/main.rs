@@ -503,7 +503,8 @@ async fn main() -> anyhow::Result<()> {
         let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
         let tenant = b.tenant(&hooks, 5).await?;
         let started = Instant::now();
-        let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, None).await;
+        // A fixed rate, so the storm has the same size whatever the publisher's ceiling.
+        let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, Some(600)).await;
         let (stop_probe, probe_stopped) = tokio::sync::oneshot::channel::<()>();
         let depth_probe = tokio::spawn(max_retry_depth(probe_stopped));
         let complete = b.wait_all(&tags, accepted * 10, Duration::from_secs(120)).await;

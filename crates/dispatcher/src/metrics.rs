@@ -20,6 +20,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub retries_scheduled: Counter,
     pub parked: Counter,
+    pub spilled: Counter,
     pub dead_lettered: Counter,
     pub in_flight: Gauge,
 }
@@ -33,6 +34,7 @@ impl Default for Metrics {
             end_to_end_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 22)),
             retries_scheduled: Counter::default(),
             parked: Counter::default(),
+            spilled: Counter::default(),
             dead_lettered: Counter::default(),
             in_flight: Gauge::default(),
             registry: Registry::default(),
@@ -61,6 +63,11 @@ impl Default for Metrics {
             "parked",
             "Tasks parked because their webhook had too many waiting",
             m.parked.clone(),
+        );
+        registry.register(
+            "spilled",
+            "Members of delivery groups sent on as tasks of their own because their webhook was slow",
+            m.spilled.clone(),
         );
         registry.register(
             "dead_lettered",

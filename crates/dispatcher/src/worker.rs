@@ -25,7 +25,7 @@ use hookwire_broker::lapin::{Acker, Channel, Connection};
 use hookwire_broker::Outgoing;
 use hookwire_core::crypto::Keyring;
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
-use hookwire_core::topology::{retry_tier, Topology};
+use hookwire_core::topology::{retry_tier, Topology, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,8 @@ struct Gate {
     /// With `rate_limit_per_second`: when the next attempt may start (µs since the worker
     /// started). Each attempt reserves the next slot, `1/rate` after the previous one.
     next_slot_us: AtomicU64,
+    /// Whether the last attempt that finished took longer than `STALL`.
+    slow: AtomicBool,
 }
 
 /// A full gate whose webhook has finished no attempt for this long is slow: its new tasks are
@@ -77,6 +79,8 @@ pub enum Outcome {
     Exhausted,
     Parked,
     Waiting,
+    /// A group's member handed to the deliveries queue as a task of its own.
+    Spilled,
 }
 
 fn jitter() -> f64 {
@@ -137,6 +141,32 @@ impl Worker {
             > STALL.as_millis() as u64
     }
 
+    /// Whether a group's member for the webhook behind `gate` should leave the group as a task
+    /// of its own instead of being attempted with it: its last attempt was slow, or attempts are
+    /// in flight and none has finished for `STALL`. A group is acknowledged only when all its
+    /// members are done, so one slow receiver would otherwise hold every group it is in (and
+    /// the groups' small prefetch window with them).
+    fn spills(&self, gate: &Gate) -> bool {
+        let busy = gate.slots.available_permits() < self.config.delivery.max_in_flight_per_webhook.max(1);
+        gate.slow.load(Ordering::Acquire) || (busy && self.stalled(gate))
+    }
+
+    /// Hands `task` to the deliveries queue as a `delivery_task.v1` of its own.
+    async fn spill(&self, publish: &Channel, task: &DeliveryTask) -> anyhow::Result<Outcome> {
+        self.metrics.spilled.inc();
+        let body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
+        let id = task.delivery_id.to_string();
+        let exchange = self.topology.deliveries_exchange();
+        let outgoing = Outgoing {
+            exchange: &exchange,
+            routing_key: TASK_ROUTING_KEY,
+            body: &body,
+            message_id: &id,
+        };
+        hookwire_broker::publish_confirmed(publish, &[outgoing]).await?;
+        Ok(Outcome::Spilled)
+    }
+
     /// Puts a task of a stalled webhook back in the retry queues. Each park of the same task
     /// waits twice as long (up to 32×): a dead receiver's backlog settles instead of circling
     /// through the broker every second.
@@ -158,6 +188,7 @@ impl Worker {
                     waiting: AtomicUsize::new(0),
                     last_done_ms: AtomicU64::new(self.elapsed_ms()),
                     next_slot_us: AtomicU64::new(0),
+                    slow: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -236,6 +267,7 @@ impl Worker {
                 }
                 permits = room.clone().acquire_many_owned(wanted) => permits.expect("the room semaphore is never closed"),
             };
+            let grouped = tasks.len() > 1;
             let message = Arc::new(Message::new(tag, tasks.len().max(1), delivery.acker));
             if tasks.is_empty() {
                 message.finished(&acks).await;
@@ -244,6 +276,22 @@ impl Worker {
                 // `None` only past `max_in_flight` members in one group: they run without room.
                 let permit = permits.split(1);
                 let gate = self.gate(task.target.webhook_id);
+                if grouped && self.spills(&gate) {
+                    let (worker, publish, acks, message) =
+                        (self.clone(), publish.clone(), acks.clone(), message.clone());
+                    tracker.spawn(async move {
+                        if let Err(e) = worker.spill(&publish, &task).await {
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                "spilled task not confirmed by the broker; the group goes back to the queue"
+                            );
+                            message.failed.store(true, Ordering::Release);
+                        }
+                        drop(permit);
+                        message.finished(&acks).await;
+                    });
+                    continue;
+                }
                 let park = self.stalled(&gate)
                     && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
                 if !park {
@@ -346,6 +394,7 @@ impl Worker {
             .instrument(span)
             .await;
         gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
+        gate.slow.store(attempt.duration > STALL, Ordering::Release);
         drop(permit);
         self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());
         self.record(sink, task, attempt).await

@@ -142,3 +142,49 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
     let _ = dispatcher.wait();
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_webhook_leaves_the_groups_so_it_cannot_hold_them() {
+    // A window of 3 groups: without spilling, three groups waiting on the slow receiver would
+    // stop every delivery of the groups queue for its 3 s.
+    let env = TestEnv::start_with(|o| o.dispatcher.delivery.group_prefetch = 3).await;
+    let mut fast = Receiver::start(200).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": fast.url(), "events": ["*"]})).await;
+    env.webhook(&key, json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}))
+        .await;
+    env.wait_routed(2).await;
+    let publish = |n: usize| env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}));
+    assert_eq!(publish(0).await.status, 202);
+    assert!(fast.next(Duration::from_secs(10)).await.is_some());
+    assert!(
+        slow.next(Duration::from_secs(10)).await.is_some(),
+        "the slow attempt started"
+    );
+    // The slow webhook has had an attempt open for longer than the stall time: its members of
+    // the next groups go on as tasks of their own.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for n in 1..=10 {
+        assert_eq!(publish(n).await.status, 202);
+    }
+    for n in 1..=10 {
+        assert!(
+            fast.next(Duration::from_secs(10)).await.is_some(),
+            "fast delivery {n} did not arrive"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the fast webhook waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    for n in 1..=10 {
+        assert!(
+            slow.next(Duration::from_secs(15)).await.is_some(),
+            "slow delivery {n} did not arrive"
+        );
+    }
+    env.stop().await;
+}
