@@ -38,7 +38,7 @@ pub struct HttpConfig {
 pub struct DeliveryConfig {
     /// RabbitMQ prefetch of single tasks held unacknowledged. Default 1000.
     pub prefetch: u16,
-    /// RabbitMQ prefetch of delivery groups held unacknowledged. Default 100.
+    /// RabbitMQ prefetch of delivery groups held unacknowledged. Default 32.
     pub group_prefetch: u16,
     /// Deliveries worked or waiting in memory at once, across messages. Default 1000.
     pub max_in_flight: usize,
