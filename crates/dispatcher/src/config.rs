@@ -52,7 +52,7 @@ pub struct DeliveryConfig {
     /// Connect timeout. Default 5 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub connect_timeout: Duration,
-    /// Idle keep-alive connections per host. Default 32.
+    /// Idle keep-alive connections per host. Default 256.
     pub pool_max_idle_per_host: usize,
     /// Grace period for in-flight attempts on SIGTERM. Default 25 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]

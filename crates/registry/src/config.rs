@@ -55,12 +55,12 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LedgerConfig {
-    /// Most ledger messages written in one transaction. Default 100.
+    /// Most ledger messages written in one transaction. Default 250.
     pub batch_size: usize,
     /// How long to wait for a batch to fill after its first message. Default 20 ms.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub batch_wait: Duration,
-    /// RabbitMQ prefetch of the ledger consumer. Default 300.
+    /// RabbitMQ prefetch of the ledger consumer. Default 1000.
     pub prefetch: u16,
 }
 
