@@ -210,12 +210,23 @@ pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) 
         .await
 }
 
-/// Waits for the next delivery, then gathers more for up to `wait` (at most `max` in all), so a
-/// consumer can handle messages in batches. `Ok(None)` when `cancel` fires first.
+/// How much [`next_batch`] gathers at most.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes of message bodies: the batch closes once it holds this much (a single larger
+    /// message still makes a batch of one).
+    pub bytes: usize,
+    /// How long to wait for more after the first message.
+    pub wait: Duration,
+}
+
+/// Waits for the next delivery, then gathers more within `limits`, so a consumer can handle
+/// messages in batches. `Ok(None)` when `cancel` fires first.
 pub async fn next_batch(
     consumer: &mut lapin::Consumer,
-    max: usize,
-    wait: Duration,
+    limits: BatchLimits,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<Vec<lapin::message::Delivery>>> {
     let first = tokio::select! {
@@ -225,11 +236,17 @@ pub async fn next_batch(
     let Some(first) = first else {
         anyhow::bail!("the broker cancelled the consumer");
     };
-    let mut batch = vec![first?];
-    let deadline = tokio::time::Instant::now() + wait;
-    while batch.len() < max {
+    let first = first?;
+    let mut bytes = first.data.len();
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + limits.wait;
+    while batch.len() < limits.messages && bytes < limits.bytes {
         match tokio::time::timeout_at(deadline, consumer.next()).await {
-            Ok(Some(d)) => batch.push(d?),
+            Ok(Some(d)) => {
+                let d = d?;
+                bytes += d.data.len();
+                batch.push(d);
+            }
             Ok(None) => anyhow::bail!("the broker cancelled the consumer"),
             Err(_) => break,
         }

@@ -20,7 +20,12 @@ use crate::{ingest, AppState};
 /// The `kind` of an ingest message.
 pub const KIND: &str = "event.v1";
 const BATCH: usize = 500;
-const BATCH_WAIT: Duration = Duration::from_millis(10);
+/// Events are small (a request body is at most `http.max_body_bytes`); the count bounds a batch.
+const LIMITS: hookwire_broker::BatchLimits = hookwire_broker::BatchLimits {
+    messages: BATCH,
+    bytes: usize::MAX,
+    wait: Duration::from_millis(10),
+};
 
 fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
     let parsed = serde_json::from_slice::<Value>(&d.data);
@@ -60,7 +65,7 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 )
                 .await?;
             loop {
-                let Some(batch) = hookwire_broker::next_batch(&mut consumer, BATCH, BATCH_WAIT, &stop).await? else {
+                let Some(batch) = hookwire_broker::next_batch(&mut consumer, LIMITS, &stop).await? else {
                     return Ok(());
                 };
                 // Routing needs the snapshot; until it is loaded, wait rather than refuse.

@@ -55,12 +55,15 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LedgerConfig {
-    /// Most ledger messages written in one transaction. Default 250.
+    /// Most ledger messages written in one transaction. Default 500.
     pub batch_size: usize,
+    /// Most bytes of ledger messages written in one transaction (a message holds many records,
+    /// so this, not the count, bounds the memory of a batch). Default 4 MiB.
+    pub batch_max_bytes: usize,
     /// How long to wait for a batch to fill after its first message. Default 20 ms.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub batch_wait: Duration,
-    /// RabbitMQ prefetch of the ledger consumer. Default 1000.
+    /// RabbitMQ prefetch of the ledger consumer. Default 2000.
     pub prefetch: u16,
 }
 

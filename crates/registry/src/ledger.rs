@@ -45,13 +45,12 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                 )
                 .await?;
             loop {
-                let Some(deliveries) = hookwire_broker::next_batch(
-                    &mut consumer,
-                    config.ledger.batch_size,
-                    config.ledger.batch_wait,
-                    &stop,
-                )
-                .await?
+                let limits = hookwire_broker::BatchLimits {
+                    messages: config.ledger.batch_size,
+                    bytes: config.ledger.batch_max_bytes,
+                    wait: config.ledger.batch_wait,
+                };
+                let Some(deliveries) = hookwire_broker::next_batch(&mut consumer, limits, &stop).await?
                 else {
                     return Ok(());
                 };
