@@ -53,6 +53,27 @@ fn durable() -> QueueDeclareOptions {
     }
 }
 
+/// Declares the durable queue `queue` with `arguments` and binds it to `exchange` under `key`.
+async fn declare_bound(
+    channel: &Channel,
+    queue: &str,
+    arguments: &[(&str, AMQPValue)],
+    exchange: &str,
+    key: &str,
+) -> lapin::Result<()> {
+    channel.queue_declare(queue.into(), durable(), table(arguments)).await?;
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Declares every durable exchange and queue. Idempotent: each service calls it on connect, so
 /// no service depends on another having started first.
 pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()> {
@@ -88,40 +109,24 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
         ("x-dead-letter-exchange", text("")),
         ("x-dead-letter-routing-key", text(&dead)),
     ];
+    let dead_lettered = [quorum.clone(), to_dead[0].clone(), to_dead[1].clone()];
     channel
-        .queue_declare(
-            topology.ledger_queue().into(),
-            durable(),
-            table(&[quorum.clone(), to_dead[0].clone(), to_dead[1].clone()]),
-        )
+        .queue_declare(topology.ledger_queue().into(), durable(), table(&dead_lettered))
         .await?;
     // A task redelivered this many times (a dispatcher crashing on it each time) is a poison
     // message: the broker moves it to the dead-letter queue instead of looping for ever.
-    for (queue, key) in [
+    let poison_limited = [
+        quorum.clone(),
+        ("x-delivery-limit", AMQPValue::LongInt(20)),
+        to_dead[0].clone(),
+        to_dead[1].clone(),
+    ];
+    let bound = [
         (topology.deliveries_queue(), TASK_ROUTING_KEY),
         (topology.groups_queue(), GROUP_ROUTING_KEY),
-    ] {
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                durable(),
-                table(&[
-                    quorum.clone(),
-                    ("x-delivery-limit", AMQPValue::LongInt(20)),
-                    to_dead[0].clone(),
-                    to_dead[1].clone(),
-                ]),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                deliveries.as_str().into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    ];
+    for (queue, key) in bound {
+        declare_bound(channel, &queue, &poison_limited, &deliveries, key).await?;
     }
     let ingest = topology.ingest_exchange();
     channel
@@ -132,22 +137,14 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
             FieldTable::default(),
         )
         .await?;
-    channel
-        .queue_declare(
-            topology.ingest_queue().into(),
-            durable(),
-            table(&[quorum.clone(), to_dead[0].clone(), to_dead[1].clone()]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            topology.ingest_queue().into(),
-            ingest.as_str().into(),
-            INGEST_ROUTING_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    declare_bound(
+        channel,
+        &topology.ingest_queue(),
+        &dead_lettered,
+        &ingest,
+        INGEST_ROUTING_KEY,
+    )
+    .await?;
     for seconds in RETRY_TIERS_SECONDS {
         // Nobody consumes a retry queue: a message waits out the TTL and is dead-lettered back
         // to the deliveries exchange. at-least-once dead-lettering (which needs reject-publish)

@@ -152,10 +152,10 @@ impl Worker {
     }
 
     /// Hands `task` to the deliveries queue as a `delivery_task.v1` of its own.
-    async fn spill(&self, publish: &Channel, task: &DeliveryTask) -> anyhow::Result<Outcome> {
+    async fn spill(&self, publish: &Channel, task: DeliveryTask) -> anyhow::Result<Outcome> {
         self.metrics.spilled.inc();
-        let body = serde_json::to_vec(&TaskMessage::V1(task.clone()))?;
         let id = task.delivery_id.to_string();
+        let body = serde_json::to_vec(&TaskMessage::V1(task))?;
         let exchange = self.topology.deliveries_exchange();
         let outgoing = Outgoing {
             exchange: &exchange,
@@ -202,31 +202,29 @@ impl Worker {
         hookwire_broker::declare(&consume, &self.topology).await?;
         // One channel (one space of delivery tags for the acker), a prefetch per consumer: set
         // before each `basic.consume`, it applies to that consumer.
-        let mut consumers = Vec::with_capacity(2);
-        for (queue, prefetch, tag) in [
-            (
-                self.topology.deliveries_queue(),
-                self.config.delivery.prefetch,
-                "hookwire-dispatcher",
-            ),
-            (
-                self.topology.groups_queue(),
-                self.config.delivery.group_prefetch,
-                "hookwire-dispatcher-groups",
-            ),
-        ] {
-            consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
-            let consumer = consume
-                .basic_consume(
-                    queue.as_str().into(),
-                    tag.into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            consumers.push(consumer);
-        }
-        let (mut tasks_in, mut groups_in) = (consumers.remove(0), consumers.remove(0));
+        let consume_from = |queue: String, prefetch: u16, tag: &'static str| {
+            let consume = consume.clone();
+            async move {
+                consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
+                let options = BasicConsumeOptions::default();
+                consume
+                    .basic_consume(queue.as_str().into(), tag.into(), options, FieldTable::default())
+                    .await
+            }
+        };
+        let settings = &self.config.delivery;
+        let mut tasks_in = consume_from(
+            self.topology.deliveries_queue(),
+            settings.prefetch,
+            "hookwire-dispatcher",
+        )
+        .await?;
+        let mut groups_in = consume_from(
+            self.topology.groups_queue(),
+            settings.group_prefetch,
+            "hookwire-dispatcher-groups",
+        )
+        .await?;
         let tracker = TaskTracker::new();
         let max_in_flight = self.config.delivery.max_in_flight.max(1);
         let room = Arc::new(Semaphore::new(max_in_flight));
@@ -257,8 +255,13 @@ impl Worker {
                     continue;
                 }
             };
+            if tasks.is_empty() {
+                // An empty group asks for nothing.
+                acks.done(tag);
+                continue;
+            }
             // Room in memory for the message's deliveries (a group may hold many).
-            let wanted = tasks.len().clamp(1, max_in_flight) as u32;
+            let wanted = tasks.len().min(max_in_flight) as u32;
             let mut permits = tokio::select! {
                 () = cancel.cancelled() => {
                     requeue(&delivery.acker).await;
@@ -268,10 +271,7 @@ impl Worker {
                 permits = room.clone().acquire_many_owned(wanted) => permits.expect("the room semaphore is never closed"),
             };
             let grouped = tasks.len() > 1;
-            let message = Arc::new(Message::new(tag, tasks.len().max(1), delivery.acker));
-            if tasks.is_empty() {
-                message.finished(&acks).await;
-            }
+            let message = Arc::new(Message::new(tag, tasks.len(), delivery.acker));
             for task in tasks {
                 // `None` only past `max_in_flight` members in one group: they run without room.
                 let permit = permits.split(1);
@@ -280,7 +280,7 @@ impl Worker {
                     let (worker, publish, acks, message) =
                         (self.clone(), publish.clone(), acks.clone(), message.clone());
                     tracker.spawn(async move {
-                        if let Err(e) = worker.spill(&publish, &task).await {
+                        if let Err(e) = worker.spill(&publish, task).await {
                             tracing::warn!(
                                 error = format!("{e:#}"),
                                 "spilled task not confirmed by the broker; the group goes back to the queue"
@@ -534,7 +534,7 @@ impl Message {
         }
     }
 
-    /// One delivery of the message is finished (all of them, for an empty group).
+    /// One delivery of the message is finished.
     async fn finished(&self, acks: &crate::acks::Acks) {
         if self.left.fetch_sub(1, Ordering::AcqRel) > 1 {
             return;

@@ -2,9 +2,7 @@
 
 use chrono::Utc;
 use hookwire_broker::{Link, Outgoing, PublishError};
-use hookwire_core::messages::{
-    DeliveryGroup, DeliveryTask, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage,
-};
+use hookwire_core::messages::{DeliveryGroup, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage};
 use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use hookwire_http::input::{Field, Fields};
@@ -108,10 +106,9 @@ pub struct Prepared {
     pub matched: Vec<usize>,
 }
 
-/// Routes every event and serializes its tasks and its ledger record. An event routed to more
-/// than one webhook goes out as `delivery_group.v1` messages of at most `group_size` members (at most
-/// `DeliveryGroup::MAX_MEMBERS`)
-/// (with `group_size` 1, or one webhook, as one `delivery_task.v1` per webhook).
+/// Routes every event and serializes its tasks and its ledger record. An event's deliveries go
+/// out in `delivery_group.v1` messages of up to `group_size` members (at most
+/// `DeliveryGroup::MAX_MEMBERS`); a group of one is sent as the `delivery_task.v1` it stands for.
 pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
     let deliveries_exchange = topology.deliveries_exchange();
     let ledger_queue = topology.ledger_queue();
@@ -139,19 +136,10 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                 });
             }
             let id = group.deliveries[0].delivery_id.to_string();
-            let (task, routing_key) = match <[GroupMember; 1]>::try_from(group.deliveries) {
-                Ok([one]) => {
-                    let mut task = DeliveryTask::new(one.delivery_id, event, one.target, group.body, 0);
-                    task.traceparent = group.traceparent;
-                    (TaskMessage::V1(task), TASK_ROUTING_KEY)
-                }
-                Err(members) => {
-                    let group = DeliveryGroup {
-                        deliveries: members,
-                        ..group
-                    };
-                    (TaskMessage::Group(group), GROUP_ROUTING_KEY)
-                }
+            let (task, routing_key) = if group.deliveries.len() == 1 {
+                (TaskMessage::V1(group.into_tasks().remove(0)), TASK_ROUTING_KEY)
+            } else {
+                (TaskMessage::Group(group), GROUP_ROUTING_KEY)
             };
             messages.push(Message {
                 exchange: deliveries_exchange.clone(),
