@@ -6,6 +6,12 @@
 //! `basic.ack` with `multiple` settles it all. A finished task stuck above a slow one (a receiver
 //! taking seconds) is not kept waiting for it: after `STRAY` it is acknowledged on its own, so a
 //! slow webhook never holds finished work in the prefetch window.
+//!
+//! A `multiple` acknowledgement settles *every* tag below it that the broker delivered, seen or
+//! not. The channel carries two consumers (tasks and groups), whose deliveries the session takes
+//! in whichever order they are ready, so tag 7 may be finished before tag 6 has even been read.
+//! The run therefore ends below the first tag not seen yet: the broker numbers a channel's
+//! deliveries 1, 2, 3 …, so every tag under that one has been seen.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -55,12 +61,26 @@ pub fn start(channel: Channel) -> (Acks, tokio::task::JoinHandle<()>) {
 }
 
 /// The acker's bookkeeping, apart from the channel (unit-tested on its own).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Ledger {
     open: BTreeSet<u64>,
     /// Finished, not yet acknowledged, with when they finished.
     done: BTreeMap<u64, Instant>,
-    highest: u64,
+    /// The lowest tag not seen yet: every tag below it has been opened.
+    unseen: u64,
+    /// Tags seen above `unseen` (taken out of order).
+    ahead: BTreeSet<u64>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            open: BTreeSet::new(),
+            done: BTreeMap::new(),
+            unseen: 1,
+            ahead: BTreeSet::new(),
+        }
+    }
 }
 
 /// One acknowledgement to send.
@@ -75,7 +95,14 @@ impl Ledger {
         match tag {
             Tag::Opened(t) => {
                 self.open.insert(t);
-                self.highest = self.highest.max(t);
+                if t == self.unseen {
+                    self.unseen += 1;
+                    while self.ahead.remove(&self.unseen) {
+                        self.unseen += 1;
+                    }
+                } else if t > self.unseen {
+                    self.ahead.insert(t);
+                }
             }
             Tag::Done(t) => {
                 self.open.remove(&t);
@@ -88,10 +115,15 @@ impl Ledger {
     }
 
     /// The acknowledgements to send now: one `multiple` for the finished run below the oldest
-    /// open task, and single ones for strays older than `STRAY` (all of them when `all`).
+    /// open task and the first unseen one, and single ones for strays older than `STRAY` (all of
+    /// them when `all`).
     fn take(&mut self, now: Instant, all: bool) -> Vec<Ack> {
         let mut acks = Vec::new();
-        let below = self.open.first().map_or(u64::MAX, |t| t.saturating_sub(1));
+        let below = self
+            .open
+            .first()
+            .map_or(u64::MAX, |t| t.saturating_sub(1))
+            .min(self.unseen - 1);
         let run_end = self.done.range(..=below).next_back().map(|(t, _)| *t);
         if let Some(end) = run_end {
             self.done = self.done.split_off(&(end + 1));
@@ -180,6 +212,30 @@ mod tests {
         l.note(Tag::Done(6), t0 + STRAY);
         assert_eq!(l.take(t0 + STRAY, false), vec![Ack::UpTo(6)]);
         assert!(l.done.is_empty() && l.open.is_empty());
+    }
+
+    #[test]
+    fn a_run_never_covers_a_tag_not_seen_yet() {
+        // Tag 2 (a task) is read and finished while tag 1 (a group) still waits in the other
+        // consumer's buffer: `basic.ack(2, multiple)` would settle the group unworked.
+        let t0 = Instant::now();
+        let mut l = Ledger::default();
+        l.note(Tag::Opened(2), t0);
+        l.note(Tag::Done(2), t0);
+        assert_eq!(l.take(t0, false), vec![], "2 waits for 1 to be seen");
+        l.note(Tag::Opened(1), t0);
+        l.note(Tag::Opened(4), t0);
+        l.note(Tag::Done(4), t0);
+        assert_eq!(l.take(t0, false), vec![], "1 is open now, 3 unseen");
+        l.note(Tag::Done(1), t0);
+        assert_eq!(l.take(t0, false), vec![Ack::UpTo(2)], "4 waits for 3");
+        assert_eq!(l.take(t0 + STRAY, false), vec![Ack::One(4)], "alone after a while");
+        l.note(Tag::Opened(3), t0 + STRAY);
+        l.note(Tag::Done(3), t0 + STRAY);
+        l.note(Tag::Opened(5), t0 + STRAY);
+        l.note(Tag::Done(5), t0 + STRAY);
+        assert_eq!(l.take(t0 + STRAY, false), vec![Ack::UpTo(5)]);
+        assert!(l.done.is_empty() && l.open.is_empty() && l.ahead.is_empty());
     }
 
     #[test]
