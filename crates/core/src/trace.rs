@@ -73,9 +73,14 @@ impl TraceParent {
     }
 }
 
-/// The parent a span should continue: `header` when it is a valid `traceparent`.
+/// The parent a span should continue: `header` when it is a valid `traceparent`. Nothing to do
+/// for a span the subscriber does not record (below the log level): the propagator's extraction
+/// was 3 % of the dispatcher's CPU per delivery.
 pub fn continue_from(span: &tracing::Span, header: Option<&str>) {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if span.is_disabled() {
+        return;
+    }
     let Some(header) = header.filter(|h| TraceParent::parse(h).is_some()) else {
         return;
     };
@@ -89,14 +94,16 @@ pub fn continue_from(span: &tracing::Span, header: Option<&str>) {
 pub fn next_hop(span: &tracing::Span, fallback: Option<&TraceParent>) -> TraceParent {
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    if sc.is_valid() {
-        return TraceParent {
-            trace_id: sc.trace_id().to_bytes(),
-            parent_id: sc.span_id().to_bytes(),
-            flags: sc.trace_flags().to_u8(),
-        };
+    if !span.is_disabled() {
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            return TraceParent {
+                trace_id: sc.trace_id().to_bytes(),
+                parent_id: sc.span_id().to_bytes(),
+                flags: sc.trace_flags().to_u8(),
+            };
+        }
     }
     fallback.map_or_else(TraceParent::new_root, TraceParent::child)
 }
