@@ -148,7 +148,7 @@ pub struct RoutingSnapshot {
 }
 
 /// Publisher (or registry, for manual retries) → dispatchers, on the deliveries queue.
-/// Decoded by `tagged::KindFirst` (see there), encoded by serde with `kind` first.
+/// Decoded by the `tagged` module (see there), encoded by serde with `kind` first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
 // Decoded once per broker message and turned into tasks at once: never stored, so not boxed.
@@ -278,7 +278,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Publisher and dispatchers → registry, on the ledger queue.
-/// Decoded by `tagged::KindFirst` (see there), encoded by serde with `kind` first.
+/// Decoded by the `tagged` module (see there), encoded by serde with `kind` first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
 pub enum LedgerMessage {
@@ -327,7 +327,7 @@ mod tagged {
     use super::{DeliveryGroup, DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
 
     /// A message whose variant is named by its `kind` field.
-    pub trait Tagged: Sized {
+    trait Tagged: Sized {
         const KINDS: &'static [&'static str];
         /// Decodes the fields after `kind` (or all the others) as the variant `kind` names.
         fn from_kind<'de, A: MapAccess<'de>>(kind: &str, fields: A) -> Result<Self, A::Error>;
@@ -337,21 +337,11 @@ mod tagged {
         T::deserialize(MapAccessDeserializer::new(fields))
     }
 
-    /// Unknown `kind`: the caller dead-letters the message.
-    fn unknown<E: serde::de::Error>(kind: &str, kinds: &'static [&'static str]) -> E {
-        E::unknown_variant(kind, kinds)
+    fn decode<'de, T: Tagged, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        d.deserialize_map(KindFirst(PhantomData))
     }
 
-    pub struct KindFirst<T>(PhantomData<T>);
-
-    impl<T> KindFirst<T> {
-        pub fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<T, D::Error>
-        where
-            T: Tagged,
-        {
-            d.deserialize_map(KindFirst(PhantomData))
-        }
-    }
+    struct KindFirst<T>(PhantomData<T>);
 
     impl<'de, T: Tagged> Visitor<'de> for KindFirst<T> {
         type Value = T;
@@ -404,7 +394,7 @@ mod tagged {
             match kind {
                 "delivery_task.v1" => rest::<DeliveryTask, A>(fields).map(Self::V1),
                 "delivery_group.v1" => rest::<DeliveryGroup, A>(fields).map(Self::Group),
-                other => Err(unknown(other, Self::KINDS)),
+                other => Err(A::Error::unknown_variant(other, Self::KINDS)),
             }
         }
     }
@@ -433,20 +423,20 @@ mod tagged {
                 }),
                 "attempt_recorded.v1" => rest(fields).map(Self::AttemptRecorded),
                 "ledger_batch.v1" => rest::<Batch, A>(fields).map(|b| Self::Batch { entries: b.entries }),
-                other => Err(unknown(other, Self::KINDS)),
+                other => Err(A::Error::unknown_variant(other, Self::KINDS)),
             }
         }
     }
 
     impl<'de> Deserialize<'de> for TaskMessage {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            KindFirst::decode(d)
+            decode(d)
         }
     }
 
     impl<'de> Deserialize<'de> for LedgerMessage {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            KindFirst::decode(d)
+            decode(d)
         }
     }
 }

@@ -276,41 +276,35 @@ impl Worker {
                 // `None` only past `max_in_flight` members in one group: they run without room.
                 let permit = permits.split(1);
                 let gate = self.gate(task.target.webhook_id);
-                if grouped && self.spills(&gate) {
-                    let (worker, publish, acks, message) =
-                        (self.clone(), publish.clone(), acks.clone(), message.clone());
-                    tracker.spawn(async move {
-                        if let Err(e) = worker.spill(&publish, task).await {
-                            tracing::warn!(
-                                error = format!("{e:#}"),
-                                "spilled task not confirmed by the broker; the group goes back to the queue"
-                            );
-                            message.failed.store(true, Ordering::Release);
-                        }
-                        drop(permit);
-                        message.finished(&acks).await;
-                    });
-                    continue;
-                }
-                let park = self.stalled(&gate)
+                let spill = grouped && self.spills(&gate);
+                let park = !spill
+                    && self.stalled(&gate)
                     && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
-                if !park {
-                    gate.waiting.fetch_add(1, Ordering::AcqRel);
+                if !spill {
+                    if !park {
+                        gate.waiting.fetch_add(1, Ordering::AcqRel);
+                    }
+                    self.metrics.in_flight.inc();
                 }
                 let worker = self.clone();
                 let publish = publish.clone();
                 let records = records.clone();
                 let acks = acks.clone();
                 let message = message.clone();
-                self.metrics.in_flight.inc();
                 tracker.spawn(async move {
-                    let outcome = worker.handle(&publish, &records, task, gate, park).await;
+                    let outcome = if spill {
+                        worker.spill(&publish, task).await
+                    } else {
+                        let outcome = worker.handle(&publish, &records, task, gate, park).await;
+                        worker.metrics.in_flight.dec();
+                        outcome
+                    };
                     drop(permit);
-                    worker.metrics.in_flight.dec();
                     if let Err(e) = outcome {
                         tracing::warn!(
                             error = format!("{e:#}"),
-                            "result not confirmed by the broker; the task goes back to the queue"
+                            spilled = spill,
+                            "outcome not confirmed by the broker; the task (or its whole group) goes back to the queue"
                         );
                         message.failed.store(true, Ordering::Release);
                     }
