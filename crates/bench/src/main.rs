@@ -37,6 +37,12 @@ struct Bench {
     subscriptions: usize,
     /// Every webhook the run created, with its key, to delete at the end.
     created: Vec<(String, String)>,
+    /// The scenario whose memory peaks are being watched, and each service's peak so far (KiB).
+    phase: Option<String>,
+    peaks: Vec<(&'static str, u64)>,
+    /// Deliveries the run has received so far, and the count and CPU times when the phase began.
+    delivered: u64,
+    phase_start: (u64, Vec<(String, f64)>),
 }
 
 struct Row {
@@ -75,7 +81,7 @@ fn cpu_seconds(stat: &str) -> Option<f64> {
     Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
 }
 
-/// CPU seconds and peak RSS of a process, read from /proc.
+/// CPU seconds and peak RSS (KiB, since the last `reset_peak_rss`) of a process, read from /proc.
 fn proc_stats(service: &str) -> Option<(f64, u64)> {
     let pid = pid_of(service)?;
     let cpu = cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
@@ -89,6 +95,17 @@ fn proc_stats(service: &str) -> Option<(f64, u64)> {
         .ok()?;
     Some((cpu, hwm))
 }
+
+/// Starts a service's peak RSS over from its current RSS (`clear_refs` 5, Linux 4.0+), so each
+/// scenario's peak is its own. Where that is refused, peaks stay cumulative.
+fn reset_peak_rss(service: &str) {
+    if let Some(pid) = pid_of(service) {
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
+/// The services whose CPU and memory the bench reports.
+const SERVICES: [&str; 3] = ["registry", "publisher", "dispatcher"];
 
 /// CPU seconds of every PostgreSQL process (the server forks one per connection).
 fn postgres_cpu() -> f64 {
@@ -121,6 +138,34 @@ impl Bench {
             unit: unit.into(),
             target: target.into(),
         });
+    }
+
+    /// Ends the phase of the scenario before and starts `next`'s. A phase runs until the next
+    /// scenario starts, so it includes draining its backlog and settling. Per phase: the
+    /// dispatcher's peak RSS (its target is per run) and each process's CPU time per delivery.
+    fn phase(&mut self, next: Option<&str>) {
+        let cpu = cpu_snapshot();
+        let delivered = self.delivered - self.phase_start.0;
+        if let (Some(label), true) = (self.phase.clone(), delivered > 0) {
+            for (service, now) in &cpu {
+                if let Some((_, before)) = self.phase_start.1.iter().find(|(s, _)| s == service) {
+                    let micros = (now - before) * 1e6 / delivered as f64;
+                    self.row(&label, &format!("{service} CPU per delivery"), micros, "µs", "");
+                }
+            }
+        }
+        self.phase_start = (self.delivered, cpu);
+        for i in 0..self.peaks.len() {
+            let service = self.peaks[i].0;
+            if let (Some(label), Some((_, hwm))) = (self.phase.clone(), proc_stats(service)) {
+                self.peaks[i].1 = self.peaks[i].1.max(hwm);
+                if service == "dispatcher" {
+                    self.row(&label, "dispatcher peak RSS", hwm as f64 / 1024.0, "MiB", "≤ 64");
+                }
+            }
+            reset_peak_rss(service);
+        }
+        self.phase = next.map(str::to_owned);
     }
 
     fn cpu_rows(&mut self, scenario: &str, before: &[(String, f64)], seconds: f64) {
@@ -342,6 +387,10 @@ async fn main() -> anyhow::Result<()> {
         rows: Vec::new(),
         subscriptions: 0,
         created: Vec::new(),
+        phase: None,
+        peaks: SERVICES.iter().map(|s| (*s, 0)).collect(),
+        delivered: 0,
+        phase_start: (0, Vec::new()),
     };
     let (_, ready) = b
         .api
@@ -351,11 +400,11 @@ async fn main() -> anyhow::Result<()> {
     let secs = |name: &str, default: u64| env(name, &default.to_string()).parse::<u64>().unwrap_or(default);
     let run = Duration::from_secs(secs("HOOKWIRE_BENCH_SECONDS", 15));
     let statements_before = ledger_statements(&b).await;
-    let mut delivered_total = 0u64;
 
     // References: what the machine does without Hookwire in between.
     let (mut bare, mut rabbit) = (f64::NAN, f64::NAN);
     if wanted("ref") {
+        b.phase(Some("reference"));
         eprintln!("reference: bare hyper client → receiver");
         bare = reference_http(&b, Duration::from_secs(5)).await?;
         b.row("reference", "bare hyper requests/s", bare, "1/s", "");
@@ -372,6 +421,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if wanted("1") {
+        b.phase(Some("1 max sustained"));
         // 1. Max sustained, one webhook per event.
         eprintln!("1. max sustained deliveries/s, one webhook per event");
         let tenant = b.tenant(&[("ok", "max".into(), 30)], 10).await?;
@@ -388,7 +438,7 @@ async fn main() -> anyhow::Result<()> {
         b.row("1 max sustained", "refused", refused as f64, "events", "0");
         b.throughput("1 max sustained", &["max".into()], accepted, "≥ 5000")
             .await?;
-        delivered_total += accepted;
+        b.delivered += accepted;
         let max_rate = b
             .rows
             .iter()
@@ -406,6 +456,7 @@ async fn main() -> anyhow::Result<()> {
     }
     settle(&b).await;
     if wanted("2") {
+        b.phase(Some("2 fan-out 100"));
         // 2. Fan-out: one event to 100 webhooks.
         eprintln!("2. fan-out: one event to 100 webhooks");
         let hooks: Vec<(&str, String, u32)> = (0..100).map(|i| ("ok", format!("fan-{i}"), 30)).collect();
@@ -415,10 +466,11 @@ async fn main() -> anyhow::Result<()> {
         let (accepted, _) = b.load(&tenant, run, 2, 5, None).await;
         b.cpu_rows("2 fan-out 100", &cpu, run.as_secs_f64());
         b.throughput("2 fan-out 100", &tags, accepted * 100, "≥ 10000").await?;
-        delivered_total += accepted * 100;
+        b.delivered += accepted * 100;
     }
     settle(&b).await;
     if wanted("3") {
+        b.phase(Some("3 latency"));
         // 3. Latency at fixed rates.
         for (rate, target) in [(500u64, "≤ 5 (p50 ≤ 2)"), (2000, "≤ 20")] {
             eprintln!("3. latency at {rate} events/s");
@@ -437,11 +489,12 @@ async fn main() -> anyhow::Result<()> {
                 "0",
             );
             b.latency_rows(&name, &tally, target);
-            delivered_total += accepted;
+            b.delivered += accepted;
         }
     }
     settle(&b).await;
     if wanted("4") {
+        b.phase(Some("4 isolation"));
         // 4. Isolation: 10 % of webhooks time out. The baseline is the same shape, all healthy.
         let mut p99s = Vec::new();
         for dead in [false, true] {
@@ -485,7 +538,7 @@ async fn main() -> anyhow::Result<()> {
                 "0",
             );
             p99s.push(b.latency_rows(label, &healthy, if dead { "≤ 2× baseline" } else { "" }));
-            delivered_total += accepted * 9;
+            b.delivered += accepted * 9;
         }
         b.row(
             "4 isolation (10 % dead)",
@@ -497,6 +550,7 @@ async fn main() -> anyhow::Result<()> {
     }
     settle(&b).await;
     if wanted("5") {
+        b.phase(Some("5 retry storm"));
         // 5. Retry storm: every receiver fails twice, then succeeds.
         eprintln!("5. retry storm: every receiver fails twice");
         let hooks: Vec<(&str, String, u32)> = (0..10).map(|i| ("flaky", format!("storm-{i}"), 30)).collect();
@@ -534,10 +588,11 @@ async fn main() -> anyhow::Result<()> {
             let _ = b.records.take(t);
         }
         anyhow::ensure!(complete, "the retry storm did not complete");
-        delivered_total += accepted * 10;
+        b.delivered += accepted * 10;
     }
     settle(&b).await;
     if wanted("6") {
+        b.phase(Some("6 registry API"));
         // 6. Registry API.
         eprintln!("6. registry API");
         registry_api(&mut b, Duration::from_secs(5)).await?;
@@ -549,16 +604,17 @@ async fn main() -> anyhow::Result<()> {
     b.row(
         "results path",
         "SQL statements per delivery",
-        statements / delivered_total as f64,
+        statements / b.delivered as f64,
         "statements",
         "≤ 1",
     );
-    for service in ["registry", "publisher", "dispatcher"] {
-        if let Some((cpu, hwm)) = proc_stats(service) {
+    b.phase(None);
+    for (service, peak) in b.peaks.clone() {
+        if let Some((cpu, _)) = proc_stats(service) {
             b.row(
                 "whole run",
                 &format!("{service} peak RSS"),
-                hwm as f64 / 1024.0,
+                peak as f64 / 1024.0,
                 "MiB",
                 if service == "dispatcher" { "≤ 64" } else { "" },
             );
