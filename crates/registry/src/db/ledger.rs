@@ -1,9 +1,13 @@
 //! The delivery log's writer: a batch of ledger messages (routed events and attempt results, in
-//! any order) becomes at most four statements in one transaction, however large the batch.
+//! any order) becomes at most six statements in one transaction, however large the batch.
 //! Writes are idempotent, so a batch redelivered after a crash is written again harmlessly, and
 //! a delivery row only moves forward: an older message never overwrites a newer state.
+//!
+//! A delivery's latest attempt lives in its row (outcome columns and `signature`). An attempt
+//! gets a row of its own in `delivery_attempts` only once a later attempt supersedes it, or when
+//! it arrives after a later one. A delivery that succeeds at its first attempt is one row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +36,8 @@ struct DeliveryState {
     created_at: DateTime<Utc>,
     last_attempt_at: Option<DateTime<Utc>>,
     next_retry_at: Option<DateTime<Utc>>,
+    /// The latest attempt's signature header (none while pending).
+    signature: Option<String>,
 }
 
 #[derive(Debug)]
@@ -116,6 +122,7 @@ impl Batch {
                             created_at: event.created_at,
                             last_attempt_at: None,
                             next_retry_at: None,
+                            signature: None,
                         },
                     );
                 }
@@ -135,7 +142,7 @@ impl Batch {
                     response_status: a.response_status.map(i32::from),
                     error: a.error.clone(),
                     duration_ms: i32::try_from(a.duration_ms).unwrap_or(i32::MAX),
-                    signature: a.signature,
+                    signature: a.signature.clone(),
                 });
                 self.keep_latest(
                     a.delivery_id,
@@ -155,10 +162,21 @@ impl Batch {
                         created_at: a.event_created_at,
                         last_attempt_at: Some(a.attempted_at),
                         next_retry_at: a.next_retry_at,
+                        signature: Some(a.signature),
                     },
                 );
             }
         }
+    }
+
+    /// The deliveries this batch moves past a first attempt, with the attempt it moves them to:
+    /// the attempt their rows hold now may have to move out first.
+    fn superseding(&self) -> (Vec<Uuid>, Vec<i32>) {
+        self.deliveries
+            .iter()
+            .filter(|(_, d)| d.attempts > 1)
+            .map(|(id, d)| (*id, d.attempts))
+            .unzip()
     }
 
     /// Per webhook: its attempts of this batch in time order, folded into counters.
@@ -190,6 +208,7 @@ impl Batch {
     pub fn statements(&self) -> u64 {
         let parts = [
             !self.events.is_empty(),
+            self.deliveries.values().any(|d| d.attempts > 1),
             !self.deliveries.is_empty(),
             !self.attempts.is_empty(),
             !self.outcomes.is_empty(),
@@ -210,8 +229,15 @@ impl Batch {
         let stats = self.stats();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             write_events(conn, &self.events).await?;
-            write_deliveries(conn, &self.deliveries).await?;
-            write_attempts(conn, &self.attempts).await?;
+            keep_superseded(conn, &self.superseding()).await?;
+            let applied = write_deliveries(conn, &self.deliveries).await?;
+            // An attempt stays in its delivery's row if it is the state just written there.
+            let own_rows: Vec<&AttemptRow> = self
+                .attempts
+                .iter()
+                .filter(|a| !applied.contains(&a.delivery_id) || self.deliveries[&a.delivery_id].attempts != a.attempt)
+                .collect();
+            write_attempts(conn, &own_rows).await?;
             write_stats(conn, &stats).await?;
             let failing: Vec<Uuid> = stats
                 .iter()
@@ -250,12 +276,45 @@ async fn write_events(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel:
     .map(drop)
 }
 
+/// Before a delivery row takes a later attempt, the attempt it holds moves to `delivery_attempts`.
+async fn keep_superseded(
+    conn: &mut AsyncPgConnection,
+    (ids, attempts): &(Vec<Uuid>, Vec<i32>),
+) -> diesel::QueryResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, attempted_at, response_status, error,
+                                        duration_ms, signature)
+         SELECT d.id, d.attempts, d.last_attempt_at, d.response_status, d.error,
+                COALESCE(d.duration_ms, 0), d.signature
+         FROM deliveries d JOIN UNNEST($1, $2) AS t(id, attempts) ON d.id = t.id
+         WHERE d.attempts BETWEEN 1 AND t.attempts - 1
+           AND d.signature IS NOT NULL AND d.last_attempt_at IS NOT NULL
+         ON CONFLICT ON CONSTRAINT delivery_attempts_pkey DO NOTHING",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Int4>, _>(attempts)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Applied {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Inserts or moves forward each delivery's row; returns the ids whose row took this batch's
+/// state (a row already at a later attempt keeps it).
 async fn write_deliveries(
     conn: &mut AsyncPgConnection,
     deliveries: &HashMap<Uuid, DeliveryState>,
-) -> diesel::QueryResult<()> {
+) -> diesel::QueryResult<HashSet<Uuid>> {
     if deliveries.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let rows: Vec<(&Uuid, &DeliveryState)> = deliveries.iter().collect();
     macro_rules! col {
@@ -266,14 +325,16 @@ async fn write_deliveries(
     diesel::sql_query(
         "INSERT INTO deliveries (id, webhook_id, tenant_id, event_id, event_type, subject, status,
                                  attempts, response_status, response_body, error, duration_ms,
-                                 is_test, created_at, last_attempt_at, next_retry_at)
-         SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                 is_test, created_at, last_attempt_at, next_retry_at, signature)
+         SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (id) DO UPDATE SET
              status = excluded.status, attempts = excluded.attempts,
              response_status = excluded.response_status, response_body = excluded.response_body,
              error = excluded.error, duration_ms = excluded.duration_ms,
-             last_attempt_at = excluded.last_attempt_at, next_retry_at = excluded.next_retry_at
-         WHERE deliveries.attempts < excluded.attempts",
+             last_attempt_at = excluded.last_attempt_at, next_retry_at = excluded.next_retry_at,
+             signature = excluded.signature
+         WHERE deliveries.attempts < excluded.attempts
+         RETURNING id",
     )
     .bind::<Array<SqlUuid>, _>(col!(|(id, _)| **id))
     .bind::<Array<SqlUuid>, _>(col!(|(_, d)| d.webhook_id))
@@ -291,12 +352,13 @@ async fn write_deliveries(
     .bind::<Array<Timestamptz>, _>(col!(|(_, d)| d.created_at))
     .bind::<Array<Nullable<Timestamptz>>, _>(col!(|(_, d)| d.last_attempt_at))
     .bind::<Array<Nullable<Timestamptz>>, _>(col!(|(_, d)| d.next_retry_at))
-    .execute(conn)
+    .bind::<Array<Nullable<Text>>, _>(col!(|(_, d)| d.signature.clone()))
+    .load::<Applied>(conn)
     .await
-    .map(drop)
+    .map(|rows| rows.into_iter().map(|r| r.id).collect())
 }
 
-async fn write_attempts(conn: &mut AsyncPgConnection, attempts: &[AttemptRow]) -> diesel::QueryResult<()> {
+async fn write_attempts(conn: &mut AsyncPgConnection, attempts: &[&AttemptRow]) -> diesel::QueryResult<()> {
     if attempts.is_empty() {
         return Ok(());
     }

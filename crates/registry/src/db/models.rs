@@ -330,6 +330,9 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// The latest attempt's signature header. Null before the first attempt, and in rows written
+    /// before the latest attempt moved into the row (migration 5).
+    pub signature: Option<String>,
 }
 
 /// Filters of `GET /v1/deliveries`.
@@ -427,13 +430,35 @@ impl Delivery {
             .await
     }
 
-    pub async fn attempts(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Attempt>> {
-        delivery_attempts::table
-            .filter(delivery_attempts::delivery_id.eq(id))
+    /// Every attempt, oldest first: the superseded ones from `delivery_attempts`, and the latest
+    /// from the delivery's own row (see migration 5).
+    pub async fn load_attempts(&self, conn: &mut AsyncPgConnection) -> QueryResult<Vec<Attempt>> {
+        let mut attempts: Vec<Attempt> = delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(self.id))
             .order(delivery_attempts::attempt.asc())
             .select(Attempt::as_select())
             .load(conn)
-            .await
+            .await?;
+        if let Some(latest) = self.latest_attempt() {
+            if !attempts.iter().any(|a| a.attempt == latest.attempt) {
+                attempts.push(latest);
+                attempts.sort_by_key(|a| a.attempt);
+            }
+        }
+        Ok(attempts)
+    }
+
+    /// The attempt the row itself records, if it records one.
+    fn latest_attempt(&self) -> Option<Attempt> {
+        Some(Attempt {
+            delivery_id: self.id,
+            attempt: Some(self.attempts).filter(|n| *n > 0)?,
+            attempted_at: self.last_attempt_at?,
+            response_status: self.response_status,
+            error: self.error.clone(),
+            duration_ms: self.duration_ms.unwrap_or(0),
+            signature: self.signature.clone()?,
+        })
     }
 
     /// The event's payload, when the ledger has it.

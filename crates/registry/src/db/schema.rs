@@ -105,6 +105,7 @@ diesel::table! {
         created_at -> Timestamptz,
         last_attempt_at -> Nullable<Timestamptz>,
         next_retry_at -> Nullable<Timestamptz>,
+        signature -> Nullable<Text>,
     }
 }
 

@@ -155,7 +155,7 @@ pub(crate) async fn retrieve(
     caller.require("webhooks:read")?;
     let mut conn = state.pool.get().await?;
     let d = find(&mut conn, &caller, &id).await?;
-    let attempts = Delivery::attempts(&mut conn, d.id).await?;
+    let attempts = d.load_attempts(&mut conn).await?;
     let payload = Delivery::payload(&mut conn, d.event_id).await?;
     // In the detailed view `attempts` is the list of attempts (contract §3); its length was the
     // number the collection shows, kept as `attempt_count`.

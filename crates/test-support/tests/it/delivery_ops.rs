@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use hookwire_core::messages::{AttemptRecord, DeliveryStatus, LedgerMessage};
 use hookwire_core::signing::{verify, SigningKey};
 use hookwire_test_support::{Receiver, TestEnv};
-use serde_json::json;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
 fn verifies(secret: &str, got: &hookwire_test_support::Received) -> bool {
     verify(
@@ -107,6 +110,14 @@ async fn exhausted_deliveries_can_be_retried_and_recovered() {
         .wait_for(&format!("/v1/deliveries/{one}"), &key, |b| b["status"] == "success")
         .await;
     assert_eq!(d["attempt_count"], 2);
+    // The first attempt, which the delivery's row held, moved out when the second came.
+    let codes: Vec<_> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["attempt"].as_u64(), a["response_status"].as_u64()))
+        .collect();
+    assert_eq!(codes, [(Some(1), Some(500)), (Some(2), Some(200))]);
 
     // The other two through recover.
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
@@ -210,5 +221,126 @@ async fn a_webhook_failing_for_too_long_is_deactivated_with_a_reason() {
         )
         .await;
     assert_eq!(r.body["disabled_reason"], serde_json::Value::Null);
+    env.stop().await;
+}
+
+/// The ids an attempt record names besides its own delivery's.
+#[derive(Clone, Copy)]
+struct Ids {
+    webhook_id: Uuid,
+    tenant_id: Uuid,
+    event_id: Uuid,
+}
+
+/// The record of attempt `attempt` of `delivery_id`, made at `at`: a 200 succeeds, anything else
+/// is to be retried. Its signature names the attempt.
+fn attempt_record(ids: Ids, delivery_id: Uuid, attempt: u32, response_status: u16, at: DateTime<Utc>) -> LedgerMessage {
+    LedgerMessage::AttemptRecorded(AttemptRecord {
+        delivery_id,
+        webhook_id: ids.webhook_id,
+        tenant_id: ids.tenant_id,
+        event_id: ids.event_id,
+        event_type: "task.created".into(),
+        subject: None,
+        is_test: false,
+        event_created_at: at,
+        attempt,
+        attempted_at: at + chrono::Duration::seconds(attempt.into()),
+        response_status: Some(response_status),
+        response_body: None,
+        error: None,
+        duration_ms: attempt * 10,
+        signature: format!("v1,attempt-{attempt}"),
+        status: if response_status == 200 {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Retrying
+        },
+        next_retry_at: None,
+    })
+}
+
+/// Puts records on the ledger queue as a dispatcher does.
+async fn send_to_ledger(env: &TestEnv, entries: Vec<LedgerMessage>) {
+    let body = serde_json::to_vec(&LedgerMessage::Batch { entries }).unwrap();
+    env.publish_amqp("", &env.topology().ledger_queue(), &body).await;
+}
+
+/// `(attempt, response_status, signature)` of each attempt in a delivery's detail.
+fn attempts_of(d: &Value) -> Vec<(u64, u64, String)> {
+    d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().unwrap(),
+                a["response_status"].as_u64().unwrap(),
+                a["signature"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A delivery's latest attempt lives in its own row and earlier ones move out when a later one
+/// supersedes them. Whatever order the attempt records reach the registry in, and however often,
+/// the log shows each attempt once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_log_keeps_every_attempt_whatever_order_the_records_arrive_in() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let ids = Ids {
+        webhook_id: Uuid::now_v7(),
+        tenant_id: tenant.parse().unwrap(),
+        event_id: Uuid::now_v7(),
+    };
+    let now = Utc::now();
+    let record = |delivery, attempt, status| attempt_record(ids, delivery, attempt, status, now);
+    let (late, superseded, twice) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+
+    // `late`'s second attempt arrives before its first; `superseded` and `twice` succeed at once.
+    send_to_ledger(
+        &env,
+        vec![record(late, 2, 200), record(superseded, 1, 200), record(twice, 1, 200)],
+    )
+    .await;
+    env.wait_for(&format!("/v1/deliveries/{twice}"), &key, |b| b["status"] == "success")
+        .await;
+    // Then: `late`'s first attempt, a second attempt of `superseded` (a retry by hand), and
+    // `twice`'s first attempt again (a redelivered batch).
+    send_to_ledger(
+        &env,
+        vec![record(late, 1, 500), record(superseded, 2, 503), record(twice, 1, 200)],
+    )
+    .await;
+    env.wait_for(&format!("/v1/deliveries/{superseded}"), &key, |b| {
+        b["attempt_count"] == 2
+    })
+    .await;
+
+    let get = |id: Uuid| {
+        let (env, key) = (&env, key.clone());
+        async move { env.api("GET", &format!("/v1/deliveries/{id}"), &key, None).await.body }
+    };
+    let d = get(late).await;
+    assert_eq!(
+        (d["status"].as_str(), d["attempt_count"].as_u64()),
+        (Some("success"), Some(2))
+    );
+    assert_eq!(
+        attempts_of(&d),
+        [(1, 500, "v1,attempt-1".into()), (2, 200, "v1,attempt-2".into())]
+    );
+    let d = get(superseded).await;
+    assert_eq!(
+        (d["status"].as_str(), d["response_status"].as_u64()),
+        (Some("retrying"), Some(503))
+    );
+    assert_eq!(
+        attempts_of(&d),
+        [(1, 200, "v1,attempt-1".into()), (2, 503, "v1,attempt-2".into())]
+    );
+    let d = get(twice).await;
+    assert_eq!(attempts_of(&d), [(1, 200, "v1,attempt-1".into())]);
     env.stop().await;
 }
