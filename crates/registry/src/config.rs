@@ -19,7 +19,20 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub webhooks: WebhooksConfig,
     pub rate_limits: RateLimitsConfig,
+    pub retention: RetentionConfig,
     pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionConfig {
+    /// How long the delivery log (deliveries, attempts, event payloads) is kept, from routing;
+    /// a delivery still pending or being retried is kept until it ends. At least 1 h. Default
+    /// 30 days.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub deliveries: Duration,
+    /// How often old rows are deleted; 0 turns retention off. Default 10 min.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +96,30 @@ pub struct WebhooksConfig {
 
 impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        hookwire_core::config::load(DEFAULTS, file)
+        let config: Self = hookwire_core::config::load(DEFAULTS, file)?;
+        anyhow::ensure!(
+            config.retention.deliveries >= Duration::from_secs(3600),
+            "retention.deliveries must be at least 1h"
+        );
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_log_kept_less_than_an_hour_is_refused() {
+        let file = std::env::temp_dir().join(format!("hookwire-retention-{}.toml", std::process::id()));
+        std::fs::write(&file, "[retention]\ndeliveries = \"10m\"\n").unwrap();
+        let refused = Config::load(Some(&file));
+        std::fs::remove_file(&file).unwrap();
+        let error = refused.expect_err("10 minutes of log is refused").to_string();
+        assert!(error.contains("retention.deliveries must be at least 1h"), "{error}");
+        assert_eq!(
+            Config::load(None).unwrap().retention.deliveries,
+            Duration::from_secs(30 * 86_400)
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod notices;
 pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
+pub mod retention;
 pub mod routes;
 pub mod tasks;
 
@@ -48,6 +49,7 @@ pub struct Application {
     port: u16,
     cancel: CancellationToken,
     ledger: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 /// Seeds the development catalog (contract §3 Event types). Existing types are left alone.
@@ -92,6 +94,12 @@ impl Application {
             notices.clone(),
             cancel.clone(),
         ));
+        let retention = tokio::spawn(retention::run(
+            config.retention.clone(),
+            pool.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
         let listener =
             TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
@@ -130,6 +138,7 @@ impl Application {
             port,
             cancel,
             ledger,
+            retention,
         })
     }
 
@@ -147,6 +156,7 @@ impl Application {
         handle.stop(true).await;
         self.cancel.cancel();
         let _ = self.ledger.await;
+        let _ = self.retention.await;
         server.await.context("server task")?.context("server")?;
         Ok(())
     }

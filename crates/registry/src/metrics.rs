@@ -1,7 +1,9 @@
 //! The registry's Prometheus metrics, served at `/metrics` (HTTP metrics come from
 //! `hookwire_http::HttpMetrics`).
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 pub struct Metrics {
@@ -11,6 +13,19 @@ pub struct Metrics {
     pub ledger_write_failures: Counter,
     pub ledger_dead_lettered: Counter,
     pub ledger_statements: Counter,
+    retention_deleted: Family<TableLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: &'static str,
+}
+
+impl Metrics {
+    /// Rows the retention task deleted from `table`.
+    pub fn retention_deleted(&self, table: &'static str) -> Counter {
+        self.retention_deleted.get_or_create(&TableLabels { table }).clone()
+    }
 }
 
 impl Default for Metrics {
@@ -21,6 +36,7 @@ impl Default for Metrics {
         let ledger_write_failures = Counter::default();
         let ledger_dead_lettered = Counter::default();
         let ledger_statements = Counter::default();
+        let retention_deleted = Family::default();
         registry.register(
             "ledger_messages_written",
             "Ledger messages (events and attempts) written to the delivery log",
@@ -46,8 +62,14 @@ impl Default for Metrics {
             "SQL statements the ledger writer ran (its transactions' begin and commit not counted)",
             ledger_statements.clone(),
         );
+        registry.register(
+            "retention_deleted",
+            "Rows the retention task deleted, by table",
+            retention_deleted.clone(),
+        );
         Self {
             registry,
+            retention_deleted,
             ledger_statements,
             ledger_messages_written,
             ledger_batches_written,

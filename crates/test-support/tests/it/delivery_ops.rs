@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, LedgerMessage};
 use hookwire_core::signing::{verify, SigningKey};
-use hookwire_test_support::{Receiver, TestEnv};
+use hookwire_test_support::{eventually, Receiver, TestEnv};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -342,5 +342,99 @@ async fn the_log_keeps_every_attempt_whatever_order_the_records_arrive_in() {
     );
     let d = get(twice).await;
     assert_eq!(attempts_of(&d), [(1, 200, "v1,attempt-1".into())]);
+    env.stop().await;
+}
+
+/// Deliveries, their attempts and their events' payloads older than `retention.deliveries` are
+/// deleted, unless the delivery is still being retried; younger ones stay whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
+    let env = TestEnv::start_with(|o| {
+        o.registry.retention.deliveries = Duration::from_secs(3600);
+        o.registry.retention.interval = Duration::from_millis(500);
+    })
+    .await;
+    let (tenant, key) = env.tenant("acme").await;
+    let tenant_id: Uuid = tenant.parse().unwrap();
+    // Ids as the publisher makes them (UUIDv7), from two hours ago and from now.
+    let v7_at = |at: DateTime<Utc>| {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap();
+        Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, 0))
+    };
+    let old_at = Utc::now() - chrono::Duration::hours(2);
+    let mut ids = Vec::new();
+    let mut entries = Vec::new();
+    // Each delivery has two attempts, so one has a row of its own (the other is in the delivery's
+    // row): old and finished, old and still being retried, young and finished.
+    for (at, last_status) in [(old_at, 200), (old_at, 500), (Utc::now(), 200)] {
+        let (event_id, delivery_id, webhook_id) = (v7_at(at), v7_at(at), Uuid::now_v7());
+        entries.push(LedgerMessage::EventRouted {
+            event: hookwire_core::messages::Event {
+                id: event_id,
+                event_type: "task.created".into(),
+                tenant_id: Some(tenant_id),
+                subject: None,
+                channels: vec![],
+                data: json!({"at": at}),
+                is_test: false,
+                created_at: at,
+            },
+            deliveries: vec![hookwire_core::messages::RoutedDelivery {
+                delivery_id,
+                webhook_id,
+                tenant_id,
+            }],
+        });
+        let who = Ids {
+            webhook_id,
+            tenant_id,
+            event_id,
+        };
+        entries.push(attempt_record(who, delivery_id, 1, 500, at));
+        entries.push(attempt_record(who, delivery_id, 2, last_status, at));
+        ids.push(delivery_id);
+    }
+    send_to_ledger(&env, entries).await;
+
+    // An operator sees what went: one row of each of the log's tables.
+    let gone = eventually(Duration::from_secs(15), || async {
+        let m = env.http.get(&format!("{}/metrics", env.registry), &[]).await.ok()?;
+        let text = m.body.as_str().unwrap_or_default().to_owned();
+        ["deliveries", "delivery_attempts", "events"]
+            .iter()
+            .all(|t| {
+                text.contains(&format!(
+                    r#"hookwire_registry_retention_deleted_total{{table="{t}"}} 1"#
+                ))
+            })
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "the old finished delivery, its attempt and its event were not deleted"
+    );
+    // Another pass or two, to see they delete nothing more.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let text = env.http.get(&format!("{}/metrics", env.registry), &[]).await.unwrap();
+    let text = text.body.as_str().unwrap_or_default();
+    for t in ["deliveries", "delivery_attempts", "events"] {
+        let line = format!(r#"hookwire_registry_retention_deleted_total{{table="{t}"}} 1"#);
+        assert!(text.lines().any(|l| l == line), "{t}: {text}");
+    }
+
+    let detail = |id: Uuid| {
+        let (env, key) = (&env, key.clone());
+        async move { env.api("GET", &format!("/v1/deliveries/{id}"), &key, None).await }
+    };
+    assert_eq!(detail(ids[0]).await.status, 404);
+    for kept in [ids[1], ids[2]] {
+        let d = detail(kept).await;
+        assert_eq!(d.status, 200);
+        assert_eq!(d.body["attempts"].as_array().map(Vec::len), Some(2), "{:?}", d.body);
+        assert!(d.body["payload"]["at"].is_string(), "{:?}", d.body);
+    }
+    let listed = env.api("GET", "/v1/deliveries", &key, None).await;
+    assert_eq!(listed.body["count"], 2);
     env.stop().await;
 }
