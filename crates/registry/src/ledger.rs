@@ -71,7 +71,7 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                 }
                 let Some(last_good) = last_good else { continue };
                 let mut failures = 0u32;
-                loop {
+                let statements = loop {
                     let written = match pool.get().await {
                         Ok(mut conn) => batch
                             .write(&mut conn, config.webhooks.auto_disable_after)
@@ -80,12 +80,12 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                         Err(e) => Err(anyhow::Error::from(e)),
                     };
                     match written {
-                        Ok(disabled) => {
-                            for w in &disabled {
+                        Ok(written) => {
+                            for w in &written.deactivated {
                                 tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
                                 notices.upserted(w).await;
                             }
-                            break;
+                            break written.statements;
                         }
                         Err(e) => {
                             metrics.ledger_write_failures.inc();
@@ -99,10 +99,10 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                             }
                         }
                     }
-                }
+                };
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);
-                metrics.ledger_statements.inc_by(batch.statements());
+                metrics.ledger_statements.inc_by(statements);
                 metrics.ledger_batches_written.inc();
             }
         }

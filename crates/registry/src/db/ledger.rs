@@ -203,51 +203,61 @@ impl Batch {
         all
     }
 
-    /// How many SQL statements `write` runs for this batch (for the statements-per-delivery
+    /// How many SQL statements `write` ran for this batch (for the statements-per-delivery
     /// figure): one per non-empty part, plus the deactivation check when something failed.
-    pub fn statements(&self) -> u64 {
+    fn statements(&self, attempts_apart: bool) -> u64 {
         let parts = [
             !self.events.is_empty(),
             self.deliveries.values().any(|d| d.attempts > 1),
             !self.deliveries.is_empty(),
-            !self.attempts.is_empty(),
+            attempts_apart,
             !self.outcomes.is_empty(),
         ];
         let failing = self.outcomes.values().any(|o| o.iter().any(|(_, ok)| !ok));
         parts.iter().filter(|p| **p).count() as u64 + u64::from(failing)
     }
 
-    /// Writes the batch in one transaction. Safe to call again after a failure. Returns the
-    /// webhooks this batch deactivated: failing without a success for longer than
-    /// `auto_disable_after`.
+    /// Writes the batch in one transaction. Safe to call again after a failure.
     #[tracing::instrument(name = "ledger_write", skip_all, fields(messages = self.len))]
     pub async fn write(
         &self,
         conn: &mut AsyncPgConnection,
         auto_disable_after: Duration,
-    ) -> diesel::QueryResult<Vec<Webhook>> {
+    ) -> diesel::QueryResult<Written> {
         let stats = self.stats();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             write_events(conn, &self.events).await?;
             keep_superseded(conn, &self.superseding()).await?;
             let applied = write_deliveries(conn, &self.deliveries).await?;
             // An attempt stays in its delivery's row if it is the state just written there.
-            let own_rows: Vec<&AttemptRow> = self
+            let apart: Vec<&AttemptRow> = self
                 .attempts
                 .iter()
                 .filter(|a| !applied.contains(&a.delivery_id) || self.deliveries[&a.delivery_id].attempts != a.attempt)
                 .collect();
-            write_attempts(conn, &own_rows).await?;
+            write_attempts(conn, &apart).await?;
             write_stats(conn, &stats).await?;
             let failing: Vec<Uuid> = stats
                 .iter()
                 .filter(|(_, s)| s.failures_since_success > 0)
                 .map(|(id, _)| *id)
                 .collect();
-            disable_failing(conn, &failing, auto_disable_after).await
+            Ok(Written {
+                deactivated: disable_failing(conn, &failing, auto_disable_after).await?,
+                statements: self.statements(!apart.is_empty()),
+            })
         })
         .await
     }
+}
+
+/// What writing a batch did.
+pub struct Written {
+    /// The webhooks the batch deactivated: failing without a success for longer than
+    /// `auto_disable_after`.
+    pub deactivated: Vec<Webhook>,
+    /// SQL statements run (its transaction's begin and commit not counted).
+    pub statements: u64,
 }
 
 async fn write_events(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::QueryResult<()> {
