@@ -528,10 +528,22 @@ impl Message {
         }
     }
 
-    /// One delivery of the message is finished.
+    /// One delivery of the message is finished. A call past the last delivery is a bug; it is
+    /// logged and ignored, never a second acknowledgement (which would close the channel).
     async fn finished(&self, acks: &crate::acks::Acks) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) > 1 {
-            return;
+        match self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        {
+            Ok(1) => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::error!(
+                    tag = self.tag,
+                    "a delivery finished after its message was settled; ignored"
+                );
+                return;
+            }
         }
         if self.failed.load(Ordering::Acquire) {
             requeue(&self.acker).await;
