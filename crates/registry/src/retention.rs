@@ -3,6 +3,10 @@
 //! retried; idempotency keys for the 24 h they mean something; rate-limit rows only while they
 //! hold back a caller. A background task deletes the rest every
 //! `retention.interval`, in chunks, so no statement holds locks or bloats the WAL for long.
+//! Each chunk deletes by `ctid` the rows its sub-select chose (a TID scan; with `IN (keys)` the
+//! planner scanned the whole attempts table for every chunk), and the next chunk starts after the
+//! last key deleted. A pass over 1 million old deliveries, as many attempts and 100,000 events
+//! took about 17 s here (debug build).
 //!
 //! The log's tables are cut by primary key, with no index of their own for it: delivery and
 //! event ids are UUIDv7, whose first 48 bits are the creation time in milliseconds, so "older
@@ -13,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+use diesel::pg::Pg;
+use diesel::sql_types::{Array, BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -59,68 +64,92 @@ pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, c
     }
 }
 
-/// What one statement deletes: a table's name (the metric's label) and its SQL, which takes the
-/// chunk size (`$1`) and its cutoff (`$2`), if it has one.
+/// Which rows of a table one pass deletes. `choose` selects their `ctid`s in key order; a chunk is
+/// `choose LIMIT $1`, and the log's tables continue from the last key deleted (`$3`), so no chunk
+/// walks again over the index entries of rows the chunks before it deleted.
 struct Rule {
     table: &'static str,
-    cutoff: Cutoff,
-    sql: &'static str,
+    choose: &'static str,
+    /// The key `choose` orders by, for the next chunk to start from; `None` for small tables,
+    /// deleted without keyset pagination.
+    key: Option<&'static str>,
+    binds: Binds,
 }
 
-enum Cutoff {
-    /// The smallest id of the delivery log's retention cutoff.
-    LogId,
-    /// When an idempotency key created before it expired.
+/// The parameters of `choose` after the chunk size.
+enum Binds {
+    /// `$2` the log's cutoff id, `$3` the key to continue from, `$4` ids to keep, if `Some`.
+    Log(Option<Keep>),
+    /// `$2` when an idempotency key created before it expired.
     KeysExpired,
-    /// None: the statement compares with `now()` itself.
+    /// None: `choose` compares with `now()` itself.
     Clock,
 }
 
+/// Ids kept although older than the cutoff: those of deliveries still pending or being retried
+/// (whose attempts stay), or of their events.
+#[derive(Clone, Copy)]
+enum Keep {
+    Deliveries,
+    Events,
+}
+
+// The log's three tables go in this order: a delivery still pending or being retried keeps its
+// attempts and its event (the event is what a retry by hand sends again).
 const RULES: [Rule; 5] = [
-    // The log's three tables, in this order: a delivery still pending or being retried keeps
-    // its attempts and its event (the event is what a retry by hand sends again).
     Rule {
         table: "delivery_attempts",
-        cutoff: Cutoff::LogId,
-        sql: "DELETE FROM delivery_attempts WHERE (delivery_id, attempt) IN (
-                  SELECT a.delivery_id, a.attempt FROM delivery_attempts a
-                  WHERE a.delivery_id < $2 AND NOT EXISTS (
-                      SELECT 1 FROM deliveries d
-                      WHERE d.id = a.delivery_id AND d.status IN ('pending', 'retrying'))
-                  ORDER BY a.delivery_id LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        choose: "SELECT ctid FROM delivery_attempts
+                 WHERE delivery_id >= $3 AND delivery_id < $2 AND delivery_id <> ALL($4)
+                 ORDER BY delivery_id",
+        key: Some("delivery_id"),
+        binds: Binds::Log(Some(Keep::Deliveries)),
     },
     Rule {
         table: "deliveries",
-        cutoff: Cutoff::LogId,
-        sql: "DELETE FROM deliveries WHERE id IN (
-                  SELECT id FROM deliveries WHERE id < $2 AND status NOT IN ('pending', 'retrying')
-                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        choose: "SELECT ctid FROM deliveries
+                 WHERE id >= $3 AND id < $2 AND status NOT IN ('pending', 'retrying')
+                 ORDER BY id",
+        key: Some("id"),
+        binds: Binds::Log(None),
     },
     Rule {
         table: "events",
-        cutoff: Cutoff::LogId,
-        sql: "DELETE FROM events WHERE id IN (
-                  SELECT e.id FROM events e
-                  WHERE e.id < $2 AND NOT EXISTS (
-                      SELECT 1 FROM deliveries d WHERE d.id < $2 AND d.event_id = e.id)
-                  ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        choose: "SELECT ctid FROM events WHERE id >= $3 AND id < $2 AND id <> ALL($4) ORDER BY id",
+        key: Some("id"),
+        binds: Binds::Log(Some(Keep::Events)),
     },
     Rule {
         table: "idempotency_keys",
-        cutoff: Cutoff::KeysExpired,
-        sql: "DELETE FROM idempotency_keys WHERE (scope, key) IN (
-                  SELECT scope, key FROM idempotency_keys WHERE created_at < $2
-                  LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        choose: "SELECT ctid FROM idempotency_keys WHERE created_at < $2",
+        key: None,
+        binds: Binds::KeysExpired,
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly
     // as a missing row does.
     Rule {
         table: "rate_limits",
-        cutoff: Cutoff::Clock,
-        sql: "DELETE FROM rate_limits WHERE bucket IN (
-                  SELECT bucket FROM rate_limits WHERE tat < now() LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        choose: "SELECT ctid FROM rate_limits WHERE tat < now()",
+        key: None,
+        binds: Binds::Clock,
     },
 ];
+
+#[derive(diesel::QueryableByName)]
+struct Chunk {
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    last: Option<Uuid>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Live {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+}
 
 /// One pass: every rule, chunk after chunk, until a chunk comes back short.
 pub async fn prune(
@@ -132,24 +161,55 @@ pub async fn prune(
     let keep = chrono::Duration::from_std(config.deliveries).unwrap_or(chrono::Duration::MAX);
     let log_cutoff = v7_floor(Utc::now() - keep);
     let keys_expired = Utc::now() - chrono::Duration::hours(crate::db::idempotency::RETENTION_HOURS);
+    // Old deliveries still under way: few, read once per pass.
+    let live: Vec<Live> =
+        diesel::sql_query("SELECT id, event_id FROM deliveries WHERE id < $1 AND status IN ('pending', 'retrying')")
+            .bind::<SqlUuid, _>(log_cutoff)
+            .load(conn)
+            .await?;
+    let kept = |which: Keep| -> Vec<Uuid> {
+        live.iter()
+            .map(|l| match which {
+                Keep::Deliveries => l.id,
+                Keep::Events => l.event_id,
+            })
+            .collect()
+    };
     for rule in &RULES {
-        let mut deleted = 0;
+        let sql = format!(
+            "WITH gone AS (
+                 DELETE FROM {table} WHERE ctid = ANY(ARRAY({choose} LIMIT $1 FOR UPDATE SKIP LOCKED))
+                 RETURNING {key} AS k)
+             SELECT count(*) AS deleted, (SELECT k FROM gone ORDER BY k DESC LIMIT 1) AS last FROM gone",
+            table = rule.table,
+            choose = rule.choose,
+            key = rule.key.unwrap_or("NULL::uuid"),
+        );
+        let (mut deleted, mut after) = (0, Uuid::nil());
         loop {
-            let chunk = diesel::sql_query(rule.sql).bind::<BigInt, _>(CHUNK);
-            let n = match rule.cutoff {
-                Cutoff::LogId => chunk.bind::<SqlUuid, _>(log_cutoff).execute(conn).await?,
-                Cutoff::KeysExpired => chunk.bind::<Timestamptz, _>(keys_expired).execute(conn).await?,
-                Cutoff::Clock => chunk.execute(conn).await?,
+            let query = diesel::sql_query(&sql).into_boxed::<Pg>().bind::<BigInt, _>(CHUNK);
+            let query = match rule.binds {
+                Binds::Log(keep) => {
+                    let query = query.bind::<SqlUuid, _>(log_cutoff).bind::<SqlUuid, _>(after);
+                    match keep {
+                        Some(which) => query.bind::<Array<SqlUuid>, _>(kept(which)),
+                        None => query,
+                    }
+                }
+                Binds::KeysExpired => query.bind::<Timestamptz, _>(keys_expired),
+                Binds::Clock => query,
             };
-            deleted += n;
-            if (n as i64) < CHUNK || cancel.is_cancelled() {
+            let chunk: Chunk = query.get_result(conn).await?;
+            deleted += chunk.deleted;
+            after = chunk.last.unwrap_or(after);
+            if chunk.deleted < CHUNK || cancel.is_cancelled() {
                 break;
             }
             // Room for the ledger writer between chunks.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if deleted > 0 {
-            metrics.retention_deleted(rule.table).inc_by(deleted as u64);
+            metrics.retention_deleted(rule.table).inc_by(deleted.unsigned_abs());
             tracing::info!(table = rule.table, deleted, "retention removed old rows");
         }
     }
