@@ -125,7 +125,31 @@ fn cpu_snapshot() -> Vec<(String, f64)> {
         .filter_map(|s| proc_stats(s).map(|(cpu, _)| (s.to_string(), cpu)))
         .collect();
     cpu.push(("postgresql".into(), postgres_cpu()));
+    if let Some(own) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| cpu_seconds(&s))
+    {
+        cpu.push(("bench (generator, receiver)".into(), own));
+    }
+    if let Some(busy) = machine_busy_seconds() {
+        cpu.push(("machine, all processes".into(), busy));
+    }
     cpu
+}
+
+/// CPU seconds the whole machine has been busy (every core, kernel work included), from the
+/// first line of /proc/stat: user, nice, system, irq, softirq and steal, in USER_HZ (100/s).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0.0))
+        .collect();
+    let busy = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| ticks.get(*i)).sum::<f64>();
+    Some(busy / 100.0)
 }
 
 impl Bench {
