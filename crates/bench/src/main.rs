@@ -120,8 +120,9 @@ fn postgres_cpu() -> f64 {
 }
 
 fn cpu_snapshot() -> Vec<(String, f64)> {
-    let mut cpu: Vec<(String, f64)> = ["registry", "publisher", "dispatcher", "rabbitmq"]
+    let mut cpu: Vec<(String, f64)> = SERVICES
         .iter()
+        .chain(&["rabbitmq"])
         .filter_map(|s| proc_stats(s).map(|(cpu, _)| (s.to_string(), cpu)))
         .collect();
     cpu.push(("postgresql".into(), postgres_cpu()));
@@ -168,28 +169,28 @@ impl Bench {
     /// scenario starts, so it includes draining its backlog and settling. Per phase: the
     /// dispatcher's peak RSS (its target is per run) and each process's CPU time per delivery.
     fn phase(&mut self, next: Option<&str>) {
+        let ended = std::mem::replace(&mut self.phase, next.map(str::to_owned));
         let cpu = cpu_snapshot();
-        let delivered = self.delivered - self.phase_start.0;
-        if let (Some(label), true) = (self.phase.clone(), delivered > 0) {
+        let (delivered_before, cpu_before) = std::mem::replace(&mut self.phase_start, (self.delivered, cpu.clone()));
+        let delivered = self.delivered - delivered_before;
+        if let (Some(label), true) = (&ended, delivered > 0) {
             for (service, now) in &cpu {
-                if let Some((_, before)) = self.phase_start.1.iter().find(|(s, _)| s == service) {
+                if let Some((_, before)) = cpu_before.iter().find(|(s, _)| s == service) {
                     let micros = (now - before) * 1e6 / delivered as f64;
-                    self.row(&label, &format!("{service} CPU per delivery"), micros, "µs", "");
+                    self.row(label, &format!("{service} CPU per delivery"), micros, "µs", "");
                 }
             }
         }
-        self.phase_start = (self.delivered, cpu);
         for i in 0..self.peaks.len() {
             let service = self.peaks[i].0;
-            if let (Some(label), Some((_, hwm))) = (self.phase.clone(), proc_stats(service)) {
+            if let (Some(label), Some((_, hwm))) = (&ended, proc_stats(service)) {
                 self.peaks[i].1 = self.peaks[i].1.max(hwm);
                 if service == "dispatcher" {
-                    self.row(&label, "dispatcher peak RSS", hwm as f64 / 1024.0, "MiB", "≤ 64");
+                    self.row(label, "dispatcher peak RSS", hwm as f64 / 1024.0, "MiB", "≤ 64");
                 }
             }
             reset_peak_rss(service);
         }
-        self.phase = next.map(str::to_owned);
     }
 
     fn cpu_rows(&mut self, scenario: &str, before: &[(String, f64)], seconds: f64) {

@@ -185,14 +185,18 @@ pub async fn prune(
             choose = rule.choose,
             key = rule.key.unwrap_or("NULL::uuid"),
         );
+        let kept_ids = match rule.binds {
+            Binds::Log(Some(which)) => Some(kept(which)),
+            _ => None,
+        };
         let (mut deleted, mut after) = (0, Uuid::nil());
         loop {
             let query = diesel::sql_query(&sql).into_boxed::<Pg>().bind::<BigInt, _>(CHUNK);
             let query = match rule.binds {
-                Binds::Log(keep) => {
+                Binds::Log(_) => {
                     let query = query.bind::<SqlUuid, _>(log_cutoff).bind::<SqlUuid, _>(after);
-                    match keep {
-                        Some(which) => query.bind::<Array<SqlUuid>, _>(kept(which)),
+                    match &kept_ids {
+                        Some(ids) => query.bind::<Array<SqlUuid>, _>(ids.as_slice()),
                         None => query,
                     }
                 }

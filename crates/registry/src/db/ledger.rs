@@ -205,10 +205,10 @@ impl Batch {
 
     /// How many SQL statements `write` ran for this batch (for the statements-per-delivery
     /// figure): one per non-empty part, plus the deactivation check when something failed.
-    fn statements(&self, attempts_apart: bool) -> u64 {
+    fn statements(&self, superseding: bool, attempts_apart: bool) -> u64 {
         let parts = [
             !self.events.is_empty(),
-            self.deliveries.values().any(|d| d.attempts > 1),
+            superseding,
             !self.deliveries.is_empty(),
             attempts_apart,
             !self.outcomes.is_empty(),
@@ -227,7 +227,8 @@ impl Batch {
         let stats = self.stats();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             write_events(conn, &self.events).await?;
-            keep_superseded(conn, &self.superseding()).await?;
+            let superseding = self.superseding();
+            keep_superseded(conn, &superseding).await?;
             let applied = write_deliveries(conn, &self.deliveries).await?;
             // An attempt stays in its delivery's row if it is the state just written there.
             let apart: Vec<&AttemptRow> = self
@@ -244,7 +245,7 @@ impl Batch {
                 .collect();
             Ok(Written {
                 deactivated: disable_failing(conn, &failing, auto_disable_after).await?,
-                statements: self.statements(!apart.is_empty()),
+                statements: self.statements(!superseding.0.is_empty(), !apart.is_empty()),
             })
         })
         .await
