@@ -162,6 +162,11 @@ pub enum TaskMessage {
     /// parked attempts leave the group as `delivery_task.v1` messages of their own.
     #[serde(rename = "delivery_group.v1")]
     Group(DeliveryGroup),
+    /// The first attempts of several events in one message: the tasks and groups of one ingest
+    /// request, so a producer that publishes in batches costs the broker one message per batch
+    /// rather than one per event. Retries and parks leave it as `delivery_task.v1`.
+    #[serde(rename = "delivery_batch.v1")]
+    Batch { entries: Vec<TaskMessage> },
 }
 
 impl TaskMessage {
@@ -170,6 +175,25 @@ impl TaskMessage {
         match self {
             Self::V1(task) => vec![task],
             Self::Group(group) => group.into_tasks(),
+            Self::Batch { entries } => entries.into_iter().flat_map(Self::into_tasks).collect(),
+        }
+    }
+
+    /// How many deliveries the message asks for.
+    pub fn deliveries(&self) -> usize {
+        match self {
+            Self::V1(_) => 1,
+            Self::Group(group) => group.deliveries.len(),
+            Self::Batch { entries } => entries.iter().map(Self::deliveries).sum(),
+        }
+    }
+
+    /// One message for `entries`: the entry itself when there is one, a batch otherwise.
+    pub fn batch(mut entries: Vec<TaskMessage>) -> Self {
+        if entries.len() == 1 {
+            entries.pop().expect("one entry")
+        } else {
+            Self::Batch { entries }
         }
     }
 }
@@ -387,13 +411,20 @@ mod tagged {
         }
     }
 
+    /// The fields of `delivery_batch.v1`.
+    #[derive(serde::Deserialize)]
+    struct TaskBatch {
+        entries: Vec<TaskMessage>,
+    }
+
     impl Tagged for TaskMessage {
-        const KINDS: &'static [&'static str] = &["delivery_task.v1", "delivery_group.v1"];
+        const KINDS: &'static [&'static str] = &["delivery_task.v1", "delivery_group.v1", "delivery_batch.v1"];
 
         fn from_kind<'de, A: MapAccess<'de>>(kind: &str, fields: A) -> Result<Self, A::Error> {
             match kind {
                 "delivery_task.v1" => rest::<DeliveryTask, A>(fields).map(Self::V1),
                 "delivery_group.v1" => rest::<DeliveryGroup, A>(fields).map(Self::Group),
+                "delivery_batch.v1" => rest::<TaskBatch, A>(fields).map(|b| Self::Batch { entries: b.entries }),
                 other => Err(A::Error::unknown_variant(other, Self::KINDS)),
             }
         }
@@ -597,7 +628,11 @@ mod tests {
             delivery_id: Uuid::nil(),
             target: target(),
         });
-        assert_agrees("delivery_group.v1", &TaskMessage::Group(group));
+        assert_agrees("delivery_group.v1", &TaskMessage::Group(group.clone()));
+        assert_agrees(
+            "delivery_batch.v1",
+            &TaskMessage::batch(vec![task, TaskMessage::Group(group)]),
+        );
         let event = event(serde_json::json!({}));
         assert_agrees(
             "event_routed.v1",
@@ -688,6 +723,39 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_becomes_the_tasks_of_its_entries_in_order() {
+        let (first, second) = (event(serde_json::json!({"n": 1})), event(serde_json::json!({"n": 2})));
+        let alone = DeliveryTask::new(Uuid::now_v7(), &first, target(), first.request_body(), 0);
+        let mut group = DeliveryGroup::new(&second, second.request_body(), None);
+        let members = [Uuid::now_v7(), Uuid::now_v7()];
+        for id in members {
+            group.deliveries.push(GroupMember {
+                delivery_id: id,
+                target: target(),
+            });
+        }
+        let one = TaskMessage::V1(alone.clone());
+        assert_eq!(
+            TaskMessage::batch(vec![one.clone()]),
+            one,
+            "a batch of one is its entry"
+        );
+        let batch = TaskMessage::batch(vec![one, TaskMessage::Group(group)]);
+        assert_eq!(batch.deliveries(), 3);
+        let wire = serde_json::to_vec(&batch).unwrap();
+        let tasks = serde_json::from_slice::<TaskMessage>(&wire).unwrap().into_tasks();
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.delivery_id).collect();
+        assert_eq!(ids, [alone.delivery_id, members[0], members[1]]);
+        assert_eq!(tasks[0], alone);
+        assert_eq!(
+            tasks[1].body,
+            second.request_body(),
+            "a group's members carry their own event"
+        );
+        assert_eq!(tasks[2].event_id, second.id);
+    }
+
+    #[test]
     fn a_message_decodes_whether_kind_comes_first_or_not() {
         let e = event(serde_json::json!({"n": [1, 2]}));
         let mut group = DeliveryGroup::new(&e, e.request_body(), None);
@@ -695,7 +763,7 @@ mod tests {
             delivery_id: Uuid::now_v7(),
             target: target(),
         });
-        let task = TaskMessage::Group(group);
+        let task = TaskMessage::batch(vec![TaskMessage::Group(group.clone()), TaskMessage::Group(group)]);
         let routed = LedgerMessage::EventRouted {
             event: e,
             deliveries: vec![RoutedDelivery {
@@ -707,7 +775,7 @@ mod tests {
         let ledger = LedgerMessage::batch(vec![routed.clone(), routed]);
         // As our encoders write it: `kind` first.
         let wire = serde_json::to_string(&task).unwrap();
-        assert!(wire.starts_with(r#"{"kind":"delivery_group.v1","#), "{wire}");
+        assert!(wire.starts_with(r#"{"kind":"delivery_batch.v1","#), "{wire}");
         assert_eq!(serde_json::from_str::<TaskMessage>(&wire).unwrap(), task);
         // From another encoder: keys in alphabetical order (serde_json's `Map`), so `kind` is
         // not first, here and in the batch's entries.
@@ -727,7 +795,7 @@ mod tests {
             let moved = serde_json::to_string(&kind_elsewhere(original.clone())).unwrap();
             assert!(!moved.starts_with(r#"{"kind""#), "{moved}");
             let back = match original["kind"].as_str().unwrap() {
-                "delivery_group.v1" => serde_json::to_value(serde_json::from_str::<TaskMessage>(&moved).unwrap()),
+                "delivery_batch.v1" => serde_json::to_value(serde_json::from_str::<TaskMessage>(&moved).unwrap()),
                 _ => serde_json::to_value(serde_json::from_str::<LedgerMessage>(&moved).unwrap()),
             };
             assert_eq!(back.unwrap(), original);

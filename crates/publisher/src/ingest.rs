@@ -106,14 +106,22 @@ pub struct Prepared {
     pub matched: Vec<usize>,
 }
 
-/// Routes every event and serializes its tasks and its ledger record. An event's deliveries go
-/// out in `delivery_group.v1` messages of up to `group_size` members (at most
-/// `DeliveryGroup::MAX_MEMBERS`); a group of one is sent as the `delivery_task.v1` it stands for.
+/// Routes every event and serializes its tasks and its ledger record. An event's deliveries
+/// form `delivery_group.v1` entries of up to `group_size` members (at most
+/// `DeliveryGroup::MAX_MEMBERS`); a group of one is the `delivery_task.v1` it stands for. The
+/// request's entries then travel together, in order, up to `group_size` deliveries per broker
+/// message: several entries as one `delivery_batch.v1`, one entry as itself.
 pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
-    let deliveries_exchange = topology.deliveries_exchange();
     let ledger_queue = topology.ledger_queue();
     let group_size = group_size.clamp(1, DeliveryGroup::MAX_MEMBERS);
-    let mut messages = Vec::new();
+    let mut tasks = Packer {
+        exchange: topology.deliveries_exchange(),
+        limit: group_size,
+        messages: Vec::new(),
+        entries: Vec::new(),
+        deliveries: 0,
+        first: Uuid::nil(),
+    };
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
@@ -135,18 +143,15 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                     target: sub.target.clone(),
                 });
             }
-            let id = group.deliveries[0].delivery_id.to_string();
-            let (task, routing_key) = if group.deliveries.len() == 1 {
-                (TaskMessage::V1(group.into_tasks().remove(0)), TASK_ROUTING_KEY)
-            } else {
-                (TaskMessage::Group(group), GROUP_ROUTING_KEY)
-            };
-            messages.push(Message {
-                exchange: deliveries_exchange.clone(),
-                routing_key: routing_key.to_owned(),
-                body: serde_json::to_vec(&task).expect("tasks serialize"),
-                id,
-            });
+            let first = group.deliveries[0].delivery_id;
+            tasks.push(
+                first,
+                if group.deliveries.len() == 1 {
+                    TaskMessage::V1(group.into_tasks().remove(0))
+                } else {
+                    TaskMessage::Group(group)
+                },
+            );
         }
         matched.push(targets.len());
         records.push(LedgerMessage::EventRouted {
@@ -154,6 +159,8 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
             deliveries: routed,
         });
     }
+    tasks.flush();
+    let mut messages = tasks.messages;
     // One ledger message for the whole request; the default exchange routes by queue name.
     if !records.is_empty() {
         messages.push(Message {
@@ -164,6 +171,54 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         });
     }
     Prepared { messages, matched }
+}
+
+/// Packs task entries into broker messages of at most `limit` deliveries, in order.
+struct Packer {
+    exchange: String,
+    limit: usize,
+    messages: Vec<Message>,
+    entries: Vec<TaskMessage>,
+    /// Deliveries in `entries`.
+    deliveries: usize,
+    /// The first delivery in `entries`, whose id names the message.
+    first: Uuid,
+}
+
+impl Packer {
+    /// Adds `entry`, whose first delivery is `first`.
+    fn push(&mut self, first: Uuid, entry: TaskMessage) {
+        let n = entry.deliveries();
+        if self.deliveries + n > self.limit {
+            self.flush();
+        }
+        if self.entries.is_empty() {
+            self.first = first;
+        }
+        self.deliveries += n;
+        self.entries.push(entry);
+    }
+
+    /// Sends what is gathered as one message: routed by key `task` when it is one delivery,
+    /// `group` otherwise, and named after its first delivery.
+    fn flush(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let message = TaskMessage::batch(std::mem::take(&mut self.entries));
+        let routing_key = if self.deliveries == 1 {
+            TASK_ROUTING_KEY
+        } else {
+            GROUP_ROUTING_KEY
+        };
+        self.deliveries = 0;
+        self.messages.push(Message {
+            exchange: self.exchange.clone(),
+            routing_key: routing_key.to_owned(),
+            body: serde_json::to_vec(&message).expect("tasks serialize"),
+            id: self.first.to_string(),
+        });
+    }
 }
 
 impl Prepared {
@@ -270,6 +325,86 @@ mod tests {
         assert!(
             matches!(first, TaskMessage::V1(_)),
             "group size 1 sends delivery_task.v1"
+        );
+    }
+
+    #[test]
+    fn a_request_of_many_events_goes_out_in_few_messages() {
+        let (crowd, single) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut subscriptions: Vec<Subscription> = (0..150).map(|_| sub(crowd, &["*"], &[], false, true)).collect();
+        subscriptions.push(sub(single, &["*"], &[], false, true));
+        let cache = crate::cache::Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions,
+            event_types: vec![CatalogType {
+                value: "person.created".into(),
+                schema: None,
+            }],
+        });
+        let routes = cache.routes();
+        let topology = Topology::new("t");
+        // One event for 150 webhooks, then six for one webhook each.
+        let mut events = vec![(
+            event(Some(crowd), "person.created", &[], false),
+            TraceParent::new_root(),
+        )];
+        events.extend((0..6).map(|_| {
+            (
+                event(Some(single), "person.created", &[], false),
+                TraceParent::new_root(),
+            )
+        }));
+        let shapes = |group_size| {
+            let prepared = prepare(&events, &routes, &topology, group_size);
+            let routed: Vec<Uuid> = match serde_json::from_slice(&prepared.messages.last().unwrap().body).unwrap() {
+                LedgerMessage::Batch { entries } => entries
+                    .into_iter()
+                    .flat_map(|e| match e {
+                        LedgerMessage::EventRouted { deliveries, .. } => deliveries.into_iter().map(|d| d.delivery_id),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect(),
+                other => panic!("{other:?}"),
+            };
+            let mut sent = Vec::new();
+            let shapes: Vec<(String, &str, usize)> = prepared.messages[..prepared.messages.len() - 1]
+                .iter()
+                .map(|m| {
+                    let message = serde_json::from_slice::<TaskMessage>(&m.body).unwrap();
+                    let kind = serde_json::to_value(&message).unwrap()["kind"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    let tasks = message.into_tasks();
+                    assert_eq!(m.id, tasks[0].delivery_id.to_string(), "named after its first delivery");
+                    sent.extend(tasks.iter().map(|t| t.delivery_id));
+                    (kind, m.routing_key.as_str(), tasks.len())
+                })
+                .collect();
+            assert_eq!(sent, routed, "every delivery once, in the order routed");
+            shapes
+                .into_iter()
+                .map(|(k, r, n)| (k, r.to_owned(), n))
+                .collect::<Vec<_>>()
+        };
+        let shape = |kind: &str, key: &str, n| (kind.to_owned(), key.to_owned(), n);
+        assert_eq!(
+            shapes(100),
+            vec![
+                shape("delivery_group.v1", GROUP_ROUTING_KEY, 100),
+                shape("delivery_batch.v1", GROUP_ROUTING_KEY, 56),
+            ]
+        );
+        assert_eq!(shapes(1000), vec![shape("delivery_batch.v1", GROUP_ROUTING_KEY, 156)]);
+        assert_eq!(
+            shapes(1),
+            vec![shape("delivery_task.v1", TASK_ROUTING_KEY, 1); 156],
+            "a group size of 1 sends only delivery_task.v1"
+        );
+        assert_eq!(
+            prepare(&events[1..2], &routes, &topology, 100).messages.len(),
+            2,
+            "an event for one webhook is one task and its ledger record"
         );
     }
 

@@ -1,10 +1,13 @@
 //! An event routed to several webhooks travels to the dispatchers as one broker message (a
-//! `delivery_group.v1`); each webhook is still served on its own terms, and nothing in a group is
-//! lost when its dispatcher dies.
+//! `delivery_group.v1`), and so do the events of one batch request (a `delivery_batch.v1`); each
+//! webhook is still served on its own terms, and nothing in a group is lost when its dispatcher
+//! dies.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
+use hookwire_core::signing::{verify, SigningKey};
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv, PRODUCER_TOKEN};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -186,5 +189,105 @@ async fn a_slow_webhook_leaves_the_groups_so_it_cannot_hold_them() {
             "slow delivery {n} did not arrive"
         );
     }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_alone() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut rx = Receiver::start(200).await;
+    let (acme, acme_key) = env.tenant("acme").await;
+    let (globex, globex_key) = env.tenant("globex").await;
+    let mut secrets = HashMap::new();
+    for key in [&acme_key, &globex_key] {
+        let hook = env.webhook(key, json!({"url": rx.url(), "events": ["*"]})).await;
+        secrets.insert(
+            hook["id"].as_str().unwrap().to_owned(),
+            hook["secret"].as_str().unwrap().to_owned(),
+        );
+    }
+    env.wait_routed(2).await;
+    // Three events for each tenant, and one for every tenant (a group of two inside the batch).
+    let mut events: Vec<_> = (0..6)
+        .map(|n| {
+            let tenant = if n % 2 == 0 { &acme } else { &globex };
+            json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}})
+        })
+        .collect();
+    events.push(json!({"type": "task.created", "data": {"n": 6}}));
+    let r = env
+        .http
+        .post(
+            &format!("{}/v1/events:batch", env.publisher),
+            &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
+            Some(&json!({"events": events})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{r:?}");
+    let event_ids: Vec<String> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // No dispatcher runs yet: the broker holds one message for the eight deliveries.
+    let groups = env.topology().groups_queue();
+    assert_eq!(env.queue_depth(&groups).await, 1, "one message for the whole request");
+    assert_eq!(
+        env.queue_depth(&env.topology().deliveries_queue()).await,
+        0,
+        "no single task"
+    );
+
+    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    // Per event: the tenants that received it. Each request is its event's own, signed with its
+    // webhook's secret.
+    let mut received: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..8 {
+        let got = rx
+            .next(Duration::from_secs(15))
+            .await
+            .expect("every delivery of the batch arrives");
+        let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        let id = got.header("webhook-id").unwrap().to_owned();
+        assert_eq!(body["id"], id.as_str(), "the body is the event's own");
+        let n = body["data"]["n"].as_u64().unwrap() as usize;
+        assert_eq!(event_ids[n], id, "event {n} carries its own id");
+        let now = chrono::Utc::now().timestamp();
+        let verified = secrets
+            .values()
+            .filter(|secret| {
+                let key = SigningKey::parse(secret).unwrap();
+                let header = |name| got.header(name).unwrap();
+                let signature = header("webhook-signature");
+                verify(&key, &id, header("webhook-timestamp"), signature, &got.body, now).is_ok()
+            })
+            .count();
+        assert_eq!(verified, 1, "signed with exactly one webhook's secret");
+        received.entry(id).or_default().push(n.to_string());
+    }
+    rx.expect_nothing(Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 7, "seven events: {received:?}");
+    assert_eq!(
+        received[&event_ids[6]].len(),
+        2,
+        "the event for every tenant reached both"
+    );
+    // Each tenant's log holds its own deliveries, all successful.
+    for (key, own) in [(&acme_key, 4), (&globex_key, 4)] {
+        let log = env
+            .wait_for("/v1/deliveries?status=success", key, |b| b["count"] == own)
+            .await;
+        assert_eq!(log["results"].as_array().unwrap().len(), own);
+    }
+    let drained = eventually(Duration::from_secs(10), || async {
+        (env.queue_depth(&groups).await == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the batch message was acknowledged");
+    dispatcher.kill().expect("SIGKILL the dispatcher");
+    let _ = dispatcher.wait();
     env.stop().await;
 }
