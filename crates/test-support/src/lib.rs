@@ -352,6 +352,20 @@ impl TestEnv {
         .expect("the broker confirms");
     }
 
+    /// Stops `dispatcher` for good and says how many messages of `queue` it had not
+    /// acknowledged. `queue_depth` counts only messages ready to deliver, so a message a
+    /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
+    /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
+    /// the kill waits 300 ms for them first.
+    pub async fn kill_dispatcher(&self, mut dispatcher: std::process::Child, queue: &str) -> u32 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dispatcher.kill().expect("SIGKILL the dispatcher");
+        let _ = dispatcher.wait();
+        // The broker sees the connection close at once and requeues within milliseconds.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.queue_depth(queue).await
+    }
+
     /// Messages waiting in a queue of this installation.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
         let (_conn, channel) = self.channel().await;

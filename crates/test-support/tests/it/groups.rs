@@ -42,7 +42,7 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
     let singles = env.topology().deliveries_queue();
     assert_eq!(env.queue_depth(&singles).await, 0, "no single task");
 
-    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let dispatcher = env.spawn_dispatcher_process(free_port()).await;
     let started = Instant::now();
     let first = fast
         .next(Duration::from_secs(10))
@@ -80,13 +80,11 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
         );
     }
     // The group is acknowledged once its last member (the retry left it) is done.
-    let drained = eventually(Duration::from_secs(10), || async {
-        (env.queue_depth(&queue).await == 0).then_some(())
-    })
-    .await;
-    assert!(drained.is_some(), "the group message was acknowledged");
-    dispatcher.kill().expect("SIGKILL the dispatcher");
-    let _ = dispatcher.wait();
+    assert_eq!(
+        env.kill_dispatcher(dispatcher, &queue).await,
+        0,
+        "the group message was acknowledged: nothing came back when its dispatcher died"
+    );
     env.stop().await;
 }
 
@@ -126,7 +124,7 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
     // A new dispatcher delivers the whole group again: at least once, with the same webhook-id,
     // so the fast receiver can tell it already has it.
     slow.answer(vec![(200, Duration::ZERO)]);
-    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let dispatcher = env.spawn_dispatcher_process(free_port()).await;
     let again = fast
         .next(Duration::from_secs(10))
         .await
@@ -136,13 +134,11 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
         slow.next(Duration::from_secs(10)).await.is_some(),
         "redelivered to the slow webhook"
     );
-    let drained = eventually(Duration::from_secs(10), || async {
-        (env.queue_depth(&queue).await == 0).then_some(())
-    })
-    .await;
-    assert!(drained.is_some(), "the group was acknowledged");
-    dispatcher.kill().expect("SIGKILL the dispatcher");
-    let _ = dispatcher.wait();
+    assert_eq!(
+        env.kill_dispatcher(dispatcher, &queue).await,
+        0,
+        "the group was acknowledged: nothing came back when its dispatcher died"
+    );
     env.stop().await;
 }
 
@@ -241,7 +237,7 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
         "no single task"
     );
 
-    let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let dispatcher = env.spawn_dispatcher_process(free_port()).await;
     // Per event: the tenants that received it. Each request is its event's own, signed with its
     // webhook's secret.
     let mut received: HashMap<String, Vec<String>> = HashMap::new();
@@ -282,12 +278,10 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
             .await;
         assert_eq!(log["results"].as_array().unwrap().len(), own);
     }
-    let drained = eventually(Duration::from_secs(10), || async {
-        (env.queue_depth(&groups).await == 0).then_some(())
-    })
-    .await;
-    assert!(drained.is_some(), "the batch message was acknowledged");
-    dispatcher.kill().expect("SIGKILL the dispatcher");
-    let _ = dispatcher.wait();
+    assert_eq!(
+        env.kill_dispatcher(dispatcher, &groups).await,
+        0,
+        "the batch message was acknowledged: nothing came back when its dispatcher died"
+    );
     env.stop().await;
 }
