@@ -189,12 +189,26 @@ impl TaskMessage {
     }
 
     /// One message for `entries`: the entry itself when there is one, a batch otherwise.
-    pub fn batch(mut entries: Vec<TaskMessage>) -> Self {
-        if entries.len() == 1 {
-            entries.pop().expect("one entry")
-        } else {
-            Self::Batch { entries }
+    pub fn batch(entries: Vec<TaskMessage>) -> Self {
+        one_or_batch(entries, |entries| Self::Batch { entries })
+    }
+
+    /// The id of the message's first delivery (a broker message is named after it).
+    pub fn first_delivery_id(&self) -> Option<Uuid> {
+        match self {
+            Self::V1(task) => Some(task.delivery_id),
+            Self::Group(group) => group.deliveries.first().map(|m| m.delivery_id),
+            Self::Batch { entries } => entries.first()?.first_delivery_id(),
         }
+    }
+}
+
+/// The only entry of `entries` when there is one, `batch(entries)` otherwise.
+fn one_or_batch<T>(mut entries: Vec<T>, batch: impl FnOnce(Vec<T>) -> T) -> T {
+    if entries.len() == 1 {
+        entries.pop().expect("one entry")
+    } else {
+        batch(entries)
     }
 }
 
@@ -324,12 +338,8 @@ pub enum LedgerMessage {
 
 impl LedgerMessage {
     /// One message for `entries`: the entry itself when there is one, a batch otherwise.
-    pub fn batch(mut entries: Vec<LedgerMessage>) -> Self {
-        if entries.len() == 1 {
-            entries.pop().expect("one entry")
-        } else {
-            Self::Batch { entries }
-        }
+    pub fn batch(entries: Vec<LedgerMessage>) -> Self {
+        one_or_batch(entries, |entries| Self::Batch { entries })
     }
 }
 

@@ -120,7 +120,6 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         messages: Vec::new(),
         entries: Vec::new(),
         deliveries: 0,
-        first: Uuid::nil(),
     };
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
@@ -143,15 +142,11 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                     target: sub.target.clone(),
                 });
             }
-            let first = group.deliveries[0].delivery_id;
-            tasks.push(
-                first,
-                if group.deliveries.len() == 1 {
-                    TaskMessage::V1(group.into_tasks().remove(0))
-                } else {
-                    TaskMessage::Group(group)
-                },
-            );
+            tasks.push(if group.deliveries.len() == 1 {
+                TaskMessage::V1(group.into_tasks().remove(0))
+            } else {
+                TaskMessage::Group(group)
+            });
         }
         matched.push(targets.len());
         records.push(LedgerMessage::EventRouted {
@@ -181,19 +176,13 @@ struct Packer {
     entries: Vec<TaskMessage>,
     /// Deliveries in `entries`.
     deliveries: usize,
-    /// The first delivery in `entries`, whose id names the message.
-    first: Uuid,
 }
 
 impl Packer {
-    /// Adds `entry`, whose first delivery is `first`.
-    fn push(&mut self, first: Uuid, entry: TaskMessage) {
+    fn push(&mut self, entry: TaskMessage) {
         let n = entry.deliveries();
         if self.deliveries + n > self.limit {
             self.flush();
-        }
-        if self.entries.is_empty() {
-            self.first = first;
         }
         self.deliveries += n;
         self.entries.push(entry);
@@ -212,11 +201,14 @@ impl Packer {
             GROUP_ROUTING_KEY
         };
         self.deliveries = 0;
+        let id = message
+            .first_delivery_id()
+            .expect("a message names at least one delivery");
         self.messages.push(Message {
             exchange: self.exchange.clone(),
             routing_key: routing_key.to_owned(),
             body: serde_json::to_vec(&message).expect("tasks serialize"),
-            id: self.first.to_string(),
+            id: id.to_string(),
         });
     }
 }
@@ -367,7 +359,7 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             let mut sent = Vec::new();
-            let shapes: Vec<(String, &str, usize)> = prepared.messages[..prepared.messages.len() - 1]
+            let shapes: Vec<(String, String, usize)> = prepared.messages[..prepared.messages.len() - 1]
                 .iter()
                 .map(|m| {
                     let message = serde_json::from_slice::<TaskMessage>(&m.body).unwrap();
@@ -378,14 +370,11 @@ mod tests {
                     let tasks = message.into_tasks();
                     assert_eq!(m.id, tasks[0].delivery_id.to_string(), "named after its first delivery");
                     sent.extend(tasks.iter().map(|t| t.delivery_id));
-                    (kind, m.routing_key.as_str(), tasks.len())
+                    (kind, m.routing_key.clone(), tasks.len())
                 })
                 .collect();
             assert_eq!(sent, routed, "every delivery once, in the order routed");
             shapes
-                .into_iter()
-                .map(|(k, r, n)| (k, r.to_owned(), n))
-                .collect::<Vec<_>>()
         };
         let shape = |kind: &str, key: &str, n| (kind.to_owned(), key.to_owned(), n);
         assert_eq!(
