@@ -70,17 +70,16 @@ pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, c
 struct Rule {
     table: &'static str,
     choose: &'static str,
-    /// The key `choose` orders by, for the next chunk to start from; `None` for small tables,
-    /// deleted without keyset pagination.
-    key: Option<&'static str>,
     binds: Binds,
 }
 
 /// The parameters of `choose` after the chunk size.
 enum Binds {
-    /// `$2` the log's cutoff id, `$3` the key to continue from, `$4` ids to keep, if `Some`.
-    Log(Option<Keep>),
-    /// `$2` when an idempotency key created before it expired.
+    /// `$2` the log's cutoff id, `$3` the `key` to continue from (the column `choose` orders
+    /// by), `$4` ids to keep, if `keep` is set.
+    Log { key: &'static str, keep: Option<Keep> },
+    /// `$2` when an idempotency key created before it expired. Like `Clock`, a small table,
+    /// deleted without keyset pagination.
     KeysExpired,
     /// None: `choose` compares with `now()` itself.
     Clock,
@@ -102,27 +101,29 @@ const RULES: [Rule; 5] = [
         choose: "SELECT ctid FROM delivery_attempts
                  WHERE delivery_id >= $3 AND delivery_id < $2 AND delivery_id <> ALL($4)
                  ORDER BY delivery_id",
-        key: Some("delivery_id"),
-        binds: Binds::Log(Some(Keep::Deliveries)),
+        binds: Binds::Log {
+            key: "delivery_id",
+            keep: Some(Keep::Deliveries),
+        },
     },
     Rule {
         table: "deliveries",
         choose: "SELECT ctid FROM deliveries
                  WHERE id >= $3 AND id < $2 AND status NOT IN ('pending', 'retrying')
                  ORDER BY id",
-        key: Some("id"),
-        binds: Binds::Log(None),
+        binds: Binds::Log { key: "id", keep: None },
     },
     Rule {
         table: "events",
         choose: "SELECT ctid FROM events WHERE id >= $3 AND id < $2 AND id <> ALL($4) ORDER BY id",
-        key: Some("id"),
-        binds: Binds::Log(Some(Keep::Events)),
+        binds: Binds::Log {
+            key: "id",
+            keep: Some(Keep::Events),
+        },
     },
     Rule {
         table: "idempotency_keys",
         choose: "SELECT ctid FROM idempotency_keys WHERE created_at < $2",
-        key: None,
         binds: Binds::KeysExpired,
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly
@@ -130,7 +131,6 @@ const RULES: [Rule; 5] = [
     Rule {
         table: "rate_limits",
         choose: "SELECT ctid FROM rate_limits WHERE tat < now()",
-        key: None,
         binds: Binds::Clock,
     },
 ];
@@ -183,17 +183,20 @@ pub async fn prune(
              SELECT count(*) AS deleted, (SELECT k FROM gone ORDER BY k DESC LIMIT 1) AS last FROM gone",
             table = rule.table,
             choose = rule.choose,
-            key = rule.key.unwrap_or("NULL::uuid"),
+            key = match rule.binds {
+                Binds::Log { key, .. } => key,
+                _ => "NULL::uuid",
+            },
         );
         let kept_ids = match rule.binds {
-            Binds::Log(Some(which)) => Some(kept(which)),
+            Binds::Log { keep: Some(which), .. } => Some(kept(which)),
             _ => None,
         };
         let (mut deleted, mut after) = (0, Uuid::nil());
         loop {
             let query = diesel::sql_query(&sql).into_boxed::<Pg>().bind::<BigInt, _>(CHUNK);
             let query = match rule.binds {
-                Binds::Log(_) => {
+                Binds::Log { .. } => {
                     let query = query.bind::<SqlUuid, _>(log_cutoff).bind::<SqlUuid, _>(after);
                     match &kept_ids {
                         Some(ids) => query.bind::<Array<SqlUuid>, _>(ids.as_slice()),
