@@ -181,11 +181,12 @@ impl Bench {
                 }
             }
         }
+        // The whole run's peaks count the time between phases too (settling, vacuuming).
         for i in 0..self.peaks.len() {
             let service = self.peaks[i].0;
-            if let (Some(label), Some((_, hwm))) = (&ended, proc_stats(service)) {
+            if let Some((_, hwm)) = proc_stats(service) {
                 self.peaks[i].1 = self.peaks[i].1.max(hwm);
-                if service == "dispatcher" {
+                if let (Some(label), "dispatcher") = (&ended, service) {
                     self.row(label, "dispatcher peak RSS", hwm as f64 / 1024.0, "MiB", "≤ 64");
                 }
             }
@@ -839,10 +840,6 @@ async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>) -> u32 {
     }
 }
 
-/// Waits (up to a minute) until the previous scenario's work is done: no task waiting for a
-/// dispatcher, no result waiting in the ledger queue, and the registry's writer idle (ready
-/// counts miss what a consumer holds unacknowledged), so a scenario does not pay for the
-/// backlog of the one before.
 /// Waits until the previous scenario's work is done, ends its phase, then vacuums the delivery
 /// log (outside any phase).
 async fn settle(b: &mut Bench) {
@@ -879,7 +876,10 @@ async fn vacuum_log() {
     }
 }
 
-/// Waits until no task, group or ledger record is queued and the registry has stopped writing.
+/// Waits (up to a minute) until the previous scenario's work is done: no task waiting for a
+/// dispatcher, no result waiting in the ledger queue, and the registry's writer idle (ready
+/// counts miss what a consumer holds unacknowledged), so a scenario does not pay for the
+/// backlog of the one before.
 async fn drain(b: &Bench) {
     let Some((conn, topology)) = depth_probe().await else {
         return;
