@@ -238,9 +238,9 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
     );
 
     let dispatcher = env.spawn_dispatcher_process(free_port()).await;
-    // Per event: the tenants that received it. Each request is its event's own, signed with its
+    // Per event: how many requests carried it. Each request is its event's own, signed with its
     // webhook's secret.
-    let mut received: HashMap<String, Vec<String>> = HashMap::new();
+    let mut received: HashMap<String, usize> = HashMap::new();
     for _ in 0..8 {
         let got = rx
             .next(Duration::from_secs(15))
@@ -262,15 +262,11 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
             })
             .count();
         assert_eq!(verified, 1, "signed with exactly one webhook's secret");
-        received.entry(id).or_default().push(n.to_string());
+        *received.entry(id).or_default() += 1;
     }
     rx.expect_nothing(Duration::from_millis(500)).await;
     assert_eq!(received.len(), 7, "seven events: {received:?}");
-    assert_eq!(
-        received[&event_ids[6]].len(),
-        2,
-        "the event for every tenant reached both"
-    );
+    assert_eq!(received[&event_ids[6]], 2, "the event for every tenant reached both");
     // Each tenant's log holds its own deliveries, all successful.
     for (key, own) in [(&acme_key, 4), (&globex_key, 4)] {
         let log = env
