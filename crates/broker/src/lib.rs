@@ -28,10 +28,18 @@ pub enum PublishError {
     Broker(#[from] lapin::Error),
 }
 
+/// The largest AMQP frame proposed when `broker.url` names none (`?frame_max=`). lapin keeps a
+/// read and a write buffer of 32 frames for each connection, written through at connect, so
+/// RabbitMQ's own default (128 KiB) would hold 8 MiB of resident memory per connection. At 32 KiB
+/// it is 2 MiB, and a group of 100 deliveries (about 51 KB) still fits in two frames.
+pub const FRAME_MAX: u32 = 32 * 1024;
+
 /// Opens a connection, named so an operator sees who is who in the management UI.
 pub async fn connect(config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
+    let mut uri: lapin::uri::AMQPUri = config.url.parse().map_err(std::io::Error::other)?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
     let props = ConnectionProperties::default().with_connection_name(name.to_owned().into());
-    Connection::connect(&config.url, props).await
+    Connection::connect_uri(uri, props).await
 }
 
 fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {

@@ -24,7 +24,7 @@ fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://hookwire:hookwire@127.0.0.1:5432/hookwire".into())
 }
 
-fn broker_url() -> String {
+pub fn broker_url() -> String {
     std::env::var("HOOKWIRE_TEST_BROKER_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests: the three services against the real PostgreSQL and RabbitMQ.
 
 mod acks;
+mod broker;
 mod delivery;
 mod delivery_ops;
 mod fuzz;
