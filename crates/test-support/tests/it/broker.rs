@@ -1,10 +1,12 @@
 //! The connection every service opens to RabbitMQ.
 
+use std::time::Duration;
+
 use hookwire_broker::lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use hookwire_broker::lapin::types::FieldTable;
 use hookwire_broker::lapin::BasicProperties;
 use hookwire_core::config::BrokerConfig;
-use hookwire_test_support::broker_url;
+use hookwire_test_support::{broker_url, eventually};
 
 fn config(url: String) -> BrokerConfig {
     BrokerConfig {
@@ -47,18 +49,14 @@ async fn connections_use_32_kib_frames_unless_the_url_names_a_size() {
         )
         .await
         .expect("published");
-    let mut got = None;
-    for _ in 0..250 {
-        got = channel
+    let got = eventually(Duration::from_secs(5), || async {
+        channel
             .basic_get(queue.name().as_str().into(), BasicGetOptions { no_ack: true })
             .await
-            .expect("basic.get");
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let got = got.expect("the message is in the queue within 5 s");
+            .expect("basic.get")
+    })
+    .await
+    .expect("the message is in the queue within 5 s");
     assert_eq!(got.delivery.data.len(), body.len());
     assert!(got.delivery.data == body, "the message came back changed");
 
