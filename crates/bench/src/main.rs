@@ -85,15 +85,18 @@ fn cpu_seconds(stat: &str) -> Option<f64> {
 fn proc_stats(service: &str) -> Option<(f64, u64)> {
     let pid = pid_of(service)?;
     let cpu = cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let hwm = kib_field(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?, "VmHWM:")?;
     Some((cpu, hwm))
+}
+
+/// The value of a `Name:   1234 kB` line of a /proc file (`status`, `meminfo`), in KiB.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts a service's peak RSS over from its current RSS (`clear_refs` 5, Linux 4.0+), so each
@@ -855,24 +858,26 @@ async fn settle(b: &mut Bench) {
 /// message only once its log is on that disk. In a run of scenarios 2 and 3, the one stall of scenario 3
 /// (40 events at 500/s, up to 140 ms) came in the second `vmstat` showed 132 MB written.
 async fn flush_page_cache() {
-    let dirty = || {
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find_map(|l| l.strip_prefix("Dirty:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    let before = dirty();
-    let started = Instant::now();
-    match tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await {
-        Ok(Ok(s)) if s.success() => eprintln!(
-            "    wrote {before:.0} MiB of dirty page cache to disk in {:.1} s",
-            started.elapsed().as_secs_f64()
+    let dirty_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| kib_field(&m, "Dirty:"))
+        .map_or(f64::NAN, |kib| kib as f64 / 1024.0);
+    match run_step(std::process::Command::new("sync")).await {
+        Ok(took) => eprintln!(
+            "    wrote {dirty_mib:.0} MiB of dirty page cache to disk in {:.1} s",
+            took.as_secs_f64()
         ),
-        other => eprintln!("    the page cache was not written out: {other:?}"),
+        Err(e) => eprintln!("    the page cache was not written out: {e}"),
+    }
+}
+
+/// Runs `command` off the runtime's threads: how long it took if it succeeded, what went wrong
+/// otherwise.
+async fn run_step(mut command: std::process::Command) -> Result<Duration, String> {
+    let started = Instant::now();
+    match tokio::task::spawn_blocking(move || command.status()).await {
+        Ok(Ok(s)) if s.success() => Ok(started.elapsed()),
+        other => Err(format!("{other:?}")),
     }
 }
 
@@ -885,22 +890,12 @@ async fn vacuum_log() {
         eprintln!("    no HOOKWIRE__DATABASE__URL: the delivery log is not vacuumed between scenarios");
         return;
     };
-    let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("psql")
-            .args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1"])
-            .args(["-c", "VACUUM ANALYZE deliveries, delivery_attempts, events"])
-            .status()
-    })
-    .await;
-    match status {
-        Ok(Ok(s)) if s.success() => {
-            eprintln!(
-                "    vacuumed the delivery log in {:.1} s",
-                started.elapsed().as_secs_f64()
-            )
-        }
-        other => eprintln!("    the delivery log was not vacuumed: {other:?}"),
+    let mut psql = std::process::Command::new("psql");
+    psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1"])
+        .args(["-c", "VACUUM ANALYZE deliveries, delivery_attempts, events"]);
+    match run_step(psql).await {
+        Ok(took) => eprintln!("    vacuumed the delivery log in {:.1} s", took.as_secs_f64()),
+        Err(e) => eprintln!("    the delivery log was not vacuumed: {e}"),
     }
 }
 
