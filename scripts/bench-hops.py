@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Where an event's time goes: the hops of scenario 3, from a loopback packet capture.
+
+Every hop carries the generator's send time (`"s":<unix µs>` in the event's data: the producer's
+request, the task message, the ledger record, the delivery), so each captured packet can be
+matched to its request. docs/benchmarks.md ("Reproduce") says how to capture; then
+
+    scripts/bench-hops.py CAPTURE.pcap DISPATCHER_BROKER_PORT [PUBLISHER_PORT] [BROKER_PORT]
+
+DISPATCHER_BROKER_PORT is the local port of the dispatcher's consuming connection to RabbitMQ
+(`ss -tnp | grep hookwire-dispat`: the one the task messages arrive on). Prints, per phase
+(the first 1,500 requests are the 500/s phase, the rest the 2,000/s phase), p10/p50/p90/p99 of
+each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
+"""
+
+import collections
+import re
+import struct
+import sys
+
+SENT = re.compile(rb'\\?"s\\?":(\d{16})')
+POSTGRES = 5432
+
+
+def packets(path):
+    """(time in µs, source port, destination port, payload) of every TCP packet in a pcap."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+        magic, = struct.unpack("<I", header[:4])
+        scale = 1e-3 if magic == 0xA1B23C4D else 1.0  # nanosecond or microsecond timestamps
+        link, = struct.unpack("<I", header[20:24])
+        skip = 14 if link == 1 else 16  # Ethernet (lo) or Linux cooked capture
+        while record := f.read(16):
+            seconds, fraction, length, _ = struct.unpack("<IIII", record)
+            frame = f.read(length)
+            ip = frame[skip:]
+            tcp = ip[(ip[0] & 15) * 4:]
+            source, destination = struct.unpack(">HH", tcp[:4])
+            yield seconds * 1e6 + fraction * scale, source, destination, tcp[(tcp[12] >> 4) * 4:]
+
+
+def quantile(values, q):
+    values = sorted(values)
+    return values[int(q * (len(values) - 1))]
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    path, dispatcher = sys.argv[1], int(sys.argv[2])
+    publisher = int(sys.argv[3]) if len(sys.argv) > 3 else 8081
+    broker = int(sys.argv[4]) if len(sys.argv) > 4 else 5672
+    seen = collections.defaultdict(list)
+    for at, source, destination, payload in packets(path):
+        for sent in {int(m) for m in SENT.findall(payload)}:
+            seen[sent].append((at, source, destination))
+
+    def first(hops, wanted):
+        return next((at for at, s, d in hops if wanted(s, d)), None)
+
+    sends = sorted(seen)
+    for name, phase in (("500/s", sends[:1500]), ("2000/s", sends[1500:])):
+        rows = []
+        for sent in phase:
+            hops = sorted(seen[sent])
+            arrived = first(hops, lambda s, d: d == publisher)
+            published = first(hops, lambda s, d: d == broker)
+            consumed = first(hops, lambda s, d: s == broker and d == dispatcher)
+            requests = [at for at, s, d in hops if s != broker and d not in (publisher, broker, POSTGRES)]
+            if None in (arrived, published, consumed) or not requests:
+                continue
+            rows.append((arrived - sent, published - arrived, consumed - published,
+                         min(requests) - consumed, max(requests) - min(requests), max(requests) - sent))
+        print(f"{name}: {len(rows)} of {len(phase)} requests matched")
+        labels = ("send → at the publisher", "publisher: in → task out", "RabbitMQ: task in → out",
+                  "dispatcher: in → first request", "first → last request", "send → last request")
+        for i, label in enumerate(labels):
+            column = [row[i] / 1000 for row in rows]
+            if column:
+                print(f"  {label:32s}" + "".join(f" p{int(q * 100)} {quantile(column, q):6.3f}" for q in (.1, .5, .9, .99)))
+
+
+if __name__ == "__main__":
+    main()
