@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod id;
 pub mod messages;
 pub mod net;
 pub mod patterns;

@@ -559,7 +559,7 @@ mod tests {
 
     fn event(data: serde_json::Value) -> Event {
         Event {
-            id: Uuid::now_v7(),
+            id: crate::id::v7(),
             event_type: "person.created".into(),
             tenant_id: None,
             subject: None,
@@ -710,7 +710,7 @@ mod tests {
     #[test]
     fn a_group_becomes_the_tasks_its_members_would_have_been_sent_as() {
         let e = event(serde_json::json!({"n": 1}));
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (crate::id::v7(), crate::id::v7());
         let mut group = DeliveryGroup::new(&e, e.request_body(), Some("00-trace".into()));
         for id in [a, b] {
             let mut t = target();
@@ -735,9 +735,9 @@ mod tests {
     #[test]
     fn a_batch_becomes_the_tasks_of_its_entries_in_order() {
         let (first, second) = (event(serde_json::json!({"n": 1})), event(serde_json::json!({"n": 2})));
-        let alone = DeliveryTask::new(Uuid::now_v7(), &first, target(), first.request_body(), 0);
+        let alone = DeliveryTask::new(crate::id::v7(), &first, target(), first.request_body(), 0);
         let mut group = DeliveryGroup::new(&second, second.request_body(), None);
-        let members = [Uuid::now_v7(), Uuid::now_v7()];
+        let members = [crate::id::v7(), crate::id::v7()];
         for id in members {
             group.deliveries.push(GroupMember {
                 delivery_id: id,
@@ -770,16 +770,16 @@ mod tests {
         let e = event(serde_json::json!({"n": [1, 2]}));
         let mut group = DeliveryGroup::new(&e, e.request_body(), None);
         group.deliveries.push(GroupMember {
-            delivery_id: Uuid::now_v7(),
+            delivery_id: crate::id::v7(),
             target: target(),
         });
         let task = TaskMessage::batch(vec![TaskMessage::Group(group.clone()), TaskMessage::Group(group)]);
         let routed = LedgerMessage::EventRouted {
             event: e,
             deliveries: vec![RoutedDelivery {
-                delivery_id: Uuid::now_v7(),
-                webhook_id: Uuid::now_v7(),
-                tenant_id: Uuid::now_v7(),
+                delivery_id: crate::id::v7(),
+                webhook_id: crate::id::v7(),
+                tenant_id: crate::id::v7(),
             }],
         };
         let ledger = LedgerMessage::batch(vec![routed.clone(), routed]);

@@ -306,7 +306,7 @@ mod tests {
             rate_limit_per_second: None,
         };
         let event = hookwire_core::messages::Event {
-            id: uuid::Uuid::now_v7(),
+            id: hookwire_core::id::v7(),
             event_type: "person.created".into(),
             tenant_id: None,
             subject: None,
@@ -315,7 +315,7 @@ mod tests {
             is_test: false,
             created_at: Utc::now(),
         };
-        DeliveryTask::new(uuid::Uuid::now_v7(), &event, target, event.request_body(), 0)
+        DeliveryTask::new(hookwire_core::id::v7(), &event, target, event.request_body(), 0)
     }
 
     #[tokio::test]

@@ -615,7 +615,7 @@ async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receiver<Pending>)
             waiters.push(p.reply);
         }
         let body = serde_json::to_vec(&LedgerMessage::batch(records)).expect("records serialize");
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = hookwire_core::id::v7().to_string();
         let mut outgoing = vec![Outgoing {
             exchange: "",
             routing_key: &ledger,

@@ -78,7 +78,7 @@ pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<A
     }
     Ok(Accepted {
         event: Event {
-            id: Uuid::now_v7(),
+            id: hookwire_core::id::v7(),
             event_type: event_type.expect("finish() failed without a type"),
             tenant_id,
             subject: subject.set(),
@@ -131,7 +131,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         for chunk in targets.chunks(group_size) {
             let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
             for sub in chunk {
-                let delivery_id = Uuid::now_v7();
+                let delivery_id = hookwire_core::id::v7();
                 routed.push(RoutedDelivery {
                     delivery_id,
                     webhook_id: sub.target.webhook_id,
@@ -162,7 +162,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
             exchange: String::new(),
             routing_key: ledger_queue,
             body: serde_json::to_vec(&LedgerMessage::batch(records)).expect("ledger records serialize"),
-            id: Uuid::now_v7().to_string(),
+            id: hookwire_core::id::v7().to_string(),
         });
     }
     Prepared { messages, matched }
@@ -264,7 +264,7 @@ mod tests {
 
     fn event(tenant: Option<Uuid>, t: &str, channels: &[&str], is_test: bool) -> Event {
         Event {
-            id: Uuid::now_v7(),
+            id: hookwire_core::id::v7(),
             event_type: t.into(),
             tenant_id: tenant,
             subject: None,

@@ -32,7 +32,7 @@ pub fn new_api_key(
     let random: [u8; 32] = hookwire_core::crypto::random();
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
     let key = ApiKey {
-        id: Uuid::now_v7(),
+        id: hookwire_core::id::v7(),
         tenant_id,
         key_hash: hash_key(&plaintext),
         key_prefix: plaintext[..KEY_PREFIX.len() + 6].to_owned(),

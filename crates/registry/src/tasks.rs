@@ -27,7 +27,7 @@ pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMes
         .map(|r| {
             (
                 serde_json::to_vec(r).expect("records serialize"),
-                uuid::Uuid::now_v7().to_string(),
+                hookwire_core::id::v7().to_string(),
             )
         })
         .collect();

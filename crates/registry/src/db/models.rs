@@ -27,7 +27,7 @@ impl Tenant {
     pub async fn create(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Tenant> {
         diesel::insert_into(tenants::table)
             .values(&Tenant {
-                id: Uuid::now_v7(),
+                id: hookwire_core::id::v7(),
                 name: name.to_owned(),
                 created_at: Utc::now(),
             })

@@ -350,7 +350,7 @@ pub(crate) async fn create(
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let now = Utc::now();
     let mut w = Webhook {
-        id: Uuid::now_v7(),
+        id: hookwire_core::id::v7(),
         tenant_id: caller.tenant_id(),
         api_key_id: Some(caller.key.id),
         name: String::new(),
@@ -638,7 +638,7 @@ pub(crate) async fn send_test(
         ));
     };
     let event = hookwire_core::messages::Event {
-        id: Uuid::now_v7(),
+        id: hookwire_core::id::v7(),
         event_type,
         tenant_id: Some(w.tenant_id),
         subject: None,
@@ -647,7 +647,7 @@ pub(crate) async fn send_test(
         is_test: true,
         created_at: Utc::now(),
     };
-    let task = crate::tasks::task(&state, &w, Uuid::now_v7(), &event, 0);
+    let task = crate::tasks::task(&state, &w, hookwire_core::id::v7(), &event, 0);
     let record = crate::tasks::routed(&event, &task);
     crate::tasks::send(&state, std::slice::from_ref(&task), &[record]).await?;
     Ok(HttpResponse::Accepted()

@@ -290,13 +290,17 @@ async fn the_log_keeps_every_attempt_whatever_order_the_records_arrive_in() {
     let env = TestEnv::start().await;
     let (tenant, key) = env.tenant("acme").await;
     let ids = Ids {
-        webhook_id: Uuid::now_v7(),
+        webhook_id: hookwire_core::id::v7(),
         tenant_id: tenant.parse().unwrap(),
-        event_id: Uuid::now_v7(),
+        event_id: hookwire_core::id::v7(),
     };
     let now = Utc::now();
     let record = |delivery, attempt, status| attempt_record(ids, delivery, attempt, status, now);
-    let (late, superseded, twice) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (late, superseded, twice) = (
+        hookwire_core::id::v7(),
+        hookwire_core::id::v7(),
+        hookwire_core::id::v7(),
+    );
 
     // `late`'s second attempt arrives before its first; `superseded` and `twice` succeed at once.
     send_to_ledger(
@@ -365,7 +369,7 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
     // Each delivery has two attempts, so one has a row of its own (the other is in the delivery's
     // row): old and finished, old and still being retried, young and finished.
     for (at, last_status) in [(old_at, 200), (old_at, 500), (Utc::now(), 200)] {
-        let (event_id, delivery_id, webhook_id) = (v7_at(at), v7_at(at), Uuid::now_v7());
+        let (event_id, delivery_id, webhook_id) = (v7_at(at), v7_at(at), hookwire_core::id::v7());
         entries.push(LedgerMessage::EventRouted {
             event: hookwire_core::messages::Event {
                 id: event_id,

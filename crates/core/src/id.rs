@@ -1,0 +1,55 @@
+//! Identifiers for what Hookwire creates: events, deliveries, messages, keys.
+//!
+//! [`v7`] is the one way to make a time-ordered UUID here; `Uuid::now_v7` is refused by clippy
+//! (`clippy.toml`). uuid's `now_v7` keeps one context behind a process-wide mutex and may call
+//! the random source while holding it, so two threads making ids at the same moment take turns:
+//! in the publisher a request was seen waiting on that lock while another worker held it
+//! (docs/benchmarks.md, "Run 27"). Here each thread keeps its own context: ids stay unique
+//! (42 random-seeded counter bits and 32 random bits besides the millisecond) and increase
+//! within a thread; two threads' ids from the same millisecond are in no set order, which is
+//! what ids from two replicas have always been.
+
+use uuid::{ContextV7, Timestamp, Uuid};
+
+thread_local! {
+    static CONTEXT: ContextV7 = const { ContextV7::new() };
+}
+
+/// A new UUIDv7 from this thread's context.
+pub fn v7() -> Uuid {
+    CONTEXT.with(|context| Uuid::new_v7(Timestamp::now(context)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_version_7_unique_and_increase_within_a_thread() {
+        let ids: Vec<Uuid> = (0..10_000).map(|_| v7()).collect();
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids from one thread are ordered");
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| v7()).collect::<Vec<_>>()))
+            .collect();
+        let mut all: HashSet<Uuid> = ids.into_iter().collect();
+        for t in threads {
+            for id in t.join().expect("thread") {
+                assert!(all.insert(id), "duplicate id {id}");
+            }
+        }
+        assert_eq!(all.len(), 50_000);
+    }
+
+    #[test]
+    fn ids_carry_the_current_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let (seconds, nanos) = v7().get_timestamp().expect("v7 has a timestamp").to_unix();
+        let millis = seconds * 1000 + u64::from(nanos) / 1_000_000;
+        assert!(millis >= before && millis < before + 5_000, "{millis} vs {before}");
+    }
+}
