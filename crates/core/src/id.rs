@@ -1,4 +1,4 @@
-//! Identifiers for what Hookwire creates: events, deliveries, messages, keys.
+//! Identifiers for what Hookwire creates: events, deliveries, messages, keys, trace and span ids.
 //!
 //! [`v7`] is the one way to make a time-ordered UUID here; `Uuid::now_v7` is refused by clippy
 //! (`clippy.toml`). uuid's `now_v7` keeps one context behind a process-wide mutex and may call
@@ -18,6 +18,13 @@ thread_local! {
 /// A new UUIDv7 from this thread's context.
 pub fn v7() -> Uuid {
     CONTEXT.with(|context| Uuid::new_v7(Timestamp::now(context)))
+}
+
+/// `N` random bytes for what must not repeat but is no secret: trace and span ids, retry jitter.
+/// They come from rand's thread-local generator (seeded from the operating system), with no
+/// system call per use; keys, nonces and secrets come from [`crate::crypto::random`].
+pub fn random<const N: usize>() -> [u8; N] {
+    rand::random()
 }
 
 #[cfg(test)]
@@ -40,6 +47,17 @@ mod tests {
             }
         }
         assert_eq!(all.len(), 50_000);
+    }
+
+    #[test]
+    fn random_bytes_do_not_repeat_across_threads() {
+        let draw = || (0..10_000).map(|_| random::<8>()).collect::<Vec<_>>();
+        let other = std::thread::spawn(draw);
+        let mut seen: HashSet<[u8; 8]> = draw().into_iter().collect();
+        for bytes in other.join().expect("thread") {
+            assert!(seen.insert(bytes), "repeated {bytes:?}");
+        }
+        assert_eq!(seen.len(), 20_000);
     }
 
     #[test]

@@ -44,8 +44,8 @@ impl TraceParent {
     /// A new trace, sampled.
     pub fn new_root() -> Self {
         Self {
-            trace_id: crate::crypto::random(),
-            parent_id: crate::crypto::random(),
+            trace_id: crate::id::random(),
+            parent_id: crate::id::random(),
             flags: 1,
         }
     }
@@ -53,7 +53,7 @@ impl TraceParent {
     /// The same trace with a new span as the parent (the hop that sends the next request).
     pub fn child(&self) -> Self {
         Self {
-            parent_id: crate::crypto::random(),
+            parent_id: crate::id::random(),
             ..*self
         }
     }

@@ -84,7 +84,7 @@ pub enum Outcome {
 }
 
 fn jitter() -> f64 {
-    let r: [u8; 8] = hookwire_core::crypto::random();
+    let r: [u8; 8] = hookwire_core::id::random();
     (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
 }
 
