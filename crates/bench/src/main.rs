@@ -844,12 +844,37 @@ async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>) -> u32 {
 }
 
 /// Waits until the previous scenario's work is done, ends its phase, then vacuums the delivery
-/// log and writes the page cache out (outside any phase).
+/// log, rolls RabbitMQ's write-ahead log over and writes the page cache out (outside any phase).
 async fn settle(b: &mut Bench) {
     drain(b).await;
     b.phase(None);
     vacuum_log().await;
+    roll_broker_log().await;
     flush_page_cache().await;
+}
+
+/// Starts RabbitMQ's write-ahead log afresh and waits until the old one's entries are written to
+/// the quorum queues' segment files. Ra does this by itself whenever the log reaches 512 MiB, in
+/// one burst of writes that held deliveries for up to 750 ms when forced during scenario 3 at
+/// 2,000/s (docs/benchmarks.md, "Runs 27–29"); fan-out fills the log two or three times. Done
+/// here, one scenario's traffic does not roll the log over during the next. Needs `rabbitmqctl`
+/// for the local node; skipped (and said) without it.
+async fn roll_broker_log() {
+    let mut ctl = std::process::Command::new("rabbitmqctl");
+    ctl.args([
+        "-q",
+        "eval",
+        "ra_log_wal:force_roll_over(ra_log_wal), timer:sleep(200), \
+         ra_log_segment_writer:await(ra_log_segment_writer).",
+    ])
+    .stdout(std::process::Stdio::null());
+    match run_step(ctl).await {
+        Ok(took) => eprintln!(
+            "    rolled RabbitMQ's write-ahead log over in {:.1} s",
+            took.as_secs_f64()
+        ),
+        Err(e) => eprintln!("    RabbitMQ's write-ahead log was not rolled over: {e}"),
+    }
 }
 
 /// Writes every dirty page of the page cache to disk (`sync`). The kernel otherwise writes one
