@@ -868,13 +868,12 @@ async fn roll_broker_log() {
          ra_log_segment_writer:await(ra_log_segment_writer).",
     ])
     .stdout(std::process::Stdio::null());
-    match run_step(ctl).await {
-        Ok(took) => eprintln!(
-            "    rolled RabbitMQ's write-ahead log over in {:.1} s",
-            took.as_secs_f64()
-        ),
-        Err(e) => eprintln!("    RabbitMQ's write-ahead log was not rolled over: {e}"),
-    }
+    run_step(
+        ctl,
+        "rolled RabbitMQ's write-ahead log over",
+        "RabbitMQ's write-ahead log was not rolled over",
+    )
+    .await;
 }
 
 /// Writes every dirty page of the page cache to disk (`sync`). The kernel otherwise writes one
@@ -887,22 +886,21 @@ async fn flush_page_cache() {
         .ok()
         .and_then(|m| kib_field(&m, "Dirty:"))
         .map_or(f64::NAN, |kib| kib as f64 / 1024.0);
-    match run_step(std::process::Command::new("sync")).await {
-        Ok(took) => eprintln!(
-            "    wrote {dirty_mib:.0} MiB of dirty page cache to disk in {:.1} s",
-            took.as_secs_f64()
-        ),
-        Err(e) => eprintln!("    the page cache was not written out: {e}"),
-    }
+    run_step(
+        std::process::Command::new("sync"),
+        &format!("wrote {dirty_mib:.0} MiB of dirty page cache to disk"),
+        "the page cache was not written out",
+    )
+    .await;
 }
 
-/// Runs `command` off the runtime's threads: how long it took if it succeeded, what went wrong
-/// otherwise.
-async fn run_step(mut command: std::process::Command) -> Result<Duration, String> {
+/// Runs `command` off the runtime's threads and says how it went: `done` and how long it took,
+/// or `failed` and why.
+async fn run_step(mut command: std::process::Command, done: &str, failed: &str) {
     let started = Instant::now();
     match tokio::task::spawn_blocking(move || command.status()).await {
-        Ok(Ok(s)) if s.success() => Ok(started.elapsed()),
-        other => Err(format!("{other:?}")),
+        Ok(Ok(s)) if s.success() => eprintln!("    {done} in {:.1} s", started.elapsed().as_secs_f64()),
+        other => eprintln!("    {failed}: {other:?}"),
     }
 }
 
@@ -918,10 +916,7 @@ async fn vacuum_log() {
     let mut psql = std::process::Command::new("psql");
     psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1"])
         .args(["-c", "VACUUM ANALYZE deliveries, delivery_attempts, events"]);
-    match run_step(psql).await {
-        Ok(took) => eprintln!("    vacuumed the delivery log in {:.1} s", took.as_secs_f64()),
-        Err(e) => eprintln!("    the delivery log was not vacuumed: {e}"),
-    }
+    run_step(psql, "vacuumed the delivery log", "the delivery log was not vacuumed").await;
 }
 
 /// Waits (up to a minute) until the previous scenario's work is done: no task waiting for a
