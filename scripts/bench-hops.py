@@ -9,7 +9,8 @@ matched to its request. docs/benchmarks.md ("Reproduce") says how to capture; th
 
 DISPATCHER_BROKER_PORT is the local port of the dispatcher's consuming connection to RabbitMQ
 (`ss -tnp | grep hookwire-dispat`: the one the task messages arrive on). Prints, per phase
-(the first 1,500 requests are the 500/s phase, the rest the 2,000/s phase), p10/p50/p90/p99 of
+(both phases last as long: the first half of the capture's requests is the 500/s phase, the
+second half the 2,000/s phase), p10/p50/p90/p99 of
 each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
 """
 
@@ -59,7 +60,11 @@ def main():
         return next((at for at, s, d in hops if wanted(s, d)), None)
 
     sends = sorted(seen)
-    for name, phase in (("500/s", sends[:1500]), ("2000/s", sends[1500:])):
+    # Both phases last as long, with a pause between (the bench waits for the first phase's
+    # deliveries and sets up the second), so the midpoint of all sends falls in that pause.
+    middle = (sends[0] + sends[-1]) / 2
+    cut = next(i for i, sent in enumerate(sends) if sent > middle)
+    for name, phase in (("500/s", sends[:cut]), ("2000/s", sends[cut:])):
         rows = []
         for sent in phase:
             hops = sorted(seen[sent])
