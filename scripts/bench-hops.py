@@ -9,9 +9,8 @@ matched to its request. docs/benchmarks.md ("Reproduce") says how to capture; th
 
 DISPATCHER_BROKER_PORT is the local port of the dispatcher's consuming connection to RabbitMQ
 (`ss -tnp | grep hookwire-dispat`: the one the task messages arrive on). Prints, per phase
-(both phases last as long: the first half of the capture's requests is the 500/s phase, the
-second half the 2,000/s phase), p10/p50/p90/p99 of
-each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
+(each phase posts for a tenant of its own; named by its requests per second, in the order the
+phases ran), p10/p50/p90/p99 of each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
 """
 
 import collections
@@ -20,6 +19,7 @@ import struct
 import sys
 
 SENT = re.compile(rb'\\?"s\\?":(\d{16})')
+TENANT = re.compile(rb'"tenant_id":"([0-9a-f-]{36})"')
 POSTGRES = 5432
 
 
@@ -52,19 +52,26 @@ def main():
     publisher = int(sys.argv[3]) if len(sys.argv) > 3 else 8081
     broker = int(sys.argv[4]) if len(sys.argv) > 4 else 5672
     seen = collections.defaultdict(list)
+    # Each phase posts for a tenant of its own: the phases, in the order they began, and the
+    # events per request of each (every event of a request carries the same send time).
+    phases = collections.defaultdict(list)
+    batch = {}
     for at, source, destination, payload in packets(path):
-        for sent in {int(m) for m in SENT.findall(payload)}:
+        sents = {int(m) for m in SENT.findall(payload)}
+        for sent in sents:
             seen[sent].append((at, source, destination))
+        if destination == publisher and sents:
+            tenant = TENANT.search(payload)
+            if tenant:
+                phases[tenant.group(1)].extend(sents)
+                batch[tenant.group(1)] = len(SENT.findall(payload))
 
     def first(hops, wanted):
         return next((at for at, s, d in hops if wanted(s, d)), None)
 
-    sends = sorted(seen)
-    # Both phases last as long, with a pause between (the bench waits for the first phase's
-    # deliveries and sets up the second), so the midpoint of all sends falls in that pause.
-    middle = (sends[0] + sends[-1]) / 2
-    cut = next(i for i, sent in enumerate(sends) if sent > middle)
-    for name, phase in (("500/s", sends[:cut]), ("2000/s", sends[cut:])):
+    for tenant, phase in sorted(((t, sorted(set(p))) for t, p in phases.items()), key=lambda tp: tp[1][0]):
+        seconds = max(phase[-1] - phase[0], 1) / 1e6
+        name = f"{len(phase) * batch[tenant] / seconds:,.0f} events/s, {batch[tenant]} per request"
         rows = []
         for sent in phase:
             hops = sorted(seen[sent])
