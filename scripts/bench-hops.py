@@ -9,8 +9,8 @@ matched to its request. docs/benchmarks.md ("Reproduce") says how to capture; th
 
 DISPATCHER_BROKER_PORT is the local port of the dispatcher's consuming connection to RabbitMQ
 (`ss -tnp | grep hookwire-dispat`: the one the task messages arrive on). Prints, per phase
-(each phase posts for a tenant of its own; named by its requests per second, in the order the
-phases ran), p10/p50/p90/p99 of each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
+(each phase posts for a tenant of its own; named by its events per second and per request, in the
+order the phases ran), p10/p50/p90/p99 of each hop in milliseconds. Standard library only; reads classic pcap files (tcpdump -w).
 """
 
 import collections
@@ -57,14 +57,15 @@ def main():
     phases = collections.defaultdict(list)
     batch = {}
     for at, source, destination, payload in packets(path):
-        sents = {int(m) for m in SENT.findall(payload)}
+        matches = SENT.findall(payload)
+        sents = {int(m) for m in matches}
         for sent in sents:
             seen[sent].append((at, source, destination))
         if destination == publisher and sents:
             tenant = TENANT.search(payload)
             if tenant:
                 phases[tenant.group(1)].extend(sents)
-                batch[tenant.group(1)] = len(SENT.findall(payload))
+                batch[tenant.group(1)] = len(matches)
 
     def first(hops, wanted):
         return next((at for at, s, d in hops if wanted(s, d)), None)

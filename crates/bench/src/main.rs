@@ -300,6 +300,8 @@ impl Bench {
         let until = Instant::now() + duration;
         let mut tasks = Vec::new();
         let path = if batch == 1 { "/v1/events" } else { "/v1/events:batch" };
+        // Each worker paces itself to its share of the rate.
+        let interval = rate.map(|r| Duration::from_secs_f64(batch as f64 * workers as f64 / r as f64));
         let start = Instant::now();
         for worker in 0..workers {
             let (api, url, auth, tenant) = (
@@ -309,8 +311,6 @@ impl Bench {
                 tenant.to_owned(),
             );
             let (accepted, refused) = (accepted.clone(), refused.clone());
-            // Each worker paces itself to its share of the rate.
-            let interval = rate.map(|r| Duration::from_secs_f64(batch as f64 * workers as f64 / r as f64));
             tasks.push(tokio::spawn(async move {
                 let mut next = start + interval.unwrap_or_default() * worker as u32 / workers as u32;
                 while Instant::now() < until {
