@@ -55,6 +55,25 @@ pub struct BrokerConfig {
     pub prefix: String,
 }
 
+/// The tokio runtime a service runs on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 means one per core. Each service's default is in its `default.toml`
+    /// (docs/operations.md, "Threads").
+    pub worker_threads: usize,
+}
+
+impl RuntimeConfig {
+    /// The runtime the service's `main` blocks on.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if self.worker_threads > 0 {
+            builder.worker_threads(self.worker_threads);
+        }
+        builder.enable_all().build()
+    }
+}
+
 /// Where logs go and how much is logged.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetryConfig {
@@ -159,5 +178,19 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("development default"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_has_as_many_workers_as_configured() {
+        let workers = |n| {
+            RuntimeConfig { worker_threads: n }
+                .build()
+                .unwrap()
+                .metrics()
+                .num_workers()
+        };
+        assert_eq!(workers(1), 1);
+        assert_eq!(workers(3), 3);
+        assert!(workers(0) >= 1, "0 means tokio's default, one per core");
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hookwire_core::config::{BrokerConfig, Profile, TelemetryConfig};
+use hookwire_core::config::{BrokerConfig, Profile, RuntimeConfig, TelemetryConfig};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -17,6 +17,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub delivery: DeliveryConfig,
     pub telemetry: TelemetryConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

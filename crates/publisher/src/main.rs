@@ -23,10 +23,17 @@ enum Command {
     Serve,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    config
+        .runtime
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let _telemetry = hookwire_core::telemetry::init(&config.telemetry, "hookwire-publisher")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hookwire_core::config::{BrokerConfig, Profile, TelemetryConfig};
+use hookwire_core::config::{BrokerConfig, Profile, RuntimeConfig, TelemetryConfig};
 use hookwire_core::retry::RetryPolicy;
 use serde::Deserialize;
 
@@ -21,6 +21,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub retention: RetentionConfig,
     pub telemetry: TelemetryConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
