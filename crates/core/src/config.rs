@@ -56,7 +56,7 @@ pub struct BrokerConfig {
 }
 
 /// The tokio runtime a service runs on.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 pub struct RuntimeConfig {
     /// Worker threads; 0 means one per core. Each service's default is in its `default.toml`
     /// (docs/operations.md, "Threads").
@@ -71,6 +71,12 @@ impl RuntimeConfig {
             builder.worker_threads(self.worker_threads);
         }
         builder.enable_all().build()
+    }
+
+    /// A service's `main`: builds the runtime and runs `service` on it to the end.
+    pub fn run<F: std::future::Future>(self, service: F) -> anyhow::Result<F::Output> {
+        use anyhow::Context as _;
+        Ok(self.build().context("starting the async runtime")?.block_on(service))
     }
 }
 

@@ -26,11 +26,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    config
-        .runtime
-        .build()
-        .context("starting the async runtime")?
-        .block_on(run(cli, config))
+    config.runtime.run(run(cli, config))?
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
