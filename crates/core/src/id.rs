@@ -20,10 +20,13 @@ pub fn v7() -> Uuid {
     CONTEXT.with(|context| Uuid::new_v7(Timestamp::now(context)))
 }
 
-/// `N` random bytes for what must not repeat but is no secret: trace and span ids, retry jitter.
-/// They come from rand's thread-local generator (seeded from the operating system), with no
+/// A random value for what must not repeat or be predictable in bulk but is no secret: trace and
+/// span ids (byte arrays), retry jitter (an `f64` in `[0, 1)`). They come from rand's thread-local generator (seeded from the operating system), with no
 /// system call per use; keys, nonces and secrets come from [`crate::crypto::random`].
-pub fn random<const N: usize>() -> [u8; N] {
+pub fn random<T>() -> T
+where
+    rand::distr::StandardUniform: rand::distr::Distribution<T>,
+{
     rand::random()
 }
 
@@ -51,7 +54,7 @@ mod tests {
 
     #[test]
     fn random_bytes_do_not_repeat_across_threads() {
-        let draw = || (0..10_000).map(|_| random::<8>()).collect::<Vec<_>>();
+        let draw = || (0..10_000).map(|_| random::<[u8; 8]>()).collect::<Vec<_>>();
         let other = std::thread::spawn(draw);
         let mut seen: HashSet<[u8; 8]> = draw().into_iter().collect();
         for bytes in other.join().expect("thread") {

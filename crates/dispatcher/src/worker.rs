@@ -83,11 +83,6 @@ pub enum Outcome {
     Spilled,
 }
 
-fn jitter() -> f64 {
-    let r: [u8; 8] = hookwire_core::id::random();
-    (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 impl Worker {
     pub fn new(config: Config, keyring: Keyring, metrics: Arc<Metrics>, webhooks: Arc<Webhooks>) -> Self {
         let client = client::build(
@@ -410,7 +405,8 @@ impl Worker {
             (DeliveryStatus::Failed, None)
         } else {
             let age = (now - first).to_std().unwrap_or_default();
-            match task.target.retry_policy.next_delay(task.attempts, age, jitter()) {
+            let jitter = hookwire_core::id::random();
+            match task.target.retry_policy.next_delay(task.attempts, age, jitter) {
                 Some(delay) => {
                     let delay = match attempt.retry_after {
                         Some(s) => delay.max(Duration::from_secs(s)).min(hookwire_core::retry::MAX_DELAY),
