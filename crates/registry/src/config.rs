@@ -77,7 +77,7 @@ pub struct LedgerConfig {
     /// How long to wait for a batch to fill after its first message. Default 20 ms.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub batch_wait: Duration,
-    /// RabbitMQ prefetch of the ledger consumer. Default 2000.
+    /// RabbitMQ prefetch of the ledger consumer. Default 500.
     pub prefetch: u16,
 }
 
