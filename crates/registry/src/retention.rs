@@ -91,7 +91,10 @@ enum Binds {
 // an attempt looks up its delivery (an anti-join; the bounds repeated on `d.id` keep the planner's
 // merge join from walking the deliveries' index from its start every chunk); the events' chunks read the old deliveries
 // still under way (an InitPlan, once per chunk; few rows, as the deliveries rule before them left
-// only those below the cutoff).
+// only those below the cutoff). Its statistics are stale by then, but measured on a scratch copy
+// (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
+// planner still reads them by primary key, not the whole table: 35–50 ms a chunk once the dead
+// index entries are marked, 226 ms for the first.
 const RULES: [Rule; 5] = [
     Rule {
         table: "delivery_attempts",
