@@ -263,6 +263,18 @@ impl TestEnv {
             .expect("the publisher answers")
     }
 
+    /// Posts `body` (`{"events": [...]}`, or anything a test wants refused) to the batch endpoint.
+    pub async fn publish_batch(&self, body: Value) -> Response {
+        self.http
+            .post(
+                &format!("{}/v1/events:batch", self.publisher),
+                &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
+                Some(&body),
+            )
+            .await
+            .expect("the publisher answers")
+    }
+
     /// Waits until the publisher routes with webhook `id` (change notices are asynchronous).
     pub async fn wait_routed(&self, count: usize) {
         let url = format!("{}/readyz", self.publisher);

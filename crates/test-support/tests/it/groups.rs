@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hookwire_core::signing::{verify, SigningKey};
-use hookwire_test_support::{eventually, free_port, Receiver, TestEnv, PRODUCER_TOKEN};
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -189,6 +189,65 @@ async fn a_slow_webhook_leaves_the_groups_so_it_cannot_hold_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_with_a_slow_receiver_does_not_hold_another_tenants_deliveries_in_the_same_batches() {
+    // A producer's batch requests carry both tenants' events, so each broker message holds a
+    // delivery to each receiver. With a window of 3 such messages, waiting on the slow receiver's
+    // 3 s would stop the other tenant's deliveries too.
+    let env = TestEnv::start_with(|o| o.dispatcher.delivery.group_prefetch = 3).await;
+    let mut fast = Receiver::start(200).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let (acme, acme_key) = env.tenant("acme").await;
+    let (globex, globex_key) = env.tenant("globex").await;
+    env.webhook(
+        &acme_key,
+        json!({"url": slow.url(), "events": ["*"], "timeout_seconds": 30}),
+    )
+    .await;
+    env.webhook(&globex_key, json!({"url": fast.url(), "events": ["*"]}))
+        .await;
+    env.wait_routed(2).await;
+    let batch = |n: usize| {
+        env.publish_batch(json!({"events": [
+            {"type": "task.created", "tenant_id": acme, "data": {"n": n}},
+            {"type": "task.created", "tenant_id": globex, "data": {"n": n}},
+        ]}))
+    };
+    assert_eq!(batch(0).await.status, 202);
+    assert!(fast.next(Duration::from_secs(10)).await.is_some());
+    assert!(
+        slow.next(Duration::from_secs(10)).await.is_some(),
+        "the slow attempt started"
+    );
+    // Past the stall time, acme's deliveries leave the next batches as tasks of their own.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for n in 1..=10 {
+        assert_eq!(batch(n).await.status, 202);
+    }
+    let mut seen = Vec::new();
+    for n in 1..=10 {
+        let got = fast.next(Duration::from_secs(10)).await;
+        let got = got.unwrap_or_else(|| panic!("globex's delivery {n} did not arrive"));
+        let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        seen.push(body["data"]["n"].as_u64().unwrap());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "globex waited for acme's receiver: {:?}",
+        started.elapsed()
+    );
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=10).collect::<Vec<u64>>(), "each of globex's events once");
+    for n in 1..=10 {
+        assert!(
+            slow.next(Duration::from_secs(15)).await.is_some(),
+            "acme's delivery {n} did not arrive"
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_alone() {
     let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
     let mut rx = Receiver::start(200).await;
@@ -211,15 +270,7 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
         })
         .collect();
     events.push(json!({"type": "task.created", "data": {"n": 6}}));
-    let r = env
-        .http
-        .post(
-            &format!("{}/v1/events:batch", env.publisher),
-            &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
-            Some(&json!({"events": events})),
-        )
-        .await
-        .unwrap();
+    let r = env.publish_batch(json!({"events": events})).await;
     assert_eq!(r.status, 202, "{r:?}");
     let event_ids: Vec<String> = r.body["results"]
         .as_array()

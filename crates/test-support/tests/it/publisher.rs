@@ -149,16 +149,10 @@ async fn a_batch_is_accepted_whole_or_refused_whole() {
     let (tenant, key) = env.tenant("acme").await;
     env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
     env.wait_routed(1).await;
-    let url = format!("{}/v1/events:batch", env.publisher);
-    let auth = format!("Bearer {PRODUCER_TOKEN}");
     let events: Vec<_> = (0..50)
         .map(|n| json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
         .collect();
-    let r = env
-        .http
-        .post(&url, &[("authorization", &auth)], Some(&json!({"events": events})))
-        .await
-        .unwrap();
+    let r = env.publish_batch(json!({"events": events})).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["results"].as_array().unwrap().len(), 50);
     let mut ids = std::collections::HashSet::new();
@@ -171,20 +165,12 @@ async fn a_batch_is_accepted_whole_or_refused_whole() {
     }
     assert_eq!(ids.len(), 50);
     let mixed = json!({"events": [{"type": "task.created", "data": {}}, {"type": "nope", "data": {}}]});
-    let r = env
-        .http
-        .post(&url, &[("authorization", &auth)], Some(&mixed))
-        .await
-        .unwrap();
+    let r = env.publish_batch(mixed).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["errors"][0]["field"], "events[1].type");
     rx.expect_nothing(Duration::from_millis(700)).await;
     let too_many: Vec<_> = (0..1001).map(|_| json!({"type": "task.created", "data": {}})).collect();
-    let r = env
-        .http
-        .post(&url, &[("authorization", &auth)], Some(&json!({"events": too_many})))
-        .await
-        .unwrap();
+    let r = env.publish_batch(json!({"events": too_many})).await;
     assert_eq!(r.status, 400);
     env.stop().await;
 }
@@ -217,14 +203,8 @@ async fn an_idempotency_key_sends_an_event_once() {
     assert_ne!(theirs.body["event_id"], first.body["event_id"]);
     assert_eq!(theirs.body["matched"], 1);
     // Within one batch a repeated key is a duplicate of its first use.
-    let url = format!("{}/v1/events:batch", env.publisher);
-    let auth = format!("Bearer {PRODUCER_TOKEN}");
     let e = json!({"type": "task.created", "tenant_id": tenant, "data": {}, "idempotency_key": "batch-7"});
-    let r = env
-        .http
-        .post(&url, &[("authorization", &auth)], Some(&json!({"events": [e, e]})))
-        .await
-        .unwrap();
+    let r = env.publish_batch(json!({"events": [e, e]})).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["results"][0]["event_id"], r.body["results"][1]["event_id"]);
     assert_eq!(r.body["results"][1]["duplicate"], true);
