@@ -4,6 +4,7 @@ mod acks;
 mod broker;
 mod delivery;
 mod delivery_ops;
+mod docs;
 mod fuzz;
 mod groups;
 mod isolation;
