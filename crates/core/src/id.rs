@@ -21,8 +21,9 @@ pub fn v7() -> Uuid {
 }
 
 /// A random value for what must not repeat or be predictable in bulk but is no secret: trace and
-/// span ids (byte arrays), retry jitter (an `f64` in `[0, 1)`). They come from rand's thread-local generator (seeded from the operating system), with no
-/// system call per use; keys, nonces and secrets come from [`crate::crypto::random`].
+/// span ids (byte arrays), retry jitter (an `f64` in `[0, 1)`). They come from rand's thread-local
+/// generator (seeded from the operating system), with no system call per use; keys, nonces and
+/// secrets come from [`crate::crypto::random`].
 pub fn random<T>() -> T
 where
     rand::distr::StandardUniform: rand::distr::Distribution<T>,

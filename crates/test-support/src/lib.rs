@@ -253,23 +253,20 @@ impl TestEnv {
 
     /// Publishes one event with the producer token.
     pub async fn publish(&self, event: Value) -> Response {
-        self.http
-            .post(
-                &format!("{}/v1/events", self.publisher),
-                &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
-                Some(&event),
-            )
-            .await
-            .expect("the publisher answers")
+        self.ingest("/v1/events", &event).await
     }
 
     /// Posts `body` (`{"events": [...]}`, or anything a test wants refused) to the batch endpoint.
     pub async fn publish_batch(&self, body: Value) -> Response {
+        self.ingest("/v1/events:batch", &body).await
+    }
+
+    async fn ingest(&self, path: &str, body: &Value) -> Response {
         self.http
             .post(
-                &format!("{}/v1/events:batch", self.publisher),
+                &format!("{}{path}", self.publisher),
                 &[("authorization", &format!("Bearer {PRODUCER_TOKEN}"))],
-                Some(&body),
+                Some(body),
             )
             .await
             .expect("the publisher answers")

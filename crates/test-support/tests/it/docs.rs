@@ -27,7 +27,9 @@ fn documented(section: &str) -> HashMap<String, String> {
                 Some(last) => format!("{}.{last}", names[0].rsplit_once('.').expect("a dotted key").0),
                 None => (*name).to_owned(),
             };
-            let default = defaults.get(i).or(defaults.first()).expect("a default");
+            let default = defaults
+                .get(i)
+                .unwrap_or_else(|| panic!("no default for {name} in {row}"));
             let default = match default.trim() {
                 "empty" => String::new(),
                 d => d.trim_matches('`').to_owned(),
