@@ -316,42 +316,78 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
+/// How long a connection attempt may take before it counts as failed: a broker address that
+/// swallows packets, or a broker still starting that accepted the socket, must not hold a
+/// service's reconnection forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a session's connection is checked besides lapin's error events: a connection the
+/// broker closes in an orderly way (`connection.close`, as when RabbitMQ stops) may end without one.
+const LIVENESS_CHECK: Duration = Duration::from_millis(500);
+
+/// Resolves when `conn` fails or is closed, with why.
+fn lost(conn: &Connection) -> impl Future<Output = String> + use<> {
+    // Boxed as 'static: lapin's opaque stream type names the connection's borrow, though it
+    // holds none.
+    let mut events: std::pin::Pin<Box<dyn futures_util::Stream<Item = lapin::Event> + Send>> =
+        Box::pin(conn.events_listener());
+    let status = conn.status().clone();
+    async move {
+        let mut check = tokio::time::interval(LIVENESS_CHECK);
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(lapin::Event::Error(e)) => return e.to_string(),
+                    Some(_) => {}
+                    None => return "the connection's events ended".to_owned(),
+                },
+                _ = check.tick() => {
+                    if !status.connected() {
+                        return "the connection was closed".to_owned();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Runs `session` on a fresh connection, and again on a new one whenever it returns an error or
-/// the connection drops, until `cancel` fires. A session returning `Ok` ends the loop.
+/// the connection fails, until `cancel` fires. A session returning `Ok` ends the loop.
+///
+/// A session receives `cancel` and must return once it fires: supervise does not cut a running
+/// session short on shutdown, so a session can finish its work in hand (the dispatcher lets its
+/// attempts answer, the registry commits its batch). After `cancel` no new connection is made.
 pub async fn supervise<F, Fut>(config: BrokerConfig, name: String, cancel: CancellationToken, mut session: F)
 where
-    F: FnMut(Connection) -> Fut,
+    F: FnMut(Connection, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let mut failures = 0u32;
     loop {
-        let outcome = tokio::select! {
+        let connected = tokio::select! {
             () = cancel.cancelled() => return,
-            conn = connect(&config, &name) => match conn {
-                Ok(conn) => {
-                    failures = 0;
-                    tracing::info!(connection = %name, "connected to the broker");
-                    let mut events = conn.events_listener();
-                    let lost = async move {
-                        while let Some(event) = events.next().await {
-                            if let lapin::Event::Error(e) = event {
-                                return e;
-                            }
-                        }
-                        std::future::pending().await
-                    };
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        result = session(conn) => match result {
-                            Ok(()) => return,
-                            Err(e) => format!("{e:#}"),
-                        },
-                        e = lost => e.to_string(),
-                    }
-                }
-                Err(e) => e.to_string(),
-            },
+            conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&config, &name)) => conn,
         };
+        let outcome = match connected {
+            Ok(Ok(conn)) => {
+                failures = 0;
+                tracing::info!(connection = %name, "connected to the broker");
+                let lost = lost(&conn);
+                tokio::select! {
+                    result = session(conn, cancel.clone()) => match result {
+                        Ok(()) => return,
+                        Err(e) => format!("{e:#}"),
+                    },
+                    e = lost => e,
+                }
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no connection within {CONNECT_TIMEOUT:?}"),
+        };
+        if cancel.is_cancelled() {
+            tracing::info!(connection = %name, error = %outcome, "broker session ended while stopping");
+            return;
+        }
         let wait = backoff(failures);
         failures = failures.saturating_add(1);
         tracing::warn!(connection = %name, error = %outcome, retry_in_ms = wait.as_millis() as u64, "broker session ended");
@@ -376,7 +412,7 @@ impl Link {
             channel: Arc::new(RwLock::new(None)),
         };
         let slot = link.channel.clone();
-        tokio::spawn(supervise(config, name, cancel, move |conn| {
+        tokio::spawn(supervise(config, name, cancel, move |conn, cancel| {
             let slot = slot.clone();
             let topology = topology.clone();
             async move {
@@ -385,8 +421,9 @@ impl Link {
                     channel.confirm_select(ConfirmSelectOptions::default()).await?;
                     declare(&channel, &topology).await?;
                     *slot.write().expect("link lock is never poisoned") = Some(channel);
-                    // Hold the connection until it fails; the supervisor notices the failure.
-                    std::future::pending::<lapin::Result<()>>().await
+                    // Hold the connection until it fails (the supervisor notices) or the service stops.
+                    cancel.cancelled().await;
+                    lapin::Result::Ok(())
                 }
                 .await;
                 *slot.write().expect("link lock is never poisoned") = None;

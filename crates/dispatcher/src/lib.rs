@@ -32,6 +32,22 @@ struct Health {
     consuming: Arc<AtomicBool>,
 }
 
+/// Holds a flag up while it lives: `consuming` is true exactly while a task session runs.
+struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    fn raise(flag: Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
@@ -60,18 +76,17 @@ impl Application {
         let topology = Topology::new(&config.broker.prefix);
 
         let work = {
-            let (worker, cancel, consuming) = (worker.clone(), cancel.clone(), consuming.clone());
+            let (worker, consuming) = (worker.clone(), consuming.clone());
             tokio::spawn(hookwire_broker::supervise(
                 config.broker.clone(),
                 "hookwire-dispatcher tasks".into(),
                 cancel.clone(),
-                move |conn| {
-                    let (worker, cancel, consuming) = (worker.clone(), cancel.clone(), consuming.clone());
+                move |conn, cancel| {
+                    let (worker, consuming) = (worker.clone(), consuming.clone());
                     async move {
-                        consuming.store(true, Ordering::Release);
-                        let result = worker.session(conn, cancel).await;
-                        consuming.store(false, Ordering::Release);
-                        result
+                        // Not ready from the moment the session ends, or is dropped with its connection.
+                        let _consuming = Flag::raise(consuming);
+                        worker.session(conn, cancel).await
                     }
                 },
             ))
@@ -82,20 +97,26 @@ impl Application {
                 config.broker.clone(),
                 "hookwire-dispatcher changes".into(),
                 cancel.clone(),
-                move |conn| {
+                move |conn, cancel| {
                     let (webhooks, topology) = (webhooks.clone(), topology.clone());
                     async move {
                         let channel = conn.create_channel().await?;
                         hookwire_broker::declare(&channel, &topology).await?;
                         let mut notices =
                             hookwire_broker::consume_changes(&channel, &topology, "hookwire-dispatcher").await?;
-                        while let Some(next) = notices.next().await {
+                        loop {
+                            let next = tokio::select! {
+                                () = cancel.cancelled() => return Ok(()),
+                                next = notices.next() => next,
+                            };
+                            let Some(next) = next else {
+                                anyhow::bail!("the broker cancelled the change-notice consumer")
+                            };
                             match serde_json::from_slice::<ChangeNotice>(&next?.data) {
                                 Ok(notice) => webhooks.apply(notice),
                                 Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
                             }
                         }
-                        anyhow::bail!("the broker cancelled the change-notice consumer")
                     }
                 },
             ))

@@ -29,7 +29,7 @@ use hookwire_core::topology::{retry_tier, Topology, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -223,9 +223,15 @@ impl Worker {
         let tracker = TaskTracker::new();
         let max_in_flight = self.config.delivery.max_in_flight.max(1);
         let room = Arc::new(Semaphore::new(max_in_flight));
+        // Both end with the session, also when it is dropped because its connection failed.
         let (acks, acker) = crate::acks::start(consume.clone());
+        let acker = AbortOnDropHandle::new(acker);
         let (records, pending) = mpsc::channel(4 * SINK_MAX);
-        let sink = tokio::spawn(sink(publish.clone(), self.topology.ledger_queue(), pending));
+        let sink = AbortOnDropHandle::new(tokio::spawn(sink(
+            publish.clone(),
+            self.topology.ledger_queue(),
+            pending,
+        )));
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
@@ -317,11 +323,18 @@ impl Worker {
             tracing::warn!("drain timeout: unfinished tasks return to the queue");
         }
         // The sink flushes what the drained tasks handed it, then ends; the acker acknowledges
-        // every finished task, then ends.
+        // every finished task, then ends. Tasks still running past the drain timeout hold on to
+        // both, so they get a moment more, then the session ends without them.
         drop(records);
-        let _ = sink.await;
         drop(acks);
-        let _ = acker.await;
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            let _ = sink.await;
+            let _ = acker.await;
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::warn!("records or acknowledgements not flushed in time: their tasks return to the queue");
+        }
         result
     }
 
@@ -588,6 +601,9 @@ pub struct Pending {
 /// Most records gathered into one ledger message, and how long the first may wait for others.
 const SINK_MAX: usize = 256;
 const SINK_WAIT: Duration = Duration::from_millis(2);
+/// How long a session that stops waits, after draining, for its last records to be confirmed and
+/// its last tasks acknowledged.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Gathers attempt records for up to `SINK_WAIT` and publishes them as one ledger message, with
 /// their retries, in one confirm round. Each waiter learns whether its own record is safe; only

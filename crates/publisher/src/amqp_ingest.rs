@@ -49,9 +49,8 @@ fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
 
 pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
     let broker = state.config.broker.clone();
-    let stop = cancel.clone();
-    hookwire_broker::supervise(broker, "hookwire-publisher ingest".into(), cancel, move |conn| {
-        let (state, stop) = (state.clone(), stop.clone());
+    hookwire_broker::supervise(broker, "hookwire-publisher ingest".into(), cancel, move |conn, stop| {
+        let state = state.clone();
         async move {
             let channel = conn.create_channel().await?;
             hookwire_broker::declare(&channel, &state.topology).await?;

@@ -188,19 +188,13 @@ async fn load(cache: &Cache, registry: &RegistryClient, cancel: &CancellationTok
 /// Keeps the cache in step with the registry until `cancel` fires.
 pub async fn sync(cache: Arc<Cache>, config: Config, registry: RegistryClient, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
-    let stop = cancel.clone();
     hookwire_broker::supervise(
         config.broker.clone(),
         "hookwire-publisher changes".into(),
         cancel,
-        move |conn| {
-            let (cache, config, registry, topology, stop) = (
-                cache.clone(),
-                config.clone(),
-                registry.clone(),
-                topology.clone(),
-                stop.clone(),
-            );
+        move |conn, stop| {
+            let (cache, config, registry, topology) =
+                (cache.clone(), config.clone(), registry.clone(), topology.clone());
             async move {
                 let channel = conn.create_channel().await?;
                 hookwire_broker::declare(&channel, &topology).await?;

@@ -22,14 +22,12 @@ use crate::notices::Notices;
 pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: Notices, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry ledger".to_owned();
-    let stop = cancel.clone();
-    hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn| {
-        let (config, pool, metrics, topology, stop, notices) = (
+    hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
+        let (config, pool, metrics, topology, notices) = (
             config.clone(),
             pool.clone(),
             metrics.clone(),
             topology.clone(),
-            stop.clone(),
             notices.clone(),
         );
         async move {

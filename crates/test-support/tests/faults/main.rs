@@ -102,6 +102,14 @@ fn report(name: &str, load: &Load, seen: &HashMap<String, u32>) {
         load.refused,
         seen.len()
     );
+    if missing > 0 {
+        // What the in-process services warned about, to tell where the events stopped.
+        for line in hookwire_test_support::logs::captured().lines() {
+            if line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#) {
+                println!("{line}");
+            }
+        }
+    }
     assert_eq!(missing, 0, "{name}: {missing} accepted events were never delivered");
 }
 

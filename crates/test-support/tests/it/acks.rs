@@ -88,3 +88,54 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
     assert_eq!(env.queue_depth(&queue).await, 0, "every finished task was acknowledged");
     env.stop().await;
 }
+
+/// On SIGTERM a dispatcher stops taking tasks but finishes the attempts it has started: each is
+/// answered, recorded and acknowledged before the process exits, so none comes back to another
+/// dispatcher as a second delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dispatcher_stopped_with_sigterm_finishes_its_attempts_and_none_comes_back() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let answer_after = Duration::from_millis(1500);
+    let mut rx = Receiver::scripted(vec![(200, answer_after)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"], "timeout_seconds": 30}))
+        .await;
+    env.wait_routed(1).await;
+    const N: usize = 10;
+    for n in 0..N {
+        let r = env
+            .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..N {
+        let got = rx.next(Duration::from_secs(10)).await.expect("every attempt started");
+        ids.insert(got.header("webhook-id").unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), N);
+    // Every attempt is waiting for its answer now.
+    let asked = std::time::Instant::now();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &dispatcher.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let mut dispatcher = dispatcher;
+    let status = dispatcher.wait().expect("the dispatcher exits");
+    assert!(status.success(), "the dispatcher exits cleanly: {status}");
+    assert!(
+        asked.elapsed() >= answer_after / 2,
+        "the dispatcher waited for its attempts' answers (exited after {:?})",
+        asked.elapsed()
+    );
+    let queue = env.topology().deliveries_queue();
+    assert_eq!(env.queue_depth(&queue).await, 0, "every started task was acknowledged");
+    // Another dispatcher finds nothing to deliver again.
+    let mut next = env.spawn_dispatcher_process(free_port()).await;
+    rx.expect_nothing(Duration::from_secs(2)).await;
+    next.kill().expect("SIGKILL the second dispatcher");
+    let _ = next.wait();
+    env.stop().await;
+}
