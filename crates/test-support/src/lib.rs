@@ -481,6 +481,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Stops a service started as a separate process the way Kubernetes does (SIGTERM) and waits
+/// until it has exited.
+pub fn terminate(mut service: std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM sent");
+    service.wait().expect("the service exits")
+}
+
 /// Calls `probe` every 50 ms until it returns `Some`, or `within` passes.
 pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
 where

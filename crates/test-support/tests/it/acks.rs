@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
+use hookwire_test_support::{eventually, free_port, terminate, Receiver, TestEnv};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,13 +77,7 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
         );
     }
     fast.expect_nothing(Duration::from_millis(500)).await;
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &dispatcher.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(stopped.success());
-    let mut dispatcher = dispatcher;
-    let _ = dispatcher.wait();
+    terminate(dispatcher);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.queue_depth(&queue).await, 0, "every finished task was acknowledged");
     env.stop().await;
@@ -117,13 +111,7 @@ async fn a_dispatcher_stopped_with_sigterm_finishes_its_attempts_and_none_comes_
     assert_eq!(ids.len(), N);
     // Every attempt is waiting for its answer now.
     let asked = std::time::Instant::now();
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &dispatcher.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(stopped.success());
-    let mut dispatcher = dispatcher;
-    let status = dispatcher.wait().expect("the dispatcher exits");
+    let status = terminate(dispatcher);
     assert!(status.success(), "the dispatcher exits cleanly: {status}");
     assert!(
         asked.elapsed() >= answer_after / 2,
