@@ -24,6 +24,10 @@ pub enum PublishError {
     Unavailable,
     #[error("the broker refused the message (nack)")]
     Nacked,
+    #[error("the broker has blocked publishing (a memory or disk alarm)")]
+    Blocked,
+    #[error("the broker did not confirm within {0:?}")]
+    TimedOut(Duration),
     #[error("the broker connection failed while publishing: {0}")]
     Broker(#[from] lapin::Error),
 }
@@ -398,20 +402,33 @@ where
     }
 }
 
+/// How long [`Link::publish`] waits for the broker's confirms. A broker that stops confirming
+/// (overloaded, or its disk stalled) must not hold a producer's request, or a service's work,
+/// for longer than a client would wait: past this the publish fails, although the broker may
+/// still store what it received.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A publishing channel kept open in the background: a confirm-mode channel on its own
 /// connection, re-established after a failure. Cheap to clone.
 #[derive(Clone)]
 pub struct Link {
-    channel: Arc<RwLock<Option<Channel>>>,
+    open: Arc<RwLock<Option<Open>>>,
+}
+
+/// The link's channel and the state of the connection it runs on.
+#[derive(Clone)]
+struct Open {
+    channel: Channel,
+    connection: lapin::ConnectionStatus,
 }
 
 impl Link {
     /// Starts keeping a link open; `topology` is declared on every (re)connect.
     pub fn start(config: BrokerConfig, name: String, topology: Topology, cancel: CancellationToken) -> Self {
         let link = Self {
-            channel: Arc::new(RwLock::new(None)),
+            open: Arc::new(RwLock::new(None)),
         };
-        let slot = link.channel.clone();
+        let slot = link.open.clone();
         tokio::spawn(supervise(config, name, cancel, move |conn, cancel| {
             let slot = slot.clone();
             let topology = topology.clone();
@@ -420,7 +437,8 @@ impl Link {
                     let channel = conn.create_channel().await?;
                     channel.confirm_select(ConfirmSelectOptions::default()).await?;
                     declare(&channel, &topology).await?;
-                    *slot.write().expect("link lock is never poisoned") = Some(channel);
+                    let connection = conn.status().clone();
+                    *slot.write().expect("link lock is never poisoned") = Some(Open { channel, connection });
                     // Hold the connection until it fails (the supervisor notices) or the service stops.
                     cancel.cancelled().await;
                     lapin::Result::Ok(())
@@ -434,24 +452,31 @@ impl Link {
         link
     }
 
-    /// The channel, when connected.
-    pub fn channel(&self) -> Option<Channel> {
-        self.channel
+    /// The channel and its connection, when connected.
+    fn open(&self) -> Option<Open> {
+        self.open
             .read()
             .expect("link lock is never poisoned")
             .clone()
-            .filter(|c| c.status().connected())
+            .filter(|o| o.channel.status().connected())
     }
 
     /// Whether the link is up (for `/readyz`).
     pub fn is_connected(&self) -> bool {
-        self.channel().is_some()
+        self.open().is_some()
     }
 
-    /// Publishes a batch with confirms on the link's channel.
+    /// Publishes a batch with confirms on the link's channel, waiting at most [`CONFIRM_TIMEOUT`].
+    /// While the broker blocks the connection (a memory or disk alarm) nothing is sent: the
+    /// publish fails at once rather than waiting in a buffer for the alarm to clear.
     pub async fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
-        let channel = self.channel().ok_or(PublishError::Unavailable)?;
-        publish_confirmed(&channel, messages).await
+        let open = self.open().ok_or(PublishError::Unavailable)?;
+        if open.connection.blocked() {
+            return Err(PublishError::Blocked);
+        }
+        tokio::time::timeout(CONFIRM_TIMEOUT, publish_confirmed(&open.channel, messages))
+            .await
+            .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))?
     }
 
     /// Waits until the link is up, or `timeout` passes.

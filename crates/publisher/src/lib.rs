@@ -287,9 +287,12 @@ pub async fn deliver(
     if let Err(e) = published {
         state.metrics.publish_failures.inc();
         tracing::warn!(error = %e, events = sending.len(), "publish not confirmed; answering 503");
-        return Err(ApiError::Unavailable(
-            "the message broker did not confirm the event; it was not accepted, send it again",
-        ));
+        return Err(ApiError::Unavailable(match e {
+            hookwire_broker::PublishError::Blocked => {
+                "the message broker is refusing new messages for now (a resource alarm); nothing was accepted, send it again later"
+            }
+            _ => "the message broker did not confirm the event; it was not accepted, send it again",
+        }));
     }
     for ((i, accepted), matched) in to_send.iter().zip(&prepared.matched) {
         let event = &accepted.event;
