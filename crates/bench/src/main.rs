@@ -868,7 +868,7 @@ async fn settle(b: &mut Bench) {
 /// Starts RabbitMQ's write-ahead log afresh and waits until the old one's entries are written to
 /// the quorum queues' segment files. Ra does this by itself whenever the log reaches 512 MiB, in
 /// one burst of writes that held deliveries for up to 750 ms when forced during scenario 3 at
-/// 2,000/s (docs/benchmarks.md, "Runs 27–29"); fan-out fills the log two or three times. Done
+/// 2,000/s (docs/benchmarks-history.md, "Runs 27–29"); fan-out fills the log two or three times. Done
 /// here, one scenario's traffic does not roll the log over during the next. Needs `rabbitmqctl`
 /// for the local node; skipped (and said) without it.
 async fn roll_broker_log() {
