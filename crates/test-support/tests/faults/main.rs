@@ -402,3 +402,53 @@ async fn under_a_broker_alarm_producers_get_a_prompt_503_and_nothing_is_half_sen
     assert!(after >= 1, "the event accepted after the alarm was delivered");
     finish(env).await;
 }
+
+/// Closes, from the broker's side, every connection whose client-provided name is `name`, as an
+/// operator does with `rabbitmqctl close_connection`; returns how many.
+fn close_connections_named(name: &str) -> usize {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_connections",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl runs");
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let wanted = format!("\"{name}\"");
+    let pids: Vec<&str> = listed
+        .lines()
+        .filter(|line| line.contains(&wanted))
+        .filter_map(|line| line.split('\t').next())
+        .collect();
+    for pid in &pids {
+        rabbitmqctl(&["close_connection", pid, "closed by a test"]);
+    }
+    pids.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_the_broker_closes_are_opened_again() {
+    let _serial = SERIAL.lock().await;
+    let (env, mut rx, tenant) = setup(true).await;
+    let event = |n: u32| json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}});
+    assert_eq!(env.publish(event(0)).await.status, 202);
+    assert!(rx.next(Duration::from_secs(10)).await.is_some(), "delivered before");
+    for name in ["hookwire-dispatcher tasks", "hookwire-publisher"] {
+        assert_eq!(close_connections_named(name), 1, "one `{name}` connection to close");
+    }
+    // Both come back by themselves: the next event is accepted and delivered.
+    let accepted = eventually(Duration::from_secs(20), || async {
+        let r = env.publish(event(1)).await;
+        (r.status == 202).then_some(r)
+    })
+    .await;
+    assert!(accepted.is_some(), "the publisher accepts events again");
+    assert!(
+        rx.next(Duration::from_secs(20)).await.is_some(),
+        "the dispatcher delivers again"
+    );
+    finish(env).await;
+}
