@@ -205,6 +205,21 @@ async fn with_two_dispatchers_the_survivor_carries_on_without_a_long_gap() {
     finish(env).await;
 }
 
+/// Runs `rabbitmqctl -q ARGS` against the local node; panics unless it succeeds; returns what it printed.
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_loses_no_accepted_event() {
     let _serial = SERIAL.lock().await;
@@ -212,25 +227,9 @@ async fn a_broker_restart_loses_no_accepted_event() {
     let (stop, stopped) = watch::channel(false);
     let producer = tokio::spawn(load(env.publisher.clone(), tenant, 4, stopped));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "stop_app"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rabbitmqctl stop_app: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "start_app"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rabbitmqctl start_app: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rabbitmqctl(&["start_app"]);
     // Every service reconnects by itself.
     for url in [&env.publisher, &env.dispatcher, &env.registry] {
         env.wait_ready(url).await;
@@ -300,19 +299,6 @@ async fn with_the_registry_down_ingest_and_delivery_go_on_and_the_log_catches_up
         "the delivery log did not catch up"
     );
     finish(env).await;
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// RabbitMQ's memory alarm, raised by setting the limit far below what the node uses, and put
@@ -406,17 +392,7 @@ async fn under_a_broker_alarm_producers_get_a_prompt_503_and_nothing_is_half_sen
 /// Closes, from the broker's side, every connection whose client-provided name is `name`, as an
 /// operator does with `rabbitmqctl close_connection`; returns how many.
 fn close_connections_named(name: &str) -> usize {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_connections",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .expect("rabbitmqctl runs");
-    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = rabbitmqctl(&["list_connections", "--no-table-headers", "pid", "client_properties"]);
     let wanted = format!("\"{name}\"");
     let pids: Vec<&str> = listed
         .lines()
