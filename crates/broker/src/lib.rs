@@ -32,6 +32,15 @@ pub enum PublishError {
     Broker(#[from] lapin::Error),
 }
 
+impl PublishError {
+    /// Whether the publish was refused before any message was written. Otherwise the broker may
+    /// have stored some or all of them: a nack can be for one message of a batch, and a message
+    /// whose confirm timed out or whose connection failed may still be in a queue.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, Self::Unavailable | Self::Blocked)
+    }
+}
+
 /// The largest AMQP frame proposed when `broker.url` names none (`?frame_max=`). lapin keeps a
 /// read and a write buffer of 32 frames for each connection, written through at connect, so
 /// RabbitMQ's own default (128 KiB) would hold 8 MiB of resident memory per connection. At 32 KiB

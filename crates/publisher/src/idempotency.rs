@@ -1,8 +1,11 @@
 //! `idempotency_key`: the same key (per tenant, or among feed events) within 24 h returns the
 //! first `event_id` and sends nothing again, across publisher replicas. Keys are kept by the
 //! registry (`/v1/internal/idempotency/*`): claimed before publishing, marked done once the broker
-//! confirmed, released when it did not, so a failed publish never turns into "already sent".
-//! An event without a key costs nothing here.
+//! confirmed, released when nothing was sent, so a failed publish never turns into "already
+//! sent". A publish that failed after sending (a confirm timeout, say) may still be delivered:
+//! its key is left unconfirmed, and the producer's retry publishes the event again under the same
+//! id, so receivers that deduplicate on `webhook-id` see it once. An event without a key costs
+//! nothing here.
 
 use std::collections::HashMap;
 
@@ -25,6 +28,7 @@ pub struct Claim {
 #[serde(tag = "status", rename_all = "snake_case")]
 enum Answer {
     New,
+    Resume { event_id: Uuid },
     Duplicate { event_id: Uuid },
     InProgress,
 }
@@ -39,6 +43,9 @@ struct Answers {
 pub enum Outcome {
     /// Publish it, then settle the claim.
     New,
+    /// Publish it under this event id (an earlier, unconfirmed publish of the key may have
+    /// stored it), then settle the claim.
+    Resume(Uuid),
     /// Answer with this (first) event id; send nothing.
     Duplicate(Uuid),
 }
@@ -63,12 +70,24 @@ pub fn claims(events: &[Accepted]) -> Vec<(usize, Claim)> {
         .collect()
 }
 
+/// How a claimed publish ended (see the registry's `Settlement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Done,
+    Released,
+    Unconfirmed,
+}
+
 /// Claims every key. A key repeated within the request counts as a duplicate of its first use.
-pub async fn claim(registry: &RegistryClient, claims: &[(usize, Claim)]) -> Result<HashMap<usize, Outcome>, ApiError> {
+/// A resumed claim's event id becomes the one of the earlier publish.
+pub async fn claim(
+    registry: &RegistryClient,
+    claims: &mut [(usize, Claim)],
+) -> Result<HashMap<usize, Outcome>, ApiError> {
     let mut first_use: HashMap<(&str, &str), usize> = HashMap::new();
     let mut unique = Vec::new();
     let mut repeats = Vec::new();
-    for (i, c) in claims {
+    for (i, c) in claims.iter() {
         match first_use.get(&(c.scope.as_str(), c.key.as_str())) {
             Some(first) => repeats.push((*i, *first)),
             None => {
@@ -96,6 +115,7 @@ pub async fn claim(registry: &RegistryClient, claims: &[(usize, Claim)]) -> Resu
     for ((i, c), answer) in unique.iter().zip(answers.results) {
         let outcome = match answer {
             Answer::New => Outcome::New,
+            Answer::Resume { event_id } => Outcome::Resume(event_id),
             Answer::Duplicate { event_id } => Outcome::Duplicate(event_id),
             Answer::InProgress => {
                 return Err(ApiError::Conflict {
@@ -116,21 +136,30 @@ pub async fn claim(registry: &RegistryClient, claims: &[(usize, Claim)]) -> Resu
                 .find(|(j, _)| *j == first)
                 .map(|(_, c)| c.event_id)
                 .expect("first use is claimed"),
-            Outcome::Duplicate(id) => id,
+            Outcome::Resume(id) | Outcome::Duplicate(id) => id,
         };
         outcomes.insert(i, Outcome::Duplicate(id));
+    }
+    for (i, c) in claims.iter_mut() {
+        if let Some(Outcome::Resume(id)) = outcomes.get(i) {
+            c.event_id = *id;
+        }
     }
     Ok(outcomes)
 }
 
-/// Marks the claims done (published) or releases them (not sent). A failure here is logged: a
-/// done key left pending is taken over after 30 s, so a retry may then be delivered twice
-/// (at-least-once), never lost.
-pub async fn settle(registry: &RegistryClient, claims: Vec<Claim>, done: bool) {
+/// Settles the claims. A failure here is logged: a key left pending is taken over (resumed)
+/// after 30 s, so a retry may then be delivered twice under one event id (at-least-once), never
+/// lost.
+pub async fn settle(registry: &RegistryClient, claims: Vec<Claim>, how: Settlement) {
     if claims.is_empty() {
         return;
     }
-    let body = json!({"claims": claims, "done": done});
+    let body = json!({
+        "claims": claims,
+        "done": how == Settlement::Done,
+        "maybe_sent": how == Settlement::Unconfirmed,
+    });
     if let Err(e) = registry
         .post::<_, serde_json::Value>("/v1/internal/idempotency/settle", &body)
         .await
@@ -138,7 +167,7 @@ pub async fn settle(registry: &RegistryClient, claims: Vec<Claim>, done: bool) {
         tracing::warn!(
             error = format!("{e:#}"),
             keys = claims.len(),
-            done,
+            settlement = ?how,
             "idempotency keys not settled"
         );
     }

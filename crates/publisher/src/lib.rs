@@ -263,14 +263,18 @@ pub async fn deliver(
 ) -> Result<Vec<Value>, ApiError> {
     // Idempotency: claim every key first; duplicates are answered with the first event id and
     // not sent again; keys are settled once the broker has confirmed (or released if not).
-    let claims = idempotency::claims(&events);
-    let outcomes = idempotency::claim(&state.registry, &claims).await?;
+    let mut claims = idempotency::claims(&events);
+    let outcomes = idempotency::claim(&state.registry, &mut claims).await?;
     let mut to_send = Vec::with_capacity(events.len());
     let mut answers: Vec<Option<Value>> = vec![None; events.len()];
-    for (i, event) in events.into_iter().enumerate() {
+    for (i, mut event) in events.into_iter().enumerate() {
         match outcomes.get(&i) {
             Some(idempotency::Outcome::Duplicate(first)) => {
                 answers[i] = Some(json!({"event_id": first, "matched": 0, "duplicate": true}));
+            }
+            Some(idempotency::Outcome::Resume(id)) => {
+                event.event.id = *id;
+                to_send.push((i, event));
             }
             _ => to_send.push((i, event)),
         }
@@ -278,12 +282,22 @@ pub async fn deliver(
     let sending: Vec<_> = to_send.iter().map(|(_, a)| (a.event.clone(), a.trace)).collect();
     let prepared = ingest::prepare(&sending, routes, &state.topology, state.config.ingest.task_group_size);
     let published = prepared.publish(&state.link).await;
-    let new_claims: Vec<_> = claims
+    let held: Vec<_> = claims
         .iter()
-        .filter(|(i, _)| matches!(outcomes.get(i), Some(idempotency::Outcome::New)))
+        .filter(|(i, _)| {
+            matches!(
+                outcomes.get(i),
+                Some(idempotency::Outcome::New | idempotency::Outcome::Resume(_))
+            )
+        })
         .map(|(_, c)| c.clone())
         .collect();
-    idempotency::settle(&state.registry, new_claims, published.is_ok()).await;
+    let settlement = match &published {
+        Ok(()) => idempotency::Settlement::Done,
+        Err(e) if e.nothing_sent() => idempotency::Settlement::Released,
+        Err(_) => idempotency::Settlement::Unconfirmed,
+    };
+    idempotency::settle(&state.registry, held, settlement).await;
     if let Err(e) = published {
         state.metrics.publish_failures.inc();
         tracing::warn!(error = %e, events = sending.len(), "publish not confirmed; answering 503");
@@ -291,7 +305,8 @@ pub async fn deliver(
             hookwire_broker::PublishError::Blocked => {
                 "the message broker is refusing new messages for now (a resource alarm); nothing was accepted, send it again later"
             }
-            _ => "the message broker did not confirm the event; it was not accepted, send it again",
+            e if e.nothing_sent() => "the message broker is unavailable; nothing was accepted, send it again",
+            _ => "the message broker did not confirm the event; it was not accepted, send it again (it may still be delivered, so it can arrive twice)",
         }));
     }
     for ((i, accepted), matched) in to_send.iter().zip(&prepared.matched) {

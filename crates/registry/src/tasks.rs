@@ -11,7 +11,7 @@ use crate::db::models::Webhook;
 use crate::AppState;
 
 /// Publishes tasks (and ledger records for new deliveries) and awaits every confirm; 503 when
-/// the broker does not confirm (nothing the caller should count on was sent).
+/// the broker does not confirm, saying whether some of it may still have been sent.
 pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMessage]) -> Result<(), ApiError> {
     let exchange = state.topology.deliveries_exchange();
     let ledger = state.topology.ledger_queue();
@@ -48,7 +48,11 @@ pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMes
     }));
     state.link.publish(&outgoing).await.map_err(|e| {
         tracing::warn!(error = %e, tasks = tasks.len(), "tasks not confirmed by the broker");
-        ApiError::Unavailable("the message broker is unavailable; nothing was sent")
+        ApiError::Unavailable(if e.nothing_sent() {
+            "the message broker is unavailable; nothing was sent"
+        } else {
+            "the message broker did not confirm; some deliveries may still be attempted, check the delivery log before sending again"
+        })
     })
 }
 

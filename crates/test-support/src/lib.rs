@@ -392,6 +392,19 @@ impl TestEnv {
         q.message_count()
     }
 
+    /// What `query` prints in this installation's database (unaligned, no headers), or None if
+    /// PostgreSQL could not be asked (a fault test restarts it).
+    pub fn psql(&self, query: &str) -> Option<String> {
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "hookwire", "-tAc", query, &self.database])
+            .env("PGPASSWORD", "hookwire")
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     pub fn topology(&self) -> Topology {
         Topology::new(&self.prefix)
     }

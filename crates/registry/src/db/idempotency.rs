@@ -1,4 +1,5 @@
-//! Idempotency keys of ingested events (see the migration for the states).
+//! Idempotency keys of ingested events (see the migrations `…_idempotency` and
+//! `…_idempotency_unconfirmed` for the states).
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryableByName};
@@ -22,12 +23,27 @@ pub struct Claim {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Claimed {
-    /// The key is this publisher's: publish, then complete (or release).
+    /// The key is this publisher's: publish, then settle.
     New,
+    /// The key's earlier publish may have stored the event (it was not confirmed, or its
+    /// publisher died mid-publish): it is this publisher's now, to publish again under this
+    /// event id, then settle.
+    Resume { event_id: Uuid },
     /// Accepted before: answer with the first event id and send nothing.
     Duplicate { event_id: Uuid },
     /// Another publisher is accepting it right now.
     InProgress,
+}
+
+/// How a claim's publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Confirmed: the key is done for its 24 hours.
+    Done,
+    /// Refused before anything was sent: the key is free again.
+    Released,
+    /// Not confirmed, though the broker may have stored some of it: the next claim resumes it.
+    Unconfirmed,
 }
 
 #[derive(QueryableByName)]
@@ -45,13 +61,19 @@ struct Taken {
 }
 
 pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResult<Claimed> {
-    // Insert, or take over an expired key or an abandoned pending claim, in one statement.
+    // In one statement: insert; or take over a key that expired (a new event), a pending claim
+    // whose publisher died mid-publish or an unconfirmed one (the same event again, so its
+    // receivers can tell the copies are one).
+    let expired = format!("k.created_at < now() - interval '{RETENTION_HOURS} hours'");
     let taken: Option<Taken> = diesel::sql_query(format!(
         "INSERT INTO idempotency_keys AS k (scope, key, event_id, state) VALUES ($1, $2, $3, 'pending')
          ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE
-             SET event_id = excluded.event_id, state = 'pending', created_at = now(), updated_at = now()
-             WHERE k.created_at < now() - interval '{RETENTION_HOURS} hours'
+             SET event_id = CASE WHEN {expired} THEN excluded.event_id ELSE k.event_id END,
+                 created_at = CASE WHEN {expired} THEN now() ELSE k.created_at END,
+                 state = 'pending', updated_at = now()
+             WHERE {expired}
                 OR (k.state = 'pending' AND k.updated_at < now() - interval '{PENDING_TIMEOUT_SECONDS} seconds')
+                OR k.state = 'unconfirmed'
          RETURNING k.event_id"
     ))
     .bind::<Text, _>(&c.scope)
@@ -60,8 +82,12 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
     .get_result(conn)
     .await
     .optional()?;
-    if taken.is_some_and(|t| t.event_id == c.event_id) {
-        return Ok(Claimed::New);
+    if let Some(t) = taken {
+        return Ok(if t.event_id == c.event_id {
+            Claimed::New
+        } else {
+            Claimed::Resume { event_id: t.event_id }
+        });
     }
     let existing: Existing =
         diesel::sql_query("SELECT event_id, state FROM idempotency_keys WHERE scope = $1 AND key = $2")
@@ -78,12 +104,22 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
     })
 }
 
-/// Marks a claim done (its publish was confirmed), or releases it (nothing was sent).
-pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, done: bool) -> diesel::QueryResult<()> {
-    let sql = if done {
-        "UPDATE idempotency_keys SET state = 'done', updated_at = now() WHERE scope = $1 AND key = $2 AND event_id = $3"
-    } else {
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'"
+/// Settles a claim this publisher holds (still pending under its event id).
+pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, how: Settlement) -> diesel::QueryResult<()> {
+    let sql = match how {
+        Settlement::Done => {
+            // Whatever the state: a confirmed publish settles the key, even one that another
+            // publisher resumed meanwhile.
+            "UPDATE idempotency_keys SET state = 'done', updated_at = now()
+             WHERE scope = $1 AND key = $2 AND event_id = $3"
+        }
+        Settlement::Released => {
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'"
+        }
+        Settlement::Unconfirmed => {
+            "UPDATE idempotency_keys SET state = 'unconfirmed', updated_at = now()
+             WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'"
+        }
     };
     diesel::sql_query(sql)
         .bind::<Text, _>(&c.scope)

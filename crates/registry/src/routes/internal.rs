@@ -34,14 +34,24 @@ async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) ->
 #[derive(serde::Deserialize)]
 struct Settle {
     claims: Vec<idempotency::Claim>,
-    /// true: published (keys done); false: not sent (keys released).
+    /// true: published (keys done); false: not confirmed (keys released, or unconfirmed when
+    /// `maybe_sent`).
     done: bool,
+    /// The broker may have stored the events though it did not confirm them. Absent from
+    /// publishers older than the `unconfirmed` state, which release such keys.
+    #[serde(default)]
+    maybe_sent: bool,
 }
 
 async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
+    let how = match (body.done, body.maybe_sent) {
+        (true, _) => idempotency::Settlement::Done,
+        (false, false) => idempotency::Settlement::Released,
+        (false, true) => idempotency::Settlement::Unconfirmed,
+    };
     let mut conn = state.pool.get().await?;
     for c in &body.claims {
-        idempotency::settle(&mut conn, c, body.done).await?;
+        idempotency::settle(&mut conn, c, how).await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -216,6 +216,84 @@ async fn an_idempotency_key_sends_an_event_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_whose_publish_was_not_confirmed_is_sent_again_under_the_same_event_id() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    // What a publisher leaves behind when the broker did not confirm a publish that it may have
+    // stored (a confirm timeout): the claim of event `first`, unconfirmed.
+    let first = hookwire_core::id::v7().to_string();
+    let claim = json!({"scope": tenant, "key": "order-9", "event_id": first});
+    let r = env
+        .admin_post("/v1/internal/idempotency/claim", json!({"claims": [claim]}))
+        .await;
+    assert_eq!(r.body["results"][0]["status"], "new", "{r:?}");
+    let r = env
+        .admin_post(
+            "/v1/internal/idempotency/settle",
+            json!({"claims": [claim], "done": false, "maybe_sent": true}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+
+    // The producer's retry is accepted and sent under the first event id, so a receiver that
+    // got the first copy sees the same webhook-id twice.
+    let event = json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-9"});
+    let retry = env.publish(event.clone()).await;
+    assert_eq!(retry.status, 202, "{retry:?}");
+    assert_eq!(retry.body["event_id"], first.as_str());
+    assert_eq!(retry.body["matched"], 1);
+    let got = rx.next(Duration::from_secs(10)).await.expect("the retry is delivered");
+    assert_eq!(got.header("webhook-id"), Some(first.as_str()));
+    // Confirmed now: the key is done.
+    let again = env.publish(event).await;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(again.body["event_id"], first.as_str());
+    assert_eq!(again.body["duplicate"], true);
+    // A key released (nothing was sent) is a new event with a new id.
+    let released = json!({"scope": tenant, "key": "order-10", "event_id": hookwire_core::id::v7()});
+    env.admin_post("/v1/internal/idempotency/claim", json!({"claims": [released]}))
+        .await;
+    env.admin_post(
+        "/v1/internal/idempotency/settle",
+        json!({"claims": [released], "done": false}),
+    )
+    .await;
+    let fresh = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-10"}))
+        .await;
+    assert_eq!(fresh.status, 202, "{fresh:?}");
+    assert_ne!(fresh.body["event_id"], released["event_id"]);
+    assert!(rx.next(Duration::from_secs(10)).await.is_some());
+    // A claim whose publisher died mid-publish (pending, never settled) is taken over after
+    // 30 s, under its event id too.
+    let abandoned = hookwire_core::id::v7().to_string();
+    let claim = json!({"scope": tenant, "key": "order-11", "event_id": abandoned});
+    env.admin_post("/v1/internal/idempotency/claim", json!({"claims": [claim]}))
+        .await;
+    let busy = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-11"}))
+        .await;
+    assert_eq!(busy.status, 409, "a fresh pending claim is in progress: {busy:?}");
+    env.psql("UPDATE idempotency_keys SET updated_at = now() - interval '31 seconds' WHERE key = 'order-11'")
+        .expect("the claim is aged");
+    let resumed = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-11"}))
+        .await;
+    assert_eq!(resumed.status, 202, "{resumed:?}");
+    assert_eq!(resumed.body["event_id"], abandoned.as_str());
+    let got = rx
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the resumed event is delivered");
+    assert_eq!(got.header("webhook-id"), Some(abandoned.as_str()));
+    rx.expect_nothing(Duration::from_millis(500)).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn producers_may_publish_events_to_the_ingest_exchange() {
     let env = TestEnv::start().await;
     let mut rx = Receiver::start(200).await;
