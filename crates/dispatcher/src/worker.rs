@@ -7,8 +7,11 @@
 //! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and
 //! `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's gate is
 //! full *and* the webhook has finished no attempt for `STALL` is parked: put back in a retry
-//! queue for `park_delay`, without counting as an attempt. The consumer itself never waits on a
-//! receiver, so the prefetch window keeps moving for everybody else.
+//! queue for `park_delay`, without counting as an attempt. Webhooks whose last attempt failed
+//! slowly (a timeout) share `max_in_flight_failing` requests, their other tasks parked, so
+//! receivers that time out cannot fill `max_in_flight` between them. The
+//! consumer itself never waits on a receiver, so the prefetch window keeps moving for everybody
+//! else.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -51,6 +54,9 @@ struct Gate {
     next_slot_us: AtomicU64,
     /// Whether the last attempt that finished took longer than `STALL`.
     slow: AtomicBool,
+    /// Whether the last attempt that finished failed, and took longer than `STALL` to (a
+    /// timeout, say): its requests take room from `max_in_flight_failing`.
+    failing: AtomicBool,
 }
 
 /// A full gate whose webhook has finished no attempt for this long is slow: its new tasks are
@@ -67,6 +73,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     pub webhooks: Arc<Webhooks>,
     gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
+    /// Requests to failing webhooks, across webhooks: `max_in_flight_failing`.
+    failing_room: Arc<Semaphore>,
     started: std::time::Instant,
 }
 
@@ -92,6 +100,7 @@ impl Worker {
         );
         Self {
             topology: Topology::new(&config.broker.prefix),
+            failing_room: Arc::new(Semaphore::new(config.delivery.max_in_flight_failing.max(1))),
             config,
             secrets: client::Opener::new(keyring),
             client,
@@ -184,6 +193,7 @@ impl Worker {
                     last_done_ms: AtomicU64::new(self.elapsed_ms()),
                     next_slot_us: AtomicU64::new(0),
                     slow: AtomicBool::new(false),
+                    failing: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -384,6 +394,21 @@ impl Worker {
             Some(Known::Active(target)) => task.target = *target,
             None => {}
         }
+        // A receiver that times out holds a whole gate of deliveries for its timeout, and a few
+        // such receivers would hold every delivery this dispatcher has room for: while a
+        // webhook's attempts fail slowly its requests share `max_in_flight_failing` with the
+        // other failing webhooks', and a task that finds none of it left is parked.
+        let _failing = if gate.failing.load(Ordering::Acquire) {
+            match self.failing_room.clone().try_acquire_owned() {
+                Ok(share) => Some(share),
+                Err(_) => {
+                    drop(permit);
+                    return self.park(publish, &mut task).await;
+                }
+            }
+        } else {
+            None
+        };
         if let Some(rate) = task.target.rate_limit_per_second {
             self.pace(&gate, rate).await;
         }
@@ -397,6 +422,8 @@ impl Worker {
             .await;
         gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
         gate.slow.store(attempt.duration > STALL, Ordering::Release);
+        gate.failing
+            .store(!attempt.succeeded() && attempt.duration > STALL, Ordering::Release);
         drop(permit);
         self.metrics.attempt_seconds.observe(attempt.duration.as_secs_f64());
         self.record(sink, task, attempt).await
