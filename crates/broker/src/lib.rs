@@ -47,11 +47,14 @@ impl PublishError {
 /// it is 2 MiB, and a group of 100 deliveries (about 51 KB) still fits in two frames.
 pub const FRAME_MAX: u32 = 32 * 1024;
 
-/// Opens a connection, named so an operator sees who is who in the management UI.
+/// Opens a connection, named so an operator sees who is who in the management UI:
+/// `hookwire-publisher (hookwire)`, the installation's prefix in brackets, so several
+/// installations on one broker are told apart.
 pub async fn connect(config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
     let mut uri: lapin::uri::AMQPUri = config.url.parse().map_err(std::io::Error::other)?;
     uri.query.frame_max.get_or_insert(FRAME_MAX);
-    let props = ConnectionProperties::default().with_connection_name(name.to_owned().into());
+    let name = format!("{name} ({})", config.prefix);
+    let props = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect_uri(uri, props).await
 }
 
