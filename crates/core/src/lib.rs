@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crypto;
 pub mod id;
+pub mod idempotency;
 pub mod messages;
 pub mod net;
 pub mod patterns;

@@ -9,34 +9,13 @@
 
 use std::collections::HashMap;
 
+pub use hookwire_core::idempotency::Settlement;
+use hookwire_core::idempotency::{Answers, Claim, Claimed, Claims, Settle};
 use hookwire_http::registry_client::RegistryClient;
 use hookwire_http::ApiError;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::ingest::Accepted;
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Claim {
-    pub scope: String,
-    pub key: String,
-    pub event_id: Uuid,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum Answer {
-    New,
-    Resume { event_id: Uuid },
-    Duplicate { event_id: Uuid },
-    InProgress,
-}
-
-#[derive(Debug, Deserialize)]
-struct Answers {
-    results: Vec<Answer>,
-}
 
 /// What to do with an event that carried a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,14 +49,6 @@ pub fn claims(events: &[Accepted]) -> Vec<(usize, Claim)> {
         .collect()
 }
 
-/// How a claimed publish ended (see the registry's `Settlement`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    Done,
-    Released,
-    Unconfirmed,
-}
-
 /// Claims every key. A key repeated within the request counts as a duplicate of its first use.
 /// A resumed claim's event id becomes the one of the earlier publish.
 pub async fn claim(
@@ -100,7 +71,9 @@ pub async fn claim(
     if unique.is_empty() {
         return Ok(outcomes);
     }
-    let body = json!({"claims": unique.iter().map(|(_, c)| c).collect::<Vec<_>>()});
+    let body = Claims {
+        claims: unique.iter().map(|(_, c)| (*c).clone()).collect(),
+    };
     let answers: Answers = match registry.post("/v1/internal/idempotency/claim", &body).await {
         Ok(Some(a)) => a,
         Ok(None) | Err(_) => return Err(ApiError::Unavailable(
@@ -114,10 +87,10 @@ pub async fn claim(
     }
     for ((i, c), answer) in unique.iter().zip(answers.results) {
         let outcome = match answer {
-            Answer::New => Outcome::New,
-            Answer::Resume { event_id } => Outcome::Resume(event_id),
-            Answer::Duplicate { event_id } => Outcome::Duplicate(event_id),
-            Answer::InProgress => {
+            Claimed::New => Outcome::New,
+            Claimed::Resume { event_id } => Outcome::Resume(event_id),
+            Claimed::Duplicate { event_id } => Outcome::Duplicate(event_id),
+            Claimed::InProgress => {
                 return Err(ApiError::Conflict {
                     code: "idempotency_in_progress",
                     detail: format!(
@@ -155,18 +128,14 @@ pub async fn settle(registry: &RegistryClient, claims: Vec<Claim>, how: Settleme
     if claims.is_empty() {
         return;
     }
-    let body = json!({
-        "claims": claims,
-        "done": how == Settlement::Done,
-        "maybe_sent": how == Settlement::Unconfirmed,
-    });
+    let body = Settle::new(claims, how);
     if let Err(e) = registry
         .post::<_, serde_json::Value>("/v1/internal/idempotency/settle", &body)
         .await
     {
         tracing::warn!(
             error = format!("{e:#}"),
-            keys = claims.len(),
+            keys = body.claims.len(),
             settlement = ?how,
             "idempotency keys not settled"
         );

@@ -4,47 +4,13 @@
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::{Deserialize, Serialize};
+use hookwire_core::idempotency::{Claim, Claimed, Settlement};
 use uuid::Uuid;
 
 /// How long a key holds: the contract's 24 hours.
 pub const RETENTION_HOURS: i64 = 24;
 /// A pending claim older than this is taken over.
 pub const PENDING_TIMEOUT_SECONDS: i64 = 30;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claim {
-    pub scope: String,
-    pub key: String,
-    pub event_id: Uuid,
-}
-
-/// The answer to one claim.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Claimed {
-    /// The key is this publisher's: publish, then settle.
-    New,
-    /// The key's earlier publish may have stored the event (it was not confirmed, or its
-    /// publisher died mid-publish): it is this publisher's now, to publish again under this
-    /// event id, then settle.
-    Resume { event_id: Uuid },
-    /// Accepted before: answer with the first event id and send nothing.
-    Duplicate { event_id: Uuid },
-    /// Another publisher is accepting it right now.
-    InProgress,
-}
-
-/// How a claim's publish ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    /// Confirmed: the key is done for its 24 hours.
-    Done,
-    /// Refused before anything was sent: the key is free again.
-    Released,
-    /// Not confirmed, though the broker may have stored some of it: the next claim resumes it.
-    Unconfirmed,
-}
 
 #[derive(QueryableByName)]
 struct Existing {

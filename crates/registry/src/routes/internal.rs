@@ -7,6 +7,7 @@ use crate::db::idempotency;
 use crate::db::models::{EventType, Webhook};
 use crate::notices::subscription;
 use crate::AppState;
+use hookwire_core::idempotency::{Answers, Claims, Settle};
 use hookwire_core::messages::RoutingSnapshot;
 use hookwire_http::error::ApiError;
 
@@ -16,11 +17,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/internal/idempotency/settle", web::post().to(settle));
 }
 
-#[derive(serde::Deserialize)]
-struct Claims {
-    claims: Vec<idempotency::Claim>,
-}
-
 /// Claims idempotency keys for events about to be published; one answer per claim, in order.
 async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
@@ -28,27 +24,11 @@ async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) ->
     for c in &body.claims {
         results.push(idempotency::claim(&mut conn, c).await?);
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
-}
-
-#[derive(serde::Deserialize)]
-struct Settle {
-    claims: Vec<idempotency::Claim>,
-    /// true: published (keys done); false: not confirmed (keys released, or unconfirmed when
-    /// `maybe_sent`).
-    done: bool,
-    /// The broker may have stored the events though it did not confirm them. Absent from
-    /// publishers older than the `unconfirmed` state, which release such keys.
-    #[serde(default)]
-    maybe_sent: bool,
+    Ok(HttpResponse::Ok().json(Answers { results }))
 }
 
 async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
-    let how = match (body.done, body.maybe_sent) {
-        (true, _) => idempotency::Settlement::Done,
-        (false, false) => idempotency::Settlement::Released,
-        (false, true) => idempotency::Settlement::Unconfirmed,
-    };
+    let how = body.settlement();
     let mut conn = state.pool.get().await?;
     for c in &body.claims {
         idempotency::settle(&mut conn, c, how).await?;
