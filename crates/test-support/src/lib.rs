@@ -392,12 +392,17 @@ impl TestEnv {
         q.message_count()
     }
 
+    /// This installation's database, as a URL that `psql` and `pg_dump` take too (it follows
+    /// `HOOKWIRE_TEST_DATABASE_URL`).
+    pub fn database_url(&self) -> &str {
+        &self.registry_config.database.url
+    }
+
     /// What `query` prints in this installation's database (unaligned, no headers), or None if
     /// PostgreSQL could not be asked (a fault test restarts it).
     pub fn psql(&self, query: &str) -> Option<String> {
         let out = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "hookwire", "-tAc", query, &self.database])
-            .env("PGPASSWORD", "hookwire")
+            .args(["-tAc", query, self.database_url()])
             .output()
             .ok()?;
         out.status

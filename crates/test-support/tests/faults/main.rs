@@ -348,13 +348,11 @@ async fn under_a_broker_alarm_producers_get_a_prompt_503_and_nothing_is_half_sen
     println!("answers while the alarm was up (status, time): {answers:?}");
     // The probe the broker held until the confirm timeout may still be stored: its key is left
     // unconfirmed under its event id. The probe refused at once sent nothing: its key is free.
-    let held_key = format!(
-        "probe-{}",
-        answers
-            .iter()
-            .position(|(_, t)| *t >= Duration::from_secs(1))
-            .expect("one probe waited for the confirm timeout")
-    );
+    let held_probe = answers
+        .iter()
+        .position(|(_, t)| *t >= Duration::from_secs(1))
+        .expect("one probe waited for the confirm timeout");
+    let held_key = format!("probe-{held_probe}");
     let held = env
         .psql(&format!(
             "SELECT state || ' ' || event_id FROM idempotency_keys WHERE key = '{held_key}'"
@@ -400,9 +398,7 @@ async fn under_a_broker_alarm_producers_get_a_prompt_503_and_nothing_is_half_sen
     .await;
     assert!(accepted.is_some(), "accepted again once the alarm cleared");
     // The producer's retry of the held probe goes out under the event id it may already have.
-    let mut resent = probe(0);
-    resent["idempotency_key"] = json!(held_key);
-    let r = env.publish(resent).await;
+    let r = env.publish(probe(held_probe)).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["event_id"], held_event.as_str(), "the retry keeps the event id");
     // Every delivery from here on: the one accepted after the alarm, maybe probes answered by a

@@ -331,8 +331,7 @@ async fn a_database_dump_holds_no_secret_in_plaintext() {
         .await;
     let signing = w["secret"].as_str().unwrap().to_owned();
     let out = std::process::Command::new("pg_dump")
-        .args(["--data-only", "-h", "127.0.0.1", "-U", "hookwire", &env.database])
-        .env("PGPASSWORD", "hookwire")
+        .args(["--data-only", "--dbname", env.database_url()])
         .output()
         .expect("pg_dump runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
