@@ -103,6 +103,18 @@ impl Attempt {
         self.response_status.is_some_and(|s| (200..300).contains(&s))
     }
 
+    /// An attempt that ends without a request being sent, for `error` (`code: message`).
+    pub fn not_sent(error: String) -> Self {
+        Self {
+            response_status: None,
+            response_body: None,
+            error: Some(error),
+            duration: Duration::ZERO,
+            signature: String::new(),
+            retry_after: None,
+        }
+    }
+
     fn failed(code: &str, message: impl std::fmt::Display, started: Instant, signature: String) -> Self {
         Self {
             response_status: None,

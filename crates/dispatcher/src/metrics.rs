@@ -20,6 +20,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub retries_scheduled: Counter,
     pub parked: Counter,
+    pub not_sent: Counter,
     pub spilled: Counter,
     pub dead_lettered: Counter,
     pub in_flight: Gauge,
@@ -34,6 +35,7 @@ impl Default for Metrics {
             end_to_end_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 22)),
             retries_scheduled: Counter::default(),
             parked: Counter::default(),
+            not_sent: Counter::default(),
             spilled: Counter::default(),
             dead_lettered: Counter::default(),
             in_flight: Gauge::default(),
@@ -63,6 +65,11 @@ impl Default for Metrics {
             "parked",
             "Tasks parked because their webhook had too many waiting",
             m.parked.clone(),
+        );
+        registry.register(
+            "not_sent",
+            "Attempts counted as failed without a request: their webhook's receiver was failing and had no request to spare",
+            m.not_sent.clone(),
         );
         registry.register(
             "spilled",

@@ -6,10 +6,12 @@
 //!
 //! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and
 //! `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's gate is
-//! full *and* the webhook has finished no attempt for `STALL` is parked: put back in a retry
-//! queue for `park_delay`, without counting as an attempt. Webhooks whose last attempt failed
-//! slowly (a timeout) share `max_in_flight_failing` requests, their other tasks parked, so
-//! receivers that time out cannot fill `max_in_flight` between them. The
+//! full *and* the webhook has finished no attempt for `STALL` finds no room. Webhooks whose last
+//! attempt failed slowly (a timeout) share `max_in_flight_failing` requests, so receivers that
+//! time out cannot fill `max_in_flight` between them; their tasks that find no room count as
+//! failed attempts without a request and follow the retry policy (a circuit breaker). Other
+//! tasks that find no room are parked: put back in a retry queue for `park_delay`, without
+//! counting as an attempt. The
 //! consumer itself never waits on a receiver, so the prefetch window keeps moving for everybody
 //! else.
 
@@ -358,7 +360,7 @@ impl Worker {
         park: bool,
     ) -> anyhow::Result<Outcome> {
         if park {
-            return self.park(publish, &mut task).await;
+            return self.no_room(publish, sink, task, &gate).await;
         }
         // Wait for a slot; a task still waiting when its webhook has stalled parks itself, so
         // a webhook that turns slow after a burst gives its share of the prefetch window back.
@@ -367,43 +369,30 @@ impl Worker {
                 Ok(permit) => break permit.expect("gate semaphores are never closed"),
                 Err(_) if self.stalled(&gate) => {
                     gate.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return self.park(publish, &mut task).await;
+                    return self.no_room(publish, sink, task, &gate).await;
                 }
                 Err(_) => {}
             }
         };
         gate.waiting.fetch_sub(1, Ordering::AcqRel);
-        if let Some(not_before) = task.not_before {
-            if (not_before - Utc::now()).to_std().is_ok_and(|left| left > DUE_SLACK) {
-                drop(permit);
-                self.schedule(publish, &task, not_before).await?;
-                return Ok(Outcome::Waiting);
-            }
+        if let Some(due) = not_yet_due(&task) {
+            drop(permit);
+            self.schedule(publish, &task, due).await?;
+            return Ok(Outcome::Waiting);
         }
-        match self.webhooks.get(task.target.webhook_id, task.event_created_at) {
-            Some(Known::Deleted) => {
-                return self
-                    .give_up(sink, &task, "webhook_deleted: the webhook was deleted")
-                    .await
-            }
-            Some(Known::Inactive) => {
-                return self
-                    .give_up(sink, &task, "webhook_disabled: the webhook is not active")
-                    .await
-            }
-            Some(Known::Active(target)) => task.target = *target,
-            None => {}
+        if let Some(outcome) = self.refresh(sink, &mut task).await? {
+            return Ok(outcome);
         }
         // A receiver that times out holds a whole gate of deliveries for its timeout, and a few
         // such receivers would hold every delivery this dispatcher has room for: while a
         // webhook's attempts fail slowly its requests share `max_in_flight_failing` with the
-        // other failing webhooks', and a task that finds none of it left is parked.
+        // other failing webhooks', and a task that finds none of it left has no room.
         let _failing = if gate.failing.load(Ordering::Acquire) {
             match self.failing_room.clone().try_acquire_owned() {
                 Ok(share) => Some(share),
                 Err(_) => {
                     drop(permit);
-                    return self.park(publish, &mut task).await;
+                    return self.no_room(publish, sink, task, &gate).await;
                 }
             }
         } else {
@@ -480,18 +469,58 @@ impl Worker {
         })
     }
 
+    /// Gives `task` its webhook's latest settings, or ends it without a request when the webhook
+    /// was deleted or deactivated (`Some(outcome)`).
+    async fn refresh(&self, sink: &mpsc::Sender<Pending>, task: &mut DeliveryTask) -> anyhow::Result<Option<Outcome>> {
+        let why = match self.webhooks.get(task.target.webhook_id, task.event_created_at) {
+            Some(Known::Deleted) => "webhook_deleted: the webhook was deleted",
+            Some(Known::Inactive) => "webhook_disabled: the webhook is not active",
+            Some(Known::Active(target)) => {
+                task.target = *target;
+                return Ok(None);
+            }
+            None => return Ok(None),
+        };
+        self.give_up(sink, task, why).await.map(Some)
+    }
+
+    /// A task that found no request to spare for its webhook. While the webhook's receiver is
+    /// failing (its last attempt failed slowly: a timeout, say), the task counts as a failed
+    /// attempt without a request and follows the webhook's retry policy, like the attempts that
+    /// were sent: so a long outage under steady traffic costs each delivery its retry schedule,
+    /// not a trip through the broker every `park_delay`, and `max_age_seconds` still ends it.
+    /// Otherwise (the receiver is slow, or its first attempts have not finished) it is parked.
+    async fn no_room(
+        &self,
+        publish: &Channel,
+        sink: &mpsc::Sender<Pending>,
+        mut task: DeliveryTask,
+        gate: &Gate,
+    ) -> anyhow::Result<Outcome> {
+        if !gate.failing.load(Ordering::Acquire) {
+            return self.park(publish, &mut task).await;
+        }
+        if let Some(due) = not_yet_due(&task) {
+            self.schedule(publish, &task, due).await?;
+            return Ok(Outcome::Waiting);
+        }
+        if let Some(outcome) = self.refresh(sink, &mut task).await? {
+            return Ok(outcome);
+        }
+        self.metrics.not_sent.inc();
+        let attempt = Attempt::not_sent(
+            "receiver_failing: not sent; the receiver's last attempt failed after more than 250 ms \
+             (a timeout?) and its other requests are all in use; counted as a failed attempt"
+                .to_owned(),
+        );
+        self.record(sink, task, attempt).await
+    }
+
     /// Ends a delivery without an HTTP request (its webhook is gone or disabled).
     async fn give_up(&self, sink: &mpsc::Sender<Pending>, task: &DeliveryTask, why: &str) -> anyhow::Result<Outcome> {
         let mut task = task.clone();
         task.attempts += 1;
-        let attempt = Attempt {
-            response_status: None,
-            response_body: None,
-            error: Some(why.to_owned()),
-            duration: Duration::ZERO,
-            signature: String::new(),
-            retry_after: None,
-        };
+        let attempt = Attempt::not_sent(why.to_owned());
         let record = record_of(&task, &attempt, Utc::now(), DeliveryStatus::Failed, None);
         self.submit(sink, record, None).await?;
         self.metrics
@@ -541,6 +570,12 @@ impl Worker {
             .map_err(|_| anyhow::anyhow!("the record sink has stopped"))?
             .map_err(|e| anyhow::anyhow!(e))
     }
+}
+
+/// When a retry that came back early is due, if that is more than `DUE_SLACK` away.
+fn not_yet_due(task: &DeliveryTask) -> Option<DateTime<Utc>> {
+    task.not_before
+        .filter(|due| (*due - Utc::now()).to_std().is_ok_and(|left| left > DUE_SLACK))
 }
 
 /// One message from the deliveries queue (a task, or a group of them) while its deliveries run.

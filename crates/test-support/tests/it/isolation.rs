@@ -126,3 +126,89 @@ async fn receivers_that_time_out_cannot_fill_the_dispatcher_between_them() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_times_out_has_its_backlog_retried_by_its_policy_not_parked_forever() {
+    // Two requests and two waiting tasks per webhook: of a burst of 30 for a receiver that
+    // times out, 26 find no room.
+    let env = TestEnv::start_with(|o| {
+        o.dispatcher.delivery.max_in_flight_per_webhook = 2;
+        o.dispatcher.delivery.max_waiting_per_webhook = 2;
+        // The test polls the delivery log for a while.
+        o.registry.rate_limits.default.count = 10_000;
+    })
+    .await;
+    let mut dead = Receiver::scripted(vec![(200, Duration::from_secs(30))]).await;
+    let (tenant, key) = env.tenant("dead").await;
+    let policy = json!({"strategy": "fixed", "interval_seconds": 1, "max_retries": 50, "max_age_seconds": 4});
+    let hook = env
+        .webhook(
+            &key,
+            json!({"url": dead.url(), "events": ["*"], "timeout_seconds": 1, "retry_policy": policy}),
+        )
+        .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    let event = json!({"type": "task.created", "tenant_id": tenant, "data": {}});
+
+    // One attempt times out: the dispatcher now knows this receiver fails slowly.
+    assert_eq!(env.publish(event.clone()).await.status, 202);
+    env.wait_for(&format!("/v1/deliveries?webhook_id={id}"), &key, |b| {
+        b["results"][0]["attempts"].as_i64() >= Some(1)
+    })
+    .await;
+
+    let started = Instant::now();
+    for _ in 0..30 {
+        assert_eq!(env.publish(event.clone()).await.status, 202);
+    }
+    // Each delivery gives up by its policy: four seconds after its first attempt, sent or not.
+    let path = format!("/v1/deliveries?webhook_id={id}&status=exhausted");
+    env.wait_for(&path, &key, |b| b["count"].as_i64() == Some(31)).await;
+    let took = started.elapsed();
+
+    let mut requests = 0;
+    while dead.next(Duration::from_millis(200)).await.is_some() {
+        requests += 1;
+    }
+    let list = env.api("GET", &path, &key, None).await;
+    let attempts: i64 = list.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attempts"].as_i64().unwrap())
+        .sum();
+    println!("31 deliveries exhausted {took:?} after the burst: {attempts} attempts, {requests} requests sent");
+    assert!(
+        took < Duration::from_secs(12),
+        "the backlog took {took:?} to end by a policy of 4 s"
+    );
+    assert!(
+        requests < 31,
+        "{requests} requests reached a receiver that times out: every delivery waited for one"
+    );
+    // The attempts not sent say so in the delivery log.
+    let not_sent = list.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["attempts"].as_i64() > Some(1))
+        .expect("a delivery attempted more than once");
+    let detail = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries/{}", not_sent["id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    let unsent: Vec<&serde_json::Value> = detail.body["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["error"].as_str().is_some_and(|e| e.starts_with("receiver_failing")))
+        .collect();
+    assert!(!unsent.is_empty(), "{}", detail.body);
+    assert!(unsent.iter().all(|a| a["response_status"].is_null()), "{}", detail.body);
+    env.stop().await;
+}
