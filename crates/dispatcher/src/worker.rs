@@ -7,8 +7,9 @@
 //! Isolation: each webhook has a gate of `max_in_flight_per_webhook` concurrent requests and
 //! `max_waiting_per_webhook` tasks waiting for one. A task that arrives when its webhook's gate is
 //! full *and* the webhook has finished no attempt for `STALL` finds no room. Webhooks whose last
-//! attempt failed slowly (a timeout) share `max_in_flight_failing` requests, so receivers that
-//! time out cannot fill `max_in_flight` between them; their tasks that find no room count as
+//! attempt failed slowly (a timeout), or whose requests have not moved for `STALL`, share
+//! `max_in_flight_failing` requests, so receivers that time out cannot fill `max_in_flight`
+//! between them; the tasks of the failing ones that find no room count as
 //! failed attempts without a request and follow the retry policy (a circuit breaker). Other
 //! tasks that find no room are parked: put back in a retry queue for `park_delay`, without
 //! counting as an attempt. The
@@ -49,8 +50,9 @@ const DUE_SLACK: Duration = Duration::from_millis(500);
 struct Gate {
     slots: Semaphore,
     waiting: AtomicUsize,
-    /// When an attempt to this webhook last finished (ms since the worker started).
-    last_done_ms: AtomicU64,
+    /// When an attempt to this webhook last finished, or started with none in flight (ms since
+    /// the worker started): the last sign that the webhook's requests are moving.
+    last_progress_ms: AtomicU64,
     /// With `rate_limit_per_second`: when the next attempt may start (µs since the worker
     /// started). Each attempt reserves the next slot, `1/rate` after the previous one.
     next_slot_us: AtomicU64,
@@ -140,10 +142,20 @@ impl Worker {
         }
     }
 
-    /// Whether the webhook behind `gate` has finished no attempt for `STALL`.
+    /// Requests in flight to the webhook behind `gate`.
+    fn in_flight(&self, gate: &Gate) -> usize {
+        self.config
+            .delivery
+            .max_in_flight_per_webhook
+            .max(1)
+            .saturating_sub(gate.slots.available_permits())
+    }
+
+    /// Whether the webhook behind `gate` has shown no progress for `STALL`: no attempt
+    /// finished, and none started with nothing in flight.
     fn stalled(&self, gate: &Gate) -> bool {
         self.elapsed_ms()
-            .saturating_sub(gate.last_done_ms.load(Ordering::Acquire))
+            .saturating_sub(gate.last_progress_ms.load(Ordering::Acquire))
             > STALL.as_millis() as u64
     }
 
@@ -153,8 +165,7 @@ impl Worker {
     /// members are done, so one slow receiver would otherwise hold every group it is in (and
     /// the groups' small prefetch window with them).
     fn spills(&self, gate: &Gate) -> bool {
-        let busy = gate.slots.available_permits() < self.config.delivery.max_in_flight_per_webhook.max(1);
-        gate.slow.load(Ordering::Acquire) || (busy && self.stalled(gate))
+        gate.slow.load(Ordering::Acquire) || (self.in_flight(gate) > 0 && self.stalled(gate))
     }
 
     /// Hands `task` to the deliveries queue as a `delivery_task.v1` of its own.
@@ -192,7 +203,7 @@ impl Worker {
                 Arc::new(Gate {
                     slots: Semaphore::new(self.config.delivery.max_in_flight_per_webhook.max(1)),
                     waiting: AtomicUsize::new(0),
-                    last_done_ms: AtomicU64::new(self.elapsed_ms()),
+                    last_progress_ms: AtomicU64::new(self.elapsed_ms()),
                     next_slot_us: AtomicU64::new(0),
                     slow: AtomicBool::new(false),
                     failing: AtomicBool::new(false),
@@ -383,11 +394,19 @@ impl Worker {
         if let Some(outcome) = self.refresh(sink, &mut task).await? {
             return Ok(outcome);
         }
+        let others = self.in_flight(&gate).saturating_sub(1);
+        if others == 0 {
+            // A busy spell starts: nothing in it is overdue yet.
+            gate.last_progress_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
+        }
         // A receiver that times out holds a whole gate of deliveries for its timeout, and a few
         // such receivers would hold every delivery this dispatcher has room for: while a
-        // webhook's attempts fail slowly its requests share `max_in_flight_failing` with the
-        // other failing webhooks', and a task that finds none of it left has no room.
-        let _failing = if gate.failing.load(Ordering::Acquire) {
+        // webhook's attempts fail slowly, or its requests in flight have not moved for `STALL`
+        // (a receiver that stopped answering, before its first timeout), its requests share
+        // `max_in_flight_failing` with the other failing webhooks', and a task that finds none
+        // of it left has no room.
+        let suspect = gate.failing.load(Ordering::Acquire) || (others > 0 && self.stalled(&gate));
+        let _failing = if suspect {
             match self.failing_room.clone().try_acquire_owned() {
                 Ok(share) => Some(share),
                 Err(_) => {
@@ -409,7 +428,7 @@ impl Worker {
         let attempt = client::attempt(&self.client, &self.secrets, self.config.profile, &task, &traceparent)
             .instrument(span)
             .await;
-        gate.last_done_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
+        gate.last_progress_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
         gate.slow.store(attempt.duration > STALL, Ordering::Release);
         gate.failing
             .store(!attempt.succeeded() && attempt.duration > STALL, Ordering::Release);

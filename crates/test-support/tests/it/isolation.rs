@@ -54,77 +54,129 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn receivers_that_time_out_cannot_fill_the_dispatcher_between_them() {
-    // Room for 24 deliveries, 4 requests per webhook, 8 for the webhooks that time out: eight
-    // of them would hold 32 at 4 each.
-    let env = TestEnv::start_with(|o| {
-        o.dispatcher.delivery.max_in_flight = 24;
-        o.dispatcher.delivery.max_in_flight_per_webhook = 4;
-        o.dispatcher.delivery.max_waiting_per_webhook = 4;
-        o.dispatcher.delivery.max_in_flight_failing = 8;
-        o.registry.rate_limits.create_webhook.count = 100;
-    })
-    .await;
-    let dead = Receiver::scripted(vec![(200, Duration::from_secs(30))]).await;
-    let mut fast = Receiver::start(200).await;
-    let (dead_tenant, dead_key) = env.tenant_with_key("dead", json!({"max_webhooks": 8})).await;
-    let (fast_tenant, fast_key) = env.tenant("fast").await;
-    let types = [
-        "company.created",
-        "company.updated",
-        "company.deleted",
-        "person.created",
-        "person.updated",
-        "person.deleted",
-        "opportunity.created",
-        "opportunity.updated",
-    ];
-    for t in types {
-        env.webhook(
-            &dead_key,
-            json!({"url": dead.url(), "events": [t], "timeout_seconds": 3, "retry_count": 0}),
-        )
-        .await;
-    }
-    env.webhook(&fast_key, json!({"url": fast.url(), "events": ["*"]}))
-        .await;
-    env.wait_routed(9).await;
-    let publish = |tenant: &str, event_type: &str| json!({"type": event_type, "tenant_id": tenant, "data": {}});
+/// The event types of `Crowd`'s eight webhooks that time out, one each.
+const DEAD_TYPES: [&str; 8] = [
+    "company.created",
+    "company.updated",
+    "company.deleted",
+    "person.created",
+    "person.updated",
+    "person.deleted",
+    "opportunity.created",
+    "opportunity.updated",
+];
 
-    // One attempt each, which times out: the dispatcher now knows these receivers fail slowly.
-    for t in types {
-        assert_eq!(env.publish(publish(&dead_tenant, t)).await.status, 202);
-    }
-    env.wait_for("/v1/deliveries?status=exhausted", &dead_key, |b| {
-        b["count"].as_i64() == Some(8)
-    })
-    .await;
+/// Eight webhooks (one per type of `DEAD_TYPES`) on a receiver that never answers within their
+/// 3 s timeout, and a healthy webhook for every type on another tenant, in a dispatcher with room
+/// for 24 deliveries, 4 requests per webhook and 8 for the webhooks that fail slowly: eight
+/// receivers that time out would hold 32 at 4 each.
+struct Crowd {
+    env: TestEnv,
+    dead_tenant: String,
+    dead_key: String,
+    fast_tenant: String,
+    fast: Receiver,
+    _dead: Receiver,
+}
 
-    // A burst for them, then events for a healthy receiver: these must not wait for the
-    // timeouts (3 s) to free room.
-    for t in types {
-        for _ in 0..6 {
-            assert_eq!(env.publish(publish(&dead_tenant, t)).await.status, 202);
+impl Crowd {
+    async fn start() -> Self {
+        let env = TestEnv::start_with(|o| {
+            o.dispatcher.delivery.max_in_flight = 24;
+            o.dispatcher.delivery.max_in_flight_per_webhook = 4;
+            o.dispatcher.delivery.max_waiting_per_webhook = 4;
+            o.dispatcher.delivery.max_in_flight_failing = 8;
+            o.registry.rate_limits.create_webhook.count = 100;
+        })
+        .await;
+        let dead = Receiver::scripted(vec![(200, Duration::from_secs(30))]).await;
+        let fast = Receiver::start(200).await;
+        let (dead_tenant, dead_key) = env.tenant_with_key("dead", json!({"max_webhooks": 8})).await;
+        let (fast_tenant, fast_key) = env.tenant("fast").await;
+        for t in DEAD_TYPES {
+            env.webhook(
+                &dead_key,
+                json!({"url": dead.url(), "events": [t], "timeout_seconds": 3, "retry_count": 0}),
+            )
+            .await;
+        }
+        env.webhook(&fast_key, json!({"url": fast.url(), "events": ["*"]}))
+            .await;
+        env.wait_routed(9).await;
+        Self {
+            env,
+            dead_tenant,
+            dead_key,
+            fast_tenant,
+            fast,
+            _dead: dead,
         }
     }
-    let started = Instant::now();
-    for _ in 0..20 {
-        assert_eq!(env.publish(publish(&fast_tenant, "task.created")).await.status, 202);
+
+    /// Publishes `each` events for every webhook that times out.
+    async fn burst(&self, each: usize) {
+        for t in DEAD_TYPES {
+            for _ in 0..each {
+                let event = json!({"type": t, "tenant_id": self.dead_tenant, "data": {}});
+                assert_eq!(self.env.publish(event).await.status, 202);
+            }
+        }
     }
-    for i in 0..20 {
-        assert!(
-            fast.next(Duration::from_secs(10)).await.is_some(),
-            "healthy delivery {i} did not arrive"
-        );
+
+    /// Publishes 20 events for the healthy webhook; how long until all are received.
+    async fn healthy_deliveries_take(&mut self) -> Duration {
+        let started = Instant::now();
+        for _ in 0..20 {
+            let event = json!({"type": "task.created", "tenant_id": self.fast_tenant, "data": {}});
+            assert_eq!(self.env.publish(event).await.status, 202);
+        }
+        for i in 0..20 {
+            assert!(
+                self.fast.next(Duration::from_secs(10)).await.is_some(),
+                "healthy delivery {i} did not arrive"
+            );
+        }
+        started.elapsed()
     }
-    let took = started.elapsed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receivers_that_time_out_cannot_fill_the_dispatcher_between_them() {
+    let mut crowd = Crowd::start().await;
+    // One attempt each, which times out: the dispatcher now knows these receivers fail slowly.
+    crowd.burst(1).await;
+    crowd
+        .env
+        .wait_for("/v1/deliveries?status=exhausted", &crowd.dead_key, |b| {
+            b["count"].as_i64() == Some(8)
+        })
+        .await;
+    // A burst for them, then events for a healthy receiver: these must not wait for the
+    // timeouts (3 s) to free room.
+    crowd.burst(6).await;
+    let took = crowd.healthy_deliveries_take().await;
     println!("20 healthy deliveries behind receivers that time out: {took:?}");
     assert!(
         took < Duration::from_secs(2),
         "20 healthy deliveries took {took:?} behind receivers that time out"
     );
-    env.stop().await;
+    crowd.env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receivers_that_stop_answering_cannot_fill_the_dispatcher_before_their_first_timeout() {
+    let mut crowd = Crowd::start().await;
+    // One request each, unanswered; nothing has timed out yet when more arrive.
+    crowd.burst(1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    crowd.burst(3).await;
+    let took = crowd.healthy_deliveries_take().await;
+    println!("20 healthy deliveries behind receivers that stopped answering: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "20 healthy deliveries took {took:?} behind receivers that stopped answering 3 s before timing out"
+    );
+    crowd.env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
