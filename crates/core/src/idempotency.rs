@@ -12,6 +12,11 @@ pub struct Claim {
     pub scope: String,
     pub key: String,
     pub event_id: Uuid,
+    /// This claim's own id, new for every claim: releasing or leaving unconfirmed a claim that
+    /// is no longer this publisher's (another took it over while this one stalled, under the
+    /// same event id) then changes nothing. Publishers from before it send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Uuid>,
 }
 
 /// `POST /v1/internal/idempotency/claim`.

@@ -43,6 +43,7 @@ pub fn claims(events: &[Accepted]) -> Vec<(usize, Claim)> {
                     scope,
                     key,
                     event_id: a.event.id,
+                    holder: Some(hookwire_core::id::v7()),
                 },
             ))
         })

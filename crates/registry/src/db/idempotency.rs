@@ -1,7 +1,7 @@
 //! Idempotency keys of ingested events (see the migrations `…_idempotency` and
 //! `…_idempotency_unconfirmed` for the states).
 
-use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookwire_core::idempotency::{Claim, Claimed, Settlement};
@@ -32,11 +32,11 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
     // receivers can tell the copies are one).
     let expired = format!("k.created_at < now() - interval '{RETENTION_HOURS} hours'");
     let taken: Option<Taken> = diesel::sql_query(format!(
-        "INSERT INTO idempotency_keys AS k (scope, key, event_id, state) VALUES ($1, $2, $3, 'pending')
+        "INSERT INTO idempotency_keys AS k (scope, key, event_id, state, holder) VALUES ($1, $2, $3, 'pending', $4)
          ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE
              SET event_id = CASE WHEN {expired} THEN excluded.event_id ELSE k.event_id END,
                  created_at = CASE WHEN {expired} THEN now() ELSE k.created_at END,
-                 state = 'pending', updated_at = now()
+                 state = 'pending', updated_at = now(), holder = excluded.holder
              WHERE {expired}
                 OR (k.state = 'pending' AND k.updated_at < now() - interval '{PENDING_TIMEOUT_SECONDS} seconds')
                 OR k.state = 'unconfirmed'
@@ -45,6 +45,7 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
     .bind::<Text, _>(&c.scope)
     .bind::<Text, _>(&c.key)
     .bind::<SqlUuid, _>(c.event_id)
+    .bind::<Nullable<SqlUuid>, _>(c.holder)
     .get_result(conn)
     .await
     .optional()?;
@@ -70,27 +71,31 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
     })
 }
 
-/// Settles a claim this publisher holds (still pending under its event id).
+/// Settles a claim this publisher holds (still pending under its event id, and, when the claim
+/// names its holder, still held by it).
 pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, how: Settlement) -> diesel::QueryResult<()> {
     let sql = match how {
         Settlement::Done => {
-            // Whatever the state: a confirmed publish settles the key, even one that another
-            // publisher resumed meanwhile.
+            // Whatever the state and holder: a confirmed publish settles the key, even one that
+            // another publisher resumed meanwhile (the event is stored either way).
             "UPDATE idempotency_keys SET state = 'done', updated_at = now()
-             WHERE scope = $1 AND key = $2 AND event_id = $3"
+             WHERE scope = $1 AND key = $2 AND event_id = $3 AND ($4::uuid IS NULL OR true)"
         }
         Settlement::Released => {
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'"
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'
+                 AND holder IS NOT DISTINCT FROM $4"
         }
         Settlement::Unconfirmed => {
             "UPDATE idempotency_keys SET state = 'unconfirmed', updated_at = now()
-             WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'"
+             WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'
+                 AND holder IS NOT DISTINCT FROM $4"
         }
     };
     diesel::sql_query(sql)
         .bind::<Text, _>(&c.scope)
         .bind::<Text, _>(&c.key)
         .bind::<SqlUuid, _>(c.event_id)
+        .bind::<Nullable<SqlUuid>, _>(c.holder)
         .execute(conn)
         .await
         .map(drop)

@@ -294,6 +294,65 @@ async fn a_key_whose_publish_was_not_confirmed_is_sent_again_under_the_same_even
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_that_stalled_cannot_undo_the_claim_another_publisher_resumed() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    // Publisher A claims the key, then stalls past the 30 s takeover.
+    let event_id = hookwire_core::id::v7().to_string();
+    let a = json!({"scope": tenant, "key": "order-12", "event_id": event_id, "holder": hookwire_core::id::v7()});
+    let r = env
+        .admin_post("/v1/internal/idempotency/claim", json!({"claims": [a]}))
+        .await;
+    assert_eq!(r.body["results"][0]["status"], "new", "{r:?}");
+    env.psql("UPDATE idempotency_keys SET updated_at = now() - interval '31 seconds' WHERE key = 'order-12'")
+        .expect("the claim is aged");
+    // Publisher B takes it over, under the same event id, and is publishing it.
+    let b = json!({"scope": tenant, "key": "order-12", "event_id": hookwire_core::id::v7(), "holder": hookwire_core::id::v7()});
+    let r = env
+        .admin_post("/v1/internal/idempotency/claim", json!({"claims": [b]}))
+        .await;
+    assert_eq!(r.body["results"][0]["status"], "resume", "{r:?}");
+    assert_eq!(r.body["results"][0]["event_id"], event_id.as_str());
+    // A wakes up, and its publish fails before sending: it releases its claim, then (another
+    // failure) leaves it unconfirmed. Neither may touch B's.
+    for settle in [
+        json!({"claims": [a], "done": false}),
+        json!({"claims": [a], "done": false, "maybe_sent": true}),
+    ] {
+        let r = env.admin_post("/v1/internal/idempotency/settle", settle).await;
+        assert_eq!(r.status, 204, "{r:?}");
+        let retry = env
+            .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-12"}))
+            .await;
+        assert_eq!(
+            retry.status, 409,
+            "B is still accepting the event; a new event id here would be a second copy: {retry:?}"
+        );
+    }
+    // B's publish is confirmed: the producer's retry gets the one event id.
+    let mut b_settled = b.clone();
+    b_settled["event_id"] = json!(event_id);
+    let r = env
+        .admin_post(
+            "/v1/internal/idempotency/settle",
+            json!({"claims": [b_settled], "done": true}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let retry = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-12"}))
+        .await;
+    assert_eq!(retry.status, 202, "{retry:?}");
+    assert_eq!(retry.body["event_id"], event_id.as_str());
+    assert_eq!(retry.body["duplicate"], true);
+    rx.expect_nothing(Duration::from_millis(300)).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn producers_may_publish_events_to_the_ingest_exchange() {
     let env = TestEnv::start().await;
     let mut rx = Receiver::start(200).await;
