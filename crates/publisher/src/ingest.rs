@@ -131,7 +131,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         for chunk in targets.chunks(group_size) {
             let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
             for sub in chunk {
-                let delivery_id = hookwire_core::id::v7();
+                let delivery_id = hookwire_core::id::delivery(event.id, sub.target.webhook_id);
                 routed.push(RoutedDelivery {
                     delivery_id,
                     webhook_id: sub.target.webhook_id,

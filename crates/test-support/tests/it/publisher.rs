@@ -294,6 +294,55 @@ async fn a_key_whose_publish_was_not_confirmed_is_sent_again_under_the_same_even
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_published_twice_under_one_id_is_one_delivery_in_the_log() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let hook = env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let event = json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-13"});
+    let first = env.publish(event.clone()).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    let event_id = first.body["event_id"].as_str().unwrap().to_owned();
+    assert!(rx.next(Duration::from_secs(10)).await.is_some());
+    // As if the broker had not confirmed that publish though it stored it (a confirm timeout):
+    // the key is left unconfirmed, and the producer's retry is published again, same event id.
+    env.psql("UPDATE idempotency_keys SET state = 'unconfirmed' WHERE key = 'order-13'")
+        .expect("the key is left unconfirmed");
+    let retry = env.publish(event).await;
+    assert_eq!(retry.status, 202, "{retry:?}");
+    assert_eq!(retry.body["event_id"], event_id.as_str());
+    let copy = rx.next(Duration::from_secs(10)).await.expect("the second copy");
+    assert_eq!(copy.header("webhook-id"), Some(event_id.as_str()));
+    // An event published after both, once it is in the log, shows the log has caught up.
+    env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    env.wait_for(
+        &format!("/v1/deliveries?webhook_id={id}&event_type=task.created&status=success"),
+        &key,
+        |b| b["count"] == 1,
+    )
+    .await;
+    let log = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries?webhook_id={id}&event_type=person.created"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        log.body["count"], 1,
+        "one event, one webhook: one delivery, {}",
+        log.body
+    );
+    assert_eq!(log.body["results"][0]["event_id"], event_id.as_str());
+    assert_eq!(log.body["results"][0]["status"], "success");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_that_stalled_cannot_undo_the_claim_another_publisher_resumed() {
     let env = TestEnv::start().await;
     let mut rx = Receiver::start(200).await;
