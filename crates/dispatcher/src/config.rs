@@ -45,10 +45,12 @@ pub struct DeliveryConfig {
     pub max_in_flight: usize,
     /// Concurrent requests to one webhook. Default 64.
     pub max_in_flight_per_webhook: usize,
-    /// Tasks of one webhook waiting in memory before new ones are parked. Default 256.
+    /// Tasks of one webhook waiting in memory before new ones find no room (parked, or failed
+    /// without a request while its receiver is failing). Default 256.
     pub max_waiting_per_webhook: usize,
     /// Concurrent requests, across webhooks, to webhooks whose last attempt failed after more
-    /// than 250 ms (a timeout, say); their other tasks are parked. Default 500.
+    /// than 250 ms (a timeout, say) or whose requests have not moved for 250 ms; their other
+    /// tasks find no room. Default 500.
     pub max_in_flight_failing: usize,
     /// Delay of a parked task. Default 1 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]

@@ -9,12 +9,11 @@
 //! full *and* the webhook has finished no attempt for `STALL` finds no room. Webhooks whose last
 //! attempt failed slowly (a timeout), or whose requests have not moved for `STALL`, share
 //! `max_in_flight_failing` requests, so receivers that time out cannot fill `max_in_flight`
-//! between them; the tasks of the failing ones that find no room count as
-//! failed attempts without a request and follow the retry policy (a circuit breaker). Other
-//! tasks that find no room are parked: put back in a retry queue for `park_delay`, without
-//! counting as an attempt. The
-//! consumer itself never waits on a receiver, so the prefetch window keeps moving for everybody
-//! else.
+//! between them. A task of a failing webhook that finds no room counts as a failed attempt
+//! without a request and follows the retry policy (a circuit breaker); any other task that finds
+//! no room is parked: put back in a retry queue for `park_delay`, without counting as an attempt.
+//! The consumer itself never waits on a receiver, so the prefetch window keeps moving for
+//! everybody else.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -527,11 +526,11 @@ impl Worker {
             return Ok(outcome);
         }
         self.metrics.not_sent.inc();
-        let attempt = Attempt::not_sent(
-            "receiver_failing: not sent; the receiver's last attempt failed after more than 250 ms \
-             (a timeout?) and its other requests are all in use; counted as a failed attempt"
-                .to_owned(),
-        );
+        let attempt = Attempt::not_sent(format!(
+            "receiver_failing: not sent; the receiver's last attempt failed after more than {} ms \
+             (a timeout?) and its other requests are all in use; counted as a failed attempt",
+            STALL.as_millis()
+        ));
         self.record(sink, task, attempt).await
     }
 

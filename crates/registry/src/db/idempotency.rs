@@ -1,5 +1,5 @@
-//! Idempotency keys of ingested events (see the migrations `…_idempotency` and
-//! `…_idempotency_unconfirmed` for the states).
+//! Idempotency keys of ingested events (see the migrations `…_idempotency`,
+//! `…_idempotency_unconfirmed` for the states and `…_idempotency_holder` for who holds a claim).
 
 use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryableByName};
@@ -79,7 +79,7 @@ pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, how: Settlement) ->
             // Whatever the state and holder: a confirmed publish settles the key, even one that
             // another publisher resumed meanwhile (the event is stored either way).
             "UPDATE idempotency_keys SET state = 'done', updated_at = now()
-             WHERE scope = $1 AND key = $2 AND event_id = $3 AND ($4::uuid IS NULL OR true)"
+             WHERE scope = $1 AND key = $2 AND event_id = $3"
         }
         Settlement::Released => {
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'
@@ -91,12 +91,15 @@ pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, how: Settlement) ->
                  AND holder IS NOT DISTINCT FROM $4"
         }
     };
-    diesel::sql_query(sql)
+    let query = diesel::sql_query(sql)
         .bind::<Text, _>(&c.scope)
         .bind::<Text, _>(&c.key)
-        .bind::<SqlUuid, _>(c.event_id)
-        .bind::<Nullable<SqlUuid>, _>(c.holder)
-        .execute(conn)
-        .await
-        .map(drop)
+        .bind::<SqlUuid, _>(c.event_id);
+    match how {
+        Settlement::Done => query.execute(conn).await,
+        Settlement::Released | Settlement::Unconfirmed => {
+            query.bind::<Nullable<SqlUuid>, _>(c.holder).execute(conn).await
+        }
+    }
+    .map(drop)
 }

@@ -365,6 +365,7 @@ async fn a_publisher_that_stalled_cannot_undo_the_claim_another_publisher_resume
         .await;
     assert_eq!(r.body["results"][0]["status"], "resume", "{r:?}");
     assert_eq!(r.body["results"][0]["event_id"], event_id.as_str());
+    let event = json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-12"});
     // A wakes up, and its publish fails before sending: it releases its claim, then (another
     // failure) leaves it unconfirmed. Neither may touch B's.
     for settle in [
@@ -373,9 +374,7 @@ async fn a_publisher_that_stalled_cannot_undo_the_claim_another_publisher_resume
     ] {
         let r = env.admin_post("/v1/internal/idempotency/settle", settle).await;
         assert_eq!(r.status, 204, "{r:?}");
-        let retry = env
-            .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-12"}))
-            .await;
+        let retry = env.publish(event.clone()).await;
         assert_eq!(
             retry.status, 409,
             "B is still accepting the event; a new event id here would be a second copy: {retry:?}"
@@ -391,9 +390,7 @@ async fn a_publisher_that_stalled_cannot_undo_the_claim_another_publisher_resume
         )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
-    let retry = env
-        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}, "idempotency_key": "order-12"}))
-        .await;
+    let retry = env.publish(event.clone()).await;
     assert_eq!(retry.status, 202, "{retry:?}");
     assert_eq!(retry.body["event_id"], event_id.as_str());
     assert_eq!(retry.body["duplicate"], true);
