@@ -24,7 +24,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::DeliveryConfig;
 
 /// Most bytes of a response body kept in the delivery log.
 pub const MAX_RESPONSE_BYTES: usize = 1024;
@@ -66,21 +68,24 @@ impl tower_service::Service<Name> for GuardedResolver {
 pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 /// Builds the shared client: keep-alive pooling, connect timeout, TLS with the webpki roots.
-pub fn build(profile: Profile, connect_timeout: Duration, pool_max_idle_per_host: usize) -> HttpClient {
+pub fn build(profile: Profile, settings: &DeliveryConfig) -> HttpClient {
     let mut http = HttpConnector::new_with_resolver(GuardedResolver {
         guard: profile == Profile::Production,
     });
     http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
+    http.set_connect_timeout(Some(settings.connect_timeout));
     http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
+    // Without a timer the pool checks a connection's idle time only when it is next wanted, so
+    // an idle connection to a receiver that is not sent to again would stay open for good.
     Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(pool_max_idle_per_host)
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_timer(TokioTimer::new())
         .build(https)
 }
 
@@ -335,7 +340,8 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let keyring = Keyring::new(hookwire_core::config::dev_defaults::ENCRYPTION_KEY, "").unwrap();
         let opener = Opener::new(Keyring::new(hookwire_core::config::dev_defaults::ENCRYPTION_KEY, "").unwrap());
-        let client = build(Profile::Production, Duration::from_secs(2), 1);
+        let settings = crate::config::Config::load(None).expect("the defaults load").delivery;
+        let client = build(Profile::Production, &settings);
         for url in [
             "https://127.0.0.1:1/",
             "https://10.0.0.1/",

@@ -60,6 +60,9 @@ pub struct DeliveryConfig {
     pub connect_timeout: Duration,
     /// Idle keep-alive connections per host. Default 256.
     pub pool_max_idle_per_host: usize,
+    /// A keep-alive connection idle this long is closed. Default 30 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub pool_idle_timeout: Duration,
     /// Grace period for in-flight attempts on SIGTERM. Default 25 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub drain_timeout: Duration,

@@ -96,11 +96,7 @@ pub enum Outcome {
 
 impl Worker {
     pub fn new(config: Config, keyring: Keyring, metrics: Arc<Metrics>, webhooks: Arc<Webhooks>) -> Self {
-        let client = client::build(
-            config.profile,
-            config.delivery.connect_timeout,
-            config.delivery.pool_max_idle_per_host,
-        );
+        let client = client::build(config.profile, &config.delivery);
         Self {
             topology: Topology::new(&config.broker.prefix),
             failing_room: Arc::new(Semaphore::new(config.delivery.max_in_flight_failing.max(1))),

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     rx: mpsc::UnboundedReceiver<Received>,
     script: Script,
+    /// Connections the receiver holds open.
+    open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -67,12 +70,15 @@ impl Receiver {
         let (tx, rx) = mpsc::unbounded_channel();
         let script = Script(Arc::new(Mutex::new(script)));
         let s = script.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (tx, s) = (tx.clone(), s.clone());
+                let (tx, s, counted) = (tx.clone(), s.clone(), counted.clone());
+                counted.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (tx, s) = (tx.clone(), s.clone());
@@ -106,10 +112,22 @@ impl Receiver {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
+                    counted.fetch_sub(1, Ordering::AcqRel);
                 });
             }
         });
-        Self { addr, rx, script, task }
+        Self {
+            addr,
+            rx,
+            script,
+            open,
+            task,
+        }
+    }
+
+    /// Connections open to the receiver now (a client's keep-alive connections among them).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     /// The URL to subscribe with.

@@ -347,3 +347,29 @@ async fn a_webhooks_rate_limit_spaces_its_deliveries() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_connection_to_a_receiver_is_closed_after_the_pool_idle_timeout() {
+    let env = TestEnv::start_with(|o| o.dispatcher.delivery.pool_idle_timeout = Duration::from_secs(1)).await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": receiver.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    receiver.next(Duration::from_secs(15)).await.expect("delivered");
+    // The dispatcher keeps the connection for the next delivery...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.open_connections(), 1, "kept alive after the delivery");
+    // ...and closes it once it has been idle for pool_idle_timeout, without another request.
+    let closed = hookwire_test_support::eventually(Duration::from_secs(5), || async {
+        (receiver.open_connections() == 0).then_some(())
+    })
+    .await;
+    assert!(
+        closed.is_some(),
+        "{} connection(s) still open 5 s after the delivery, idle timeout 1 s",
+        receiver.open_connections()
+    );
+    env.stop().await;
+}
