@@ -38,10 +38,7 @@ where
 /// 74 bits of SHA-256 of the two ids.
 pub fn delivery(event_id: Uuid, webhook_id: Uuid) -> Uuid {
     use sha2::{Digest as _, Sha256};
-    let millis = event_id.get_timestamp().map_or(0, |t| {
-        let (seconds, nanos) = t.to_unix();
-        seconds * 1000 + u64::from(nanos) / 1_000_000
-    });
+    let millis = unix_millis(event_id).unwrap_or(0);
     let digest = Sha256::new()
         .chain_update(event_id.as_bytes())
         .chain_update(webhook_id.as_bytes())
@@ -49,6 +46,12 @@ pub fn delivery(event_id: Uuid, webhook_id: Uuid) -> Uuid {
     let mut bits = [0u8; 10];
     bits.copy_from_slice(&digest[..10]);
     uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
+}
+
+/// The Unix millisecond a time-ordered id (v7) carries; `None` for ids without a time.
+fn unix_millis(id: Uuid) -> Option<u64> {
+    let (seconds, nanos) = id.get_timestamp()?.to_unix();
+    Some(seconds * 1000 + u64::from(nanos) / 1_000_000)
 }
 
 #[cfg(test)]
@@ -102,8 +105,7 @@ mod tests {
     }
 
     fn millis(id: Uuid) -> u64 {
-        let (seconds, nanos) = id.get_timestamp().expect("v7 has a timestamp").to_unix();
-        seconds * 1000 + u64::from(nanos) / 1_000_000
+        unix_millis(id).expect("v7 has a timestamp")
     }
 
     #[test]
