@@ -285,8 +285,8 @@ impl Bench {
     /// Publishes batches of `batch` events from `workers` loops, for `duration`, at most
     /// `rate` events/s in total when given. A batch of one is a `POST /v1/events` of the event,
     /// larger ones go to `/v1/events:batch`. Paced workers start a share of the interval apart, so
-    /// a fixed rate arrives evenly spaced, not in bursts of `workers` requests at once. Returns
-    /// (accepted, refused).
+    /// a fixed rate arrives evenly spaced, not in bursts of `workers` requests at once. With
+    /// `keyed`, every event carries an `idempotency_key` of its own. Returns (accepted, refused).
     async fn load(
         &self,
         tenant: &str,
@@ -294,6 +294,7 @@ impl Bench {
         workers: usize,
         batch: usize,
         rate: Option<u64>,
+        keyed: bool,
     ) -> (u64, u64) {
         let accepted = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
@@ -313,6 +314,7 @@ impl Bench {
             let (accepted, refused) = (accepted.clone(), refused.clone());
             tasks.push(tokio::spawn(async move {
                 let mut next = start + interval.unwrap_or_default() * worker as u32 / workers as u32;
+                let mut sent = 0u64;
                 while Instant::now() < until {
                     if let Some(i) = interval {
                         next += i;
@@ -322,12 +324,19 @@ impl Bench {
                         }
                     }
                     let s = now_micros();
-                    let event = || json!({"type": "task.created", "tenant_id": tenant, "data": {"s": s}});
-                    let body = if batch == 1 {
-                        event()
-                    } else {
-                        json!({"events": (0..batch).map(|_| event()).collect::<Vec<_>>()})
+                    let event = |i: u64| {
+                        let mut e = json!({"type": "task.created", "tenant_id": tenant, "data": {"s": s}});
+                        if keyed {
+                            e["idempotency_key"] = json!(format!("bench-{worker}-{i}"));
+                        }
+                        e
                     };
+                    let body = if batch == 1 {
+                        event(sent)
+                    } else {
+                        json!({"events": (sent..sent + batch as u64).map(event).collect::<Vec<_>>()})
+                    };
+                    sent += batch as u64;
                     match api.call("POST", &url, ("authorization", &auth), Some(&body)).await {
                         Ok((202, _)) => accepted.fetch_add(batch as u64, Ordering::Relaxed),
                         _ => refused.fetch_add(batch as u64, Ordering::Relaxed),
@@ -388,6 +397,68 @@ impl Bench {
             complete,
             "{name}: only {unique} of {accepted} accepted deliveries arrived"
         );
+        Ok(())
+    }
+
+    /// Scenario 1's shape (one webhook, 8 producers posting batches of 50 as fast as accepted):
+    /// CPU, accepted and delivered rates. Returns the deliveries/s.
+    async fn max_sustained(
+        &mut self,
+        name: &str,
+        tag: &str,
+        run: Duration,
+        keyed: bool,
+        target: &str,
+    ) -> anyhow::Result<f64> {
+        let tenant = self.tenant(&[("ok", tag.into(), 30)], 10).await?;
+        let cpu = cpu_snapshot();
+        let (accepted, refused) = self.load(&tenant, run, 8, 50, None, keyed).await;
+        self.cpu_rows(name, &cpu, run.as_secs_f64());
+        self.row(
+            name,
+            "events accepted/s (publisher)",
+            accepted as f64 / run.as_secs_f64(),
+            "1/s",
+            "",
+        );
+        self.row(name, "refused", refused as f64, "events", "0");
+        self.throughput(name, &[tag.into()], accepted, target).await?;
+        self.delivered += accepted;
+        Ok(self
+            .rows
+            .iter()
+            .rev()
+            .find(|r| r.metric == "deliveries/s (receiver)")
+            .map_or(0.0, |r| r.value))
+    }
+
+    /// Scenario 3's shape: one webhook, `rate` events/s in requests of `batch`; publish→receipt
+    /// percentiles.
+    async fn latency(
+        &mut self,
+        name: &str,
+        tag: &str,
+        run: Duration,
+        (rate, batch): (u64, usize),
+        keyed: bool,
+        p99_target: &str,
+    ) -> anyhow::Result<()> {
+        let tenant = self.tenant(&[("ok", tag.to_owned(), 30)], 10).await?;
+        // One worker per 8 ms of the interval: enough in flight for single events at 2,000/s.
+        let workers = if batch == 1 { (rate / 125) as usize } else { 4 };
+        let (accepted, _) = self.load(&tenant, run, workers, batch, Some(rate), keyed).await;
+        self.wait_all(&[tag.to_owned()], accepted, Duration::from_secs(60))
+            .await;
+        let tally = self.records.take(tag);
+        self.row(
+            name,
+            "accepted vs received",
+            tally.ids.len() as f64 - accepted as f64,
+            "missing<0",
+            "0",
+        );
+        self.latency_rows(name, &tally, p99_target);
+        self.delivered += accepted;
         Ok(())
     }
 
@@ -458,27 +529,7 @@ async fn main() -> anyhow::Result<()> {
         b.phase(Some("1 max sustained"));
         // 1. Max sustained, one webhook per event.
         eprintln!("1. max sustained deliveries/s, one webhook per event");
-        let tenant = b.tenant(&[("ok", "max".into(), 30)], 10).await?;
-        let cpu = cpu_snapshot();
-        let (accepted, refused) = b.load(&tenant, run, 8, 50, None).await;
-        b.cpu_rows("1 max sustained", &cpu, run.as_secs_f64());
-        b.row(
-            "1 max sustained",
-            "events accepted/s (publisher)",
-            accepted as f64 / run.as_secs_f64(),
-            "1/s",
-            "",
-        );
-        b.row("1 max sustained", "refused", refused as f64, "events", "0");
-        b.throughput("1 max sustained", &["max".into()], accepted, "≥ 5000")
-            .await?;
-        b.delivered += accepted;
-        let max_rate = b
-            .rows
-            .iter()
-            .rev()
-            .find(|r| r.metric == "deliveries/s (receiver)")
-            .map_or(0.0, |r| r.value);
+        let max_rate = b.max_sustained("1 max sustained", "max", run, false, "≥ 5000").await?;
         b.row("1 max sustained", "ratio to bare hyper", max_rate / bare, "×", "");
         b.row(
             "1 max sustained",
@@ -497,7 +548,7 @@ async fn main() -> anyhow::Result<()> {
         let tags: Vec<String> = hooks.iter().map(|h| h.1.clone()).collect();
         let tenant = b.tenant(&hooks, 10).await?;
         let cpu = cpu_snapshot();
-        let (accepted, _) = b.load(&tenant, run, 2, 5, None).await;
+        let (accepted, _) = b.load(&tenant, run, 2, 5, None, false).await;
         b.cpu_rows("2 fan-out 100", &cpu, run.as_secs_f64());
         b.throughput("2 fan-out 100", &tags, accepted * 100, "≥ 10000").await?;
         b.delivered += accepted * 100;
@@ -508,29 +559,14 @@ async fn main() -> anyhow::Result<()> {
         // 3. Latency at fixed rates: one event per request (the targets), then in batches.
         for (rate, batch) in LATENCY_SHAPES {
             eprintln!("3. latency at {rate} events/s in batches of {batch}");
-            let tag = format!("lat-{rate}-{batch}");
-            let tenant = b.tenant(&[("ok", tag.clone(), 30)], 10).await?;
-            // One worker per 8 ms of the interval: enough in flight for single events at 2,000/s.
-            let workers = if batch == 1 { (rate / 125) as usize } else { 4 };
-            let (accepted, _) = b.load(&tenant, run, workers, batch, Some(rate)).await;
-            let name = format!("3 latency @{rate}/s{}", shape(batch));
             let target = match (batch, rate) {
                 (1, 500) => "≤ 5 (p50 ≤ 2)",
                 (1, _) => "≤ 20",
                 _ => "",
             };
-            b.wait_all(std::slice::from_ref(&tag), accepted, Duration::from_secs(60))
-                .await;
-            let tally = b.records.take(&tag);
-            b.row(
-                &name,
-                "accepted vs received",
-                tally.ids.len() as f64 - accepted as f64,
-                "missing<0",
-                "0",
-            );
-            b.latency_rows(&name, &tally, target);
-            b.delivered += accepted;
+            let name = format!("3 latency @{rate}/s{}", shape(batch));
+            b.latency(&name, &format!("lat-{rate}-{batch}"), run, (rate, batch), false, target)
+                .await?;
         }
     }
     settle(&mut b).await;
@@ -560,7 +596,7 @@ async fn main() -> anyhow::Result<()> {
                 ("ok", format!("{prefix}-9"), 30)
             });
             let tenant = b.tenant(&hooks, 0).await?;
-            let (accepted, _) = b.load(&tenant, run, 2, 1, Some(100)).await;
+            let (accepted, _) = b.load(&tenant, run, 2, 1, Some(100), false).await;
             let tags: Vec<String> = (0..9).map(|i| format!("{prefix}-{i}")).collect();
             b.wait_all(&tags, accepted * 9, Duration::from_secs(60)).await;
             let mut healthy = receiver::Tally::default();
@@ -599,7 +635,7 @@ async fn main() -> anyhow::Result<()> {
         let tenant = b.tenant(&hooks, 5).await?;
         let started = Instant::now();
         // A fixed rate, so the storm has the same size whatever the publisher's ceiling.
-        let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, Some(600)).await;
+        let (accepted, _) = b.load(&tenant, Duration::from_secs(5), 2, 50, Some(600), false).await;
         let (stop_probe, probe_stopped) = tokio::sync::oneshot::channel::<()>();
         let depth_probe = tokio::spawn(max_retry_depth(probe_stopped));
         let complete = b.wait_all(&tags, accepted * 10, Duration::from_secs(120)).await;
@@ -637,6 +673,20 @@ async fn main() -> anyhow::Result<()> {
         // 6. Registry API.
         eprintln!("6. registry API");
         registry_api(&mut b, Duration::from_secs(5)).await?;
+    }
+    settle(&mut b).await;
+    if wanted("7") {
+        // 7. Scenarios 1 and 3 (500/s, one event per request) with an idempotency key on every
+        // event: what keys cost producers that send them.
+        b.phase(Some("7 keyed max sustained"));
+        eprintln!("7. idempotency keys: max sustained, every event keyed");
+        b.max_sustained("7 keyed max sustained", "keyed-max", run, true, "")
+            .await?;
+        settle(&mut b).await;
+        b.phase(Some("7 keyed latency @500/s"));
+        eprintln!("7. idempotency keys: latency at 500 events/s, every event keyed");
+        b.latency("7 keyed latency @500/s", "keyed-lat", run, (500, 1), true, "")
+            .await?;
     }
 
     // The results path: SQL statements per delivery (ledger writer counter).

@@ -86,22 +86,41 @@ pub async fn claim(
             "the registry answered a different number of claims"
         )));
     }
+    let mut busy = None;
     for ((i, c), answer) in unique.iter().zip(answers.results) {
         let outcome = match answer {
             Claimed::New => Outcome::New,
             Claimed::Resume { event_id } => Outcome::Resume(event_id),
             Claimed::Duplicate { event_id } => Outcome::Duplicate(event_id),
             Claimed::InProgress => {
-                return Err(ApiError::Conflict {
-                    code: "idempotency_in_progress",
-                    detail: format!(
-                        "an event with idempotency_key `{}` is being accepted right now; retry shortly",
-                        c.key
-                    ),
-                })
+                busy.get_or_insert(c.key.clone());
+                continue;
             }
         };
         outcomes.insert(*i, outcome);
+    }
+    if let Some(key) = busy {
+        // Nothing of this request is sent: the keys it did get are given back as they were, so
+        // the producer's retry is not refused for them while the other request finishes.
+        let given_back = |resumed: bool| -> Vec<Claim> {
+            unique
+                .iter()
+                .filter_map(|(i, c)| match outcomes.get(i) {
+                    Some(Outcome::New) if !resumed => Some((*c).clone()),
+                    Some(Outcome::Resume(id)) if resumed => Some(Claim {
+                        event_id: *id,
+                        ..(*c).clone()
+                    }),
+                    _ => None,
+                })
+                .collect()
+        };
+        settle(registry, given_back(false), Settlement::Released).await;
+        settle(registry, given_back(true), Settlement::Unconfirmed).await;
+        return Err(ApiError::Conflict {
+            code: "idempotency_in_progress",
+            detail: format!("an event with idempotency_key `{key}` is being accepted right now; retry shortly"),
+        });
     }
     for (i, first) in repeats {
         let id = match outcomes[&first] {

@@ -1,8 +1,10 @@
 //! Idempotency keys of ingested events (see the migrations `…_idempotency`,
 //! `…_idempotency_unconfirmed` for the states and `…_idempotency_holder` for who holds a claim).
 
-use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
-use diesel::{OptionalExtension as _, QueryableByName};
+use std::collections::HashMap;
+
+use diesel::sql_types::{Array, Nullable, Text, Uuid as SqlUuid};
+use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookwire_core::idempotency::{Claim, Claimed, Settlement};
 use uuid::Uuid;
@@ -13,26 +15,34 @@ pub const RETENTION_HOURS: i64 = 24;
 pub const PENDING_TIMEOUT_SECONDS: i64 = 30;
 
 #[derive(QueryableByName)]
-struct Existing {
+struct Key {
+    #[diesel(sql_type = Text)]
+    scope: String,
+    #[diesel(sql_type = Text)]
+    key: String,
     #[diesel(sql_type = SqlUuid)]
     event_id: Uuid,
     #[diesel(sql_type = Text)]
     state: String,
 }
 
-#[derive(QueryableByName)]
-struct Taken {
-    #[diesel(sql_type = SqlUuid)]
-    event_id: Uuid,
-}
-
-pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResult<Claimed> {
-    // In one statement: insert; or take over a key that expired (a new event), a pending claim
-    // whose publisher died mid-publish or an unconfirmed one (the same event again, so its
-    // receivers can tell the copies are one).
+/// Claims every key of a request in one statement (one commit, however many keys): insert;
+/// or take over a key that expired (a new event), a pending claim whose publisher died
+/// mid-publish or an unconfirmed one (the same event again, so its receivers can tell the copies
+/// are one). One answer per claim, in order. Each (scope, key) may appear once.
+///
+/// Rows are locked in (scope, key) order, so requests claiming overlapping keys wait for each
+/// other instead of deadlocking.
+pub async fn claim(conn: &mut AsyncPgConnection, claims: &[Claim]) -> diesel::QueryResult<Vec<Claimed>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
     let expired = format!("k.created_at < now() - interval '{RETENTION_HOURS} hours'");
-    let taken: Option<Taken> = diesel::sql_query(format!(
-        "INSERT INTO idempotency_keys AS k (scope, key, event_id, state, holder) VALUES ($1, $2, $3, 'pending', $4)
+    let taken_sql = format!(
+        "INSERT INTO idempotency_keys AS k (scope, key, event_id, state, holder)
+         SELECT scope, key, event_id, 'pending', holder
+         FROM UNNEST($1, $2, $3, $4) AS c(scope, key, event_id, holder)
+         ORDER BY scope, key
          ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE
              SET event_id = CASE WHEN {expired} THEN excluded.event_id ELSE k.event_id END,
                  created_at = CASE WHEN {expired} THEN now() ELSE k.created_at END,
@@ -40,66 +50,88 @@ pub async fn claim(conn: &mut AsyncPgConnection, c: &Claim) -> diesel::QueryResu
              WHERE {expired}
                 OR (k.state = 'pending' AND k.updated_at < now() - interval '{PENDING_TIMEOUT_SECONDS} seconds')
                 OR k.state = 'unconfirmed'
-         RETURNING k.event_id"
-    ))
-    .bind::<Text, _>(&c.scope)
-    .bind::<Text, _>(&c.key)
-    .bind::<SqlUuid, _>(c.event_id)
-    .bind::<Nullable<SqlUuid>, _>(c.holder)
-    .get_result(conn)
-    .await
-    .optional()?;
-    if let Some(t) = taken {
-        return Ok(if t.event_id == c.event_id {
-            Claimed::New
-        } else {
-            Claimed::Resume { event_id: t.event_id }
-        });
-    }
-    let existing: Existing =
-        diesel::sql_query("SELECT event_id, state FROM idempotency_keys WHERE scope = $1 AND key = $2")
-            .bind::<Text, _>(&c.scope)
-            .bind::<Text, _>(&c.key)
-            .get_result(conn)
-            .await?;
-    Ok(if existing.state == "done" {
-        Claimed::Duplicate {
-            event_id: existing.event_id,
-        }
+         RETURNING k.scope, k.key, k.event_id, k.state"
+    );
+    // Each statement commits by itself: the common answer (every key new) is one statement and
+    // one commit, and the keys' row locks are held no longer than that statement.
+    let taken: Vec<Key> = diesel::sql_query(&taken_sql)
+        .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SqlUuid>>, _>(claims.iter().map(|c| c.holder).collect::<Vec<_>>())
+        .load(conn)
+        .await?;
+    let existing: Vec<Key> = if taken.len() == claims.len() {
+        Vec::new()
     } else {
-        Claimed::InProgress
-    })
+        // The keys held by others, as they are now.
+        diesel::sql_query(
+            "SELECT k.scope, k.key, k.event_id, k.state
+             FROM idempotency_keys k JOIN UNNEST($1, $2) AS c(scope, key) USING (scope, key)",
+        )
+        .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+        .load(conn)
+        .await?
+    };
+    let index = |rows: Vec<Key>| -> HashMap<(String, String), (Uuid, String)> {
+        rows.into_iter()
+            .map(|k| ((k.scope, k.key), (k.event_id, k.state)))
+            .collect()
+    };
+    let (taken, existing) = (index(taken), index(existing));
+    Ok(claims
+        .iter()
+        .map(|c| {
+            let id = (c.scope.clone(), c.key.clone());
+            match (taken.get(&id), existing.get(&id)) {
+                (Some((event_id, _)), _) if *event_id == c.event_id => Claimed::New,
+                (Some((event_id, _)), _) => Claimed::Resume { event_id: *event_id },
+                (None, Some((event_id, state))) if state == "done" => Claimed::Duplicate { event_id: *event_id },
+                // Held by another publisher right now, or released (deleted) between the two
+                // statements: either way, the producer's retry shortly will settle it.
+                (None, _) => Claimed::InProgress,
+            }
+        })
+        .collect())
 }
 
-/// Settles a claim this publisher holds (still pending under its event id, and, when the claim
-/// names its holder, still held by it).
-pub async fn settle(conn: &mut AsyncPgConnection, c: &Claim, how: Settlement) -> diesel::QueryResult<()> {
-    let sql = match how {
-        Settlement::Done => {
-            // Whatever the state and holder: a confirmed publish settles the key, even one that
-            // another publisher resumed meanwhile (the event is stored either way).
-            "UPDATE idempotency_keys SET state = 'done', updated_at = now()
-             WHERE scope = $1 AND key = $2 AND event_id = $3"
-        }
-        Settlement::Released => {
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'
-                 AND holder IS NOT DISTINCT FROM $4"
-        }
-        Settlement::Unconfirmed => {
-            "UPDATE idempotency_keys SET state = 'unconfirmed', updated_at = now()
-             WHERE scope = $1 AND key = $2 AND event_id = $3 AND state = 'pending'
-                 AND holder IS NOT DISTINCT FROM $4"
+/// Settles claims this publisher holds, in one statement: `Done` whatever the state and holder
+/// (a confirmed publish settles the key, even one that another publisher resumed meanwhile: the
+/// event is stored either way); `Released` and `Unconfirmed` only a claim still pending under its
+/// event id and, when the claim names its holder, still held by it. Rows are locked in
+/// (scope, key) order first, as `claim` locks them, so a settle and a producer's retry claiming
+/// the same keys cannot deadlock.
+pub async fn settle(conn: &mut AsyncPgConnection, claims: &[Claim], how: Settlement) -> diesel::QueryResult<()> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let still_held = match how {
+        Settlement::Done => "",
+        Settlement::Released | Settlement::Unconfirmed => {
+            "AND k.state = 'pending' AND k.holder IS NOT DISTINCT FROM c.holder"
         }
     };
-    let query = diesel::sql_query(sql)
-        .bind::<Text, _>(&c.scope)
-        .bind::<Text, _>(&c.key)
-        .bind::<SqlUuid, _>(c.event_id);
-    match how {
-        Settlement::Done => query.execute(conn).await,
-        Settlement::Released | Settlement::Unconfirmed => {
-            query.bind::<Nullable<SqlUuid>, _>(c.holder).execute(conn).await
-        }
-    }
+    let change = match how {
+        Settlement::Done => "UPDATE idempotency_keys k SET state = 'done', updated_at = now() FROM held",
+        Settlement::Released => "DELETE FROM idempotency_keys k USING held",
+        Settlement::Unconfirmed => "UPDATE idempotency_keys k SET state = 'unconfirmed', updated_at = now() FROM held",
+    };
+    diesel::sql_query(format!(
+        "WITH held AS (
+             SELECT k.scope, k.key
+             FROM idempotency_keys k
+             JOIN UNNEST($1, $2, $3, $4) AS c(scope, key, event_id, holder)
+               ON k.scope = c.scope AND k.key = c.key AND k.event_id = c.event_id {still_held}
+             ORDER BY k.scope, k.key
+             FOR UPDATE OF k)
+         {change} WHERE k.scope = held.scope AND k.key = held.key"
+    ))
+    .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(claims.iter().map(|c| c.holder).collect::<Vec<_>>())
+    .execute(conn)
+    .await
     .map(drop)
 }

@@ -1,5 +1,7 @@
 //! `/v1/internal/…`: what the other services read from the registry, behind the admin token.
 
+use std::collections::HashSet;
+
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Admin;
@@ -18,21 +20,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Claims idempotency keys for events about to be published; one answer per claim, in order.
+/// All of a request's keys are claimed in one statement.
 async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
-    let mut results = Vec::with_capacity(body.claims.len());
-    for c in &body.claims {
-        results.push(idempotency::claim(&mut conn, c).await?);
+    let mut seen = HashSet::with_capacity(body.claims.len());
+    if let Some(c) = body.claims.iter().find(|c| !seen.insert((&c.scope, &c.key))) {
+        return Err(ApiError::bad_request(
+            "repeated_idempotency_key",
+            format!(
+                "idempotency_key `{}` is claimed twice in one request (scope `{}`); claim it once",
+                c.key, c.scope
+            ),
+        ));
     }
+    let mut conn = state.pool.get().await?;
+    let results = idempotency::claim(&mut conn, &body.claims).await?;
     Ok(HttpResponse::Ok().json(Answers { results }))
 }
 
+/// Settles claims, all of a request's keys in one statement.
 async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
-    let how = body.settlement();
     let mut conn = state.pool.get().await?;
-    for c in &body.claims {
-        idempotency::settle(&mut conn, c, how).await?;
-    }
+    idempotency::settle(&mut conn, &body.claims, body.settlement()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,9 +1,10 @@
 //! Event ingest as a producer meets it: validation, schemas, batches and every routing rule.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hookwire_test_support::{Receiver, TestEnv, PRODUCER_TOKEN};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_events_are_refused_with_clear_errors() {
@@ -212,6 +213,221 @@ async fn an_idempotency_key_sends_an_event_once() {
         assert!(rx.next(Duration::from_secs(10)).await.is_some());
     }
     rx.expect_nothing(Duration::from_millis(800)).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_batch_is_sent_once_even_when_posted_twice_at_the_same_time() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let event = |n: usize| json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}, "idempotency_key": format!("order-{n}")});
+    let forward = json!({"events": (0..300).map(event).collect::<Vec<_>>()});
+    let backward = json!({"events": (0..300).rev().map(event).collect::<Vec<_>>()});
+    // A producer's timed-out request and its retry, in flight together, keys in opposite orders.
+    let (a, b) = tokio::join!(env.publish_batch(forward.clone()), env.publish_batch(backward));
+    for r in [&a, &b] {
+        assert!(
+            r.status == 202 || r.status == 409,
+            "accepted or in progress, never an error: {} {}",
+            r.status,
+            r.body["detail"]
+        );
+    }
+    // The producer retries until accepted.
+    let mut last = None;
+    for _ in 0..50 {
+        let r = env.publish_batch(forward.clone()).await;
+        assert!(r.status == 202 || r.status == 409, "{} {}", r.status, r.body["detail"]);
+        if r.status == 202 {
+            last = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = last.expect("the retried batch is accepted within 5 s");
+    // Across every accepted request, each key has one event id and was sent by one of them.
+    let mut sent: HashMap<usize, (String, usize)> = HashMap::new();
+    let forward_keys: Vec<usize> = (0..300).collect();
+    let backward_keys: Vec<usize> = (0..300).rev().collect();
+    for (r, keys) in [(&a, &forward_keys), (&b, &backward_keys), (&last, &forward_keys)] {
+        if r.status != 202 {
+            continue;
+        }
+        for (result, n) in r.body["results"].as_array().unwrap().iter().zip(keys) {
+            let id = result["event_id"].as_str().unwrap().to_owned();
+            let entry = sent.entry(*n).or_insert_with(|| (id.clone(), 0));
+            assert_eq!(entry.0, id, "order-{n} answered with two event ids");
+            entry.1 += usize::from(result["duplicate"] != true);
+        }
+    }
+    assert_eq!(sent.len(), 300);
+    assert!(
+        sent.values().all(|(_, times)| *times == 1),
+        "each key sent exactly once"
+    );
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..300 {
+        let got = rx
+            .next(Duration::from_secs(15))
+            .await
+            .expect("every keyed event arrives");
+        ids.insert(got.header("webhook-id").unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 300);
+    assert!(
+        sent.values().all(|(id, _)| ids.contains(id)),
+        "the answered ids are the ones delivered"
+    );
+    rx.expect_nothing(Duration::from_millis(800)).await;
+    // The registry's claim API refuses a key claimed twice in one request.
+    let claim = json!({"scope": tenant, "key": "twice", "event_id": hookwire_core::id::v7()});
+    let r = env
+        .admin_post("/v1/internal/idempotency/claim", json!({"claims": [claim, claim]}))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body["detail"].as_str().unwrap().contains("`twice`"), "{r:?}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishers_claiming_the_same_keys_in_any_order_never_deadlock() {
+    let env = TestEnv::start().await;
+    let (tenant, _) = env.tenant("acme").await;
+    // Six publishers claim the same 1,000 keys at once, each in another order, as producers'
+    // retries and overlapping batches do.
+    let body = |stride: usize| {
+        let claims: Vec<Value> = (0..1000)
+            .map(|i| (i * stride + stride) % 1000)
+            .map(|n| json!({"scope": tenant, "key": format!("k-{n}"), "event_id": hookwire_core::id::v7()}))
+            .collect();
+        json!({"claims": claims})
+    };
+    let strides = [1, 3, 7, 9, 11, 999];
+    let bodies: Vec<Value> = strides.iter().map(|s| body(*s)).collect();
+    let claim = |b: &Value| env.admin_post("/v1/internal/idempotency/claim", b.clone());
+    let (r0, r1, r2, r3, r4, r5) = tokio::join!(
+        claim(&bodies[0]),
+        claim(&bodies[1]),
+        claim(&bodies[2]),
+        claim(&bodies[3]),
+        claim(&bodies[4]),
+        claim(&bodies[5])
+    );
+    let answers = [r0, r1, r2, r3, r4, r5];
+    let mut new = HashMap::new();
+    for (r, b) in answers.iter().zip(&bodies) {
+        assert_eq!(r.status, 200, "{} {}", r.status, r.body["detail"]);
+        for (answer, claim) in r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(b["claims"].as_array().unwrap())
+        {
+            match answer["status"].as_str().unwrap() {
+                "new" => *new.entry(claim["key"].to_string()).or_insert(0) += 1,
+                "in_progress" => {}
+                other => panic!("a fresh key is new or in progress, not {other}"),
+            }
+        }
+    }
+    assert_eq!(new.len(), 1000, "every key claimed");
+    assert!(new.values().all(|n| *n == 1), "by exactly one publisher");
+    // Each settles the keys it won, in its own order, while three others claim them again.
+    let won: Vec<Value> = answers
+        .iter()
+        .zip(&bodies)
+        .map(|(r, b)| {
+            let answers = r.body["results"].as_array().unwrap();
+            let claims = b["claims"].as_array().unwrap();
+            let mine: Vec<&Value> = claims
+                .iter()
+                .zip(answers)
+                .filter(|(_, a)| a["status"] == "new")
+                .map(|(c, _)| c)
+                .collect();
+            json!({"claims": mine, "done": true})
+        })
+        .collect();
+    let settle = |b: &Value| env.admin_post("/v1/internal/idempotency/settle", b.clone());
+    let (s0, s1, s2, s3, s4, s5, c0, c1, c2) = tokio::join!(
+        settle(&won[0]),
+        settle(&won[1]),
+        settle(&won[2]),
+        settle(&won[3]),
+        settle(&won[4]),
+        settle(&won[5]),
+        claim(&bodies[1]),
+        claim(&bodies[2]),
+        claim(&bodies[5])
+    );
+    for s in [s0, s1, s2, s3, s4, s5] {
+        assert_eq!(s.status, 204, "{} {}", s.status, s.body["detail"]);
+    }
+    for c in [c0, c1, c2] {
+        assert_eq!(c.status, 200, "{} {}", c.status, c.body["detail"]);
+        let statuses = c.body["results"].as_array().unwrap();
+        assert!(statuses
+            .iter()
+            .all(|a| a["status"] == "duplicate" || a["status"] == "in_progress"));
+    }
+    let after = claim(&bodies[4]).await;
+    let statuses = after.body["results"].as_array().unwrap();
+    assert!(
+        statuses.iter().all(|a| a["status"] == "duplicate"),
+        "settled: every key is done"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_refused_as_in_progress_gives_back_the_keys_it_claimed() {
+    let env = TestEnv::start().await;
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": rx.url(), "events": ["*"]})).await;
+    env.wait_routed(1).await;
+    let claim = |key: &str, event_id: &str| json!({"scope": tenant, "key": key, "event_id": event_id});
+    // Another publisher is accepting `busy` right now; `maybe` was published without a confirm.
+    let busy = claim("busy", &hookwire_core::id::v7().to_string());
+    env.admin_post("/v1/internal/idempotency/claim", json!({"claims": [busy]}))
+        .await;
+    let earlier = hookwire_core::id::v7().to_string();
+    let maybe = claim("maybe", &earlier);
+    env.admin_post("/v1/internal/idempotency/claim", json!({"claims": [maybe]}))
+        .await;
+    env.admin_post(
+        "/v1/internal/idempotency/settle",
+        json!({"claims": [maybe], "done": false, "maybe_sent": true}),
+    )
+    .await;
+    let event = |key: &str| json!({"type": "task.created", "tenant_id": tenant, "data": {}, "idempotency_key": key});
+    let r = env
+        .publish_batch(json!({"events": [event("fresh"), event("busy"), event("maybe")]}))
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(
+        r.body["type"].as_str().map(|t| t.ends_with("idempotency_in_progress")),
+        Some(true),
+        "{r:?}"
+    );
+    // The keys that request claimed are free again at once, not after the 30 s takeover.
+    let fresh = env.publish(event("fresh")).await;
+    assert_eq!(fresh.status, 202, "{fresh:?}");
+    assert_eq!(fresh.body["matched"], 1);
+    let again = env.publish(event("maybe")).await;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(
+        again.body["event_id"],
+        earlier.as_str(),
+        "still resumed under its first event id"
+    );
+    for _ in 0..2 {
+        assert!(rx.next(Duration::from_secs(10)).await.is_some());
+    }
+    rx.expect_nothing(Duration::from_millis(500)).await;
     env.stop().await;
 }
 
