@@ -19,7 +19,7 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Whether scenario `name` (`ref`, `1` … `6`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
+/// Whether scenario `name` (`ref`, `1` … `7`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
 /// lists some (`HOOKWIRE_BENCH_ONLY=1,3`), for profiling one scenario at a time.
 fn wanted(name: &str) -> bool {
     std::env::var("HOOKWIRE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
@@ -462,6 +462,13 @@ impl Bench {
         Ok(())
     }
 
+    /// The publisher's mean time to claim a request's keys since `before` (`claim_seconds`).
+    async fn claim_row(&mut self, name: &str, (sum, count): (f64, f64)) {
+        let (now_sum, now_count) = claim_seconds(self).await;
+        let mean_ms = (now_sum - sum) * 1e3 / (now_count - count).max(1.0);
+        self.row(name, "mean idempotency claim (publisher)", mean_ms, "ms", "");
+    }
+
     fn latency_rows(&mut self, name: &str, tally: &receiver::Tally, p99_target: &str) -> f64 {
         let mut l = tally.latencies_us.clone();
         l.sort_unstable();
@@ -680,13 +687,17 @@ async fn main() -> anyhow::Result<()> {
         // event: what keys cost producers that send them.
         b.phase(Some("7 keyed max sustained"));
         eprintln!("7. idempotency keys: max sustained, every event keyed");
+        let claims = claim_seconds(&b).await;
         b.max_sustained("7 keyed max sustained", "keyed-max", run, true, "")
             .await?;
+        b.claim_row("7 keyed max sustained", claims).await;
         settle(&mut b).await;
         b.phase(Some("7 keyed latency @500/s"));
         eprintln!("7. idempotency keys: latency at 500 events/s, every event keyed");
+        let claims = claim_seconds(&b).await;
         b.latency("7 keyed latency @500/s", "keyed-lat", run, (500, 1), true, "")
             .await?;
+        b.claim_row("7 keyed latency @500/s", claims).await;
     }
 
     // The results path: SQL statements per delivery (ledger writer counter).
@@ -717,14 +728,28 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The publisher's idempotency-claim histogram: (seconds in all, claims).
+async fn claim_seconds(b: &Bench) -> (f64, f64) {
+    let name = "hookwire_publisher_idempotency_claim_seconds";
+    (
+        metric(&b.publisher, &format!("{name}_sum")).await,
+        metric(&b.publisher, &format!("{name}_count")).await,
+    )
+}
+
 async fn ledger_statements(b: &Bench) -> f64 {
     registry_counter(b, "hookwire_registry_ledger_statements_total").await
 }
 
 /// A counter of the registry's metrics (0 when unreadable).
 async fn registry_counter(b: &Bench, name: &str) -> f64 {
+    metric(&b.registry, name).await
+}
+
+/// A counter (or a histogram's `_sum` or `_count`) of a service's metrics (0 when unreadable).
+async fn metric(service: &str, name: &str) -> f64 {
     // The metrics body is text, not JSON: read it raw.
-    let text = raw_get(&format!("{}/metrics", b.registry)).await.unwrap_or_default();
+    let text = raw_get(&format!("{service}/metrics")).await.unwrap_or_default();
     text.lines()
         .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')))
         .and_then(|l| l.split_whitespace().nth(1))

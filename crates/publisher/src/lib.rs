@@ -22,6 +22,7 @@ use hookwire_http::{ApiError, FieldError, HttpMetrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -43,6 +44,9 @@ pub struct Metrics {
     pub events_rejected: Counter,
     pub tasks_published: Counter,
     pub publish_failures: Counter,
+    /// Claiming a request's idempotency keys: the round trip to the registry and its database,
+    /// which a request with keys waits for before it publishes.
+    pub idempotency_claim_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -67,12 +71,19 @@ impl Default for Metrics {
             "Requests answered 503 because the broker did not confirm",
             publish_failures.clone(),
         );
+        let idempotency_claim_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "idempotency_claim_seconds",
+            "Claiming a request's idempotency keys in the registry (requests with keys only)",
+            idempotency_claim_seconds.clone(),
+        );
         Self {
             registry,
             events_accepted,
             events_rejected,
             tasks_published,
             publish_failures,
+            idempotency_claim_seconds,
         }
     }
 }
@@ -264,7 +275,15 @@ pub async fn deliver(
     // Idempotency: claim every key first; duplicates are answered with the first event id and
     // not sent again; keys are settled once the broker has confirmed (or released if not).
     let mut claims = idempotency::claims(&events);
-    let outcomes = idempotency::claim(&state.registry, &mut claims).await?;
+    let started = std::time::Instant::now();
+    let outcomes = idempotency::claim(&state.registry, &mut claims).await;
+    if !claims.is_empty() {
+        state
+            .metrics
+            .idempotency_claim_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    let outcomes = outcomes?;
     let mut to_send = Vec::with_capacity(events.len());
     let mut answers: Vec<Option<Value>> = vec![None; events.len()];
     for (i, mut event) in events.into_iter().enumerate() {
