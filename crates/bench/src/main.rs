@@ -462,7 +462,8 @@ impl Bench {
         Ok(())
     }
 
-    /// The publisher's mean time to claim a request's keys since `before` (`claim_seconds`).
+    /// The publisher's mean time to claim a request's keys since `claim_seconds` read
+    /// `(sum, count)`.
     async fn claim_row(&mut self, name: &str, (sum, count): (f64, f64)) {
         let (now_sum, now_count) = claim_seconds(self).await;
         let mean_ms = (now_sum - sum) * 1e3 / (now_count - count).max(1.0);

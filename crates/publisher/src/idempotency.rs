@@ -102,21 +102,19 @@ pub async fn claim(
     if let Some(key) = busy {
         // Nothing of this request is sent: the keys it did get are given back as they were, so
         // the producer's retry is not refused for them while the other request finishes.
-        let given_back = |resumed: bool| -> Vec<Claim> {
-            unique
-                .iter()
-                .filter_map(|(i, c)| match outcomes.get(i) {
-                    Some(Outcome::New) if !resumed => Some((*c).clone()),
-                    Some(Outcome::Resume(id)) if resumed => Some(Claim {
-                        event_id: *id,
-                        ..(*c).clone()
-                    }),
-                    _ => None,
-                })
-                .collect()
-        };
-        settle(registry, given_back(false), Settlement::Released).await;
-        settle(registry, given_back(true), Settlement::Unconfirmed).await;
+        let (mut released, mut unconfirmed) = (Vec::new(), Vec::new());
+        for (i, c) in &unique {
+            match outcomes.get(i) {
+                Some(Outcome::New) => released.push((*c).clone()),
+                Some(Outcome::Resume(id)) => unconfirmed.push(Claim {
+                    event_id: *id,
+                    ..(*c).clone()
+                }),
+                _ => {}
+            }
+        }
+        settle(registry, released, Settlement::Released).await;
+        settle(registry, unconfirmed, Settlement::Unconfirmed).await;
         return Err(ApiError::Conflict {
             code: "idempotency_in_progress",
             detail: format!("an event with idempotency_key `{key}` is being accepted right now; retry shortly"),

@@ -26,6 +26,26 @@ struct Key {
     state: String,
 }
 
+/// Claims as the column arrays the statements below unnest: `$1` scope, `$2` key, `$3` event id,
+/// `$4` holder.
+struct Columns<'a> {
+    scopes: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    event_ids: Vec<Uuid>,
+    holders: Vec<Option<Uuid>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(claims: &'a [Claim]) -> Self {
+        Self {
+            scopes: claims.iter().map(|c| c.scope.as_str()).collect(),
+            keys: claims.iter().map(|c| c.key.as_str()).collect(),
+            event_ids: claims.iter().map(|c| c.event_id).collect(),
+            holders: claims.iter().map(|c| c.holder).collect(),
+        }
+    }
+}
+
 /// Claims every key of a request in one statement (one commit, however many keys): insert;
 /// or take over a key that expired (a new event), a pending claim whose publisher died
 /// mid-publish or an unconfirmed one (the same event again, so its receivers can tell the copies
@@ -54,11 +74,12 @@ pub async fn claim(conn: &mut AsyncPgConnection, claims: &[Claim]) -> diesel::Qu
     );
     // Each statement commits by itself: the common answer (every key new) is one statement and
     // one commit, and the keys' row locks are held no longer than that statement.
+    let columns = Columns::of(claims);
     let taken: Vec<Key> = diesel::sql_query(&taken_sql)
-        .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
-        .bind::<Array<Nullable<SqlUuid>>, _>(claims.iter().map(|c| c.holder).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(&columns.scopes)
+        .bind::<Array<Text>, _>(&columns.keys)
+        .bind::<Array<SqlUuid>, _>(&columns.event_ids)
+        .bind::<Array<Nullable<SqlUuid>>, _>(&columns.holders)
         .load(conn)
         .await?;
     let existing: Vec<Key> = if taken.len() == claims.len() {
@@ -69,8 +90,8 @@ pub async fn claim(conn: &mut AsyncPgConnection, claims: &[Claim]) -> diesel::Qu
             "SELECT k.scope, k.key, k.event_id, k.state
              FROM idempotency_keys k JOIN UNNEST($1, $2) AS c(scope, key) USING (scope, key)",
         )
-        .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(&columns.scopes)
+        .bind::<Array<Text>, _>(&columns.keys)
         .load(conn)
         .await?
     };
@@ -117,6 +138,7 @@ pub async fn settle(conn: &mut AsyncPgConnection, claims: &[Claim], how: Settlem
         Settlement::Released => "DELETE FROM idempotency_keys k USING held",
         Settlement::Unconfirmed => "UPDATE idempotency_keys k SET state = 'unconfirmed', updated_at = now() FROM held",
     };
+    let columns = Columns::of(claims);
     diesel::sql_query(format!(
         "WITH held AS (
              SELECT k.scope, k.key
@@ -127,10 +149,10 @@ pub async fn settle(conn: &mut AsyncPgConnection, claims: &[Claim], how: Settlem
              FOR UPDATE OF k)
          {change} WHERE k.scope = held.scope AND k.key = held.key"
     ))
-    .bind::<Array<Text>, _>(claims.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(claims.iter().map(|c| c.holder).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(&columns.scopes)
+    .bind::<Array<Text>, _>(&columns.keys)
+    .bind::<Array<SqlUuid>, _>(&columns.event_ids)
+    .bind::<Array<Nullable<SqlUuid>>, _>(&columns.holders)
     .execute(conn)
     .await
     .map(drop)
