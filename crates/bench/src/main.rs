@@ -478,8 +478,49 @@ impl Bench {
         let p99 = percentile(&l, 0.99);
         self.row(name, "p99 publish→receipt", p99, "ms", p99_target);
         self.row(name, "max publish→receipt", percentile(&l, 1.0), "ms", "");
+        for stall in stalls(&tally.slow).iter().take(5) {
+            eprintln!("    {name}: {stall}");
+        }
         p99
     }
+}
+
+/// The slow events of a phase (`Tally::slow`) as stalls: events received within a second of
+/// each other are one stall. Each is said with its wall-clock time (UTC), to be set beside
+/// PostgreSQL's log (checkpoints) and RabbitMQ's.
+fn stalls(slow: &[(u64, u64)]) -> Vec<String> {
+    let mut slow = slow.to_vec();
+    slow.sort_unstable();
+    let mut said = Vec::new();
+    let mut rest = slow.as_slice();
+    while let Some(&(first, _)) = rest.first() {
+        let mut end = 1;
+        while end < rest.len() && rest[end].0 - rest[end - 1].0 < 1_000_000 {
+            end += 1;
+        }
+        let worst = rest[..end].iter().map(|&(_, l)| l).max().unwrap_or(0);
+        said.push(format!(
+            "{end} event{} over {} ms, received from {} UTC, up to {:.1} ms",
+            if end == 1 { "" } else { "s" },
+            receiver::SLOW_US / 1000,
+            time_of_day(first),
+            worst as f64 / 1000.0
+        ));
+        rest = &rest[end..];
+    }
+    said
+}
+
+/// `HH:MM:SS.mmm` of a unix time in µs (UTC).
+fn time_of_day(unix_us: u64) -> String {
+    let ms = unix_us / 1000 % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 #[tokio::main]
@@ -611,6 +652,7 @@ async fn main() -> anyhow::Result<()> {
             for t in &tags {
                 let tally = b.records.take(t);
                 healthy.latencies_us.extend(tally.latencies_us);
+                healthy.slow.extend(tally.slow);
                 healthy.ids.extend(tally.ids.into_iter().map(|id| format!("{t}/{id}")));
             }
             let _ = b.records.take(&format!("{prefix}-slow"));
@@ -932,11 +974,13 @@ async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>) -> u32 {
 }
 
 /// Waits until the previous scenario's work is done, ends its phase, then vacuums the delivery
-/// log, rolls RabbitMQ's write-ahead log over and writes the page cache out (outside any phase).
+/// log, has PostgreSQL checkpoint, rolls RabbitMQ's write-ahead log over and writes the page
+/// cache out (outside any phase).
 async fn settle(b: &mut Bench) {
     drain(b).await;
     b.phase(None);
     vacuum_log().await;
+    checkpoint().await;
     roll_broker_log().await;
     flush_page_cache().await;
 }
@@ -990,6 +1034,22 @@ async fn run_step(mut command: std::process::Command, done: &str, failed: &str) 
         Ok(Ok(s)) if s.success() => eprintln!("    {done} in {:.1} s", started.elapsed().as_secs_f64()),
         other => eprintln!("    {failed}: {other:?}"),
     }
+}
+
+/// `CHECKPOINT`. A scenario that writes a lot (1, 2, 5) fills `max_wal_size` and starts a
+/// checkpoint that PostgreSQL spreads over up to 4.5 minutes (`checkpoint_completion_target` of
+/// `checkpoint_timeout`), writing as it goes and then calling `fsync` on every file it wrote;
+/// those `fsync`s, in a later scenario, hold up RabbitMQ's own on the same disk (a probe's 4 KiB
+/// `fdatasync` took 73–222 ms during the sync phases of two checkpoints in fan-out, against
+/// under 20 ms otherwise). Needs the `pg_checkpoint` role, which `make bench` grants; said when
+/// it fails.
+async fn checkpoint() {
+    let Ok(url) = std::env::var("HOOKWIRE__DATABASE__URL") else {
+        return;
+    };
+    let mut psql = std::process::Command::new("psql");
+    psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "CHECKPOINT"]);
+    run_step(psql, "checkpointed PostgreSQL", "PostgreSQL did not checkpoint").await;
 }
 
 /// `VACUUM ANALYZE` of the delivery log's tables. Otherwise PostgreSQL's autovacuum cleans up one
@@ -1254,4 +1314,24 @@ async fn reference_rabbit_latency(
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await;
     Ok((to_consumer, to_confirm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_events_a_second_apart_or_more_are_separate_stalls() {
+        // 2026-11-24 00:54:29.243 UTC, in µs.
+        let t = 1_795_481_669_243_000;
+        let slow = [(t + 2_500_000, 25_000), (t, 48_300), (t + 400_000, 31_000)];
+        assert_eq!(
+            stalls(&slow),
+            [
+                "2 events over 20 ms, received from 00:54:29.243 UTC, up to 48.3 ms",
+                "1 event over 20 ms, received from 00:54:31.743 UTC, up to 25.0 ms",
+            ]
+        );
+        assert!(stalls(&[]).is_empty());
+    }
 }

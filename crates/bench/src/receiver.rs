@@ -36,11 +36,17 @@ pub fn now_micros() -> u64 {
         .as_micros() as u64
 }
 
+/// An event slower than this is listed with its time of receipt.
+pub const SLOW_US: u64 = 20_000;
+
 #[derive(Default)]
 pub struct Tally {
     pub ids: HashSet<String>,
     pub requests: u64,
     pub latencies_us: Vec<u64>,
+    /// `(received, latency)` in µs of each event slower than [`SLOW_US`]: when the stalls were,
+    /// to set beside PostgreSQL's and RabbitMQ's logs.
+    pub slow: Vec<(u64, u64)>,
     pub first_us: Option<u64>,
     pub last_us: Option<u64>,
     attempts: HashMap<String, u32>,
@@ -76,7 +82,11 @@ impl Records {
         }
         if t.ids.insert(id.to_owned()) {
             if let Some(sent) = sent_us {
-                t.latencies_us.push(now.saturating_sub(sent));
+                let latency = now.saturating_sub(sent);
+                t.latencies_us.push(latency);
+                if latency > SLOW_US {
+                    t.slow.push((now, latency));
+                }
             }
         }
         200
