@@ -1038,11 +1038,10 @@ async fn run_step(mut command: std::process::Command, done: &str, failed: &str) 
 
 /// `CHECKPOINT`. A scenario that writes a lot (1, 2, 5) fills `max_wal_size` and starts a
 /// checkpoint that PostgreSQL spreads over up to 4.5 minutes (`checkpoint_completion_target` of
-/// `checkpoint_timeout`), writing as it goes and then calling `fsync` on every file it wrote;
-/// those `fsync`s, in a later scenario, hold up RabbitMQ's own on the same disk (a probe's 4 KiB
-/// `fdatasync` took 73–222 ms during the sync phases of two checkpoints in fan-out, against
-/// under 20 ms otherwise). Needs the `pg_checkpoint` role, which `make bench` grants; said when
-/// it fails.
+/// `checkpoint_timeout`), writing as it goes and then calling `fsync` on every file it wrote, on
+/// the disk that holds RabbitMQ's log. Without this step a checkpoint started by fan-out's
+/// volume of log began inside scenario 3 (docs/benchmarks-history.md, "Checkpoints between
+/// scenarios"). Needs the `pg_checkpoint` role, which `make bench` grants; said when it fails.
 async fn checkpoint() {
     let Ok(url) = std::env::var("HOOKWIRE__DATABASE__URL") else {
         return;
