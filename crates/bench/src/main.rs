@@ -1041,29 +1041,33 @@ async fn run_step(mut command: std::process::Command, done: &str, failed: &str) 
 /// `checkpoint_timeout`), writing as it goes and then calling `fsync` on every file it wrote, on
 /// the disk that holds RabbitMQ's log. Without this step a checkpoint started by fan-out's
 /// volume of log began inside scenario 3 (docs/benchmarks-history.md, "Checkpoints between
-/// scenarios"). Needs the `pg_checkpoint` role, which `make bench` grants; said when it fails.
+/// scenarios"). Needs the `pg_checkpoint` role, which `make bench` grants.
 async fn checkpoint() {
-    let Ok(url) = std::env::var("HOOKWIRE__DATABASE__URL") else {
-        return;
-    };
-    let mut psql = std::process::Command::new("psql");
-    psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "CHECKPOINT"]);
-    run_step(psql, "checkpointed PostgreSQL", "PostgreSQL did not checkpoint").await;
+    psql_step("CHECKPOINT", "checkpointed PostgreSQL", "PostgreSQL did not checkpoint").await;
 }
 
 /// `VACUUM ANALYZE` of the delivery log's tables. Otherwise PostgreSQL's autovacuum cleans up one
 /// scenario's rows during the next: a 10 s vacuum of `deliveries` after fan-out overlapped
-/// scenario 3, in which the slowest event took 237 ms. Skipped (and said) without `psql` or the
-/// database URL `make bench` passes the services.
+/// scenario 3, in which the slowest event took 237 ms.
 async fn vacuum_log() {
+    psql_step(
+        "VACUUM ANALYZE deliveries, delivery_attempts, events",
+        "vacuumed the delivery log",
+        "the delivery log was not vacuumed",
+    )
+    .await;
+}
+
+/// Runs `sql` through `psql` on the database `make bench` points the services at, as a
+/// [`run_step`]; skipped (and said) without that URL.
+async fn psql_step(sql: &str, done: &str, failed: &str) {
     let Ok(url) = std::env::var("HOOKWIRE__DATABASE__URL") else {
-        eprintln!("    no HOOKWIRE__DATABASE__URL: the delivery log is not vacuumed between scenarios");
+        eprintln!("    no HOOKWIRE__DATABASE__URL: {failed}");
         return;
     };
     let mut psql = std::process::Command::new("psql");
-    psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1"])
-        .args(["-c", "VACUUM ANALYZE deliveries, delivery_attempts, events"]);
-    run_step(psql, "vacuumed the delivery log", "the delivery log was not vacuumed").await;
+    psql.args([url.as_str(), "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    run_step(psql, done, failed).await;
 }
 
 /// Waits (up to a minute) until the previous scenario's work is done: no task waiting for a
