@@ -269,14 +269,19 @@ impl Bench {
         let wanted = self.subscriptions;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (_, r) = self
+            let (status, r) = self
                 .api
                 .call("GET", &format!("{}/readyz", self.publisher), ("x", "y"), None)
                 .await?;
-            if r["subscriptions"].as_u64().unwrap_or(0) as usize >= wanted {
+            let seen = r["subscriptions"].as_u64().unwrap_or(0) as usize;
+            if seen >= wanted {
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "the publisher did not see the new webhooks");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the publisher did not see the new webhooks within 20 s: its /readyz answered {status} \
+                 with {seen} subscriptions, {wanted} expected"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(tenant)
