@@ -4,11 +4,13 @@
 //! builds a new snapshot and swaps it in. The sync task binds an exclusive queue to the changes
 //! exchange *before* it loads the registry's snapshot, so a change made while loading waits in
 //! that queue and is applied after it; a notice older than what the cache holds is ignored
-//! (`modified_at`). A full reload every `registry.resync_interval` repairs anything missed.
+//! (`modified_at`). A full reload every `registry.resync_interval` repairs anything missed; it
+//! runs beside the notices, which keep being applied while the registry takes its time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt as _;
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_core::patterns;
@@ -154,33 +156,38 @@ impl Cache {
     }
 }
 
-/// Loads the snapshot (retrying until it succeeds or `cancel` fires).
+/// Loads the snapshot, retrying until it succeeds or `cancel` fires; once the cache holds one
+/// (a reconnect), a failure keeps routing with it instead.
 async fn load(cache: &Cache, registry: &RegistryClient, cancel: &CancellationToken) -> bool {
     let mut failures = 0u32;
     loop {
-        match registry.routing().await {
-            Ok(snapshot) => {
-                let n = snapshot.subscriptions.len();
-                cache.replace(snapshot);
-                tracing::info!(subscriptions = n, "routing snapshot loaded");
-                return true;
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "cannot load the routing snapshot from the registry; routing with the cache held"
-                );
-                if cache.is_loaded() {
-                    // A periodic resync: keep routing with what we have.
-                    return true;
-                }
-                let wait = std::time::Duration::from_millis(200 * u64::from(failures.min(25)));
-                tokio::select! {
-                    () = cancel.cancelled() => return false,
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
+        if took(cache, registry.routing().await) || cache.is_loaded() {
+            return true;
+        }
+        failures += 1;
+        let wait = std::time::Duration::from_millis(200 * u64::from(failures.min(25)));
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Puts a snapshot the registry sent in the cache; says why not when it could not be read.
+fn took(cache: &Cache, snapshot: anyhow::Result<RoutingSnapshot>) -> bool {
+    match snapshot {
+        Ok(snapshot) => {
+            let n = snapshot.subscriptions.len();
+            cache.replace(snapshot);
+            tracing::info!(subscriptions = n, "routing snapshot loaded");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot load the routing snapshot from the registry; routing with the cache held"
+            );
+            false
         }
     }
 }
@@ -204,16 +211,38 @@ pub async fn sync(cache: Arc<Cache>, config: Config, registry: RegistryClient, c
                     return Ok(());
                 }
                 let mut resync = tokio::time::interval(config.registry.resync_interval);
+                resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 resync.tick().await;
+                // A periodic reload runs beside the notices, so a registry that is slow to answer
+                // (up to twice `request_timeout`) does not hold them up. Its snapshot may have been
+                // read before some of the notices applied meanwhile, so those are applied again
+                // on top of it; each is as new as what it replaces, or ignored.
+                let mut reload: Option<BoxFuture<'static, anyhow::Result<RoutingSnapshot>>> = None;
+                let mut since_reload: Vec<ChangeNotice> = Vec::new();
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => return Ok(()),
-                        _ = resync.tick() => {
-                            load(&cache, &registry, &stop).await;
+                        _ = resync.tick(), if reload.is_none() => {
+                            let registry = registry.clone();
+                            reload = Some(Box::pin(async move { registry.routing().await }));
+                        }
+                        snapshot = async { reload.as_mut().expect("polled only while reloading").await }, if reload.is_some() => {
+                            reload = None;
+                            let replayed = std::mem::take(&mut since_reload);
+                            if took(&cache, snapshot) {
+                                for notice in replayed {
+                                    cache.apply(notice);
+                                }
+                            }
                         }
                         next = notices.next() => match next {
                             Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
-                                Ok(notice) => cache.apply(notice),
+                                Ok(notice) => {
+                                    if reload.is_some() {
+                                        since_reload.push(notice.clone());
+                                    }
+                                    cache.apply(notice);
+                                }
                                 Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
                             },
                             Some(Err(e)) => return Err(e.into()),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hookwire_test_support::{Receiver, TestEnv, PRODUCER_TOKEN};
+use hookwire_test_support::{eventually, Receiver, TestEnv, PRODUCER_TOKEN};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -647,5 +647,106 @@ async fn producers_may_publish_events_to_the_ingest_exchange() {
     assert!(dead.is_some(), "both invalid messages reached the dead-letter queue");
     assert_eq!(env.queue_depth(&t.ingest_queue()).await, 0);
     rx.expect_nothing(Duration::from_millis(500)).await;
+    env.stop().await;
+}
+
+/// How many webhooks the publisher routes to (`/readyz`).
+async fn routed(env: &TestEnv) -> u64 {
+    let r = env
+        .http
+        .get(&format!("{}/readyz", env.publisher), &[])
+        .await
+        .expect("the publisher answers");
+    r.body["subscriptions"].as_u64().expect("a count")
+}
+
+/// A registry that takes connections and never answers (hung, not down) holds the publisher's
+/// periodic reload for its whole timeout; change notices keep being applied meanwhile. Before,
+/// the reload held the notice loop: a webhook created then was not routed to for as long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use hookwire_core::messages::{ChangeNotice, Subscription, Target};
+    use hookwire_core::retry::{RetryPolicy, Strategy};
+
+    let mut env = TestEnv::start_with(|o| {
+        o.publisher.registry.resync_interval = Duration::from_millis(500);
+        o.publisher.registry.request_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let (tenant_id, _) = env.tenant("hung registry").await;
+    let before = routed(&env).await;
+    env.stop_registry().await;
+    let port: u16 = env
+        .registry
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .expect("the registry's port is free again");
+    let listener = socket.listen(16).expect("listening");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    // A reload is in flight, on a connection that will never be answered.
+    let waiting = eventually(Duration::from_secs(10), || async {
+        (accepted.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    assert!(
+        waiting.is_some(),
+        "the publisher's reload never reached the hung registry"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let notice = ChangeNotice::Upserted {
+        subscription: Box::new(Subscription {
+            events: vec!["person.created".into()],
+            channels: Vec::new(),
+            is_active: true,
+            is_test: false,
+            modified_at: chrono::Utc::now(),
+            target: Target {
+                webhook_id: hookwire_core::id::v7(),
+                tenant_id: tenant_id.parse().expect("a tenant id"),
+                url: "http://127.0.0.1:9/hook".into(),
+                secrets_sealed: vec!["sealed".into()],
+                auth_header: None,
+                headers: Default::default(),
+                timeout_seconds: 5,
+                retry_policy: RetryPolicy {
+                    strategy: Strategy::Fixed,
+                    max_retries: 0,
+                    interval_seconds: 1,
+                    max_age_seconds: 60,
+                },
+                rate_limit_per_second: None,
+            },
+        }),
+    };
+    let body = serde_json::to_vec(&notice).expect("serializes");
+    env.publish_amqp(&env.topology().changes_exchange(), "", &body).await;
+    let seen = eventually(Duration::from_secs(3), || async {
+        (routed(&env).await > before).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "a change notice sent while a reload hung was not applied within 3 s (routing {} webhooks)",
+        routed(&env).await
+    );
+    hung.abort();
     env.stop().await;
 }
