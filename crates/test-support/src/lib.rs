@@ -272,12 +272,16 @@ impl TestEnv {
             .expect("the publisher answers")
     }
 
-    /// Waits until the publisher routes with webhook `id` (change notices are asynchronous).
+    /// How many webhooks the publisher routes to (its `/readyz`); `None` when it does not say.
+    pub async fn routed(&self) -> Option<usize> {
+        let r = self.http.get(&format!("{}/readyz", self.publisher), &[]).await.ok()?;
+        Some(r.body["subscriptions"].as_u64()? as usize)
+    }
+
+    /// Waits until the publisher routes to `count` webhooks (change notices are asynchronous).
     pub async fn wait_routed(&self, count: usize) {
-        let url = format!("{}/readyz", self.publisher);
         let seen = eventually(Duration::from_secs(10), || async {
-            let r = self.http.get(&url, &[]).await.ok()?;
-            (r.body["subscriptions"].as_u64()? as usize >= count).then_some(())
+            (self.routed().await? >= count).then_some(())
         })
         .await;
         assert!(

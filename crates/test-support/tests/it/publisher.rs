@@ -650,16 +650,6 @@ async fn producers_may_publish_events_to_the_ingest_exchange() {
     env.stop().await;
 }
 
-/// How many webhooks the publisher routes to (`/readyz`).
-async fn routed(env: &TestEnv) -> u64 {
-    let r = env
-        .http
-        .get(&format!("{}/readyz", env.publisher), &[])
-        .await
-        .expect("the publisher answers");
-    r.body["subscriptions"].as_u64().expect("a count")
-}
-
 /// A registry that takes connections and never answers (hung, not down) holds the publisher's
 /// periodic reload for its whole timeout; change notices keep being applied meanwhile. Before,
 /// the reload held the notice loop: a webhook created then was not routed to for as long.
@@ -677,7 +667,7 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
     })
     .await;
     let (tenant_id, _) = env.tenant("hung registry").await;
-    let before = routed(&env).await;
+    let before = env.routed().await.expect("the publisher says what it routes to");
     env.stop_registry().await;
     let port: u16 = env
         .registry
@@ -739,13 +729,13 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
     let body = serde_json::to_vec(&notice).expect("serializes");
     env.publish_amqp(&env.topology().changes_exchange(), "", &body).await;
     let seen = eventually(Duration::from_secs(3), || async {
-        (routed(&env).await > before).then_some(())
+        (env.routed().await? > before).then_some(())
     })
     .await;
     assert!(
         seen.is_some(),
-        "a change notice sent while a reload hung was not applied within 3 s (routing {} webhooks)",
-        routed(&env).await
+        "a change notice sent while a reload hung was not applied within 3 s (routing {:?} webhooks)",
+        env.routed().await
     );
     hung.abort();
     env.stop().await;
