@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use lapin;
 
+pub mod follow;
+
 /// Why a publish did not reach the broker's safekeeping.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {

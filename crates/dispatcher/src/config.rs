@@ -22,9 +22,12 @@ pub struct Config {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RegistryConfig {
-    /// Base URL of the registry, read once at start. Default `http://127.0.0.1:8080`.
+    /// Base URL of the registry, whose webhook snapshot is read. Default `http://127.0.0.1:8080`.
     pub url: String,
-    /// Timeout of that request. Default 10 s.
+    /// How often the whole snapshot is reloaded, on top of change notices. Default 30 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub resync_interval: Duration,
+    /// Timeout of one snapshot request. Default 10 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub request_timeout: Duration,
 }

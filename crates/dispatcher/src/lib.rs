@@ -15,10 +15,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
 use hookwire_core::config::Secrets;
-use hookwire_core::messages::ChangeNotice;
-use hookwire_core::topology::Topology;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -72,8 +69,14 @@ impl Application {
             secrets.admin_token,
             config.registry.request_timeout,
         );
-        let bootstrap = tokio::spawn(bootstrap(registry, webhooks.clone(), cancel.clone()));
-        let topology = Topology::new(&config.broker.prefix);
+        let follow = tokio::spawn(hookwire_broker::follow::follow(
+            config.broker.clone(),
+            "hookwire-dispatcher",
+            config.registry.resync_interval,
+            webhooks.clone(),
+            registry.routing_reader(),
+            cancel.clone(),
+        ));
 
         let work = {
             let (worker, consuming) = (worker.clone(), consuming.clone());
@@ -91,37 +94,6 @@ impl Application {
                 },
             ))
         };
-        let notices = {
-            let (webhooks, topology) = (webhooks.clone(), topology.clone());
-            tokio::spawn(hookwire_broker::supervise(
-                config.broker.clone(),
-                "hookwire-dispatcher changes".into(),
-                cancel.clone(),
-                move |conn, cancel| {
-                    let (webhooks, topology) = (webhooks.clone(), topology.clone());
-                    async move {
-                        let channel = conn.create_channel().await?;
-                        hookwire_broker::declare(&channel, &topology).await?;
-                        let mut notices =
-                            hookwire_broker::consume_changes(&channel, &topology, "hookwire-dispatcher").await?;
-                        loop {
-                            let next = tokio::select! {
-                                () = cancel.cancelled() => return Ok(()),
-                                next = notices.next() => next,
-                            };
-                            let Some(next) = next else {
-                                anyhow::bail!("the broker cancelled the change-notice consumer")
-                            };
-                            match serde_json::from_slice::<ChangeNotice>(&next?.data) {
-                                Ok(notice) => webhooks.apply(notice),
-                                Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
-                            }
-                        }
-                    }
-                },
-            ))
-        };
-
         let listener =
             TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
@@ -147,7 +119,7 @@ impl Application {
             server,
             port,
             cancel,
-            tasks: vec![work, notices, bootstrap],
+            tasks: vec![work, follow],
         })
     }
 
@@ -183,40 +155,4 @@ async fn readyz(health: web::Data<Health>) -> HttpResponse {
 
 async fn metrics_endpoint(health: web::Data<Health>) -> HttpResponse {
     hookwire_http::metrics_response(&health.metrics.registry)
-}
-
-/// Reads the registry's snapshot once, retrying in the background until it succeeds. Deliveries
-/// do not wait for it: until then only the tasks' own data and the notices are used.
-async fn bootstrap(
-    registry: hookwire_http::registry_client::RegistryClient,
-    webhooks: Arc<Webhooks>,
-    cancel: CancellationToken,
-) {
-    let mut failures = 0u32;
-    loop {
-        let taken_at = chrono::Utc::now();
-        match registry.routing().await {
-            Ok(snapshot) => {
-                tracing::info!(
-                    subscriptions = snapshot.subscriptions.len(),
-                    "webhook states loaded from the registry"
-                );
-                webhooks.load(snapshot, taken_at);
-                return;
-            }
-            Err(e) => {
-                failures += 1;
-                if failures == 1 || failures % 30 == 0 {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "cannot read webhook states from the registry yet; retrying"
-                    );
-                }
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
 }

@@ -1,6 +1,8 @@
-//! What this dispatcher has heard about webhooks since it started, from the registry's change
-//! notices: a deleted or deactivated webhook gets no further attempt (retries already scheduled
-//! included), and a changed one is delivered with its new URL, secrets and headers.
+//! What this dispatcher knows about webhooks, kept in step with the registry by
+//! `hookwire_broker::follow` (its snapshot at every broker (re)connect and every
+//! `registry.resync_interval`, change notices in between): a deleted or deactivated webhook gets
+//! no further attempt (retries already scheduled included), and a changed one is delivered with
+//! its new URL, secrets and headers.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -19,40 +21,48 @@ pub enum Known {
 
 #[derive(Default)]
 pub struct Webhooks {
-    known: RwLock<HashMap<Uuid, (DateTime<Utc>, Known)>>,
-    /// When the start-up snapshot was taken: a webhook it does not list, for an event older
-    /// than that, was deleted.
-    snapshot_at: RwLock<Option<DateTime<Utc>>>,
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each webhook's latest word, and when the registry said it (`modified_at`, `deleted_at`).
+    known: HashMap<Uuid, (DateTime<Utc>, Known)>,
+    /// When the registry was asked for the snapshot held: a webhook it does not list, for an
+    /// event older than that, was deleted.
+    snapshot_at: Option<DateTime<Utc>>,
 }
 
 impl Webhooks {
-    /// The latest word on a webhook, for an event accepted at `event_created_at`.
+    /// The latest word on a webhook, for an event accepted at `event_created_at`; `None` when
+    /// there is none (the task's own settings then stand).
     pub fn get(&self, id: Uuid, event_created_at: DateTime<Utc>) -> Option<Known> {
-        if let Some((_, k)) = self.known.read().expect("webhooks lock is never poisoned").get(&id) {
+        let state = self.state.read().expect("webhooks lock is never poisoned");
+        if let Some((_, k)) = state.known.get(&id) {
             return Some(k.clone());
         }
-        let snapshot_at = *self.snapshot_at.read().expect("webhooks lock is never poisoned");
-        snapshot_at.filter(|at| event_created_at < *at).map(|_| Known::Deleted)
+        state
+            .snapshot_at
+            .filter(|at| event_created_at < *at)
+            .map(|_| Known::Deleted)
+    }
+}
+
+impl hookwire_broker::follow::Follower for Webhooks {
+    fn replace(&self, snapshot: RoutingSnapshot, asked_at: DateTime<Utc>) {
+        let known = snapshot
+            .subscriptions
+            .iter()
+            .map(|s| (s.target.webhook_id, (s.modified_at, state_of(s))))
+            .collect();
+        *self.state.write().expect("webhooks lock is never poisoned") = State {
+            known,
+            snapshot_at: Some(asked_at),
+        };
     }
 
-    /// Takes in the registry's snapshot; what notices said since start stays (it is newer).
-    pub fn load(&self, snapshot: RoutingSnapshot, taken_at: DateTime<Utc>) {
-        for subscription in snapshot.subscriptions {
-            self.apply_if_absent(subscription);
-        }
-        *self.snapshot_at.write().expect("webhooks lock is never poisoned") = Some(taken_at);
-    }
-
-    fn apply_if_absent(&self, subscription: Subscription) {
-        let mut known = self.known.write().expect("webhooks lock is never poisoned");
-        let id = subscription.target.webhook_id;
-        known
-            .entry(id)
-            .or_insert_with(|| (subscription.modified_at, state_of(&subscription)));
-    }
-
-    pub fn apply(&self, notice: ChangeNotice) {
-        let mut known = self.known.write().expect("webhooks lock is never poisoned");
+    fn apply(&self, notice: ChangeNotice) {
+        let known = &mut self.state.write().expect("webhooks lock is never poisoned").known;
         match notice {
             ChangeNotice::Upserted { subscription } => {
                 let id = subscription.target.webhook_id;
@@ -66,6 +76,14 @@ impl Webhooks {
             }
             ChangeNotice::EventTypeUpserted { .. } => {}
         }
+    }
+
+    fn is_loaded(&self) -> bool {
+        self.state
+            .read()
+            .expect("webhooks lock is never poisoned")
+            .snapshot_at
+            .is_some()
     }
 }
 

@@ -1,8 +1,10 @@
 //! The registry's internal API, as the publisher and the dispatcher call it (admin token).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use hookwire_core::messages::RoutingSnapshot;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -63,6 +65,14 @@ impl RegistryClient {
         self.call("GET", "/v1/internal/routing", None)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the registry sent an empty routing snapshot"))
+    }
+
+    /// [`Self::routing`] as what `hookwire_broker::follow` reads snapshots with.
+    pub fn routing_reader(self) -> Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<RoutingSnapshot>> + Send + Sync> {
+        Arc::new(move || {
+            let client = self.clone();
+            Box::pin(async move { client.routing().await })
+        })
     }
 
     /// A JSON `POST` to an internal endpoint; `None` when the answer has no body.

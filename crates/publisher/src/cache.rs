@@ -1,20 +1,16 @@
 //! The routing cache: every subscription and the event-type catalog, in memory.
 //!
 //! Readers take an `Arc` of the current snapshot and route without holding a lock; a change
-//! builds a new snapshot and swaps it in. The sync task binds an exclusive queue to the changes
-//! exchange *before* it loads the registry's snapshot, so a change made while loading waits in
-//! that queue and is applied after it; a notice older than what the cache holds is ignored
-//! (`modified_at`). A full reload every `registry.resync_interval` repairs anything missed; it
-//! runs beside the notices, which keep being applied while the registry takes its time.
+//! builds a new snapshot and swaps it in. `hookwire_broker::follow` keeps it in step with the
+//! registry: its snapshot at every broker (re)connect and every `registry.resync_interval`, and
+//! the change notices in between; a notice older than what the cache holds is ignored
+//! (`modified_at`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use futures_util::future::BoxFuture;
-use futures_util::StreamExt as _;
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_core::patterns;
-use hookwire_core::topology::Topology;
 use hookwire_http::registry_client::RegistryClient;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -156,102 +152,29 @@ impl Cache {
     }
 }
 
-/// Loads the snapshot, retrying until it succeeds or `cancel` fires; once the cache holds one
-/// (a reconnect), a failure keeps routing with it instead.
-async fn load(cache: &Cache, registry: &RegistryClient, cancel: &CancellationToken) -> bool {
-    let mut failures = 0u32;
-    loop {
-        if took(cache, registry.routing().await) || cache.is_loaded() {
-            return true;
-        }
-        failures += 1;
-        let wait = std::time::Duration::from_millis(200 * u64::from(failures.min(25)));
-        tokio::select! {
-            () = cancel.cancelled() => return false,
-            () = tokio::time::sleep(wait) => {}
-        }
+impl hookwire_broker::follow::Follower for Cache {
+    fn replace(&self, snapshot: RoutingSnapshot, _asked_at: chrono::DateTime<chrono::Utc>) {
+        Cache::replace(self, snapshot);
+    }
+
+    fn apply(&self, notice: ChangeNotice) {
+        Cache::apply(self, notice);
+    }
+
+    fn is_loaded(&self) -> bool {
+        Cache::is_loaded(self)
     }
 }
 
-/// Puts a snapshot the registry sent in the cache; says why not when it could not be read.
-fn took(cache: &Cache, snapshot: anyhow::Result<RoutingSnapshot>) -> bool {
-    match snapshot {
-        Ok(snapshot) => {
-            let n = snapshot.subscriptions.len();
-            cache.replace(snapshot);
-            tracing::info!(subscriptions = n, "routing snapshot loaded");
-            true
-        }
-        Err(e) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "cannot load the routing snapshot from the registry; routing with the cache held"
-            );
-            false
-        }
-    }
-}
-
-/// Keeps the cache in step with the registry until `cancel` fires.
+/// Keeps the cache in step with the registry until `cancel` fires (`hookwire_broker::follow`).
 pub async fn sync(cache: Arc<Cache>, config: Config, registry: RegistryClient, cancel: CancellationToken) {
-    let topology = Topology::new(&config.broker.prefix);
-    hookwire_broker::supervise(
-        config.broker.clone(),
-        "hookwire-publisher changes".into(),
+    hookwire_broker::follow::follow(
+        config.broker,
+        "hookwire-publisher",
+        config.registry.resync_interval,
+        cache,
+        registry.routing_reader(),
         cancel,
-        move |conn, stop| {
-            let (cache, config, registry, topology) =
-                (cache.clone(), config.clone(), registry.clone(), topology.clone());
-            async move {
-                let channel = conn.create_channel().await?;
-                hookwire_broker::declare(&channel, &topology).await?;
-                // Bound before the snapshot is read: changes made meanwhile wait in the queue.
-                let mut notices = hookwire_broker::consume_changes(&channel, &topology, "hookwire-publisher").await?;
-                if !load(&cache, &registry, &stop).await {
-                    return Ok(());
-                }
-                let mut resync = tokio::time::interval(config.registry.resync_interval);
-                resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                resync.tick().await;
-                // A periodic reload runs beside the notices, so a registry that is slow to answer
-                // (up to twice `request_timeout`) does not hold them up. Its snapshot may have been
-                // read before some of the notices applied meanwhile, so those are applied again
-                // on top of it; each is as new as what it replaces, or ignored.
-                let mut reload: Option<BoxFuture<'static, anyhow::Result<RoutingSnapshot>>> = None;
-                let mut since_reload: Vec<ChangeNotice> = Vec::new();
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
-                        _ = resync.tick(), if reload.is_none() => {
-                            let registry = registry.clone();
-                            reload = Some(Box::pin(async move { registry.routing().await }));
-                        }
-                        snapshot = async { reload.as_mut().expect("polled only while reloading").await }, if reload.is_some() => {
-                            reload = None;
-                            let replayed = std::mem::take(&mut since_reload);
-                            if took(&cache, snapshot) {
-                                for notice in replayed {
-                                    cache.apply(notice);
-                                }
-                            }
-                        }
-                        next = notices.next() => match next {
-                            Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
-                                Ok(notice) => {
-                                    if reload.is_some() {
-                                        since_reload.push(notice.clone());
-                                    }
-                                    cache.apply(notice);
-                                }
-                                Err(e) => tracing::error!(error = %e, "undecodable change notice ignored"),
-                            },
-                            Some(Err(e)) => return Err(e.into()),
-                            None => anyhow::bail!("the broker cancelled the change-notice consumer"),
-                        },
-                    }
-                }
-            }
-        },
     )
     .await;
 }

@@ -2,8 +2,8 @@
 //! and dispatchers on the changes fanout exchange, so routing follows within a second.
 //!
 //! A notice is sent after the database commit. If it is lost (broker down at that instant),
-//! publishers still converge: they reload the whole snapshot from `/v1/internal/routing`
-//! every `registry.resync_interval` and whenever they reconnect.
+//! publishers and dispatchers still converge: they reload the whole snapshot from
+//! `/v1/internal/routing` every `registry.resync_interval` and whenever they reconnect.
 
 use chrono::Utc;
 use hookwire_broker::{Link, Outgoing};
@@ -82,8 +82,8 @@ impl Notices {
             message_id: &message_id,
         };
         if let Err(e) = self.link.publish(&[msg]).await {
-            // Not fatal: publishers resync periodically. Logged so an operator sees the delay.
-            tracing::warn!(webhook_id = %id, error = %e, "change notice not sent; publishers will pick the change up at their next resync");
+            // Not fatal: publishers and dispatchers resync periodically. Logged so an operator sees the delay.
+            tracing::warn!(webhook_id = %id, error = %e, "change notice not sent; publishers and dispatchers will pick the change up at their next resync");
         }
     }
 

@@ -49,6 +49,64 @@ async fn during_a_rotation_deliveries_carry_both_signatures() {
     env.stop().await;
 }
 
+/// No notice says a rotation's overlap has ended: the services learn it from their periodic
+/// reload of the registry's snapshot (`registry.resync_interval`, 1 s here), after which the old
+/// secret signs nothing. A dispatcher used to read that snapshot only once, at start, and went on
+/// signing with the old secret too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn once_the_overlap_ends_only_the_new_secret_signs() {
+    let overlap = Duration::from_secs(3);
+    let resync = Duration::from_secs(1);
+    let env = TestEnv::start_with(|o| {
+        o.registry.webhooks.secret_rotation_overlap = overlap;
+        o.publisher.registry.resync_interval = resync;
+        o.dispatcher.registry.resync_interval = resync;
+    })
+    .await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let w = env
+        .webhook(&key, json!({"url": receiver.url(), "events": ["person.*"]}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let old = w["secret"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    let rotated = env
+        .api("POST", &format!("/v1/webhooks/{id}/rotate-secret"), &key, None)
+        .await;
+    assert_eq!(rotated.status, 200, "{rotated:?}");
+    let rotated_at = tokio::time::Instant::now();
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    let during = receiver
+        .next(Duration::from_secs(2))
+        .await
+        .expect("delivered during the overlap");
+    assert!(
+        verifies(&old, &during) && verifies(&new, &during),
+        "both secrets sign during the overlap: {:?}",
+        during.header("webhook-signature")
+    );
+
+    tokio::time::sleep_until(rotated_at + overlap + resync * 3).await;
+    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {"n": 2}}))
+        .await;
+    let after = receiver
+        .next(Duration::from_secs(15))
+        .await
+        .expect("delivered after the overlap");
+    assert_eq!(
+        after.header("webhook-signature").unwrap().split(' ').count(),
+        1,
+        "one signature once the overlap has ended"
+    );
+    assert!(verifies(&new, &after), "the new secret verifies");
+    assert!(!verifies(&old, &after), "the old secret no longer does");
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_test_event_is_sent_on_request_and_logged_as_test() {
     let env = TestEnv::start().await;
