@@ -2,6 +2,7 @@
 
 mod client;
 mod receiver;
+mod routing;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Whether scenario `name` (`ref`, `1` … `7`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
+/// Whether scenario `name` (`routing`, `ref`, `1` … `7`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
 /// lists some (`HOOKWIRE_BENCH_ONLY=1,3`), for profiling one scenario at a time.
 fn wanted(name: &str) -> bool {
     std::env::var("HOOKWIRE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
@@ -559,6 +560,26 @@ async fn main() -> anyhow::Result<()> {
     let secs = |name: &str, default: u64| env(name, &default.to_string()).parse::<u64>().unwrap_or(default);
     let run = Duration::from_secs(secs("HOOKWIRE_BENCH_SECONDS", 15));
     let statements_before = ledger_statements(&b).await;
+
+    if wanted("routing") {
+        eprintln!(
+            "routing cache: {} webhooks in {} tenants, in-process",
+            routing::WEBHOOKS,
+            routing::TENANTS
+        );
+        let costs = routing::measure()?;
+        let name = "routing cache 100k webhooks";
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        b.row(
+            name,
+            "one tenant's event (10 matches)",
+            micros(costs.tenant_event),
+            "µs",
+            "",
+        );
+        b.row(name, "feed event (100,000 matches)", micros(costs.feed_event), "µs", "");
+        b.row(name, "one webhook change", micros(costs.change), "µs", "");
+    }
 
     // References: what the machine does without Hookwire in between.
     let (mut bare, mut rabbit) = (f64::NAN, f64::NAN);

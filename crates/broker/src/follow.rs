@@ -27,11 +27,15 @@ use tokio_util::sync::CancellationToken;
 pub trait Follower: Send + Sync + 'static {
     /// Takes a whole snapshot in place of what it held; the registry was asked at `asked_at`.
     fn replace(&self, snapshot: RoutingSnapshot, asked_at: DateTime<Utc>);
-    /// Takes in one change; a notice older than what is held (`modified_at`) changes nothing.
-    fn apply(&self, notice: ChangeNotice);
+    /// Takes in changes, in the order they were sent; a notice older than what is held
+    /// (`modified_at`) changes nothing. A burst comes as one batch (what had arrived by then).
+    fn apply(&self, notices: Vec<ChangeNotice>);
     /// Whether a snapshot has been taken in since start.
     fn is_loaded(&self) -> bool;
 }
+
+/// Most notices taken in at once.
+const NOTICE_BATCH: usize = 1024;
 
 /// Reads the registry's snapshot.
 pub type Read = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<RoutingSnapshot>> + Send + Sync>;
@@ -72,7 +76,11 @@ async fn session(
 ) -> anyhow::Result<()> {
     let channel = conn.create_channel().await?;
     crate::declare(&channel, &topology).await?;
-    let mut notices = crate::consume_changes(&channel, &topology, service).await?;
+    // Whatever has arrived is taken in one go: a burst of changes (webhooks created by the
+    // thousand) costs a follower one update per batch, not one per notice.
+    let mut notices = crate::consume_changes(&channel, &topology, service)
+        .await?
+        .ready_chunks(NOTICE_BATCH);
     let next_read = tokio::time::sleep_until(Instant::now());
     tokio::pin!(next_read);
     let mut reading: Option<(DateTime<Utc>, BoxFuture<'static, anyhow::Result<RoutingSnapshot>>)> = None;
@@ -91,8 +99,8 @@ async fn session(
                     Ok(snapshot) => {
                         let (subscriptions, first) = (snapshot.subscriptions.len(), !follower.is_loaded());
                         follower.replace(snapshot, asked_at);
-                        for notice in replayed {
-                            follower.apply(notice);
+                        if !replayed.is_empty() {
+                            follower.apply(replayed);
                         }
                         if first {
                             tracing::info!(service, subscriptions, "webhooks loaded from the registry");
@@ -116,19 +124,22 @@ async fn session(
                 };
                 next_read.as_mut().reset(Instant::now() + wait);
             }
-            next = notices.next() => match next {
-                Some(Ok(delivery)) => match serde_json::from_slice::<ChangeNotice>(&delivery.data) {
-                    Ok(notice) => {
-                        if reading.is_some() {
-                            since_read.push(notice.clone());
-                        }
-                        follower.apply(notice);
+            next = notices.next() => {
+                let Some(batch) = next else {
+                    anyhow::bail!("the broker cancelled the change-notice consumer")
+                };
+                let mut changes = Vec::with_capacity(batch.len());
+                for delivery in batch {
+                    match serde_json::from_slice::<ChangeNotice>(&delivery?.data) {
+                        Ok(notice) => changes.push(notice),
+                        Err(e) => tracing::error!(service, error = %e, "undecodable change notice ignored"),
                     }
-                    Err(e) => tracing::error!(service, error = %e, "undecodable change notice ignored"),
-                },
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("the broker cancelled the change-notice consumer"),
-            },
+                }
+                if reading.is_some() {
+                    since_read.extend(changes.iter().cloned());
+                }
+                follower.apply(changes);
+            }
         }
     }
 }

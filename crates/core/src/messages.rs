@@ -141,7 +141,7 @@ pub struct CatalogType {
 }
 
 /// What `GET /v1/internal/routing` answers: everything a publisher routes with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoutingSnapshot {
     pub subscriptions: Vec<Subscription>,
     pub event_types: Vec<CatalogType>,

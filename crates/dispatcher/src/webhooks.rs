@@ -61,20 +61,22 @@ impl hookwire_broker::follow::Follower for Webhooks {
         };
     }
 
-    fn apply(&self, notice: ChangeNotice) {
+    fn apply(&self, notices: Vec<ChangeNotice>) {
         let known = &mut self.state.write().expect("webhooks lock is never poisoned").known;
-        match notice {
-            ChangeNotice::Upserted { subscription } => {
-                let id = subscription.target.webhook_id;
-                if known.get(&id).is_some_and(|(at, _)| *at > subscription.modified_at) {
-                    return;
+        for notice in notices {
+            match notice {
+                ChangeNotice::Upserted { subscription } => {
+                    let id = subscription.target.webhook_id;
+                    if known.get(&id).is_some_and(|(at, _)| *at > subscription.modified_at) {
+                        continue;
+                    }
+                    known.insert(id, (subscription.modified_at, state_of(&subscription)));
                 }
-                known.insert(id, (subscription.modified_at, state_of(&subscription)));
+                ChangeNotice::Deleted { webhook_id, deleted_at } => {
+                    known.insert(webhook_id, (deleted_at, Known::Deleted));
+                }
+                ChangeNotice::EventTypeUpserted { .. } => {}
             }
-            ChangeNotice::Deleted { webhook_id, deleted_at } => {
-                known.insert(webhook_id, (deleted_at, Known::Deleted));
-            }
-            ChangeNotice::EventTypeUpserted { .. } => {}
         }
     }
 
