@@ -567,7 +567,7 @@ async fn main() -> anyhow::Result<()> {
             routing::WEBHOOKS,
             routing::TENANTS
         );
-        let costs = routing::measure()?;
+        let costs = routing::measure(routing::WEBHOOKS, routing::TENANTS)?;
         let name = "routing cache 100k webhooks";
         let micros = |d: Duration| d.as_secs_f64() * 1e6;
         b.row(

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription, Target};
-use hookwire_core::retry::{RetryPolicy, Strategy};
+use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_publisher::cache::Cache;
+use hookwire_publisher::fixtures;
 use uuid::Uuid;
 
 pub const WEBHOOKS: usize = 100_000;
@@ -26,42 +26,11 @@ pub struct Costs {
 }
 
 fn subscription(tenant: Uuid) -> Subscription {
-    Subscription {
-        events: vec!["person.*".into(), "company.created".into()],
-        channels: vec![],
-        is_active: true,
-        is_test: false,
-        modified_at: Utc::now(),
-        target: Target {
-            webhook_id: Uuid::new_v4(),
-            tenant_id: tenant,
-            url: "https://example.com/hooks".into(),
-            secrets_sealed: vec![],
-            auth_header: None,
-            headers: Default::default(),
-            timeout_seconds: 30,
-            retry_policy: RetryPolicy {
-                strategy: Strategy::Exponential,
-                max_retries: 5,
-                interval_seconds: 10,
-                max_age_seconds: 86_400,
-            },
-            rate_limit_per_second: None,
-        },
-    }
+    fixtures::subscription(tenant, &["person.*", "company.created"], &[], false, true)
 }
 
 fn event(tenant: Option<Uuid>) -> Event {
-    Event {
-        id: Uuid::new_v4(),
-        event_type: "person.updated".into(),
-        tenant_id: tenant,
-        subject: None,
-        channels: vec![],
-        data: serde_json::Value::Null,
-        is_test: false,
-        created_at: Utc::now(),
-    }
+    fixtures::event(tenant, "person.updated", &[], false)
 }
 
 /// Mean time of `f` over `n` calls; each result is checked by `check`, so the work is not
@@ -75,15 +44,16 @@ fn mean<T>(n: u32, mut f: impl FnMut() -> T, check: impl Fn(&T) -> bool) -> anyh
     Ok(start.elapsed() / n)
 }
 
-pub fn measure() -> anyhow::Result<Costs> {
-    let tenants: Vec<Uuid> = (0..TENANTS).map(|_| Uuid::new_v4()).collect();
-    let per_tenant = WEBHOOKS / TENANTS;
+/// The costs with `webhooks` webhooks spread evenly over `tenants` tenants.
+pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
+    let ids: Vec<Uuid> = (0..tenants).map(|_| Uuid::new_v4()).collect();
+    let per_tenant = webhooks / tenants;
     let cache = Cache::default();
     cache.replace(RoutingSnapshot {
-        subscriptions: (0..WEBHOOKS).map(|i| subscription(tenants[i % TENANTS])).collect(),
+        subscriptions: (0..webhooks).map(|i| subscription(ids[i % tenants])).collect(),
         event_types: vec![],
     });
-    let tenant_events: Vec<Event> = tenants.iter().take(1_000).map(|t| event(Some(*t))).collect();
+    let tenant_events: Vec<Event> = ids.iter().take(1_000).map(|t| event(Some(*t))).collect();
     let mut next = tenant_events.iter().cycle();
     let routes = cache.routes();
     let tenant_event = mean(
@@ -92,9 +62,9 @@ pub fn measure() -> anyhow::Result<Costs> {
         |r| r.len() == per_tenant,
     )?;
     let feed = event(None);
-    let feed_event = mean(20, || routes.route(&feed), |r| r.len() == WEBHOOKS)?;
+    let feed_event = mean(20, || routes.route(&feed), |r| r.len() == webhooks)?;
     drop(routes);
-    let mut changed = subscription(tenants[0]);
+    let mut changed = subscription(ids[0]);
     let change = mean(
         2_000,
         || {
@@ -104,11 +74,21 @@ pub fn measure() -> anyhow::Result<Costs> {
             }]);
             cache.routes()
         },
-        |routes: &Arc<hookwire_publisher::cache::Routes>| routes.len() == WEBHOOKS + 1,
+        |routes: &Arc<hookwire_publisher::cache::Routes>| routes.len() == webhooks + 1,
     )?;
     Ok(Costs {
         tenant_event,
         feed_event,
         change,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_measured_operations_give_the_right_answers() {
+        // `measure` fails the run when an answer is wrong: 10 matches per tenant event, every
+        // webhook for a feed event, one more webhook after the change.
+        super::measure(1_000, 100).expect("every answer right");
+    }
 }

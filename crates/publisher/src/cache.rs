@@ -277,55 +277,20 @@ pub async fn sync(cache: Arc<Cache>, config: Config, registry: RegistryClient, c
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Duration, Utc};
-    use hookwire_core::messages::Target;
-    use hookwire_core::retry::{RetryPolicy, Strategy};
 
     use super::*;
 
     fn subscription(tenant: Uuid, modified_at: DateTime<Utc>) -> Subscription {
-        Subscription {
-            events: vec!["person.*".into()],
-            channels: vec![],
-            is_active: true,
-            is_test: false,
-            modified_at,
-            target: Target {
-                webhook_id: Uuid::new_v4(),
-                tenant_id: tenant,
-                url: "https://example.com/hook".into(),
-                secrets_sealed: vec![],
-                auth_header: None,
-                headers: Default::default(),
-                timeout_seconds: 30,
-                retry_policy: RetryPolicy {
-                    strategy: Strategy::Fixed,
-                    max_retries: 1,
-                    interval_seconds: 1,
-                    max_age_seconds: 10,
-                },
-                rate_limit_per_second: None,
-            },
-        }
-    }
-
-    fn event(tenant: Option<Uuid>) -> Event {
-        Event {
-            id: Uuid::new_v4(),
-            event_type: "person.created".into(),
-            tenant_id: tenant,
-            subject: None,
-            channels: vec![],
-            data: serde_json::Value::Null,
-            is_test: false,
-            created_at: Utc::now(),
-        }
+        let mut s = crate::fixtures::subscription(tenant, &["person.*"], &[], false, true);
+        s.modified_at = modified_at;
+        s
     }
 
     /// The webhook ids an event goes to, sorted.
     fn routed(cache: &Cache, tenant: Option<Uuid>) -> Vec<Uuid> {
         let mut ids: Vec<Uuid> = cache
             .routes()
-            .route(&event(tenant))
+            .route(&crate::fixtures::event(tenant, "person.created", &[], false))
             .iter()
             .map(|s| s.target.webhook_id)
             .collect();

@@ -233,47 +233,9 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription, Target};
-    use hookwire_core::retry::{RetryPolicy, Strategy};
+    use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription};
 
-    fn sub(tenant: Uuid, events: &[&str], channels: &[&str], is_test: bool, is_active: bool) -> Subscription {
-        Subscription {
-            events: events.iter().map(|s| s.to_string()).collect(),
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            is_active,
-            is_test,
-            modified_at: Utc::now(),
-            target: Target {
-                webhook_id: Uuid::new_v4(),
-                tenant_id: tenant,
-                url: "http://127.0.0.1:1/".into(),
-                secrets_sealed: vec![],
-                auth_header: None,
-                headers: Default::default(),
-                timeout_seconds: 30,
-                retry_policy: RetryPolicy {
-                    strategy: Strategy::Fixed,
-                    max_retries: 1,
-                    interval_seconds: 1,
-                    max_age_seconds: 10,
-                },
-                rate_limit_per_second: None,
-            },
-        }
-    }
-
-    fn event(tenant: Option<Uuid>, t: &str, channels: &[&str], is_test: bool) -> Event {
-        Event {
-            id: hookwire_core::id::v7(),
-            event_type: t.into(),
-            tenant_id: tenant,
-            subject: None,
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            data: Value::Null,
-            is_test,
-            created_at: Utc::now(),
-        }
-    }
+    use crate::fixtures::{event, subscription as sub};
 
     #[test]
     fn an_event_for_many_webhooks_goes_out_in_groups() {

@@ -4,6 +4,8 @@
 pub mod amqp_ingest;
 pub mod cache;
 pub mod config;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod idempotency;
 pub mod ingest;
 

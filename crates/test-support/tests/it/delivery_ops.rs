@@ -21,31 +21,53 @@ fn verifies(secret: &str, got: &hookwire_test_support::Received) -> bool {
     .is_ok()
 }
 
+/// A webhook whose secret was rotated just now, once the publisher routed to it.
+struct Rotated {
+    receiver: Receiver,
+    tenant: String,
+    old: String,
+    new: String,
+}
+
+impl Rotated {
+    async fn new(env: &TestEnv) -> Self {
+        let receiver = Receiver::start(200).await;
+        let (tenant, key) = env.tenant("acme").await;
+        let w = env
+            .webhook(&key, json!({"url": receiver.url(), "events": ["person.*"]}))
+            .await;
+        let id = w["id"].as_str().unwrap();
+        env.wait_routed(1).await;
+        let rotated = env
+            .api("POST", &format!("/v1/webhooks/{id}/rotate-secret"), &key, None)
+            .await;
+        assert_eq!(rotated.status, 200, "{rotated:?}");
+        let (old, new) = (w["secret"].as_str().unwrap(), rotated.body["secret"].as_str().unwrap());
+        assert_ne!(old, new);
+        Self {
+            receiver,
+            tenant,
+            old: old.to_owned(),
+            new: new.to_owned(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn during_a_rotation_deliveries_carry_both_signatures() {
     let env = TestEnv::start().await;
-    let mut receiver = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    let w = env
-        .webhook(&key, json!({"url": receiver.url(), "events": ["person.*"]}))
-        .await;
-    let id = w["id"].as_str().unwrap();
-    let old = w["secret"].as_str().unwrap().to_owned();
-    let rotated = env
-        .api("POST", &format!("/v1/webhooks/{id}/rotate-secret"), &key, None)
-        .await;
-    assert_eq!(rotated.status, 200, "{rotated:?}");
-    let new = rotated.body["secret"].as_str().unwrap().to_owned();
-    assert_ne!(old, new);
-    // The publisher learns of the rotation through a change notice.
-    env.wait_routed(1).await;
+    let mut rotated = Rotated::new(&env).await;
+    // The services learn of the rotation through a change notice.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
+    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {}}))
         .await;
-    let got = receiver.next(Duration::from_secs(15)).await.expect("delivered");
+    let got = rotated.receiver.next(Duration::from_secs(15)).await.expect("delivered");
     assert_eq!(got.header("webhook-signature").unwrap().split(' ').count(), 2);
-    assert!(verifies(&new, &got), "the new secret verifies");
-    assert!(verifies(&old, &got), "the old secret still verifies during the overlap");
+    assert!(verifies(&rotated.new, &got), "the new secret verifies");
+    assert!(
+        verifies(&rotated.old, &got),
+        "the old secret still verifies during the overlap"
+    );
     env.stop().await;
 }
 
@@ -63,37 +85,27 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
         o.dispatcher.registry.resync_interval = resync;
     })
     .await;
-    let mut receiver = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    let w = env
-        .webhook(&key, json!({"url": receiver.url(), "events": ["person.*"]}))
-        .await;
-    let id = w["id"].as_str().unwrap();
-    let old = w["secret"].as_str().unwrap().to_owned();
-    env.wait_routed(1).await;
-    let rotated = env
-        .api("POST", &format!("/v1/webhooks/{id}/rotate-secret"), &key, None)
-        .await;
-    assert_eq!(rotated.status, 200, "{rotated:?}");
+    let mut rotated = Rotated::new(&env).await;
     let rotated_at = tokio::time::Instant::now();
-    let new = rotated.body["secret"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {"n": 1}}))
+    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {"n": 1}}))
         .await;
-    let during = receiver
+    let during = rotated
+        .receiver
         .next(Duration::from_secs(2))
         .await
         .expect("delivered during the overlap");
     assert!(
-        verifies(&old, &during) && verifies(&new, &during),
+        verifies(&rotated.old, &during) && verifies(&rotated.new, &during),
         "both secrets sign during the overlap: {:?}",
         during.header("webhook-signature")
     );
 
     tokio::time::sleep_until(rotated_at + overlap + resync * 3).await;
-    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {"n": 2}}))
+    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {"n": 2}}))
         .await;
-    let after = receiver
+    let after = rotated
+        .receiver
         .next(Duration::from_secs(15))
         .await
         .expect("delivered after the overlap");
@@ -102,8 +114,8 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
         1,
         "one signature once the overlap has ended"
     );
-    assert!(verifies(&new, &after), "the new secret verifies");
-    assert!(!verifies(&old, &after), "the old secret no longer does");
+    assert!(verifies(&rotated.new, &after), "the new secret verifies");
+    assert!(!verifies(&rotated.old, &after), "the old secret no longer does");
     env.stop().await;
 }
 
