@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use hookwire_core::fixtures;
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_publisher::cache::Cache;
-use hookwire_publisher::fixtures;
 use uuid::Uuid;
 
 pub const WEBHOOKS: usize = 100_000;

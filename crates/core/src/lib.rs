@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod crypto;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod id;
 pub mod idempotency;
 pub mod messages;

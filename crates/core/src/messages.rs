@@ -99,6 +99,10 @@ pub struct Target {
     /// Most attempts per second to this webhook; `None` is unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
+    /// When the registry last changed the webhook (its `modified_at`): which version of it these
+    /// settings are. A dispatcher that has heard only of an older one delivers with these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<DateTime<Utc>>,
 }
 
 /// A webhook as the publisher routes with it.
@@ -586,6 +590,7 @@ mod tests {
                 max_age_seconds: 86400,
             },
             rate_limit_per_second: None,
+            modified_at: None,
         }
     }
 

@@ -321,6 +321,7 @@ mod tests {
                 max_age_seconds: 1,
             },
             rate_limit_per_second: None,
+            modified_at: None,
         };
         let event = hookwire_core::messages::Event {
             id: hookwire_core::id::v7(),

@@ -34,11 +34,16 @@ struct State {
 }
 
 impl Webhooks {
-    /// The latest word on a webhook, for an event accepted at `event_created_at`; `None` when
-    /// there is none (the task's own settings then stand).
-    pub fn get(&self, id: Uuid, event_created_at: DateTime<Utc>) -> Option<Known> {
+    /// The latest word on a webhook, for an event accepted at `event_created_at` and routed
+    /// with the webhook's settings of `routed_with` (its `modified_at`); `None` when there is
+    /// none newer than that (the task's own settings then stand): a publisher may route with a
+    /// change a moment before this dispatcher has its notice.
+    pub fn get(&self, id: Uuid, event_created_at: DateTime<Utc>, routed_with: Option<DateTime<Utc>>) -> Option<Known> {
         let state = self.state.read().expect("webhooks lock is never poisoned");
-        if let Some((_, k)) = state.known.get(&id) {
+        if let Some((at, k)) = state.known.get(&id) {
+            if routed_with.is_some_and(|routed| routed > *at) {
+                return None;
+            }
             return Some(k.clone());
         }
         state
@@ -94,5 +99,49 @@ fn state_of(s: &Subscription) -> Known {
         Known::Active(Box::new(s.target.clone()))
     } else {
         Known::Inactive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use hookwire_broker::follow::Follower as _;
+
+    use super::*;
+
+    fn subscription(is_active: bool, modified_at: DateTime<Utc>) -> Subscription {
+        let mut s = hookwire_core::fixtures::subscription(Uuid::nil(), &["*"], &[], false, is_active);
+        s.target.webhook_id = Uuid::nil();
+        s.modified_at = modified_at;
+        s.target.modified_at = Some(modified_at);
+        s
+    }
+
+    #[test]
+    fn a_task_routed_with_newer_settings_than_heard_of_keeps_them() {
+        let webhooks = Webhooks::default();
+        let deactivated = Utc::now();
+        webhooks.apply(vec![ChangeNotice::Upserted {
+            subscription: Box::new(subscription(false, deactivated)),
+        }]);
+        let event = Utc::now();
+        // Re-enabled a moment later: the publisher heard of it and routed, this dispatcher not yet.
+        let reenabled = deactivated + Duration::milliseconds(5);
+        assert!(webhooks.get(Uuid::nil(), event, Some(reenabled)).is_none());
+        // Routed before the deactivation, or by a producer that does not say: it is inactive.
+        let before = deactivated - Duration::milliseconds(5);
+        assert!(matches!(
+            webhooks.get(Uuid::nil(), event, Some(before)),
+            Some(Known::Inactive)
+        ));
+        assert!(matches!(webhooks.get(Uuid::nil(), event, None), Some(Known::Inactive)));
+        // Once the dispatcher hears of the re-enabling, its settings are used again.
+        webhooks.apply(vec![ChangeNotice::Upserted {
+            subscription: Box::new(subscription(true, reenabled)),
+        }]);
+        assert!(matches!(
+            webhooks.get(Uuid::nil(), event, Some(reenabled)),
+            Some(Known::Active(_))
+        ));
     }
 }

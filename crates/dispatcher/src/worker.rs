@@ -486,7 +486,10 @@ impl Worker {
     /// Gives `task` its webhook's latest settings, or ends it without a request when the webhook
     /// was deleted or deactivated (`Some(outcome)`).
     async fn refresh(&self, sink: &mpsc::Sender<Pending>, task: &mut DeliveryTask) -> anyhow::Result<Option<Outcome>> {
-        let why = match self.webhooks.get(task.target.webhook_id, task.event_created_at) {
+        let why = match self
+            .webhooks
+            .get(task.target.webhook_id, task.event_created_at, task.target.modified_at)
+        {
             Some(Known::Deleted) => "webhook_deleted: the webhook was deleted",
             Some(Known::Inactive) => "webhook_disabled: the webhook is not active",
             Some(Known::Active(target)) => {

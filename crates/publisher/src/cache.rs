@@ -281,8 +281,9 @@ mod tests {
     use super::*;
 
     fn subscription(tenant: Uuid, modified_at: DateTime<Utc>) -> Subscription {
-        let mut s = crate::fixtures::subscription(tenant, &["person.*"], &[], false, true);
+        let mut s = hookwire_core::fixtures::subscription(tenant, &["person.*"], &[], false, true);
         s.modified_at = modified_at;
+        s.target.modified_at = Some(modified_at);
         s
     }
 
@@ -290,7 +291,7 @@ mod tests {
     fn routed(cache: &Cache, tenant: Option<Uuid>) -> Vec<Uuid> {
         let mut ids: Vec<Uuid> = cache
             .routes()
-            .route(&crate::fixtures::event(tenant, "person.created", &[], false))
+            .route(&hookwire_core::fixtures::event(tenant, "person.created", &[], false))
             .iter()
             .map(|s| s.target.webhook_id)
             .collect();

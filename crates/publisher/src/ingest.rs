@@ -235,7 +235,7 @@ mod tests {
     use super::*;
     use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription};
 
-    use crate::fixtures::{event, subscription as sub};
+    use hookwire_core::fixtures::{event, subscription as sub};
 
     #[test]
     fn an_event_for_many_webhooks_goes_out_in_groups() {

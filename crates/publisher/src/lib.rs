@@ -4,8 +4,6 @@
 pub mod amqp_ingest;
 pub mod cache;
 pub mod config;
-#[doc(hidden)]
-pub mod fixtures;
 pub mod idempotency;
 pub mod ingest;
 

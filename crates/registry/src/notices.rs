@@ -40,6 +40,7 @@ pub fn target(w: &Webhook, default_policy: RetryPolicy) -> Target {
         timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
         retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
         rate_limit_per_second: w.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
+        modified_at: Some(w.modified_at),
     }
 }
 

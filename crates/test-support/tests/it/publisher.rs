@@ -723,6 +723,7 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
                     max_age_seconds: 60,
                 },
                 rate_limit_per_second: None,
+                modified_at: None,
             },
         }),
     };

@@ -1,19 +1,20 @@
-//! Subscriptions and events in one shape for the unit tests and the bench's routing rows, so
-//! what the bench times is what the tests check. Not used by the service itself.
+//! Subscriptions and events in one shape for the services' unit tests and the bench's routing
+//! rows, so what the bench times is what the tests check. Not used by the services themselves.
 
+use crate::messages::{Event, Subscription, Target};
+use crate::retry::{RetryPolicy, Strategy};
 use chrono::Utc;
-use hookwire_core::messages::{Event, Subscription, Target};
-use hookwire_core::retry::{RetryPolicy, Strategy};
 use uuid::Uuid;
 
 /// A webhook of `tenant` on `events` (patterns) and `channels`.
 pub fn subscription(tenant: Uuid, events: &[&str], channels: &[&str], is_test: bool, is_active: bool) -> Subscription {
+    let modified_at = Utc::now();
     Subscription {
         events: events.iter().map(|s| s.to_string()).collect(),
         channels: channels.iter().map(|s| s.to_string()).collect(),
         is_active,
         is_test,
-        modified_at: Utc::now(),
+        modified_at,
         target: Target {
             webhook_id: Uuid::new_v4(),
             tenant_id: tenant,
@@ -29,6 +30,7 @@ pub fn subscription(tenant: Uuid, events: &[&str], channels: &[&str], is_test: b
                 max_age_seconds: 10,
             },
             rate_limit_per_second: None,
+            modified_at: Some(modified_at),
         },
     }
 }
@@ -36,7 +38,7 @@ pub fn subscription(tenant: Uuid, events: &[&str], channels: &[&str], is_test: b
 /// An event of type `event_type` for `tenant` (`None`: a feed event).
 pub fn event(tenant: Option<Uuid>, event_type: &str, channels: &[&str], is_test: bool) -> Event {
     Event {
-        id: hookwire_core::id::v7(),
+        id: crate::id::v7(),
         event_type: event_type.into(),
         tenant_id: tenant,
         subject: None,
