@@ -807,12 +807,7 @@ async fn claim_seconds(b: &Bench) -> (f64, f64) {
 }
 
 async fn ledger_statements(b: &Bench) -> f64 {
-    registry_counter(b, "hookwire_registry_ledger_statements_total").await
-}
-
-/// A counter of the registry's metrics (0 when unreadable).
-async fn registry_counter(b: &Bench, name: &str) -> f64 {
-    metric(&b.registry, name).await
+    metric(&b.registry, "hookwire_registry_ledger_statements_total").await
 }
 
 /// A counter (or a histogram's `_sum` or `_count`) of a service's metrics (0 when unreadable).
@@ -1112,7 +1107,7 @@ async fn drain(b: &Bench) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut quiet, mut written) = (0, f64::NAN);
     while quiet < 3 && Instant::now() < deadline {
-        let now_written = registry_counter(b, "hookwire_registry_ledger_messages_written_total").await;
+        let now_written = metric(&b.registry, "hookwire_registry_ledger_messages_written_total").await;
         let idle = depth(&conn, &queues).await == 0 && now_written == written;
         written = now_written;
         quiet = if idle { quiet + 1 } else { 0 };

@@ -128,39 +128,41 @@ struct Book {
 }
 
 impl Book {
+    fn insert(&mut self, subscription: Arc<Subscription>) {
+        let (id, tenant) = (subscription.target.webhook_id, subscription.target.tenant_id);
+        self.tenant_of.insert(id, tenant);
+        self.tenants.entry(tenant).or_default().insert(id, subscription);
+    }
+
+    /// Removes webhook `id`; says which tenant held it.
+    fn remove(&mut self, id: Uuid) -> Option<Uuid> {
+        let tenant = self.tenant_of.remove(&id)?;
+        if let Some(subscriptions) = self.tenants.get_mut(&tenant) {
+            subscriptions.remove(&id);
+        }
+        Some(tenant)
+    }
+
+    fn held(&self, id: Uuid) -> Option<&Arc<Subscription>> {
+        self.tenants.get(self.tenant_of.get(&id)?)?.get(&id)
+    }
+
     /// Takes in one change; adds the tenants whose lists it changed to `touched`.
     fn apply(&mut self, notice: ChangeNotice, touched: &mut Vec<Uuid>) {
         match notice {
             ChangeNotice::Upserted { subscription } => {
-                let id = subscription.target.webhook_id;
-                if self.deleted.get(&id).is_some_and(|at| *at >= subscription.modified_at) {
+                let (id, modified_at) = (subscription.target.webhook_id, subscription.modified_at);
+                let deleted_since = self.deleted.get(&id).is_some_and(|at| *at >= modified_at);
+                if deleted_since || self.held(id).is_some_and(|old| old.modified_at > modified_at) {
                     return;
                 }
-                let tenant = subscription.target.tenant_id;
-                if let Some(before) = self.tenant_of.insert(id, tenant) {
-                    let held = self.tenants.get_mut(&before).and_then(|t| t.remove(&id));
-                    if let Some(old) = held.filter(|old| old.modified_at > subscription.modified_at) {
-                        // Older than what is held: put it back as it was.
-                        self.tenant_of.insert(id, before);
-                        self.tenants.entry(before).or_default().insert(id, old);
-                        return;
-                    }
-                    touched.push(before);
-                }
-                self.tenants
-                    .entry(tenant)
-                    .or_default()
-                    .insert(id, Arc::from(subscription));
-                touched.push(tenant);
+                touched.extend(self.remove(id));
+                touched.push(subscription.target.tenant_id);
+                self.insert(Arc::from(subscription));
             }
             ChangeNotice::Deleted { webhook_id, deleted_at } => {
                 self.deleted.insert(webhook_id, deleted_at);
-                if let Some(tenant) = self.tenant_of.remove(&webhook_id) {
-                    if let Some(t) = self.tenants.get_mut(&tenant) {
-                        t.remove(&webhook_id);
-                    }
-                    touched.push(tenant);
-                }
+                touched.extend(self.remove(webhook_id));
             }
             ChangeNotice::EventTypeUpserted { .. } => {}
         }
@@ -187,11 +189,7 @@ impl Cache {
     pub fn replace(&self, snapshot: RoutingSnapshot) {
         let mut book = Book::default();
         for s in snapshot.subscriptions {
-            book.tenant_of.insert(s.target.webhook_id, s.target.tenant_id);
-            book.tenants
-                .entry(s.target.tenant_id)
-                .or_default()
-                .insert(s.target.webhook_id, Arc::new(s));
+            book.insert(Arc::new(s));
         }
         let routes = Routes {
             by_tenant: book.tenants.keys().filter_map(|t| Some((*t, book.list(*t)?))).collect(),

@@ -658,8 +658,7 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use hookwire_core::messages::{ChangeNotice, Subscription, Target};
-    use hookwire_core::retry::{RetryPolicy, Strategy};
+    use hookwire_core::messages::ChangeNotice;
 
     let mut env = TestEnv::start_with(|o| {
         o.publisher.registry.resync_interval = Duration::from_millis(500);
@@ -701,31 +700,15 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    let tenant = tenant_id.parse().expect("a tenant id");
     let notice = ChangeNotice::Upserted {
-        subscription: Box::new(Subscription {
-            events: vec!["person.created".into()],
-            channels: Vec::new(),
-            is_active: true,
-            is_test: false,
-            modified_at: chrono::Utc::now(),
-            target: Target {
-                webhook_id: hookwire_core::id::v7(),
-                tenant_id: tenant_id.parse().expect("a tenant id"),
-                url: "http://127.0.0.1:9/hook".into(),
-                secrets_sealed: vec!["sealed".into()],
-                auth_header: None,
-                headers: Default::default(),
-                timeout_seconds: 5,
-                retry_policy: RetryPolicy {
-                    strategy: Strategy::Fixed,
-                    max_retries: 0,
-                    interval_seconds: 1,
-                    max_age_seconds: 60,
-                },
-                rate_limit_per_second: None,
-                modified_at: None,
-            },
-        }),
+        subscription: Box::new(hookwire_core::fixtures::subscription(
+            tenant,
+            &["person.created"],
+            &[],
+            false,
+            true,
+        )),
     };
     let body = serde_json::to_vec(&notice).expect("serializes");
     env.publish_amqp(&env.topology().changes_exchange(), "", &body).await;
