@@ -20,6 +20,7 @@ pub fn subscription(tenant: Uuid, events: &[&str], channels: &[&str], is_test: b
             tenant_id: tenant,
             url: "http://127.0.0.1:1/".into(),
             secrets_sealed: vec![],
+            overlap_ends_at: None,
             auth_header: None,
             headers: Default::default(),
             timeout_seconds: 30,

@@ -91,6 +91,10 @@ pub struct Target {
     pub url: String,
     /// Sealed `whsec_…` secrets, current first; a second one during a rotation's overlap.
     pub secrets_sealed: Vec<String>,
+    /// When the rotation's overlap ends: from then on only the first secret signs, whatever else
+    /// this target still lists (a task queued for a retry outlives the overlap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_ends_at: Option<DateTime<Utc>>,
     pub auth_header: Option<AuthHeader>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -103,6 +107,17 @@ pub struct Target {
     /// settings are. A dispatcher that has heard only of an older one delivers with these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_at: Option<DateTime<Utc>>,
+}
+
+impl Target {
+    /// The sealed secrets that sign an attempt made at `now`: the rotated-out one only until its
+    /// overlap ends.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> &[String] {
+        match self.overlap_ends_at {
+            Some(end) if now >= end => &self.secrets_sealed[..self.secrets_sealed.len().min(1)],
+            _ => &self.secrets_sealed,
+        }
+    }
 }
 
 /// A webhook as the publisher routes with it.
@@ -580,6 +595,7 @@ mod tests {
             tenant_id: Uuid::nil(),
             url: "http://127.0.0.1:9/hook".into(),
             secrets_sealed: vec!["hw1:00000000:AAAA".into()],
+            overlap_ends_at: None,
             auth_header: None,
             headers: BTreeMap::new(),
             timeout_seconds: 30,
@@ -685,6 +701,20 @@ mod tests {
             "event_type_upserted.v1",
             &ChangeNotice::EventTypeUpserted { event_type },
         );
+    }
+
+    #[test]
+    fn the_rotated_out_secret_signs_until_the_overlap_ends_and_never_after() {
+        let end = Utc::now();
+        let mut t = target();
+        t.secrets_sealed = vec!["new".into(), "old".into()];
+        t.overlap_ends_at = Some(end);
+        let before = end - chrono::Duration::milliseconds(1);
+        assert_eq!(t.signing_secrets(before), ["new", "old"]);
+        assert_eq!(t.signing_secrets(end), ["new"]);
+        assert_eq!(t.signing_secrets(end + chrono::Duration::hours(1)), ["new"]);
+        t.overlap_ends_at = None;
+        assert_eq!(t.signing_secrets(end + chrono::Duration::hours(1)), ["new", "old"]);
     }
 
     #[test]

@@ -186,8 +186,9 @@ pub async fn attempt(
 ) -> Attempt {
     let started = Instant::now();
     let target = &task.target;
+    let now = Utc::now();
     let keys: Result<Vec<SigningKey>, String> = target
-        .secrets_sealed
+        .signing_secrets(now)
         .iter()
         .map(|s| {
             let plain = secrets.open(s).map_err(|e| e.to_string())?;
@@ -200,7 +201,7 @@ pub async fn attempt(
         Err(e) => return Attempt::failed("secret", e, started, String::new()),
     };
     let msg_id = task.event_id.to_string();
-    let timestamp = Utc::now().timestamp();
+    let timestamp = now.timestamp();
     let signature = signature_header(&keys, &msg_id, timestamp, task.body.as_bytes());
 
     let uri: hyper::Uri = match target.url.parse() {
@@ -311,6 +312,7 @@ mod tests {
             tenant_id: uuid::Uuid::nil(),
             url: url.into(),
             secrets_sealed: vec![keyring.seal(&SigningKey::generate())],
+            overlap_ends_at: None,
             auth_header: None,
             headers: Default::default(),
             timeout_seconds: 2,

@@ -15,12 +15,14 @@ use uuid::Uuid;
 use crate::db::models::Webhook;
 
 /// Where and how a webhook is delivered to. Secrets pass through sealed, exactly as stored; the
-/// signing secret being rotated out travels too until its overlap ends.
+/// signing secret being rotated out travels too until its overlap ends, with that end.
 pub fn target(w: &Webhook, default_policy: RetryPolicy) -> Target {
     let mut secrets_sealed = vec![w.secret_sealed.clone()];
+    let mut overlap_ends_at = None;
     if let (Some(prev), Some(until)) = (&w.previous_secret_sealed, w.previous_secret_expires_at) {
         if until > Utc::now() {
             secrets_sealed.push(prev.clone());
+            overlap_ends_at = Some(until);
         }
     }
     Target {
@@ -28,6 +30,7 @@ pub fn target(w: &Webhook, default_policy: RetryPolicy) -> Target {
         tenant_id: w.tenant_id,
         url: w.url.clone(),
         secrets_sealed,
+        overlap_ends_at,
         auth_header: match (&w.header_name, &w.auth_secret_sealed) {
             (Some(name), Some(secret)) => Some(AuthHeader {
                 name: name.clone(),

@@ -71,14 +71,14 @@ async fn during_a_rotation_deliveries_carry_both_signatures() {
     env.stop().await;
 }
 
-/// No notice says a rotation's overlap has ended: the services learn it from their periodic
-/// reload of the registry's snapshot (`registry.resync_interval`, 1 s here), after which the old
-/// secret signs nothing. A dispatcher used to read that snapshot only once, at start, and went on
-/// signing with the old secret too.
+/// No notice says a rotation's overlap has ended, and the services reload the registry's snapshot
+/// only every `registry.resync_interval` (an hour here): the webhook's settings carry the
+/// overlap's end, and the old secret signs nothing from then on. Before, it went on signing until
+/// the next reload (with a dispatcher that read the snapshot only at start, until it restarted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn once_the_overlap_ends_only_the_new_secret_signs() {
     let overlap = Duration::from_secs(3);
-    let resync = Duration::from_secs(1);
+    let resync = Duration::from_secs(3600);
     let env = TestEnv::start_with(|o| {
         o.registry.webhooks.secret_rotation_overlap = overlap;
         o.publisher.registry.resync_interval = resync;
@@ -101,7 +101,7 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
         during.header("webhook-signature")
     );
 
-    tokio::time::sleep_until(rotated_at + overlap + resync * 3).await;
+    tokio::time::sleep_until(rotated_at + overlap + Duration::from_millis(200)).await;
     env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {"n": 2}}))
         .await;
     let after = rotated
@@ -116,6 +116,44 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
     );
     assert!(verifies(&rotated.new, &after), "the new secret verifies");
     assert!(!verifies(&rotated.old, &after), "the old secret no longer does");
+    env.stop().await;
+}
+
+/// A change whose notice never came (made here in the database, which sends none; in life the
+/// broker away when the registry sent it) reaches the dispatchers with their next reload of the
+/// registry's snapshot (`registry.resync_interval`, 1 s here): the next retry goes to the new URL.
+/// A dispatcher used to read that snapshot only once, at start, and kept the old URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_whose_notice_was_lost_reaches_dispatchers_with_their_next_reload() {
+    let env = TestEnv::start_with(|o| o.dispatcher.registry.resync_interval = Duration::from_secs(1)).await;
+    let mut old = Receiver::start(500).await;
+    let mut new = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let policy = json!({"strategy": "fixed", "max_retries": 20, "interval_seconds": 1, "max_age_seconds": 600});
+    let w = env
+        .webhook(
+            &key,
+            json!({"url": old.url(), "events": ["person.*"], "retry_policy": policy}),
+        )
+        .await;
+    let id = w["id"].as_str().unwrap();
+    env.wait_routed(1).await;
+    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    old.next(Duration::from_secs(10)).await.expect("the first attempt");
+
+    let moved = env.psql(&format!(
+        "WITH m AS (UPDATE webhooks SET url = '{}', modified_at = now() WHERE id = '{id}' RETURNING 1) \
+         SELECT count(*) FROM m",
+        new.url()
+    ));
+    assert_eq!(moved.as_deref(), Some("1"), "the webhook was changed in the database");
+    let got = new
+        .next(Duration::from_secs(10))
+        .await
+        .expect("a retry reaches the new URL");
+    let delivered = env.delivery_in(&key, id, "success").await;
+    assert_eq!(got.header("webhook-id"), delivered["event_id"].as_str());
     env.stop().await;
 }
 
