@@ -10,6 +10,13 @@
 //! retry it (docs/guarantees.md), so only a reload repairs a lost one. Until the first snapshot is
 //! in, a failed read is retried after 0.2 s, 0.4 s, … up to 5 s; once one is, a failed read keeps
 //! what is held until the next `resync`.
+//!
+//! A reload names the version it holds (the snapshot's `ETag`), and the registry answers
+//! "unchanged" while its webhooks and catalog are as they were: a quiet installation's reloads
+//! cost one small query, not every webhook (0.6 KB each) to every replica. The first read of a
+//! session and every [`FULL_READ_EVERY`]th read after it take the whole snapshot whatever the
+//! version says, so a change the version would not show (a registry upgraded to send more)
+//! reaches followers within that many intervals.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +25,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
-use hookwire_core::messages::{ChangeNotice, RoutingSnapshot};
+use hookwire_core::messages::{ChangeNotice, RoutingRead, RoutingSnapshot};
 use hookwire_core::topology::Topology;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 pub trait Follower: Send + Sync + 'static {
     /// Takes a whole snapshot in place of what it held; the registry was asked at `asked_at`.
     fn replace(&self, snapshot: RoutingSnapshot, asked_at: DateTime<Utc>);
+    /// The registry, asked at `asked_at`, still had the snapshot held (notices aside).
+    fn unchanged(&self, asked_at: DateTime<Utc>);
     /// Takes in changes, in the order they were sent; a notice older than what is held
     /// (`modified_at`) changes nothing. A burst comes as one batch (what had arrived by then).
     fn apply(&self, notices: Vec<ChangeNotice>);
@@ -37,8 +46,11 @@ pub trait Follower: Send + Sync + 'static {
 /// Most notices taken in at once.
 const NOTICE_BATCH: usize = 1024;
 
-/// Reads the registry's snapshot.
-pub type Read = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<RoutingSnapshot>> + Send + Sync>;
+/// Every this many reads, one takes the whole snapshot whatever its version says.
+pub const FULL_READ_EVERY: u32 = 10;
+
+/// Reads the registry's snapshot; given the version held, it may answer that nothing changed.
+pub type Read = Arc<dyn Fn(Option<String>) -> BoxFuture<'static, anyhow::Result<RoutingRead>> + Send + Sync>;
 
 /// Keeps `follower` in step with the registry until `cancel` fires. `service` names the broker
 /// connection (`"{service} changes"`) and the notice consumer.
@@ -83,21 +95,34 @@ async fn session(
         .ready_chunks(NOTICE_BATCH);
     let next_read = tokio::time::sleep_until(Instant::now());
     tokio::pin!(next_read);
-    let mut reading: Option<(DateTime<Utc>, BoxFuture<'static, anyhow::Result<RoutingSnapshot>>)> = None;
+    let mut reading: Option<(DateTime<Utc>, BoxFuture<'static, anyhow::Result<RoutingRead>>)> = None;
     let mut since_read: Vec<ChangeNotice> = Vec::new();
     let mut failures = 0u32;
+    // The version of the snapshot held, and the reads since the last whole one.
+    let mut held: Option<String> = None;
+    let mut reads = 0u32;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             () = &mut next_read, if reading.is_none() => {
-                reading = Some((Utc::now(), read()));
+                let named = held.clone().filter(|_| reads % FULL_READ_EVERY != 0);
+                reads += 1;
+                reading = Some((Utc::now(), read(named)));
             }
             snapshot = async { reading.as_mut().expect("polled only while reading").1.as_mut().await }, if reading.is_some() => {
                 let (asked_at, _) = reading.take().expect("a read was under way");
                 let replayed = std::mem::take(&mut since_read);
                 let wait = match snapshot {
-                    Ok(snapshot) => {
+                    Ok(RoutingRead::Unchanged) => {
+                        follower.unchanged(asked_at);
+                        tracing::debug!(service, "webhooks unchanged at the registry");
+                        failures = 0;
+                        resync
+                    }
+                    Ok(RoutingRead::Snapshot { snapshot, tag }) => {
                         let (subscriptions, first) = (snapshot.subscriptions.len(), !follower.is_loaded());
+                        held = tag;
+                        reads = 1;
                         follower.replace(snapshot, asked_at);
                         if !replayed.is_empty() {
                             follower.apply(replayed);

@@ -166,6 +166,19 @@ pub struct RoutingSnapshot {
     pub event_types: Vec<CatalogType>,
 }
 
+/// What one read of `GET /v1/internal/routing` brought: a read that names the version it holds
+/// (`If-None-Match` with the `ETag` it was sent) gets `Unchanged` while the registry's webhooks
+/// and catalog are as they were.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoutingRead {
+    Unchanged,
+    Snapshot {
+        snapshot: RoutingSnapshot,
+        /// The version sent with it, to name next time.
+        tag: Option<String>,
+    },
+}
+
 /// Publisher (or registry, for manual retries) → dispatchers, on the deliveries queue.
 /// Decoded by the `tagged` module (see there), encoded by serde with `kind` first.
 #[derive(Debug, Clone, PartialEq, Serialize)]

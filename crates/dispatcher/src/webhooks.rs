@@ -66,6 +66,11 @@ impl hookwire_broker::follow::Follower for Webhooks {
         };
     }
 
+    /// The registry had no webhook it does not list in the snapshot held at `asked_at` either.
+    fn unchanged(&self, asked_at: DateTime<Utc>) {
+        self.state.write().expect("webhooks lock is never poisoned").snapshot_at = Some(asked_at);
+    }
+
     fn apply(&self, notices: Vec<ChangeNotice>) {
         let known = &mut self.state.write().expect("webhooks lock is never poisoned").known;
         for notice in notices {

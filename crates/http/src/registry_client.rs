@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hookwire_core::messages::RoutingSnapshot;
+use hookwire_core::messages::RoutingRead;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -33,26 +33,38 @@ impl RegistryClient {
         }
     }
 
+    fn request(&self, method: &str, path: &str) -> anyhow::Result<hyper::http::request::Builder> {
+        let uri: hyper::Uri = format!("{}{path}", self.base).parse()?;
+        Ok(hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token.expose_secret())))
+    }
+
+    /// Sends `req` and reads the whole answer, each within the timeout.
+    async fn send(
+        &self,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
+        let res = tokio::time::timeout(self.timeout, self.client.request(req)).await??;
+        let (parts, body) = res.into_parts();
+        let bytes = tokio::time::timeout(self.timeout, body.collect()).await??.to_bytes();
+        Ok((parts.status, parts.headers, bytes))
+    }
+
     async fn call<R: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Option<R>> {
-        let uri: hyper::Uri = format!("{}{path}", self.base).parse()?;
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {}", self.token.expose_secret()));
+        let mut req = self.request(method, path)?;
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let res = tokio::time::timeout(self.timeout, self.client.request(req)).await??;
-        let status = res.status();
-        let bytes = tokio::time::timeout(self.timeout, res.into_body().collect())
-            .await??
-            .to_bytes();
+        let (status, _, bytes) = self
+            .send(req.body(Full::new(Bytes::from(body.unwrap_or_default())))?)
+            .await?;
         anyhow::ensure!(status.is_success(), "the registry answered {status}");
         if bytes.is_empty() {
             return Ok(None);
@@ -60,18 +72,35 @@ impl RegistryClient {
         Ok(Some(serde_json::from_slice(&bytes)?))
     }
 
-    /// `GET /v1/internal/routing`: every subscription (secrets sealed) and the catalog.
-    pub async fn routing(&self) -> anyhow::Result<RoutingSnapshot> {
-        self.call("GET", "/v1/internal/routing", None)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the registry sent an empty routing snapshot"))
+    /// `GET /v1/internal/routing`: every subscription (secrets sealed) and the catalog, or
+    /// `Unchanged` when `held` (the `ETag` of the snapshot held) still names the registry's.
+    pub async fn routing(&self, held: Option<&str>) -> anyhow::Result<RoutingRead> {
+        let mut req = self.request("GET", "/v1/internal/routing")?;
+        if let Some(tag) = held {
+            req = req.header("if-none-match", tag);
+        }
+        let (status, headers, bytes) = self.send(req.body(Full::default())?).await?;
+        if status == hyper::StatusCode::NOT_MODIFIED && held.is_some() {
+            return Ok(RoutingRead::Unchanged);
+        }
+        anyhow::ensure!(status.is_success(), "the registry answered {status}");
+        anyhow::ensure!(!bytes.is_empty(), "the registry sent an empty routing snapshot");
+        Ok(RoutingRead::Snapshot {
+            snapshot: serde_json::from_slice(&bytes)?,
+            tag: headers
+                .get(hyper::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
     }
 
     /// [`Self::routing`] as what `hookwire_broker::follow` reads snapshots with.
-    pub fn routing_reader(self) -> Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<RoutingSnapshot>> + Send + Sync> {
-        Arc::new(move || {
+    pub fn routing_reader(
+        self,
+    ) -> Arc<dyn Fn(Option<String>) -> BoxFuture<'static, anyhow::Result<RoutingRead>> + Send + Sync> {
+        Arc::new(move |held| {
             let client = self.clone();
-            Box::pin(async move { client.routing().await })
+            Box::pin(async move { client.routing(held.as_deref()).await })
         })
     }
 

@@ -250,6 +250,9 @@ impl hookwire_broker::follow::Follower for Cache {
         Cache::replace(self, snapshot);
     }
 
+    /// What is held stands; deletions since the last whole snapshot stay in the book.
+    fn unchanged(&self, _asked_at: chrono::DateTime<chrono::Utc>) {}
+
     fn apply(&self, notices: Vec<ChangeNotice>) {
         Cache::apply(self, notices);
     }

@@ -275,6 +275,27 @@ impl Webhook {
     pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Webhook>> {
         webhooks::table.select(Webhook::as_select()).load(conn).await
     }
+
+    /// A version of what `/v1/internal/routing` answers, changed by every change to it: each
+    /// webhook counts with its id and `modified_at` (which every change sets), each catalog type
+    /// with its value and schema, and a deletion changes the count. One scan, nothing sent.
+    pub async fn routing_version(conn: &mut AsyncPgConnection) -> QueryResult<String> {
+        #[derive(QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            version: String,
+        }
+        let row: Version = diesel::sql_query(
+            "SELECT (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text || modified_at::text, 0)), 0) \
+                     FROM webhooks) \
+                 || '-' || \
+                    (SELECT count(*) || '.' || coalesce(sum(hashtextextended(value || ' ' || coalesce(schema::text, ''), 0)), 0) \
+                     FROM event_types) AS version",
+        )
+        .get_result(conn)
+        .await?;
+        Ok(row.version)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::{ETag, EntityTag, Header as _, IfNoneMatch};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Admin;
 use crate::db::idempotency;
@@ -44,13 +45,24 @@ async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every webhook's routing view and the catalog: the publisher's snapshot (secrets stay sealed).
-async fn routing(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
+/// Every webhook's routing view and the catalog: the publisher's snapshot (secrets stay sealed),
+/// with its version as the `ETag`; `304 Not Modified` when `If-None-Match` names the current one.
+/// The version is taken before the data, so data sent is never older than the version it carries.
+async fn routing(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
+    let tag = EntityTag::new_strong(Webhook::routing_version(&mut conn).await?);
+    let held = match IfNoneMatch::parse(&req) {
+        Ok(IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&tag)),
+        Ok(IfNoneMatch::Any) => true,
+        Err(_) => false,
+    };
+    if held {
+        return Ok(HttpResponse::NotModified().insert_header(ETag(tag)).finish());
+    }
     let webhooks = Webhook::all(&mut conn).await?;
     let event_types = EventType::catalog(&mut conn).await?;
     let policy = state.config.webhooks.default_retry_policy;
-    Ok(HttpResponse::Ok().json(RoutingSnapshot {
+    Ok(HttpResponse::Ok().insert_header(ETag(tag)).json(RoutingSnapshot {
         subscriptions: webhooks.iter().map(|w| subscription(w, policy)).collect(),
         event_types,
     }))

@@ -157,6 +157,66 @@ async fn a_change_whose_notice_was_lost_reaches_dispatchers_with_their_next_relo
     env.stop().await;
 }
 
+/// Reloads name the version held and get "unchanged" while the registry's version says so, but
+/// every tenth takes the whole snapshot: a change the version does not show (made here in the
+/// database without touching `modified_at`, as no code of the registry does) still reaches the
+/// dispatchers within ten `registry.resync_interval`s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_the_version_does_not_show_reaches_dispatchers_with_a_whole_reload() {
+    let env = TestEnv::start_with(|o| o.dispatcher.registry.resync_interval = Duration::from_millis(200)).await;
+    let mut old = Receiver::start(500).await;
+    let mut new = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let policy = json!({"strategy": "fixed", "max_retries": 30, "interval_seconds": 1, "max_age_seconds": 600});
+    let w = env
+        .webhook(
+            &key,
+            json!({"url": old.url(), "events": ["person.*"], "retry_policy": policy}),
+        )
+        .await;
+    let id = w["id"].as_str().unwrap();
+    env.wait_routed(1).await;
+    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    old.next(Duration::from_secs(10)).await.expect("the first attempt");
+    // The dispatcher has reloaded the webhook as created and now hears "unchanged".
+    let before = routing_reloads(&env, 304).await;
+    let quiet = eventually(Duration::from_secs(5), || async {
+        (routing_reloads(&env, 304).await >= before + 2).then_some(())
+    })
+    .await;
+    assert!(quiet.is_some(), "reloads are answered `unchanged`");
+
+    let moved = env.psql(&format!(
+        "WITH m AS (UPDATE webhooks SET url = '{}' WHERE id = '{id}' RETURNING 1) SELECT count(*) FROM m",
+        new.url()
+    ));
+    assert_eq!(moved.as_deref(), Some("1"), "the webhook was changed in the database");
+    new.next(Duration::from_secs(15))
+        .await
+        .expect("a retry reaches the new URL");
+    env.stop().await;
+}
+
+/// How many reloads of the routing snapshot the registry answered with `status`.
+async fn routing_reloads(env: &TestEnv, status: u16) -> u64 {
+    let m = env
+        .http
+        .get(&format!("{}/metrics", env.registry), &[])
+        .await
+        .expect("the registry answers");
+    let wanted = format!("status=\"{status}\"");
+    m.body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.contains("http_requests_total{") && l.contains("route=\"/v1/internal/routing\"") && l.contains(&wanted)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_test_event_is_sent_on_request_and_logged_as_test() {
     let env = TestEnv::start().await;
