@@ -5,7 +5,7 @@
 //! publishers and dispatchers still converge: they reload the whole snapshot from
 //! `/v1/internal/routing` every `registry.resync_interval` and whenever they reconnect.
 
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::Utc;
 use hookwire_broker::{Link, Outgoing};
 use hookwire_core::messages::{AuthHeader, CatalogType, ChangeNotice, Subscription, Target};
 use hookwire_core::retry::RetryPolicy;
@@ -43,16 +43,8 @@ pub fn target(w: &Webhook, default_policy: RetryPolicy) -> Target {
         timeout_seconds: u32::try_from(w.timeout_seconds).unwrap_or(30),
         retry_policy: serde_json::from_value(w.retry_policy.clone()).unwrap_or(default_policy),
         rate_limit_per_second: w.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
-        modified_at: Some(version(w)),
+        modified_at: Some(w.modified_at),
     }
-}
-
-/// The webhook's `modified_at` as PostgreSQL keeps it (to the microsecond), so a notice sent with
-/// the row just written and a snapshot read back from the database name one version alike;
-/// otherwise every task routed after a notice looked newer than the dispatcher's reloaded
-/// snapshot, and kept its own settings over a change the dispatcher had reloaded.
-fn version(w: &Webhook) -> DateTime<Utc> {
-    w.modified_at.trunc_subsecs(6)
 }
 
 /// The routing view of a webhook.
@@ -62,7 +54,7 @@ pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
         channels: w.channels.clone(),
         is_active: w.is_active,
         is_test: w.is_test,
-        modified_at: version(w),
+        modified_at: w.modified_at,
         target: target(w, default_policy),
     }
 }

@@ -348,7 +348,7 @@ pub(crate) async fn create(
     caller.require("webhooks:write")?;
     caller.require_webhooks_enabled()?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    let now = Utc::now();
+    let now = crate::db::now();
     let mut w = Webhook {
         id: hookwire_core::id::v7(),
         tenant_id: caller.tenant_id(),
@@ -459,7 +459,7 @@ pub(crate) async fn update(
         ));
     }
     apply(&state, body, &mut w, false).await?;
-    w.modified_at = Utc::now();
+    w.modified_at = crate::db::now();
     let mut conn = state.pool.get().await?;
     Webhook::update(&mut conn, &w).await?;
     state.notices.upserted(&w).await;
@@ -589,7 +589,7 @@ pub(crate) async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let mut w = find(&state, &caller, &id).await?;
-    let now = Utc::now();
+    let now = crate::db::now();
     let overlap =
         chrono::Duration::from_std(state.config.webhooks.secret_rotation_overlap).map_err(ApiError::internal)?;
     w.previous_secret_sealed = Some(std::mem::replace(

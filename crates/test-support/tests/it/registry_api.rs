@@ -441,7 +441,13 @@ async fn the_routing_snapshot_is_sent_again_only_after_a_change() {
         .await;
     assert_eq!(patched.status, 200, "{patched:?}");
     let (snapshot, held) = sent_again(&env, &held, "patched").await;
-    assert_eq!(listed(&snapshot, id).unwrap()["target"]["url"], "http://127.0.0.1:2/");
+    let routed = listed(&snapshot, id).unwrap();
+    assert_eq!(routed["target"]["url"], "http://127.0.0.1:2/");
+    // One version, named alike in the answer to the change, in the API and in the snapshot.
+    let read = env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await;
+    assert_eq!(read.body["modified_at"], patched.body["modified_at"]);
+    let at = |v: &Value| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    assert_eq!(at(&routed["modified_at"]), at(&patched.body["modified_at"]));
 
     let deleted = env.api("DELETE", &format!("/v1/webhooks/{id}"), &key, None).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
