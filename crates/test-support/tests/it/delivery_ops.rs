@@ -119,42 +119,72 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
     env.stop().await;
 }
 
+/// A webhook whose receiver fails every attempt (retried every second), once its first attempt
+/// has been made, with a dispatcher that reloads the registry's snapshot every `resync`; and a
+/// healthy receiver to move it to.
+struct Failing {
+    env: TestEnv,
+    key: String,
+    id: String,
+    new: Receiver,
+    _old: Receiver,
+}
+
+impl Failing {
+    async fn start(resync: Duration) -> Self {
+        let env = TestEnv::start_with(|o| o.dispatcher.registry.resync_interval = resync).await;
+        let mut old = Receiver::start(500).await;
+        let new = Receiver::start(200).await;
+        let (tenant, key) = env.tenant("acme").await;
+        let policy = json!({"strategy": "fixed", "max_retries": 30, "interval_seconds": 1, "max_age_seconds": 600});
+        let w = env
+            .webhook(
+                &key,
+                json!({"url": old.url(), "events": ["person.*"], "retry_policy": policy}),
+            )
+            .await;
+        env.wait_routed(1).await;
+        env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
+            .await;
+        old.next(Duration::from_secs(10)).await.expect("the first attempt");
+        let id = w["id"].as_str().unwrap().to_owned();
+        Self {
+            env,
+            key,
+            id,
+            new,
+            _old: old,
+        }
+    }
+
+    /// Moves the webhook to the healthy receiver in the database, behind the registry's back (no
+    /// notice), setting `also` besides the URL.
+    fn move_in_database(&self, also: &str) {
+        let moved = self.env.psql(&format!(
+            "WITH m AS (UPDATE webhooks SET url = '{}'{also} WHERE id = '{}' RETURNING 1) SELECT count(*) FROM m",
+            self.new.url(),
+            self.id
+        ));
+        assert_eq!(moved.as_deref(), Some("1"), "the webhook was changed in the database");
+    }
+}
+
 /// A change whose notice never came (made here in the database, which sends none; in life the
 /// broker away when the registry sent it) reaches the dispatchers with their next reload of the
 /// registry's snapshot (`registry.resync_interval`, 1 s here): the next retry goes to the new URL.
 /// A dispatcher used to read that snapshot only once, at start, and kept the old URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_whose_notice_was_lost_reaches_dispatchers_with_their_next_reload() {
-    let env = TestEnv::start_with(|o| o.dispatcher.registry.resync_interval = Duration::from_secs(1)).await;
-    let mut old = Receiver::start(500).await;
-    let mut new = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    let policy = json!({"strategy": "fixed", "max_retries": 20, "interval_seconds": 1, "max_age_seconds": 600});
-    let w = env
-        .webhook(
-            &key,
-            json!({"url": old.url(), "events": ["person.*"], "retry_policy": policy}),
-        )
-        .await;
-    let id = w["id"].as_str().unwrap();
-    env.wait_routed(1).await;
-    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
-        .await;
-    old.next(Duration::from_secs(10)).await.expect("the first attempt");
-
-    let moved = env.psql(&format!(
-        "WITH m AS (UPDATE webhooks SET url = '{}', modified_at = now() WHERE id = '{id}' RETURNING 1) \
-         SELECT count(*) FROM m",
-        new.url()
-    ));
-    assert_eq!(moved.as_deref(), Some("1"), "the webhook was changed in the database");
-    let got = new
+    let mut f = Failing::start(Duration::from_secs(1)).await;
+    f.move_in_database(", modified_at = now()");
+    let got = f
+        .new
         .next(Duration::from_secs(10))
         .await
         .expect("a retry reaches the new URL");
-    let delivered = env.delivery_in(&key, id, "success").await;
+    let delivered = f.env.delivery_in(&f.key, &f.id, "success").await;
     assert_eq!(got.header("webhook-id"), delivered["event_id"].as_str());
-    env.stop().await;
+    f.env.stop().await;
 }
 
 /// Reloads name the version held and get "unchanged" while the registry's version says so, but
@@ -163,39 +193,20 @@ async fn a_change_whose_notice_was_lost_reaches_dispatchers_with_their_next_relo
 /// dispatchers within ten `registry.resync_interval`s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_the_version_does_not_show_reaches_dispatchers_with_a_whole_reload() {
-    let env = TestEnv::start_with(|o| o.dispatcher.registry.resync_interval = Duration::from_millis(200)).await;
-    let mut old = Receiver::start(500).await;
-    let mut new = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    let policy = json!({"strategy": "fixed", "max_retries": 30, "interval_seconds": 1, "max_age_seconds": 600});
-    let w = env
-        .webhook(
-            &key,
-            json!({"url": old.url(), "events": ["person.*"], "retry_policy": policy}),
-        )
-        .await;
-    let id = w["id"].as_str().unwrap();
-    env.wait_routed(1).await;
-    env.publish(json!({"type": "person.created", "tenant_id": tenant, "data": {}}))
-        .await;
-    old.next(Duration::from_secs(10)).await.expect("the first attempt");
+    let mut f = Failing::start(Duration::from_millis(200)).await;
     // The dispatcher has reloaded the webhook as created and now hears "unchanged".
-    let before = routing_reloads(&env, 304).await;
+    let before = routing_reloads(&f.env, 304).await;
     let quiet = eventually(Duration::from_secs(5), || async {
-        (routing_reloads(&env, 304).await >= before + 2).then_some(())
+        (routing_reloads(&f.env, 304).await >= before + 2).then_some(())
     })
     .await;
     assert!(quiet.is_some(), "reloads are answered `unchanged`");
-
-    let moved = env.psql(&format!(
-        "WITH m AS (UPDATE webhooks SET url = '{}' WHERE id = '{id}' RETURNING 1) SELECT count(*) FROM m",
-        new.url()
-    ));
-    assert_eq!(moved.as_deref(), Some("1"), "the webhook was changed in the database");
-    new.next(Duration::from_secs(15))
+    f.move_in_database("");
+    f.new
+        .next(Duration::from_secs(15))
         .await
         .expect("a retry reaches the new URL");
-    env.stop().await;
+    f.env.stop().await;
 }
 
 /// How many reloads of the routing snapshot the registry answered with `status`.
