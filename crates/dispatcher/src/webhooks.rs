@@ -19,6 +19,14 @@ pub enum Known {
     Deleted,
 }
 
+/// How far a publisher's clock (which stamps events) may run behind this dispatcher's (which
+/// stamps snapshots): a webhook not heard of yet, for an event stamped less than this before the
+/// snapshot, may be one created just after it, so its task keeps its own settings; older, the
+/// webhook was deleted. Within the margin a webhook deleted behind a lost notice may get an
+/// attempt; without it, a publisher's clock a little behind could end a new webhook's first
+/// delivery as deleted.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
 #[derive(Default)]
 pub struct Webhooks {
     state: RwLock<State>,
@@ -48,7 +56,7 @@ impl Webhooks {
         }
         state
             .snapshot_at
-            .filter(|at| event_created_at < *at)
+            .filter(|at| event_created_at < *at - CLOCK_SKEW)
             .map(|_| Known::Deleted)
     }
 }
@@ -120,6 +128,23 @@ mod tests {
         s.modified_at = modified_at;
         s.target.modified_at = Some(modified_at);
         s
+    }
+
+    #[test]
+    fn a_webhook_not_heard_of_is_taken_for_deleted_only_for_events_well_before_the_snapshot() {
+        let webhooks = Webhooks::default();
+        let asked = Utc::now();
+        webhooks.replace(RoutingSnapshot::default(), asked);
+        let id = Uuid::from_u128(7);
+        // A webhook created just after the snapshot, its first event stamped by a publisher whose
+        // clock runs a second behind: the task keeps its own settings.
+        let stamped = asked - Duration::seconds(1);
+        assert!(webhooks.get(id, stamped, Some(stamped)).is_none());
+        // An event from a minute before the snapshot, for a webhook it does not list: deleted.
+        assert!(matches!(
+            webhooks.get(id, asked - Duration::minutes(1), None),
+            Some(Known::Deleted)
+        ));
     }
 
     #[test]
