@@ -123,10 +123,16 @@ async fn session(
                         let (subscriptions, first) = (snapshot.subscriptions.len(), !follower.is_loaded());
                         held = tag;
                         reads = 1;
-                        follower.replace(snapshot, asked_at);
-                        if !replayed.is_empty() {
-                            follower.apply(replayed);
-                        }
+                        // Taking in 100,000 webhooks takes tens of milliseconds: off the
+                        // runtime's threads, so deliveries and routing go on meanwhile.
+                        let taker = follower.clone();
+                        tokio::task::spawn_blocking(move || {
+                            taker.replace(snapshot, asked_at);
+                            if !replayed.is_empty() {
+                                taker.apply(replayed);
+                            }
+                        })
+                        .await?;
                         if first {
                             tracing::info!(service, subscriptions, "webhooks loaded from the registry");
                         } else {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hookwire_core::messages::RoutingRead;
+use hookwire_core::messages::{RoutingRead, RoutingSnapshot};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -85,8 +85,10 @@ impl RegistryClient {
         }
         anyhow::ensure!(status.is_success(), "the registry answered {status}");
         anyhow::ensure!(!bytes.is_empty(), "the registry sent an empty routing snapshot");
+        // Decoding takes about 0.2 s at 100,000 webhooks (63 MB): off the runtime's threads.
+        let snapshot = tokio::task::spawn_blocking(move || serde_json::from_slice::<RoutingSnapshot>(&bytes)).await??;
         Ok(RoutingRead::Snapshot {
-            snapshot: serde_json::from_slice(&bytes)?,
+            snapshot,
             tag: headers
                 .get(hyper::header::ETAG)
                 .and_then(|v| v.to_str().ok())
