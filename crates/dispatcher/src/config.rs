@@ -69,6 +69,10 @@ pub struct DeliveryConfig {
     /// Grace period for in-flight attempts on SIGTERM. Default 25 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub drain_timeout: Duration,
+    /// How often the dispatchers consuming tasks are counted (the deliveries queue's consumers),
+    /// to share each webhook's `rate_limit_per_second` among them. Default 5 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub replica_census_interval: Duration,
 }
 
 impl Config {

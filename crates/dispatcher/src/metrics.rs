@@ -24,6 +24,7 @@ pub struct Metrics {
     pub spilled: Counter,
     pub dead_lettered: Counter,
     pub in_flight: Gauge,
+    pub replicas: Gauge,
 }
 
 impl Default for Metrics {
@@ -39,6 +40,7 @@ impl Default for Metrics {
             spilled: Counter::default(),
             dead_lettered: Counter::default(),
             in_flight: Gauge::default(),
+            replicas: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -85,6 +87,11 @@ impl Default for Metrics {
             "in_flight",
             "Tasks being worked on by this replica",
             m.in_flight.clone(),
+        );
+        registry.register(
+            "replicas",
+            "Dispatchers consuming tasks, this one included, as last counted: each paces a webhook's rate_limit_per_second at rate / replicas",
+            m.replicas.clone(),
         );
         Self { registry, ..m }
     }

@@ -16,7 +16,7 @@
 //! everybody else.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use hookwire_broker::lapin::options::{
     BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
 use hookwire_broker::lapin::types::FieldTable;
 use hookwire_broker::lapin::{Acker, Channel, Connection};
@@ -79,6 +80,9 @@ pub struct Worker {
     /// Requests to failing webhooks, across webhooks: `max_in_flight_failing`.
     failing_room: Arc<Semaphore>,
     started: std::time::Instant,
+    /// Dispatchers consuming tasks, this one included, as last counted: each paces a webhook's
+    /// attempts at `rate_limit_per_second / replicas`.
+    replicas: AtomicU32,
 }
 
 /// What became of a task.
@@ -107,6 +111,7 @@ impl Worker {
             webhooks,
             gates: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
+            replicas: AtomicU32::new(1),
         }
     }
 
@@ -114,10 +119,13 @@ impl Worker {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Waits for this webhook's next slot under `rate` attempts per second (one instance
-    /// cannot see the others: with N dispatchers a webhook gets up to N × rate).
+    /// Waits for this webhook's next slot under `rate` attempts per second across all
+    /// dispatchers: tasks are spread evenly over the replicas consuming them (RabbitMQ hands them
+    /// out in turn), so each paces at `rate / replicas`. A replica that gets more than its share
+    /// of one webhook's tasks sends them more slowly; together they do not exceed `rate`.
     async fn pace(&self, gate: &Gate, rate: u32) {
-        let interval = 1_000_000 / u64::from(rate.max(1));
+        let replicas = u64::from(self.replicas.load(Ordering::Relaxed).max(1));
+        let interval = 1_000_000 * replicas / u64::from(rate.max(1));
         let now = self.started.elapsed().as_micros() as u64;
         let mut slot = gate.next_slot_us.load(Ordering::Acquire);
         loop {
@@ -207,6 +215,34 @@ impl Worker {
             .clone()
     }
 
+    /// Counts the dispatchers consuming tasks (the deliveries queue's consumers, one per
+    /// replica) every `replica_census_interval`, on `channel`, for as long as the session lasts.
+    /// A count that fails keeps the last one.
+    async fn census(self: Arc<Self>, channel: Channel) {
+        let queue = self.topology.deliveries_queue();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        loop {
+            match channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+            {
+                Ok(q) => {
+                    let replicas = q.consumer_count().max(1);
+                    self.replicas.store(replicas, Ordering::Relaxed);
+                    self.metrics.replicas.set(i64::from(replicas));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot count the dispatchers; rate limits keep the last count");
+                    return;
+                }
+            }
+            tokio::time::sleep(self.config.delivery.replica_census_interval).await;
+        }
+    }
+
     /// Consumes tasks on `conn` until `cancel` fires, then drains in-flight work.
     pub async fn session(self: Arc<Self>, conn: Connection, cancel: CancellationToken) -> anyhow::Result<()> {
         let consume = conn.create_channel().await?;
@@ -250,6 +286,7 @@ impl Worker {
             self.topology.ledger_queue(),
             pending,
         )));
+        let _census = AbortOnDropHandle::new(tokio::spawn(self.clone().census(conn.create_channel().await?)));
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),

@@ -327,6 +327,7 @@ impl TestEnv {
             .env("HOOKWIRE__REGISTRY__URL", &self.registry)
             .env("HOOKWIRE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s")
+            .env("HOOKWIRE__DELIVERY__REPLICA_CENSUS_INTERVAL", "500ms")
             .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

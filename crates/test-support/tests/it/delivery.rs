@@ -348,6 +348,77 @@ async fn a_webhooks_rate_limit_spaces_its_deliveries() {
     env.stop().await;
 }
 
+/// A webhook's rate limit holds across dispatcher replicas: each counts the dispatchers
+/// consuming tasks and paces at its share of the rate. Before, each paced at the whole rate, and
+/// two replicas sent up to twice it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhooks_rate_limit_holds_across_dispatcher_replicas() {
+    let env = TestEnv::start_with(|o| o.dispatcher.delivery.replica_census_interval = Duration::from_millis(200)).await;
+    /// Stops the second dispatcher however the test ends.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = hookwire_test_support::free_port();
+    let _second = Stopped(env.spawn_dispatcher_process(port).await);
+    let second_url = format!("http://127.0.0.1:{port}");
+    let dispatchers = [env.dispatcher.clone(), second_url];
+    let metric = |url: String, line: &'static str| {
+        let http = env.http.clone();
+        async move {
+            let text = http.get(&format!("{url}/metrics"), &[]).await.ok()?.body;
+            text.as_str()?
+                .lines()
+                .find_map(|l| l.strip_prefix(line)?.trim().parse::<f64>().ok())
+        }
+    };
+    let both_count_two = hookwire_test_support::eventually(Duration::from_secs(15), || async {
+        for url in &dispatchers {
+            (metric(url.clone(), "hookwire_dispatcher_replicas ").await? == 2.0).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+    assert!(both_count_two.is_some(), "both dispatchers count two replicas");
+
+    let mut rx = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": rx.url(), "events": ["*"], "rate_limit_per_second": 4}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    for n in 0..16 {
+        env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+            .await;
+    }
+    let first = rx.next(Duration::from_secs(10)).await.expect("first delivery");
+    let mut last = first.at;
+    for _ in 1..16 {
+        last = rx
+            .next(Duration::from_secs(15))
+            .await
+            .expect("every delivery arrives")
+            .at;
+    }
+    // 16 deliveries at 4/s in all: fifteen intervals of 250 ms (1.75 s when each replica paced
+    // at 4/s by itself).
+    let spread = last - first.at;
+    assert!(
+        spread >= Duration::from_millis(3000),
+        "16 deliveries within {spread:?} at 4/s across two dispatchers"
+    );
+    for url in dispatchers {
+        let sent = metric(url.clone(), "hookwire_dispatcher_attempts_total{outcome=\"success\"} ").await;
+        assert!(sent.unwrap_or_default() > 0.0, "{url} delivered some of them");
+    }
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_connection_to_a_receiver_is_closed_after_the_pool_idle_timeout() {
     let env = TestEnv::start_with(|o| o.dispatcher.delivery.pool_idle_timeout = Duration::from_secs(1)).await;
