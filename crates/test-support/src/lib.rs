@@ -307,8 +307,9 @@ impl TestEnv {
     }
 
     /// Starts a dispatcher as a separate process (the `hookwire-dispatcher` binary next to the
-    /// test binary), so a test can SIGKILL it. Waits until it consumes.
-    pub async fn spawn_dispatcher_process(&self, port: u16) -> std::process::Child {
+    /// test binary), so a test can SIGKILL it. Waits until it consumes. The process is killed
+    /// when the handle is dropped, so a failing test leaves none behind.
+    pub async fn spawn_dispatcher_process(&self, port: u16) -> DispatcherProcess {
         let exe = std::env::current_exe().expect("the test binary's path");
         let bin = exe
             .parent()
@@ -332,8 +333,9 @@ impl TestEnv {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the dispatcher binary starts");
+        let process = DispatcherProcess(child);
         self.wait_ready(&format!("http://127.0.0.1:{port}")).await;
-        child
+        process
     }
 
     /// A channel on a fresh connection to this installation's broker (keep the connection).
@@ -371,7 +373,7 @@ impl TestEnv {
     /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
     /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
     /// the kill waits 300 ms for them first.
-    pub async fn kill_dispatcher(&self, mut dispatcher: std::process::Child, queue: &str) -> u32 {
+    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, queue: &str) -> u32 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         dispatcher.kill().expect("SIGKILL the dispatcher");
         let _ = dispatcher.wait();
@@ -504,9 +506,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Stops a service started as a separate process the way Kubernetes does (SIGTERM) and waits
+/// Stops a dispatcher started as a separate process the way Kubernetes does (SIGTERM) and waits
 /// until it has exited.
-pub fn terminate(mut service: std::process::Child) -> std::process::ExitStatus {
+pub fn terminate(mut service: DispatcherProcess) -> std::process::ExitStatus {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &service.id().to_string()])
         .status()
@@ -562,4 +564,28 @@ pub fn verify_with_reference_library(secret: &str, received: &Received) -> anyho
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
+}
+
+/// A dispatcher started as a process by [`TestEnv::spawn_dispatcher_process`]; killed when
+/// dropped (a test that panics would otherwise leave it running, holding its output pipes).
+pub struct DispatcherProcess(std::process::Child);
+
+impl std::ops::Deref for DispatcherProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DispatcherProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for DispatcherProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

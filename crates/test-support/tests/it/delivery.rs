@@ -354,16 +354,8 @@ async fn a_webhooks_rate_limit_spaces_its_deliveries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_webhooks_rate_limit_holds_across_dispatcher_replicas() {
     let env = TestEnv::start_with(|o| o.dispatcher.delivery.replica_census_interval = Duration::from_millis(200)).await;
-    /// Stops the second dispatcher however the test ends.
-    struct Stopped(std::process::Child);
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let port = hookwire_test_support::free_port();
-    let _second = Stopped(env.spawn_dispatcher_process(port).await);
+    let _second = env.spawn_dispatcher_process(port).await;
     let second_url = format!("http://127.0.0.1:{port}");
     let dispatchers = [env.dispatcher.clone(), second_url];
     let metric = |url: String, line: &'static str| {
