@@ -311,32 +311,38 @@ async fn a_retry_after_from_the_receiver_is_honoured() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_webhooks_rate_limit_spaces_its_deliveries() {
-    let env = TestEnv::start().await;
+/// Publishes `count` events, one request each, to a new webhook limited to `rate` per second and
+/// says how long from the first delivery to the last.
+async fn rate_limited_spread(env: &TestEnv, rate: u32, count: usize) -> Duration {
     let mut rx = Receiver::start(200).await;
     let (tenant, key) = env.tenant("acme").await;
     env.webhook(
         &key,
-        json!({"url": rx.url(), "events": ["*"], "rate_limit_per_second": 5}),
+        json!({"url": rx.url(), "events": ["*"], "rate_limit_per_second": rate}),
     )
     .await;
     env.wait_routed(1).await;
-    for n in 0..10 {
+    for n in 0..count {
         env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
             .await;
     }
     let first = rx.next(Duration::from_secs(10)).await.expect("first delivery");
     let mut last = first.at;
-    for _ in 1..10 {
+    for _ in 1..count {
         last = rx
-            .next(Duration::from_secs(10))
+            .next(Duration::from_secs(15))
             .await
             .expect("every delivery arrives")
             .at;
     }
+    last - first.at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhooks_rate_limit_spaces_its_deliveries() {
+    let env = TestEnv::start().await;
     // 10 deliveries at 5/s: nine intervals of 200 ms.
-    let spread = last - first.at;
+    let spread = rate_limited_spread(&env, 5, 10).await;
     assert!(
         spread >= Duration::from_millis(1700),
         "10 deliveries within {spread:?} at 5/s"
@@ -376,30 +382,9 @@ async fn a_webhooks_rate_limit_holds_across_dispatcher_replicas() {
     .await;
     assert!(both_count_two.is_some(), "both dispatchers count two replicas");
 
-    let mut rx = Receiver::start(200).await;
-    let (tenant, key) = env.tenant("acme").await;
-    env.webhook(
-        &key,
-        json!({"url": rx.url(), "events": ["*"], "rate_limit_per_second": 4}),
-    )
-    .await;
-    env.wait_routed(1).await;
-    for n in 0..16 {
-        env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
-            .await;
-    }
-    let first = rx.next(Duration::from_secs(10)).await.expect("first delivery");
-    let mut last = first.at;
-    for _ in 1..16 {
-        last = rx
-            .next(Duration::from_secs(15))
-            .await
-            .expect("every delivery arrives")
-            .at;
-    }
     // 16 deliveries at 4/s in all: fifteen intervals of 250 ms (1.75 s when each replica paced
     // at 4/s by itself).
-    let spread = last - first.at;
+    let spread = rate_limited_spread(&env, 4, 16).await;
     assert!(
         spread >= Duration::from_millis(3000),
         "16 deliveries within {spread:?} at 4/s across two dispatchers"
