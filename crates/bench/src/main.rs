@@ -578,6 +578,13 @@ async fn main() -> anyhow::Result<()> {
             "",
         );
         b.row(name, "feed event (100,000 matches)", micros(costs.feed_event), "µs", "");
+        b.row(
+            name,
+            "feed event of a type 100 webhooks take (100 matches)",
+            micros(costs.narrow_feed_event),
+            "µs",
+            "",
+        );
         b.row(name, "one webhook change", micros(costs.change), "µs", "");
     }
 

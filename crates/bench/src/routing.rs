@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 pub const WEBHOOKS: usize = 100_000;
 pub const TENANTS: usize = 10_000;
+/// Webhooks, besides those, subscribed to a feed type no other webhook takes.
+pub const FEED_SUBSCRIBERS: usize = 100;
 
 /// Mean cost of each operation.
 pub struct Costs {
@@ -21,6 +23,8 @@ pub struct Costs {
     pub tenant_event: Duration,
     /// Routing a feed event (no tenant: matching every webhook).
     pub feed_event: Duration,
+    /// Routing a feed event of a type only `FEED_SUBSCRIBERS` webhooks take.
+    pub narrow_feed_event: Duration,
     /// Taking in one change notice.
     pub change: Duration,
 }
@@ -49,8 +53,13 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
     let ids: Vec<Uuid> = (0..tenants).map(|_| Uuid::new_v4()).collect();
     let per_tenant = webhooks / tenants;
     let cache = Cache::default();
+    let narrow =
+        (0..FEED_SUBSCRIBERS).map(|i| fixtures::subscription(ids[i % tenants], &["series_updated"], &[], false, true));
     cache.replace(RoutingSnapshot {
-        subscriptions: (0..webhooks).map(|i| subscription(ids[i % tenants])).collect(),
+        subscriptions: (0..webhooks)
+            .map(|i| subscription(ids[i % tenants]))
+            .chain(narrow)
+            .collect(),
         event_types: vec![],
     });
     let tenant_events: Vec<Event> = ids.iter().take(1_000).map(|t| event(Some(*t))).collect();
@@ -63,6 +72,8 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
     )?;
     let feed = event(None);
     let feed_event = mean(20, || routes.route(&feed), |r| r.len() == webhooks)?;
+    let narrow_feed = fixtures::event(None, "series_updated", &[], false);
+    let narrow_feed_event = mean(200, || routes.route(&narrow_feed), |r| r.len() == FEED_SUBSCRIBERS)?;
     drop(routes);
     let mut changed = subscription(ids[0]);
     let change = mean(
@@ -74,11 +85,12 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
             }]);
             cache.routes()
         },
-        |routes: &Arc<hookwire_publisher::cache::Routes>| routes.len() == webhooks + 1,
+        |routes: &Arc<hookwire_publisher::cache::Routes>| routes.len() == webhooks + FEED_SUBSCRIBERS + 1,
     )?;
     Ok(Costs {
         tenant_event,
         feed_event,
+        narrow_feed_event,
         change,
     })
 }
@@ -88,7 +100,8 @@ mod tests {
     #[test]
     fn the_measured_operations_give_the_right_answers() {
         // `measure` fails the run when an answer is wrong: 10 matches per tenant event, every
-        // webhook for a feed event, one more webhook after the change.
+        // webhook for a feed event, its 100 subscribers for the narrow feed, one more webhook
+        // after the change.
         super::measure(1_000, 100).expect("every answer right");
     }
 }
