@@ -5,13 +5,15 @@
 //! is matched against that tenant's webhooks only (0.6 µs with 100,000 webhooks in 10,000
 //! tenants, against 1.2 ms when every event went through all of them), and a batch of notices
 //! copies the tenants' index once and rebuilds only the lists it changed (0.13 ms a notice
-//! there, against 1.5 ms for a copy of everything). `hookwire_broker::follow` keeps it in step with the
+//! there, against 1.5 ms for a copy of everything). A feed event (no tenant) goes to its type's
+//! subscribers, found by the type's first feed event and kept until a change touches the type.
+//! `hookwire_broker::follow` keeps it in step with the
 //! registry: its snapshot at every broker (re)connect and every `registry.resync_interval`, and
 //! the change notices in between; a notice older than what the cache holds is ignored
 //! (`modified_at`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hookwire_core::messages::{ChangeNotice, Event, RoutingSnapshot, Subscription};
 use hookwire_core::patterns;
@@ -25,14 +27,21 @@ use crate::config::Config;
 #[derive(Debug, Default)]
 pub struct Routes {
     /// Each tenant's subscriptions. A tenant's event is matched against its tenant's webhooks
-    /// only, so routing it costs that tenant's webhooks, not the installation's; a feed event
-    /// (no tenant) goes through them all.
+    /// only, so routing it costs that tenant's webhooks, not the installation's.
     by_tenant: HashMap<Uuid, Arc<[Arc<Subscription>]>>,
+    /// Each catalog type's subscribers across tenants (whose patterns take it), found by the
+    /// first feed event of the type that needs them and kept until a change touches the type:
+    /// a feed event (no tenant) then costs its type's subscribers, not every webhook (5 µs
+    /// against 37 ms for 100 matches with 100,000 webhooks), and a change costs no rebuild.
+    by_type: HashMap<String, OnceLock<Feed>>,
     /// Subscriptions in all.
     count: usize,
     /// Event type → its compiled JSON Schema, if any.
     types: HashMap<String, Option<Arc<jsonschema::Validator>>>,
 }
+
+/// The subscribers of one event type.
+type Feed = Arc<[Arc<Subscription>]>;
 
 /// Compiles a catalog schema. The registry refuses invalid schemas, so a failure here means the
 /// catalog changed under us: the type is then accepted without its schema, loudly.
@@ -79,6 +88,16 @@ impl Routes {
         self.count == 0
     }
 
+    /// Every subscription whose patterns take `event_type`, across tenants: a walk over all.
+    fn subscribers(&self, event_type: &str) -> Feed {
+        self.by_tenant
+            .values()
+            .flat_map(|s| s.iter())
+            .filter(|s| patterns::any_matches(&s.events, event_type))
+            .cloned()
+            .collect()
+    }
+
     /// The subscriptions an event goes to (contract §4): active ones only; test events only to
     /// test webhooks and production events only to the others; a tenant's event only to that
     /// tenant, a feed event (no tenant) to all; patterns; and channels when the webhook has any.
@@ -95,13 +114,21 @@ impl Routes {
                 .get(&tenant)
                 .map(|subscriptions| subscriptions.iter().filter(takes).cloned().collect())
                 .unwrap_or_default(),
-            None => self
-                .by_tenant
-                .values()
-                .flat_map(|s| s.iter())
-                .filter(takes)
-                .cloned()
-                .collect(),
+            None => match self.by_type.get(&event.event_type) {
+                Some(feed) => feed
+                    .get_or_init(|| self.subscribers(&event.event_type))
+                    .iter()
+                    .filter(takes)
+                    .cloned()
+                    .collect(),
+                // A type outside the catalog (ingest refuses those).
+                None => self
+                    .subscribers(&event.event_type)
+                    .iter()
+                    .filter(takes)
+                    .cloned()
+                    .collect(),
+            },
         }
     }
 }
@@ -147,8 +174,14 @@ impl Book {
         self.tenants.get(self.tenant_of.get(&id)?)?.get(&id)
     }
 
-    /// Takes in one change; adds the tenants whose lists it changed to `touched`.
-    fn apply(&mut self, notice: ChangeNotice, touched: &mut Vec<Uuid>) {
+    /// Takes in one change; adds the tenants whose lists it changed to `touched`, and the
+    /// webhook it changed, with the version held before, to `changed`.
+    fn apply(
+        &mut self,
+        notice: ChangeNotice,
+        touched: &mut Vec<Uuid>,
+        changed: &mut Vec<(Uuid, Option<Arc<Subscription>>)>,
+    ) {
         match notice {
             ChangeNotice::Upserted { subscription } => {
                 let (id, modified_at) = (subscription.target.webhook_id, subscription.modified_at);
@@ -156,12 +189,14 @@ impl Book {
                 if deleted_since || self.held(id).is_some_and(|old| old.modified_at > modified_at) {
                     return;
                 }
+                changed.push((id, self.held(id).cloned()));
                 touched.extend(self.remove(id));
                 touched.push(subscription.target.tenant_id);
                 self.insert(Arc::from(subscription));
             }
             ChangeNotice::Deleted { webhook_id, deleted_at } => {
                 self.deleted.insert(webhook_id, deleted_at);
+                changed.push((webhook_id, self.held(webhook_id).cloned()));
                 touched.extend(self.remove(webhook_id));
             }
             ChangeNotice::EventTypeUpserted { .. } => {}
@@ -173,6 +208,34 @@ impl Book {
         let subscriptions = self.tenants.get(&tenant).filter(|t| !t.is_empty())?;
         Some(subscriptions.values().cloned().collect())
     }
+}
+
+/// The types' subscriber lists after `changed` webhooks changed (each with the version held
+/// before; `book` holds the new one, or none once deleted), and `new_types` joined the catalog:
+/// a type a changed webhook took before or takes now is found again by its next feed event;
+/// the others keep theirs.
+fn refeed<'a>(
+    book: &Book,
+    feeds: &HashMap<String, OnceLock<Feed>>,
+    changed: &[(Uuid, Option<Arc<Subscription>>)],
+    new_types: impl Iterator<Item = &'a String>,
+) -> HashMap<String, OnceLock<Feed>> {
+    let versions: Vec<&Subscription> = changed
+        .iter()
+        .filter_map(|(_, old)| old.as_deref())
+        .chain(changed.iter().filter_map(|(id, _)| book.held(*id).map(|s| &**s)))
+        .collect();
+    let mut feeds: HashMap<String, OnceLock<Feed>> = feeds
+        .iter()
+        .map(|(event_type, feed)| {
+            let touched = versions.iter().any(|s| patterns::any_matches(&s.events, event_type));
+            (event_type.clone(), if touched { OnceLock::new() } else { feed.clone() })
+        })
+        .collect();
+    for event_type in new_types {
+        feeds.entry(event_type.clone()).or_default();
+    }
+    feeds
 }
 
 impl Cache {
@@ -191,17 +254,19 @@ impl Cache {
         for s in snapshot.subscriptions {
             book.insert(Arc::new(s));
         }
+        let types: HashMap<String, Option<Arc<jsonschema::Validator>>> = snapshot
+            .event_types
+            .into_iter()
+            .map(|t| {
+                let compiled = compile(&t.value, t.schema);
+                (t.value, compiled)
+            })
+            .collect();
         let routes = Routes {
             by_tenant: book.tenants.keys().filter_map(|t| Some((*t, book.list(*t)?))).collect(),
+            by_type: types.keys().map(|t| (t.clone(), OnceLock::new())).collect(),
             count: book.tenant_of.len(),
-            types: snapshot
-                .event_types
-                .into_iter()
-                .map(|t| {
-                    let compiled = compile(&t.value, t.schema);
-                    (t.value, compiled)
-                })
-                .collect(),
+            types,
         };
         let mut held = self.book.lock().expect("cache lock is never poisoned");
         *self.current.write().expect("cache lock is never poisoned") = Arc::new(routes);
@@ -214,12 +279,13 @@ impl Cache {
         let mut book = self.book.lock().expect("cache lock is never poisoned");
         let mut tenants = Vec::new();
         let mut types = Vec::new();
+        let mut changed = Vec::new();
         for notice in notices {
             if let ChangeNotice::EventTypeUpserted { event_type } = notice {
                 let compiled = compile(&event_type.value, event_type.schema);
                 types.push((event_type.value, compiled));
             } else {
-                book.apply(notice, &mut tenants);
+                book.apply(notice, &mut tenants, &mut changed);
             }
         }
         tenants.sort_unstable();
@@ -235,10 +301,12 @@ impl Cache {
                 None => by_tenant.remove(&tenant),
             };
         }
+        let by_type = refeed(&book, &current.by_type, &changed, types.iter().map(|(t, _)| t));
         let mut all_types = current.types.clone();
         all_types.extend(types);
         *current = Arc::new(Routes {
             by_tenant,
+            by_type,
             count: book.tenant_of.len(),
             types: all_types,
         });
@@ -364,6 +432,99 @@ mod tests {
         assert!(routed(&cache, Some(tenant)).is_empty());
         assert!(routed(&cache, None).is_empty());
         assert_eq!(cache.routes().len(), 0);
+    }
+
+    /// The webhook ids a feed event of `event_type` goes to, sorted; and the same found by
+    /// going through every webhook, as routing did before the index by type.
+    fn fed(cache: &Cache, event_type: &str) -> (Vec<Uuid>, Vec<Uuid>) {
+        let routes = cache.routes();
+        let event = hookwire_core::fixtures::event(None, event_type, &[], false);
+        let indexed = sorted(routes.route(&event).iter().map(|s| s.target.webhook_id).collect());
+        let walked = sorted(
+            routes
+                .by_tenant
+                .values()
+                .flat_map(|l| l.iter())
+                .filter(|s| s.is_active && !s.is_test && patterns::any_matches(&s.events, event_type))
+                .map(|s| s.target.webhook_id)
+                .collect(),
+        );
+        (indexed, walked)
+    }
+
+    #[test]
+    fn a_feed_event_goes_to_the_subscribers_of_its_type_as_webhooks_change() {
+        let types = ["person.created", "person.updated", "company.created", "series_updated"];
+        let catalog = |v: &str| hookwire_core::messages::CatalogType {
+            value: v.into(),
+            schema: None,
+        };
+        let choices: [&[&str]; 5] = [
+            &["person.*"],
+            &["series_updated"],
+            &["*"],
+            &["company.created", "person.updated"],
+            &["*.created"],
+        ];
+        let now = Utc::now();
+        let tenants = [Uuid::new_v4(), Uuid::new_v4()];
+        let mut webhooks: Vec<Subscription> = (0..6)
+            .map(|i| {
+                let mut s = hookwire_core::fixtures::subscription(tenants[i % 2], choices[i % 5], &[], false, true);
+                s.modified_at = now;
+                s
+            })
+            .collect();
+        let cache = Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions: webhooks.clone(),
+            event_types: types[..3].iter().map(|t| catalog(t)).collect(),
+        });
+        let id = |s: &Subscription| s.target.webhook_id;
+        let (feed, _) = fed(&cache, "company.created");
+        assert_eq!(feed, sorted(vec![id(&webhooks[2]), id(&webhooks[3]), id(&webhooks[4])]));
+
+        // A type joins the catalog; then, batch after batch, webhooks change their patterns, are
+        // deactivated, deleted and come back: every feed always has exactly the webhooks that
+        // going through all of them finds.
+        cache.apply(vec![ChangeNotice::EventTypeUpserted {
+            event_type: catalog("series_updated"),
+        }]);
+        let (feed, _) = fed(&cache, "series_updated");
+        assert_eq!(feed, sorted(vec![id(&webhooks[1]), id(&webhooks[2])]));
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        for round in 1..=60 {
+            let mut batch = Vec::new();
+            for _ in 0..1 + next(3) {
+                let w = &mut webhooks[next(6)];
+                w.modified_at = now + Duration::milliseconds(round);
+                match next(4) {
+                    0 => batch.push(ChangeNotice::Deleted {
+                        webhook_id: id(w),
+                        deleted_at: w.modified_at,
+                    }),
+                    1 => {
+                        w.is_active = !w.is_active;
+                        batch.push(upserted(w));
+                    }
+                    _ => {
+                        w.events = choices[next(5)].iter().map(|p| p.to_string()).collect();
+                        batch.push(upserted(w));
+                    }
+                }
+            }
+            cache.apply(batch);
+            for t in types {
+                let (indexed, walked) = fed(&cache, t);
+                assert_eq!(indexed, walked, "round {round}, {t}");
+            }
+        }
     }
 
     #[test]
