@@ -114,21 +114,14 @@ impl Routes {
                 .get(&tenant)
                 .map(|subscriptions| subscriptions.iter().filter(takes).cloned().collect())
                 .unwrap_or_default(),
-            None => match self.by_type.get(&event.event_type) {
-                Some(feed) => feed
-                    .get_or_init(|| self.subscribers(&event.event_type))
-                    .iter()
-                    .filter(takes)
-                    .cloned()
-                    .collect(),
-                // A type outside the catalog (ingest refuses those).
-                None => self
-                    .subscribers(&event.event_type)
-                    .iter()
-                    .filter(takes)
-                    .cloned()
-                    .collect(),
-            },
+            None => {
+                let feed = match self.by_type.get(&event.event_type) {
+                    Some(feed) => feed.get_or_init(|| self.subscribers(&event.event_type)).clone(),
+                    // A type outside the catalog (ingest refuses those).
+                    None => self.subscribers(&event.event_type),
+                };
+                feed.iter().filter(takes).cloned().collect()
+            }
         }
     }
 }

@@ -435,7 +435,7 @@ async fn disable_failing(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
+    let now = crate::db::now();
     let cutoff = now - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
     let reason = format!(
         "deactivated automatically: every delivery failed for more than {}",

@@ -16,6 +16,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::config::DatabaseConfig;
 
 pub type DbPool = Pool<AsyncPgConnection>;
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 /// The time now, to the microsecond as PostgreSQL keeps it: a webhook written with it reads back
 /// the same, so its answer to a change, its change notice and a snapshot read later name one
@@ -25,7 +26,6 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound as _;
     chrono::Utc::now().trunc_subsecs(6)
 }
-pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
