@@ -382,6 +382,16 @@ impl TestEnv {
         self.queue_depth(queue).await
     }
 
+    /// The value of one series of the service at `base` (`name{labels}` exactly as its
+    /// `/metrics` prints it), or `None` when the series is not there or the service not answering.
+    pub async fn metric(&self, base: &str, series: &str) -> Option<f64> {
+        let m = self.http.get(&format!("{base}/metrics"), &[]).await.ok()?;
+        m.body
+            .as_str()?
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Messages waiting in a queue of this installation.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
         let (_conn, channel) = self.channel().await;

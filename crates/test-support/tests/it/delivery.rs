@@ -278,12 +278,11 @@ async fn poison_tasks_are_dead_lettered_and_delivery_goes_on() {
     env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
         .await;
     assert!(rx.next(Duration::from_secs(10)).await.is_some());
-    let metrics = env.http.get(&format!("{}/metrics", env.dispatcher), &[]).await.unwrap();
-    assert!(metrics
-        .body
-        .as_str()
-        .unwrap()
-        .contains("hookwire_dispatcher_dead_lettered_total 2"));
+    assert_eq!(
+        env.metric(&env.dispatcher, "hookwire_dispatcher_dead_lettered_total")
+            .await,
+        Some(2.0)
+    );
     env.stop().await;
 }
 
@@ -364,18 +363,9 @@ async fn a_webhooks_rate_limit_holds_across_dispatcher_replicas() {
     let _second = env.spawn_dispatcher_process(port).await;
     let second_url = format!("http://127.0.0.1:{port}");
     let dispatchers = [env.dispatcher.clone(), second_url];
-    let metric = |url: String, line: &'static str| {
-        let http = env.http.clone();
-        async move {
-            let text = http.get(&format!("{url}/metrics"), &[]).await.ok()?.body;
-            text.as_str()?
-                .lines()
-                .find_map(|l| l.strip_prefix(line)?.trim().parse::<f64>().ok())
-        }
-    };
     let both_count_two = hookwire_test_support::eventually(Duration::from_secs(15), || async {
         for url in &dispatchers {
-            (metric(url.clone(), "hookwire_dispatcher_replicas ").await? == 2.0).then_some(())?;
+            (env.metric(url, "hookwire_dispatcher_replicas").await? == 2.0).then_some(())?;
         }
         Some(())
     })
@@ -390,7 +380,9 @@ async fn a_webhooks_rate_limit_holds_across_dispatcher_replicas() {
         "16 deliveries within {spread:?} at 4/s across two dispatchers"
     );
     for url in dispatchers {
-        let sent = metric(url.clone(), "hookwire_dispatcher_attempts_total{outcome=\"success\"} ").await;
+        let sent = env
+            .metric(&url, r#"hookwire_dispatcher_attempts_total{outcome="success"}"#)
+            .await;
         assert!(sent.unwrap_or_default() > 0.0, "{url} delivered some of them");
     }
     env.stop().await;

@@ -51,6 +51,20 @@ impl Rotated {
             new: new.to_owned(),
         }
     }
+
+    /// Publishes event `n` to the webhook and returns the request its receiver got within
+    /// `within` (`what` names it when none came).
+    async fn deliver(
+        &mut self,
+        env: &TestEnv,
+        n: u32,
+        within: Duration,
+        what: &str,
+    ) -> hookwire_test_support::Received {
+        env.publish(json!({"type": "person.created", "tenant_id": self.tenant, "data": {"n": n}}))
+            .await;
+        self.receiver.next(within).await.expect(what)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -59,9 +73,7 @@ async fn during_a_rotation_deliveries_carry_both_signatures() {
     let mut rotated = Rotated::new(&env).await;
     // The services learn of the rotation through a change notice.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {}}))
-        .await;
-    let got = rotated.receiver.next(Duration::from_secs(15)).await.expect("delivered");
+    let got = rotated.deliver(&env, 1, Duration::from_secs(15), "delivered").await;
     assert_eq!(got.header("webhook-signature").unwrap().split(' ').count(), 2);
     assert!(verifies(&rotated.new, &got), "the new secret verifies");
     assert!(
@@ -88,13 +100,9 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
     let mut rotated = Rotated::new(&env).await;
     let rotated_at = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {"n": 1}}))
-        .await;
     let during = rotated
-        .receiver
-        .next(Duration::from_secs(2))
-        .await
-        .expect("delivered during the overlap");
+        .deliver(&env, 1, Duration::from_secs(2), "delivered during the overlap")
+        .await;
     assert!(
         verifies(&rotated.old, &during) && verifies(&rotated.new, &during),
         "both secrets sign during the overlap: {:?}",
@@ -102,13 +110,9 @@ async fn once_the_overlap_ends_only_the_new_secret_signs() {
     );
 
     tokio::time::sleep_until(rotated_at + overlap + Duration::from_millis(200)).await;
-    env.publish(json!({"type": "person.created", "tenant_id": rotated.tenant, "data": {"n": 2}}))
-        .await;
     let after = rotated
-        .receiver
-        .next(Duration::from_secs(15))
-        .await
-        .expect("delivered after the overlap");
+        .deliver(&env, 2, Duration::from_secs(15), "delivered after the overlap")
+        .await;
     assert_eq!(
         after.header("webhook-signature").unwrap().split(' ').count(),
         1,
@@ -197,7 +201,7 @@ async fn a_change_the_version_does_not_show_reaches_dispatchers_with_a_whole_rel
     // The dispatcher has reloaded the webhook as created and now hears "unchanged".
     let before = routing_reloads(&f.env, 304).await;
     let quiet = eventually(Duration::from_secs(5), || async {
-        (routing_reloads(&f.env, 304).await >= before + 2).then_some(())
+        (routing_reloads(&f.env, 304).await >= before + 2.0).then_some(())
     })
     .await;
     assert!(quiet.is_some(), "reloads are answered `unchanged`");
@@ -210,22 +214,11 @@ async fn a_change_the_version_does_not_show_reaches_dispatchers_with_a_whole_rel
 }
 
 /// How many reloads of the routing snapshot the registry answered with `status`.
-async fn routing_reloads(env: &TestEnv, status: u16) -> u64 {
-    let m = env
-        .http
-        .get(&format!("{}/metrics", env.registry), &[])
-        .await
-        .expect("the registry answers");
-    let wanted = format!("status=\"{status}\"");
-    m.body
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.contains("http_requests_total{") && l.contains("route=\"/v1/internal/routing\"") && l.contains(&wanted)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+async fn routing_reloads(env: &TestEnv, status: u16) -> f64 {
+    let series = format!(
+        r#"hookwire_registry_http_requests_total{{method="GET",route="/v1/internal/routing",status="{status}"}}"#
+    );
+    env.metric(&env.registry, &series).await.unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -581,15 +574,11 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
 
     // An operator sees what went: one row of each of the log's tables.
     let one_row_each = || async {
-        let m = env.http.get(&format!("{}/metrics", env.registry), &[]).await.ok()?;
-        let text = m.body.as_str().unwrap_or_default().to_owned();
-        ["deliveries", "delivery_attempts", "events"]
-            .iter()
-            .all(|t| {
-                let line = format!(r#"hookwire_registry_retention_deleted_total{{table="{t}"}} 1"#);
-                text.lines().any(|l| l == line)
-            })
-            .then_some(())
+        for t in ["deliveries", "delivery_attempts", "events"] {
+            let series = format!(r#"hookwire_registry_retention_deleted_total{{table="{t}"}}"#);
+            (env.metric(&env.registry, &series).await? == 1.0).then_some(())?;
+        }
+        Some(())
     };
     assert!(
         eventually(Duration::from_secs(15), one_row_each).await.is_some(),
