@@ -585,6 +585,13 @@ async fn main() -> anyhow::Result<()> {
             "µs",
             "",
         );
+        b.row(
+            name,
+            "change to one of those 100, then their type's feed event",
+            micros(costs.narrow_feed_after_change),
+            "µs",
+            "",
+        );
         b.row(name, "one webhook change", micros(costs.change), "µs", "");
     }
 

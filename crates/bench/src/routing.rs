@@ -26,6 +26,9 @@ pub struct Costs {
     /// Routing a feed event of a type only `FEED_SUBSCRIBERS` webhooks take, once the type's
     /// subscribers are known.
     pub narrow_feed_event: Duration,
+    /// Taking in a change to one of those `FEED_SUBSCRIBERS` webhooks, then routing the next feed
+    /// event of their type.
+    pub narrow_feed_after_change: Duration,
     /// Taking in one change notice.
     pub change: Duration,
 }
@@ -54,8 +57,9 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
     let ids: Vec<Uuid> = (0..tenants).map(|_| Uuid::new_v4()).collect();
     let per_tenant = webhooks / tenants;
     let cache = Cache::default();
-    let narrow =
-        (0..FEED_SUBSCRIBERS).map(|i| fixtures::subscription(ids[i % tenants], &["series_updated"], &[], false, true));
+    let mut narrow: Vec<Subscription> = (0..FEED_SUBSCRIBERS)
+        .map(|i| fixtures::subscription(ids[i % tenants], &["series_updated"], &[], false, true))
+        .collect();
     // The catalog's types the webhooks take (the publisher indexes feeds by them).
     let catalog = ["person.created", "person.updated", "company.created", "series_updated"].map(|value| CatalogType {
         value: value.into(),
@@ -64,7 +68,7 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
     cache.replace(RoutingSnapshot {
         subscriptions: (0..webhooks)
             .map(|i| subscription(ids[i % tenants]))
-            .chain(narrow)
+            .chain(narrow.iter().cloned())
             .collect(),
         event_types: catalog.to_vec(),
     });
@@ -84,6 +88,20 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
     routes.route(&narrow_feed);
     let narrow_feed_event = mean(200, || routes.route(&narrow_feed), |r| r.len() == FEED_SUBSCRIBERS)?;
     drop(routes);
+    let mut round = 0;
+    let narrow_feed_after_change = mean(
+        20,
+        || {
+            let subscriber = &mut narrow[round % FEED_SUBSCRIBERS];
+            round += 1;
+            subscriber.modified_at = Utc::now();
+            cache.apply(vec![ChangeNotice::Upserted {
+                subscription: Box::new(subscriber.clone()),
+            }]);
+            cache.routes().route(&narrow_feed)
+        },
+        |r| r.len() == FEED_SUBSCRIBERS,
+    )?;
     let mut changed = subscription(ids[0]);
     let change = mean(
         2_000,
@@ -100,6 +118,7 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
         tenant_event,
         feed_event,
         narrow_feed_event,
+        narrow_feed_after_change,
         change,
     })
 }
