@@ -9,6 +9,7 @@ pub mod id;
 pub mod idempotency;
 pub mod messages;
 pub mod net;
+pub mod operational;
 pub mod patterns;
 pub mod retry;
 pub mod shutdown;

@@ -3,6 +3,11 @@
 //! A type is one or more dot-separated segments of `[a-z0-9_]` (`person.created`, `series_updated`).
 //! A pattern is a type in which any segment may be `*` (`person.*`, `*.created`), or `*` alone,
 //! which matches every type. A segment wildcard matches exactly one segment.
+//!
+//! Types whose first segment is `hookwire` are Hookwire's own operational events
+//! ([`crate::operational`]): only a pattern that names `hookwire` as its first segment takes them
+//! (`hookwire.*`, `hookwire.delivery_exhausted`), so a webhook on `*` or `*.created` does not
+//! start receiving them, and producers cannot publish them.
 
 /// Why a type name or a pattern was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,8 +50,19 @@ pub fn validate_pattern(value: &str) -> Result<(), PatternError> {
     check(value, true)
 }
 
+/// The first segment of Hookwire's own event types.
+pub const RESERVED_SEGMENT: &str = "hookwire";
+
+/// Whether `event_type` (or a pattern) is in Hookwire's reserved namespace.
+pub fn is_reserved(event_type: &str) -> bool {
+    event_type.split('.').next() == Some(RESERVED_SEGMENT)
+}
+
 /// Whether `pattern` matches the event type `event_type`.
 pub fn matches(pattern: &str, event_type: &str) -> bool {
+    if is_reserved(event_type) && !is_reserved(pattern) {
+        return false;
+    }
     if pattern == "*" {
         return true;
     }
@@ -84,6 +100,20 @@ mod tests {
         assert!(matches("series_updated", "series_updated"));
         assert!(!matches("*.*", "series_updated"));
         assert!(!matches("person.created.x", "person.created"));
+    }
+
+    #[test]
+    fn only_a_pattern_that_names_hookwire_takes_its_operational_events() {
+        for pattern in ["hookwire.*", "hookwire.delivery_exhausted"] {
+            assert!(matches(pattern, "hookwire.delivery_exhausted"), "{pattern}");
+        }
+        for pattern in ["*", "*.delivery_exhausted", "*.*"] {
+            assert!(!matches(pattern, "hookwire.delivery_exhausted"), "{pattern}");
+        }
+        assert!(!matches("hookwire.*", "person.created"));
+        assert!(!matches("hookwire.*", "hookwire"));
+        assert!(is_reserved("hookwire.webhook_disabled"));
+        assert!(!is_reserved("hookwired.created"));
     }
 
     #[test]

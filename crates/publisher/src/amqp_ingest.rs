@@ -27,7 +27,9 @@ const LIMITS: hookwire_broker::BatchLimits = hookwire_broker::BatchLimits {
     wait: Duration::from_millis(10),
 };
 
-fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
+/// The message's fields and who sent it: `event.v1` from a producer, `operational_event.v1` from
+/// the registry (`hookwire_core::operational`).
+fn decode(d: &Delivery) -> Result<(serde_json::Map<String, Value>, ingest::Source), String> {
     let parsed = serde_json::from_slice::<Value>(&d.data);
     if let Some(field) = parsed
         .as_ref()
@@ -42,7 +44,8 @@ fn decode(d: &Delivery) -> Result<serde_json::Map<String, Value>, String> {
         Err(e) => return Err(format!("not JSON: {e}")),
     };
     match map.remove("kind") {
-        Some(Value::String(k)) if k == KIND => Ok(map),
+        Some(Value::String(k)) if k == KIND => Ok((map, ingest::Source::Producer)),
+        Some(Value::String(k)) if k == hookwire_core::operational::KIND => Ok((map, ingest::Source::Registry)),
         other => Err(format!("kind must be `{KIND}`, not {other:?}")),
     }
 }
@@ -78,8 +81,8 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 let mut valid = Vec::with_capacity(batch.len());
                 let mut keep = Vec::with_capacity(batch.len());
                 for d in batch {
-                    match decode(&d).map_err(|e| vec![e]).and_then(|map| {
-                        ingest::parse(map, &routes, "")
+                    match decode(&d).map_err(|e| vec![e]).and_then(|(map, source)| {
+                        ingest::parse(map, &routes, "", source)
                             .map_err(|errs| errs.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
                     }) {
                         Ok(accepted) => {

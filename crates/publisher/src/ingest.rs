@@ -22,8 +22,21 @@ pub struct Accepted {
     pub trace: TraceParent,
 }
 
+/// Who sent an event: producers publish the catalog's types, the registry Hookwire's own
+/// (`hookwire_core::operational`), and neither the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Producer,
+    Registry,
+}
+
 /// Reads one event. Errors name their field, prefixed with `prefix` (`events[3].`) in batches.
-pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<Accepted, Vec<FieldError>> {
+pub fn parse(
+    map: Map<String, Value>,
+    routes: &Routes,
+    prefix: &str,
+    source: Source,
+) -> Result<Accepted, Vec<FieldError>> {
     let mut f = Fields::new(map);
     let event_type = f.string("type", 128);
     let data = f.any("data");
@@ -39,6 +52,14 @@ pub fn parse(map: Map<String, Value>, routes: &Routes, prefix: &str) -> Result<A
         .and_then(|t| TraceParent::parse(&t))
         .unwrap_or_else(TraceParent::new_root);
     let event_type = match event_type {
+        Field::Set(t) if hookwire_core::patterns::is_reserved(&t) != (source == Source::Registry) => {
+            let why = match source {
+                Source::Producer => "is one of Hookwire's own event types, which only Hookwire publishes",
+                Source::Registry => "is not one of Hookwire's own event types",
+            };
+            f.error("type", format!("`{t}` {why}"));
+            None
+        }
         Field::Set(t) if routes.knows_type(&t) => Some(t),
         Field::Set(t) => {
             f.error("type", format!("`{t}` is not an event type in the catalog"));

@@ -254,7 +254,7 @@ async fn accept(
     let mut errors = Vec::new();
     for (i, map) in maps.into_iter().enumerate() {
         let prefix = if batch { format!("events[{i}].") } else { String::new() };
-        match ingest::parse(map, &routes, &prefix) {
+        match ingest::parse(map, &routes, &prefix, ingest::Source::Producer) {
             Ok(accepted) => events.push(accepted),
             Err(mut e) => errors.append(&mut e),
         }

@@ -17,18 +17,27 @@ use crate::db::ledger::Batch;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
 use crate::notices::Notices;
+use crate::operational::{self, Operational};
 
 /// Consumes the ledger queue until `cancel` fires, reconnecting to the broker as needed.
-pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: Notices, cancel: CancellationToken) {
+pub async fn run(
+    config: Config,
+    pool: DbPool,
+    metrics: Arc<Metrics>,
+    notices: Notices,
+    operational: Operational,
+    cancel: CancellationToken,
+) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry ledger".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
-        let (config, pool, metrics, topology, notices) = (
+        let (config, pool, metrics, topology, notices, operational) = (
             config.clone(),
             pool.clone(),
             metrics.clone(),
             topology.clone(),
             notices.clone(),
+            operational.clone(),
         );
         async move {
             let channel = conn.create_channel().await?;
@@ -69,7 +78,7 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                 }
                 let Some(last_good) = last_good else { continue };
                 let mut failures = 0u32;
-                let statements = loop {
+                let written = loop {
                     let written = match pool.get().await {
                         Ok(mut conn) => batch
                             .write(&mut conn, config.webhooks.auto_disable_after)
@@ -83,7 +92,7 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                                 tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
                                 notices.upserted(w).await;
                             }
-                            break written.statements;
+                            break written;
                         }
                         Err(e) => {
                             metrics.ledger_write_failures.inc();
@@ -98,9 +107,30 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, notices: N
                         }
                     }
                 };
+                let events: Vec<_> = written
+                    .exhausted
+                    .iter()
+                    .map(operational::exhausted)
+                    .chain(written.deactivated.iter().map(operational::disabled))
+                    .collect();
+                let mut failures = 0u32;
+                while !events.is_empty() {
+                    let Err(e) = operational.publish(&events).await else {
+                        metrics.operational_events.inc_by(events.len() as u64);
+                        break;
+                    };
+                    failures += 1;
+                    let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                    tracing::warn!(error = %e, events = events.len(), "operational events not published; retrying before the batch is acknowledged");
+                    tokio::select! {
+                        // Unacknowledged, the batch comes back and its events are made again.
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);
-                metrics.ledger_statements.inc_by(statements);
+                metrics.ledger_statements.inc_by(written.statements);
                 metrics.ledger_batches_written.inc();
             }
         }

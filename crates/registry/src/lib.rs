@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod notices;
 pub mod openapi;
+pub mod operational;
 pub mod pagination;
 pub mod ratelimit;
 pub mod retention;
@@ -92,6 +93,7 @@ impl Application {
             pool.clone(),
             metrics.clone(),
             notices.clone(),
+            operational::Operational::new(link.clone(), &topology),
             cancel.clone(),
         ));
         let retention = tokio::spawn(retention::run(

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub ledger_write_failures: Counter,
     pub ledger_dead_lettered: Counter,
     pub ledger_statements: Counter,
+    pub operational_events: Counter,
     retention_deleted: Family<TableLabels, Counter>,
 }
 
@@ -36,6 +37,7 @@ impl Default for Metrics {
         let ledger_write_failures = Counter::default();
         let ledger_dead_lettered = Counter::default();
         let ledger_statements = Counter::default();
+        let operational_events = Counter::default();
         let retention_deleted = Family::default();
         registry.register(
             "ledger_messages_written",
@@ -63,6 +65,11 @@ impl Default for Metrics {
             ledger_statements.clone(),
         );
         registry.register(
+            "operational_events",
+            "Operational events (hookwire.delivery_exhausted, hookwire.webhook_disabled) published to the ingest exchange",
+            operational_events.clone(),
+        );
+        registry.register(
             "retention_deleted",
             "Rows the retention task deleted, by table",
             retention_deleted.clone(),
@@ -71,6 +78,7 @@ impl Default for Metrics {
             registry,
             retention_deleted,
             ledger_statements,
+            operational_events,
             ledger_messages_written,
             ledger_batches_written,
             ledger_write_failures,

@@ -217,6 +217,27 @@ impl Batch {
         parts.iter().filter(|p| **p).count() as u64 + u64::from(failing)
     }
 
+    fn exhausted(&self) -> Vec<Exhausted> {
+        self.deliveries
+            .iter()
+            .filter(|(_, d)| {
+                d.status == DeliveryStatus::Exhausted && !hookwire_core::patterns::is_reserved(&d.event_type)
+            })
+            .map(|(id, d)| Exhausted {
+                delivery_id: *id,
+                webhook_id: d.webhook_id,
+                tenant_id: d.tenant_id,
+                event_id: d.event_id,
+                event_type: d.event_type.clone(),
+                attempts: d.attempts,
+                response_status: d.response_status,
+                error: d.error.clone(),
+                last_attempt_at: d.last_attempt_at,
+                is_test: d.is_test,
+            })
+            .collect()
+    }
+
     /// Writes the batch in one transaction. Safe to call again after a failure.
     #[tracing::instrument(name = "ledger_write", skip_all, fields(messages = self.len))]
     pub async fn write(
@@ -245,6 +266,7 @@ impl Batch {
                 .collect();
             Ok(Written {
                 deactivated: disable_failing(conn, &failing, auto_disable_after).await?,
+                exhausted: self.exhausted(),
                 statements: self.statements(!superseding.0.is_empty(), !apart.is_empty()),
             })
         })
@@ -257,8 +279,27 @@ pub struct Written {
     /// The webhooks the batch deactivated: failing without a success for longer than
     /// `auto_disable_after`.
     pub deactivated: Vec<Webhook>,
+    /// The batch's deliveries that ran out of retries, except those of Hookwire's own events
+    /// (an operational event about one would follow one about the other, without end). Written
+    /// again after a redelivered batch, so they are reported at least once.
+    pub exhausted: Vec<Exhausted>,
     /// SQL statements run (its transaction's begin and commit not counted).
     pub statements: u64,
+}
+
+/// A delivery that ran out of retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exhausted {
+    pub delivery_id: Uuid,
+    pub webhook_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub attempts: i32,
+    pub response_status: Option<i32>,
+    pub error: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub is_test: bool,
 }
 
 async fn write_events(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::QueryResult<()> {
@@ -455,4 +496,48 @@ async fn disable_failing(
     .returning(Webhook::as_returning())
     .get_results(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use hookwire_core::messages::AttemptRecord;
+
+    use super::*;
+
+    fn attempt(event_type: &str, attempt: u32, status: DeliveryStatus) -> LedgerMessage {
+        let at = Utc::now();
+        LedgerMessage::AttemptRecorded(AttemptRecord {
+            delivery_id: Uuid::from_u128(u128::from(attempt) + event_type.len() as u128 * 100),
+            webhook_id: Uuid::from_u128(1),
+            tenant_id: Uuid::from_u128(2),
+            event_id: Uuid::from_u128(3),
+            event_type: event_type.into(),
+            subject: None,
+            is_test: false,
+            event_created_at: at,
+            attempt,
+            attempted_at: at,
+            response_status: Some(500),
+            response_body: None,
+            error: None,
+            duration_ms: 1,
+            signature: "v1,x".into(),
+            status,
+            next_retry_at: None,
+        })
+    }
+
+    #[test]
+    fn exhausted_deliveries_are_reported_except_those_of_hookwires_own_events() {
+        let mut batch = Batch::default();
+        batch.add(attempt("task.created", 3, DeliveryStatus::Exhausted));
+        batch.add(attempt("task.created", 1, DeliveryStatus::Retrying));
+        batch.add(attempt("hookwire.delivery_exhausted", 3, DeliveryStatus::Exhausted));
+        let exhausted = batch.exhausted();
+        assert_eq!(exhausted.len(), 1, "{exhausted:?}");
+        assert_eq!(
+            (exhausted[0].event_type.as_str(), exhausted[0].attempts),
+            ("task.created", 3)
+        );
+    }
 }

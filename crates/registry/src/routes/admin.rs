@@ -107,6 +107,11 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
         Some(v) => {
             if let Err(e) = hookwire_core::patterns::validate_type(v) {
                 f.error("value", e.to_string());
+            } else if hookwire_core::patterns::is_reserved(v) {
+                f.error(
+                    "value",
+                    "the `hookwire` namespace is reserved for Hookwire's own events",
+                );
             }
         }
     }

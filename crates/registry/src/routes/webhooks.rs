@@ -493,7 +493,8 @@ pub(crate) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every pattern that matches `event_type` (`a.b` → `a.b`, `a.*`, `*.b`, `*.*`, `*`), so the
+/// Every pattern that matches `event_type` (`a.b` → `a.b`, `a.*`, `*.b`, `*.*`, `*`;
+/// `hookwire.b` → `hookwire.b`, `hookwire.*`), so the
 /// `event_type` filter is one array-overlap test in SQL.
 fn patterns_matching(event_type: &str) -> Vec<String> {
     let segments: Vec<&str> = event_type.split('.').collect();
@@ -507,6 +508,8 @@ fn patterns_matching(event_type: &str) -> Vec<String> {
             .collect();
         out.push(p.join("."));
     }
+    // Hookwire's own types only to patterns that name them.
+    out.retain(|p| patterns::matches(p, event_type));
     out.sort();
     out.dedup();
     out
@@ -745,6 +748,10 @@ mod tests {
             vec!["*", "*.*", "*.created", "person.*", "person.created"]
         );
         assert_eq!(patterns_matching("series_updated"), vec!["*", "series_updated"]);
+        assert_eq!(
+            patterns_matching("hookwire.webhook_disabled"),
+            vec!["hookwire.*", "hookwire.webhook_disabled"]
+        );
         for p in patterns_matching("a.b.c") {
             assert!(patterns::matches(&p, "a.b.c"), "{p}");
         }

@@ -1,0 +1,1 @@
+DELETE FROM event_types WHERE value IN ('hookwire.delivery_exhausted', 'hookwire.webhook_disabled');
