@@ -80,7 +80,12 @@ pub fn disabled(w: &Webhook) -> Value {
         "tenant_id": w.tenant_id,
         "subject": w.id.to_string(),
         "is_test": w.is_test,
-        "idempotency_key": format!("{WEBHOOK_DISABLED}:{}:{}", w.id, w.modified_at.timestamp_micros()),
+        // One per run of failures: turning a webhook back on starts a new run.
+        "idempotency_key": format!(
+            "{WEBHOOK_DISABLED}:{}:{}",
+            w.id,
+            w.failing_since.unwrap_or(w.modified_at).timestamp_micros()
+        ),
         "data": {
             "webhook_id": w.id,
             "url": w.url,

@@ -203,8 +203,8 @@ impl Batch {
         all
     }
 
-    /// How many SQL statements `write` ran for this batch (for the statements-per-delivery
-    /// figure): one per non-empty part, plus the deactivation check when something failed.
+    /// How many SQL statements `write` ran for this batch before the deactivation check (for
+    /// the statements-per-delivery figure): one per non-empty part.
     fn statements(&self, superseding: bool, attempts_apart: bool) -> u64 {
         let parts = [
             !self.events.is_empty(),
@@ -213,8 +213,7 @@ impl Batch {
             attempts_apart,
             !self.outcomes.is_empty(),
         ];
-        let failing = self.outcomes.values().any(|o| o.iter().any(|(_, ok)| !ok));
-        parts.iter().filter(|p| **p).count() as u64 + u64::from(failing)
+        parts.iter().filter(|p| **p).count() as u64
     }
 
     fn exhausted(&self) -> Vec<Exhausted> {
@@ -264,10 +263,12 @@ impl Batch {
                 .filter(|(_, s)| s.failures_since_success > 0)
                 .map(|(id, _)| *id)
                 .collect();
+            let check = disable_failing(conn, &failing, auto_disable_after).await?;
             Ok(Written {
-                deactivated: disable_failing(conn, &failing, auto_disable_after).await?,
+                deactivated: check.deactivated,
+                disabled: check.disabled,
                 exhausted: self.exhausted(),
-                statements: self.statements(!superseding.0.is_empty(), !apart.is_empty()),
+                statements: self.statements(!superseding.0.is_empty(), !apart.is_empty()) + check.statements,
             })
         })
         .await
@@ -279,6 +280,11 @@ pub struct Written {
     /// The webhooks the batch deactivated: failing without a success for longer than
     /// `auto_disable_after`.
     pub deactivated: Vec<Webhook>,
+    /// Those, and the batch's failing webhooks deactivated automatically in the last 24 h: a
+    /// batch written again after a crash finds here the webhooks its first write deactivated,
+    /// so their operational event is published again (under the same idempotency key) rather
+    /// than lost.
+    pub disabled: Vec<Webhook>,
     /// The batch's deliveries that ran out of retries, except those of Hookwire's own events
     /// (an operational event about one would follow one about the other, without end). Written
     /// again after a redelivered batch, so they are reported at least once.
@@ -466,15 +472,27 @@ async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, Webhook
     .map(drop)
 }
 
-async fn disable_failing(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-    after: Duration,
-) -> diesel::QueryResult<Vec<Webhook>> {
+/// What the deactivation check found (see [`Written`]), and the statements it ran.
+struct Check {
+    deactivated: Vec<Webhook>,
+    disabled: Vec<Webhook>,
+    statements: u64,
+}
+
+/// How long a webhook deactivated automatically is reported again by the batches that carry its
+/// failures: the publisher's idempotency keys last as long, so a report past it would be a new
+/// event rather than a duplicate.
+const REPORTED_AGAIN_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+async fn disable_failing(conn: &mut AsyncPgConnection, ids: &[Uuid], after: Duration) -> diesel::QueryResult<Check> {
     use crate::db::schema::webhooks::dsl as w;
     use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Check {
+            deactivated: Vec::new(),
+            disabled: Vec::new(),
+            statements: 0,
+        });
     }
     let now = crate::db::now();
     let cutoff = now - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
@@ -482,7 +500,7 @@ async fn disable_failing(
         "deactivated automatically: every delivery failed for more than {}",
         hookwire_core::config::humantime_serde::re::humantime::format_duration(after)
     );
-    diesel::update(
+    let deactivated: Vec<Webhook> = diesel::update(
         w::webhooks
             .filter(w::id.eq_any(ids))
             .filter(w::is_active.eq(true))
@@ -495,7 +513,32 @@ async fn disable_failing(
     ))
     .returning(Webhook::as_returning())
     .get_results(conn)
-    .await
+    .await?;
+    let others: Vec<Uuid> = ids
+        .iter()
+        .filter(|id| !deactivated.iter().any(|d| d.id == **id))
+        .copied()
+        .collect();
+    let mut disabled = deactivated.clone();
+    let mut statements = 1;
+    if !others.is_empty() {
+        statements += 1;
+        disabled.extend(
+            w::webhooks
+                .filter(w::id.eq_any(&others))
+                .filter(w::is_active.eq(false))
+                .filter(w::disabled_reason.is_not_null())
+                .filter(w::modified_at.gt(now - REPORTED_AGAIN_FOR))
+                .select(Webhook::as_select())
+                .load::<Webhook>(conn)
+                .await?,
+        );
+    }
+    Ok(Check {
+        deactivated,
+        disabled,
+        statements,
+    })
 }
 
 #[cfg(test)]

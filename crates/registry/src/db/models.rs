@@ -128,7 +128,7 @@ impl EventType {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhooks)]
 pub struct Webhook {
     pub id: Uuid,
@@ -162,6 +162,61 @@ pub struct Webhook {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// The columns the API writes (PATCH, rotate-secret), a `None` as NULL (a field set to null
+/// is removed). Not the ids, the creation time nor the delivery statistics the ledger keeps, so
+/// a PATCH never writes back statistics it read a moment before.
+#[derive(AsChangeset)]
+#[diesel(table_name = webhooks, treat_none_as_null = true)]
+struct Changes<'a> {
+    name: &'a str,
+    description: &'a str,
+    url: &'a str,
+    events: &'a [String],
+    channels: &'a [String],
+    is_active: bool,
+    is_test: bool,
+    header_name: Option<&'a str>,
+    prefix: Option<&'a str>,
+    auth_secret_sealed: Option<&'a str>,
+    auth_secret_last4: Option<&'a str>,
+    secret_sealed: &'a str,
+    previous_secret_sealed: Option<&'a str>,
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+    headers: &'a serde_json::Value,
+    timeout_seconds: i32,
+    retry_policy: &'a serde_json::Value,
+    rate_limit_per_second: Option<i32>,
+    disabled_reason: Option<&'a str>,
+    modified_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a Webhook> for Changes<'a> {
+    fn from(w: &'a Webhook) -> Self {
+        Self {
+            name: &w.name,
+            description: &w.description,
+            url: &w.url,
+            events: &w.events,
+            channels: &w.channels,
+            is_active: w.is_active,
+            is_test: w.is_test,
+            header_name: w.header_name.as_deref(),
+            prefix: w.prefix.as_deref(),
+            auth_secret_sealed: w.auth_secret_sealed.as_deref(),
+            auth_secret_last4: w.auth_secret_last4.as_deref(),
+            secret_sealed: &w.secret_sealed,
+            previous_secret_sealed: w.previous_secret_sealed.as_deref(),
+            previous_secret_expires_at: w.previous_secret_expires_at,
+            headers: &w.headers,
+            timeout_seconds: w.timeout_seconds,
+            retry_policy: &w.retry_policy,
+            rate_limit_per_second: w.rate_limit_per_second,
+            disabled_reason: w.disabled_reason.as_deref(),
+            modified_at: w.modified_at,
+        }
+    }
+}
+
 /// Filters of `GET /v1/webhooks`.
 #[derive(Debug, Default)]
 pub struct WebhookFilter {
@@ -192,13 +247,20 @@ impl Webhook {
             .map(drop)
     }
 
-    /// Writes every field of `w` back.
-    pub async fn update(conn: &mut AsyncPgConnection, w: &Webhook) -> QueryResult<()> {
-        diesel::update(webhooks::table.find(w.id).filter(webhooks::tenant_id.eq(w.tenant_id)))
-            .set(w)
-            .execute(conn)
-            .await
-            .map(drop)
+    /// Writes back what the API changes ([`Changes`]); `restart_failing` also forgets when its
+    /// current run of failures began (a webhook turned back on gets the whole
+    /// `webhooks.auto_disable_after` again).
+    pub async fn update(conn: &mut AsyncPgConnection, w: &Webhook, restart_failing: bool) -> QueryResult<()> {
+        let row = diesel::update(webhooks::table.find(w.id).filter(webhooks::tenant_id.eq(w.tenant_id)));
+        let changes = Changes::from(w);
+        if restart_failing {
+            row.set((changes, webhooks::failing_since.eq(None::<DateTime<Utc>>)))
+                .execute(conn)
+                .await
+        } else {
+            row.set(changes).execute(conn).await
+        }
+        .map(drop)
     }
 
     pub async fn delete(conn: &mut AsyncPgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<bool> {

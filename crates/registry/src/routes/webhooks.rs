@@ -202,6 +202,7 @@ async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creat
     if let Field::Set(v) = is_active {
         if v && !w.is_active {
             w.disabled_reason = None;
+            w.failing_since = None;
         }
         w.is_active = v;
     }
@@ -458,10 +459,12 @@ pub(crate) async fn update(
             "send at least one field to change",
         ));
     }
+    let was_active = w.is_active;
     apply(&state, body, &mut w, false).await?;
     w.modified_at = crate::db::now();
     let mut conn = state.pool.get().await?;
-    Webhook::update(&mut conn, &w).await?;
+    let reactivated = w.is_active && !was_active;
+    Webhook::update(&mut conn, &w, reactivated).await?;
     state.notices.upserted(&w).await;
     Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
 }
@@ -602,7 +605,7 @@ pub(crate) async fn rotate_secret(
     w.previous_secret_expires_at = Some(now + overlap);
     w.modified_at = now;
     let mut conn = state.pool.get().await?;
-    Webhook::update(&mut conn, &w).await?;
+    Webhook::update(&mut conn, &w, false).await?;
     state.notices.upserted(&w).await;
     Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
 }

@@ -393,6 +393,68 @@ async fn a_webhook_failing_for_too_long_is_deactivated_with_a_reason() {
         )
         .await;
     assert_eq!(r.body["disabled_reason"], serde_json::Value::Null);
+    let read = env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await;
+    assert_eq!(read.body["disabled_reason"], serde_json::Value::Null, "{read:?}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_written_again_reports_the_webhook_it_deactivated_under_the_same_key() {
+    use diesel_async::AsyncConnection as _;
+    use hookwire_registry::db::ledger::Batch;
+    use hookwire_registry::operational;
+
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let w = env
+        .webhook(&key, json!({"url": "http://127.0.0.1:1/", "events": ["task.*"]}))
+        .await;
+    let ids = Ids {
+        webhook_id: w["id"].as_str().unwrap().parse().unwrap(),
+        tenant_id: tenant.parse().unwrap(),
+        event_id: Uuid::new_v4(),
+    };
+    // Two failures five minutes apart, the first ten minutes ago: past a limit of one minute.
+    let first = Utc::now() - chrono::Duration::minutes(10);
+    let records = [(1, first), (2, first + chrono::Duration::minutes(5))]
+        .map(|(n, at)| attempt_record(ids, Uuid::from_u128(n), 1, 500, at));
+    let mut batch = Batch::default();
+    for r in records {
+        batch.add(r);
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(env.database_url())
+        .await
+        .unwrap();
+    let limit = Duration::from_secs(60);
+    let once = batch.write(&mut conn, limit).await.unwrap();
+    assert_eq!(once.deactivated.len(), 1);
+    assert_eq!(once.disabled.len(), 1);
+    // Written again, as after a registry that stopped before publishing the batch's events:
+    // nothing is deactivated now, but the webhook is reported again, under the same key.
+    let again = batch.write(&mut conn, limit).await.unwrap();
+    assert!(again.deactivated.is_empty());
+    assert_eq!(again.disabled.len(), 1);
+    let key_of = |w: &hookwire_registry::db::models::Webhook| operational::disabled(w)["idempotency_key"].clone();
+    assert_eq!(key_of(&once.disabled[0]), key_of(&again.disabled[0]));
+    // Turned back on, the webhook starts a new run of failures: not reported, and a later
+    // deactivation would have a key of its own.
+    let id = w["id"].as_str().unwrap();
+    let r = env
+        .api(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            &key,
+            Some(json!({"is_active": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        env.psql(&format!(
+            "SELECT count(*) FROM webhooks WHERE id = '{id}' AND failing_since IS NULL"
+        ))
+        .as_deref(),
+        Some("1")
+    );
     env.stop().await;
 }
 

@@ -188,6 +188,38 @@ async fn webhooks_are_validated_field_by_field_and_updated_partially() {
     assert_eq!(r.body["is_active"], false);
     assert_eq!(r.body["timeout_seconds"], 5);
     assert_eq!(r.body["name"], "crm", "fields not sent are kept");
+    // Setting a field to null is kept too: the auth header and the rate limit removed, as the
+    // answer and every later read say.
+    let r = env
+        .api(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            &key,
+            Some(json!({"rate_limit_per_second": 5})),
+        )
+        .await;
+    assert_eq!(r.body["rate_limit_per_second"], 5, "{r:?}");
+    let r = env
+        .api(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            &key,
+            Some(json!({"rate_limit_per_second": null, "header_name": null, "auth_secret": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let read = env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await;
+    for answer in [&r.body, &read.body] {
+        assert_eq!(
+            (
+                &answer["rate_limit_per_second"],
+                &answer["header_name"],
+                &answer["masked_auth_secret"]
+            ),
+            (&Value::Null, &Value::Null, &Value::Null),
+            "{answer}"
+        );
+    }
     assert_eq!(
         env.api("DELETE", &format!("/v1/webhooks/{id}"), &key, None)
             .await
