@@ -247,11 +247,22 @@ impl Webhook {
             .map(drop)
     }
 
-    /// Writes back what the API changes ([`Changes`]); `restart_failing` also forgets when its
-    /// current run of failures began (a webhook turned back on gets the whole
-    /// `webhooks.auto_disable_after` again).
-    pub async fn update(conn: &mut AsyncPgConnection, w: &Webhook, restart_failing: bool) -> QueryResult<()> {
-        let row = diesel::update(webhooks::table.find(w.id).filter(webhooks::tenant_id.eq(w.tenant_id)));
+    /// Writes back what the API changes ([`Changes`]) if the row is still as read at `read_at`
+    /// (its `modified_at`); `false` when another write came in between, and nothing was written.
+    /// `restart_failing` also forgets when its current run of failures began (a webhook turned
+    /// back on gets the whole `webhooks.auto_disable_after` again).
+    pub async fn update(
+        conn: &mut AsyncPgConnection,
+        w: &Webhook,
+        read_at: DateTime<Utc>,
+        restart_failing: bool,
+    ) -> QueryResult<bool> {
+        let row = diesel::update(
+            webhooks::table
+                .find(w.id)
+                .filter(webhooks::tenant_id.eq(w.tenant_id))
+                .filter(webhooks::modified_at.eq(read_at)),
+        );
         let changes = Changes::from(w);
         if restart_failing {
             row.set((changes, webhooks::failing_since.eq(None::<DateTime<Utc>>)))
@@ -260,7 +271,7 @@ impl Webhook {
         } else {
             row.set(changes).execute(conn).await
         }
-        .map(drop)
+        .map(|rows| rows == 1)
     }
 
     pub async fn delete(conn: &mut AsyncPgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<bool> {

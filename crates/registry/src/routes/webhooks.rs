@@ -408,6 +408,37 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, Ap
         .ok_or(ApiError::NotFound("webhook"))
 }
 
+/// Most times a change is applied: each time it finds the webhook changed since it read it,
+/// another request's change was committed, so ten requests at once on one webhook all land.
+const CHANGE_ATTEMPTS: usize = 10;
+
+/// Reads the tenant's webhook, lets `edit` change it and writes it back only if nothing else
+/// wrote it in between; otherwise reads it again and edits that, so two changes to one webhook
+/// at once (two PATCHes of different fields, a PATCH beside a rotation or an automatic
+/// deactivation) never undo each other. Sends the change notice.
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    mut edit: impl AsyncFnMut(&mut Webhook) -> Result<(), ApiError>,
+) -> Result<Webhook, ApiError> {
+    for _ in 0..CHANGE_ATTEMPTS {
+        let mut w = find(state, caller, id).await?;
+        let (read_at, was_active) = (w.modified_at, w.is_active);
+        edit(&mut w).await?;
+        w.modified_at = crate::db::now();
+        let mut conn = state.pool.get().await?;
+        if Webhook::update(&mut conn, &w, read_at, w.is_active && !was_active).await? {
+            state.notices.upserted(&w).await;
+            return Ok(w);
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "concurrent_change",
+        detail: "the webhook kept changing while this request was applied; send it again".into(),
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/v1/webhooks/{id}",
@@ -441,6 +472,7 @@ pub(crate) async fn retrieve(
         (status = 200, description = "The webhook", body = crate::openapi::Webhook),
         (status = 400, description = "Empty or invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -451,7 +483,6 @@ pub(crate) async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
-    let mut w = find(&state, &caller, &id).await?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
@@ -459,13 +490,10 @@ pub(crate) async fn update(
             "send at least one field to change",
         ));
     }
-    let was_active = w.is_active;
-    apply(&state, body, &mut w, false).await?;
-    w.modified_at = crate::db::now();
-    let mut conn = state.pool.get().await?;
-    let reactivated = w.is_active && !was_active;
-    Webhook::update(&mut conn, &w, reactivated).await?;
-    state.notices.upserted(&w).await;
+    let w = change(&state, &caller, &id, async |w| {
+        apply(&state, body.clone(), w, false).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
 }
 
@@ -585,6 +613,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The webhook with its new secret; the old one signs alongside for 24 h", body = crate::openapi::Webhook),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -594,19 +623,17 @@ pub(crate) async fn rotate_secret(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
-    let mut w = find(&state, &caller, &id).await?;
-    let now = crate::db::now();
     let overlap =
         chrono::Duration::from_std(state.config.webhooks.secret_rotation_overlap).map_err(ApiError::internal)?;
-    w.previous_secret_sealed = Some(std::mem::replace(
-        &mut w.secret_sealed,
-        state.secrets.keyring.seal(&SigningKey::generate()),
-    ));
-    w.previous_secret_expires_at = Some(now + overlap);
-    w.modified_at = now;
-    let mut conn = state.pool.get().await?;
-    Webhook::update(&mut conn, &w, false).await?;
-    state.notices.upserted(&w).await;
+    let w = change(&state, &caller, &id, async |w| {
+        w.previous_secret_sealed = Some(std::mem::replace(
+            &mut w.secret_sealed,
+            state.secrets.keyring.seal(&SigningKey::generate()),
+        ));
+        w.previous_secret_expires_at = Some(crate::db::now() + overlap);
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
 }
 

@@ -502,3 +502,63 @@ async fn the_routing_snapshot_is_sent_again_only_after_a_change() {
         .any(|t| t["value"] == "invoice.paid"));
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_to_one_webhook_at_once_never_undo_each_other() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let w = env
+        .webhook(&key, json!({"url": "http://127.0.0.1:1/", "events": ["person.*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", w["id"].as_str().unwrap());
+    for round in 1..=3u64 {
+        // Eight PATCHes of eight different fields and a rotation, all at once.
+        let patches = [
+            json!({"name": format!("n{round}")}),
+            json!({"description": format!("d{round}")}),
+            json!({"timeout_seconds": 10 + round}),
+            json!({"rate_limit_per_second": 100 + round}),
+            json!({"channels": [format!("c{round}")]}),
+            json!({"headers": {"X-Round": round.to_string()}}),
+            json!({"retry_count": round}),
+            json!({"is_test": round % 2 == 0}),
+        ];
+        let rotate = format!("{path}/rotate-secret");
+        let (answers, rotated) = tokio::join!(
+            futures_util::future::join_all(patches.iter().map(|p| env.api("PATCH", &path, &key, Some(p.clone())))),
+            env.api("POST", &rotate, &key, None),
+        );
+        for a in answers.iter().chain([&rotated]) {
+            assert_eq!(a.status, 200, "round {round}: {a:?}");
+        }
+        let now = env.api("GET", &path, &key, None).await.body;
+        assert_eq!(
+            (
+                &now["name"],
+                &now["description"],
+                &now["timeout_seconds"],
+                &now["rate_limit_per_second"],
+            ),
+            (
+                &json!(format!("n{round}")),
+                &json!(format!("d{round}")),
+                &json!(10 + round),
+                &json!(100 + round)
+            ),
+            "round {round}: {now}"
+        );
+        assert_eq!(now["channels"], json!([format!("c{round}")]), "round {round}: {now}");
+        assert_eq!(
+            now["headers"],
+            json!({"X-Round": round.to_string()}),
+            "round {round}: {now}"
+        );
+        assert_eq!(now["retry_policy"]["max_retries"], round, "round {round}: {now}");
+        assert_eq!(now["is_test"], round % 2 == 0, "round {round}: {now}");
+        assert_eq!(
+            now["secret"], rotated.body["secret"],
+            "round {round}: the rotation stands"
+        );
+    }
+    env.stop().await;
+}
