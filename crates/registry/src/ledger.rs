@@ -96,13 +96,9 @@ pub async fn run(
                         }
                         Err(e) => {
                             metrics.ledger_write_failures.inc();
-                            failures += 1;
-                            let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
                             tracing::warn!(error = format!("{e:#}"), messages = batch.len(), "writing the delivery log failed; retrying");
-                            tokio::select! {
-                                // Unacknowledged messages go back to the queue when the channel closes.
-                                () = stop.cancelled() => return Ok(()),
-                                () = tokio::time::sleep(wait) => {}
+                            if !back_off(&mut failures, &stop).await {
+                                return Ok(());
                             }
                         }
                     }
@@ -119,13 +115,9 @@ pub async fn run(
                         metrics.operational_events.inc_by(events.len() as u64);
                         break;
                     };
-                    failures += 1;
-                    let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
                     tracing::warn!(error = %e, events = events.len(), "operational events not published; retrying before the batch is acknowledged");
-                    tokio::select! {
-                        // Unacknowledged, the batch comes back and its events are made again.
-                        () = stop.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(wait) => {}
+                    if !back_off(&mut failures, &stop).await {
+                        return Ok(());
                     }
                 }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
@@ -136,4 +128,16 @@ pub async fn run(
         }
     })
     .await;
+}
+
+/// Waits before the `failures`-th retry of a batch (0.2 s more each time, at most 5 s); `false`
+/// when the service stops meanwhile: the batch is left unacknowledged, and the broker gives it
+/// to the next consumer when the channel closes (it is written again, idempotently).
+async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
+    *failures += 1;
+    let wait = Duration::from_millis(200 * u64::from((*failures).min(25)));
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
 }
