@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{api_keys, deliveries, delivery_attempts, event_types, events, tenants, webhooks};
@@ -292,13 +292,34 @@ impl Webhook {
             .optional()
     }
 
-    /// How many webhooks a key has created (the per-key limit).
-    pub async fn count_for_key(conn: &mut AsyncPgConnection, api_key_id: Uuid) -> QueryResult<i64> {
-        webhooks::table
-            .filter(webhooks::api_key_id.eq(api_key_id))
-            .count()
-            .get_result(conn)
-            .await
+    /// Inserts `w`, created with key `api_key_id`, unless the key has created `max` webhooks
+    /// already (`false`). The key's row is locked while it counts, so requests at once with one
+    /// key cannot together pass its limit.
+    pub async fn insert_within_limit(
+        conn: &mut AsyncPgConnection,
+        w: &Webhook,
+        api_key_id: Uuid,
+        max: i32,
+    ) -> QueryResult<bool> {
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            api_keys::table
+                .find(api_key_id)
+                .select(api_keys::id)
+                .for_update()
+                .first::<Uuid>(conn)
+                .await?;
+            let used: i64 = webhooks::table
+                .filter(webhooks::api_key_id.eq(api_key_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if used >= i64::from(max) {
+                return Ok(false);
+            }
+            Webhook::insert(conn, w).await?;
+            Ok(true)
+        })
+        .await
     }
 
     pub async fn list(

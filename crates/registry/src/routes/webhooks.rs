@@ -384,8 +384,7 @@ pub(crate) async fn create(
     apply(&state, body, &mut w, true).await?;
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
-    let used = Webhook::count_for_key(&mut conn, caller.key.id).await?;
-    if used >= i64::from(caller.key.max_webhooks) {
+    if !Webhook::insert_within_limit(&mut conn, &w, caller.key.id, caller.key.max_webhooks).await? {
         return Err(ApiError::forbidden(
             "webhook_limit_reached",
             format!(
@@ -394,7 +393,6 @@ pub(crate) async fn create(
             ),
         ));
     }
-    Webhook::insert(&mut conn, &w).await?;
     state.notices.upserted(&w).await;
     Ok(HttpResponse::Created().json(view(&state, &w, true)?))
 }

@@ -562,3 +562,31 @@ async fn changes_to_one_webhook_at_once_never_undo_each_other() {
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creates_at_once_with_one_key_never_pass_its_limit() {
+    let env = TestEnv::start_with(|o| o.registry.rate_limits.create_webhook.count = 100).await;
+    let (_, key) = env.tenant_with_key("acme", json!({"max_webhooks": 3})).await;
+    for round in 0..2 {
+        let body = json!({"url": "http://127.0.0.1:1/", "events": ["person.*"]});
+        let answers =
+            futures_util::future::join_all((0..10).map(|_| env.api("POST", "/v1/webhooks", &key, Some(body.clone()))))
+                .await;
+        let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        statuses.sort_unstable();
+        // The first round fills the limit; the second finds it full.
+        let created = if round == 0 { 3 } else { 0 };
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            created,
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 403).count(),
+            10 - created,
+            "round {round}: {statuses:?}"
+        );
+    }
+    assert_eq!(env.api("GET", "/v1/webhooks", &key, None).await.body["count"], 3);
+    env.stop().await;
+}
