@@ -83,9 +83,16 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 for d in batch {
                     match decode(&d).map_err(|e| vec![e]).and_then(|(map, source)| {
                         ingest::parse(map, &routes, "", source)
+                            .map(|accepted| (accepted, source))
                             .map_err(|errs| errs.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
                     }) {
-                        Ok(accepted) => {
+                        // An operational event no webhook takes has no one to tell: it costs no
+                        // idempotency claim and no row in the log (a tenant with a dead endpoint
+                        // and no webhook on `hookwire.*` would otherwise pay both per delivery).
+                        Ok((accepted, ingest::Source::Registry)) if routes.route(&accepted.event).is_empty() => {
+                            d.ack(BasicAckOptions::default()).await?;
+                        }
+                        Ok((accepted, _)) => {
                             valid.push(accepted);
                             keep.push(d);
                         }

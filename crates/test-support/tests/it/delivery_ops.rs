@@ -677,6 +677,14 @@ async fn operational_events_tell_a_tenant_of_exhausted_deliveries_and_a_disabled
     let failing = Receiver::start(500).await;
     let (tenant, key) = env.tenant("acme").await;
     let (_, other) = env.tenant("other").await;
+    // A third tenant's failing webhook: its exhausted delivery has no one to tell there.
+    let (quiet_tenant, quiet) = env.tenant("quiet").await;
+    let theirs = env
+        .webhook(
+            &quiet,
+            json!({"url": failing.url(), "events": ["company.*"], "retry_count": 0}),
+        )
+        .await;
     let watch = env
         .webhook(&key, json!({"url": watcher.url(), "events": ["hookwire.*"]}))
         .await;
@@ -691,7 +699,11 @@ async fn operational_events_tell_a_tenant_of_exhausted_deliveries_and_a_disabled
         )
         .await;
     let f_id = f["id"].as_str().unwrap();
-    env.wait_routed(4).await;
+    env.wait_routed(5).await;
+    env.publish(json!({"type": "company.created", "tenant_id": quiet_tenant, "data": {}}))
+        .await;
+    env.delivery_in(&quiet, theirs["id"].as_str().unwrap(), "exhausted")
+        .await;
 
     // Producers cannot publish Hookwire's own types.
     let refused = env
@@ -809,5 +821,13 @@ async fn operational_events_tell_a_tenant_of_exhausted_deliveries_and_a_disabled
     }
     assert_eq!(types, std::collections::BTreeSet::from(["task.updated".to_owned()]));
     stranger.expect_nothing(Duration::from_secs(1)).await;
+    // A tenant with no webhook on them pays nothing for them: no event in its log.
+    let logged = |tenant: &str| {
+        env.psql(&format!(
+            "SELECT count(*) FROM events WHERE tenant_id = '{tenant}' AND event_type LIKE 'hookwire.%'"
+        ))
+    };
+    assert_eq!(logged(&quiet_tenant).as_deref(), Some("0"));
+    assert_ne!(logged(&tenant).as_deref(), Some("0"));
     env.stop().await;
 }
