@@ -242,6 +242,12 @@ impl TestEnv {
         r.body
     }
 
+    /// `PATCH /v1/webhooks/{id}` with `fields`, as `key`.
+    pub async fn patch_webhook(&self, key: &str, id: &str, fields: Value) -> Response {
+        self.api("PATCH", &format!("/v1/webhooks/{id}"), key, Some(fields))
+            .await
+    }
+
     /// Waits until the delivery log of `webhook_id` has a delivery in `status`; returns it.
     pub async fn delivery_in(&self, key: &str, webhook_id: &str, status: &str) -> Value {
         let path = format!("/v1/deliveries?webhook_id={webhook_id}&status={status}");

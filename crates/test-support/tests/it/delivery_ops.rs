@@ -341,14 +341,7 @@ async fn deactivating_a_webhook_stops_its_scheduled_retries() {
     env.publish(json!({"type": "person.deleted", "tenant_id": tenant, "data": {}}))
         .await;
     assert!(receiver.next(Duration::from_secs(15)).await.is_some(), "first attempt");
-    let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"is_active": false})),
-        )
-        .await;
+    let r = env.patch_webhook(&key, id, json!({"is_active": false})).await;
     assert_eq!(r.status, 200);
     receiver.expect_nothing(Duration::from_secs(4)).await;
     let d = env.delivery_in(&key, id, "failed").await;
@@ -384,14 +377,7 @@ async fn a_webhook_failing_for_too_long_is_deactivated_with_a_reason() {
     while receiver.next(Duration::from_millis(200)).await.is_some() {}
     receiver.expect_nothing(Duration::from_secs(3)).await;
     // Reactivating clears the reason.
-    let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"is_active": true})),
-        )
-        .await;
+    let r = env.patch_webhook(&key, id, json!({"is_active": true})).await;
     assert_eq!(r.body["disabled_reason"], serde_json::Value::Null);
     let read = env.api("GET", &format!("/v1/webhooks/{id}"), &key, None).await;
     assert_eq!(read.body["disabled_reason"], serde_json::Value::Null, "{read:?}");
@@ -439,14 +425,7 @@ async fn a_batch_written_again_reports_the_webhook_it_deactivated_under_the_same
     // Turned back on, the webhook starts a new run of failures: not reported, and a later
     // deactivation would have a key of its own.
     let id = w["id"].as_str().unwrap();
-    let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"is_active": true})),
-        )
-        .await;
+    let r = env.patch_webhook(&key, id, json!({"is_active": true})).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         env.psql(&format!(

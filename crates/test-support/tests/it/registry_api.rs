@@ -76,14 +76,7 @@ async fn keys_scopes_limits_and_tenants_are_enforced() {
             404
         );
     }
-    let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &other,
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let r = env.patch_webhook(&other, id, json!({"name": "x"})).await;
     assert_eq!(r.status, 404);
     assert_eq!(env.api("GET", "/v1/webhooks", &other, None).await.body["count"], 0);
     assert_eq!(env.api("GET", "/v1/webhooks/not-a-uuid", &key, None).await.status, 404);
@@ -170,19 +163,9 @@ async fn webhooks_are_validated_field_by_field_and_updated_partially() {
     let list = env.api("GET", "/v1/webhooks", &key, None).await;
     assert!(list.body["results"][0].get("secret").is_none());
 
-    assert_eq!(
-        env.api("PATCH", &format!("/v1/webhooks/{id}"), &key, Some(json!({})))
-            .await
-            .status,
-        400
-    );
+    assert_eq!(env.patch_webhook(&key, id, json!({})).await.status, 400);
     let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"is_active": false, "timeout_seconds": 5})),
-        )
+        .patch_webhook(&key, id, json!({"is_active": false, "timeout_seconds": 5}))
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["is_active"], false);
@@ -190,21 +173,13 @@ async fn webhooks_are_validated_field_by_field_and_updated_partially() {
     assert_eq!(r.body["name"], "crm", "fields not sent are kept");
     // Setting a field to null is kept too: the auth header and the rate limit removed, as the
     // answer and every later read say.
-    let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"rate_limit_per_second": 5})),
-        )
-        .await;
+    let r = env.patch_webhook(&key, id, json!({"rate_limit_per_second": 5})).await;
     assert_eq!(r.body["rate_limit_per_second"], 5, "{r:?}");
     let r = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
+        .patch_webhook(
             &key,
-            Some(json!({"rate_limit_per_second": null, "header_name": null, "auth_secret": null})),
+            id,
+            json!({"rate_limit_per_second": null, "header_name": null, "auth_secret": null}),
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -464,14 +439,7 @@ async fn the_routing_snapshot_is_sent_again_only_after_a_change() {
     let (snapshot, held) = sent_again(&env, &held, "created").await;
     assert!(listed(&snapshot, id).is_some(), "the new webhook is listed");
 
-    let patched = env
-        .api(
-            "PATCH",
-            &format!("/v1/webhooks/{id}"),
-            &key,
-            Some(json!({"url": "http://127.0.0.1:2/"})),
-        )
-        .await;
+    let patched = env.patch_webhook(&key, id, json!({"url": "http://127.0.0.1:2/"})).await;
     assert_eq!(patched.status, 200, "{patched:?}");
     let (snapshot, held) = sent_again(&env, &held, "patched").await;
     let routed = listed(&snapshot, id).unwrap();
