@@ -413,16 +413,33 @@ impl EventRow {
             .first(conn)
             .await
             .optional()?;
-        Ok(row.map(|r| hookwire_core::messages::Event {
-            id: r.id,
-            event_type: r.event_type,
-            tenant_id: r.tenant_id,
-            subject: r.subject,
-            channels: r.channels,
-            data: r.payload,
-            is_test: r.is_test,
-            created_at: r.created_at,
-        }))
+        Ok(row.map(EventRow::into_event))
+    }
+
+    /// The events of `ids` that the log still holds, by id: one statement however many.
+    pub async fn find_many(
+        conn: &mut AsyncPgConnection,
+        ids: &[Uuid],
+    ) -> QueryResult<std::collections::HashMap<Uuid, hookwire_core::messages::Event>> {
+        let rows: Vec<EventRow> = events::table
+            .filter(events::id.eq_any(ids))
+            .select(EventRow::as_select())
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.into_event())).collect())
+    }
+
+    fn into_event(self) -> hookwire_core::messages::Event {
+        hookwire_core::messages::Event {
+            id: self.id,
+            event_type: self.event_type,
+            tenant_id: self.tenant_id,
+            subject: self.subject,
+            channels: self.channels,
+            data: self.payload,
+            is_test: self.is_test,
+            created_at: self.created_at,
+        }
     }
 }
 
@@ -543,6 +560,30 @@ impl Delivery {
             .select(Delivery::as_select())
             .load(conn)
             .await
+    }
+
+    /// Marks deliveries `ids` `retrying` (a new attempt now) where they are still failed or
+    /// exhausted at the attempt read: a recover whose tasks the broker has confirmed, so a second
+    /// recover does not send them again. A delivery whose new attempt the log has already
+    /// recorded keeps that outcome.
+    pub async fn mark_retrying(
+        conn: &mut AsyncPgConnection,
+        ids: &[Uuid],
+        attempts: &[i32],
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Int4, Timestamptz, Uuid as SqlUuid};
+        diesel::sql_query(
+            "UPDATE deliveries AS d SET status = 'retrying', next_retry_at = $3
+             FROM UNNEST($1, $2) AS t(id, attempts)
+             WHERE d.id = t.id AND d.attempts = t.attempts AND d.status IN ('failed', 'exhausted')",
+        )
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Int4>, _>(attempts)
+        .bind::<Timestamptz, _>(at)
+        .execute(conn)
+        .await
+        .map(drop)
     }
 
     /// Every attempt, oldest first: the superseded ones from `delivery_attempts`, and the latest

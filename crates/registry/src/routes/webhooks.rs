@@ -731,14 +731,21 @@ pub(crate) async fn recover(
     let mut conn = state.pool.get().await?;
     let failed =
         crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, RECOVER_LIMIT).await?;
-    let mut tasks = Vec::with_capacity(failed.len());
+    let event_ids: Vec<Uuid> = failed.iter().map(|d| d.event_id).collect();
+    let events = crate::db::models::EventRow::find_many(&mut conn, &event_ids).await?;
+    let (mut tasks, mut sent) = (Vec::with_capacity(failed.len()), Vec::with_capacity(failed.len()));
     for d in &failed {
-        if let Some(event) = crate::db::models::EventRow::find(&mut conn, d.event_id).await? {
+        if let Some(event) = events.get(&d.event_id) {
             let attempts = u32::try_from(d.attempts).unwrap_or(0);
-            tasks.push(crate::tasks::task(&state, &w, d.id, &event, attempts));
+            tasks.push(crate::tasks::task(&state, &w, d.id, event, attempts));
+            sent.push(d);
         }
     }
     crate::tasks::send(&state, &tasks, &[]).await?;
+    // Confirmed by the broker: until their attempts are recorded they are `retrying`, so
+    // recovering again does not send them twice.
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
+    crate::db::models::Delivery::mark_retrying(&mut conn, &ids, &attempts, Utc::now()).await?;
     Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == RECOVER_LIMIT})))
 }
 

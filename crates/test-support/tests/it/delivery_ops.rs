@@ -291,18 +291,26 @@ async fn exhausted_deliveries_can_be_retried_and_recovered() {
         .collect();
     assert_eq!(codes, [(Some(1), Some(500)), (Some(2), Some(200))]);
 
-    // The other two through recover.
+    // The other two through recover. The receiver takes a second to answer them, so they are not
+    // done when the same recover is sent again at once: it finds them already on their way.
+    receiver.answer(vec![(200, Duration::from_secs(1))]);
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let r = env
-        .api(
-            "POST",
-            &format!("/v1/webhooks/{id}/recover"),
-            &key,
-            Some(json!({"since": since})),
-        )
-        .await;
+    let path = format!("/v1/webhooks/{id}/recover");
+    let recover = || env.api("POST", &path, &key, Some(json!({"since": since})));
+    let r = recover().await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["retried"], 2);
+    let again = recover().await;
+    assert_eq!((again.status, &again.body["retried"]), (202, &json!(0)), "{again:?}");
+    let listed = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries?webhook_id={id}&status=retrying"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["count"], 2, "{listed:?}");
     for _ in 0..2 {
         assert!(receiver.next(Duration::from_secs(15)).await.is_some());
     }
