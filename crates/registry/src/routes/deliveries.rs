@@ -53,7 +53,14 @@ pub(crate) async fn retry(
     let attempts = u32::try_from(d.attempts).unwrap_or(0);
     let task = crate::tasks::task(&state, &w, d.id, &event, attempts);
     crate::tasks::send(&state, &[task], &[]).await?;
-    Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": "pending"})))
+    // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
+    // recorded; any other keeps its status until then.
+    Delivery::mark_retrying(&mut conn, &[d.id], &[d.attempts], chrono::Utc::now()).await?;
+    let status = match d.status.as_str() {
+        "failed" | "exhausted" => "retrying",
+        other => other,
+    };
+    Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": status})))
 }
 
 /// The caller's delivery named in the path; a malformed id names nothing, the same 404.

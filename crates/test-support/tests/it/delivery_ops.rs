@@ -276,7 +276,7 @@ async fn exhausted_deliveries_can_be_retried_and_recovered() {
     let r = env
         .api("POST", &format!("/v1/deliveries/{one}/retry"), &key, None)
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!((r.status, &r.body["status"]), (202, &json!("retrying")), "{r:?}");
     assert!(receiver.next(Duration::from_secs(15)).await.is_some());
     let d = env
         .wait_for(&format!("/v1/deliveries/{one}"), &key, |b| b["status"] == "success")
