@@ -7,7 +7,7 @@ mod routing;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -44,6 +44,7 @@ struct Bench {
     /// Deliveries the run has received so far, and the count and CPU times when the phase began.
     delivered: u64,
     phase_start: (u64, Vec<(String, f64)>),
+    steal: Steal,
 }
 
 struct Row {
@@ -142,19 +143,58 @@ fn cpu_snapshot() -> Vec<(String, f64)> {
     cpu
 }
 
-/// CPU seconds the whole machine has been busy (every core, kernel work included), from the
-/// first line of /proc/stat: user, nice, system, irq, softirq and steal, in USER_HZ (100/s).
-fn machine_busy_seconds() -> Option<f64> {
+/// The first line of /proc/stat (every core): user, nice, system, idle, iowait, irq, softirq,
+/// steal, …, in USER_HZ (100/s).
+fn machine_ticks() -> Option<Vec<f64>> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .map(|t| t.parse().unwrap_or(0.0))
-        .collect();
+    Some(
+        stat.lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|t| t.parse().unwrap_or(0.0))
+            .collect(),
+    )
+}
+
+/// CPU seconds the whole machine has been busy (every core, kernel work included): user, nice,
+/// system, irq, softirq and steal.
+fn machine_busy_seconds() -> Option<f64> {
+    let ticks = machine_ticks()?;
     let busy = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| ticks.get(*i)).sum::<f64>();
     Some(busy / 100.0)
+}
+
+/// How much CPU time the host took from this virtual machine (`steal` in /proc/stat, every
+/// core), sampled every 10 ms by a thread of its own from the start of the run: a stall in which
+/// the host ran something else shows as steal within its window, one in which it did not as none.
+#[derive(Clone, Default)]
+struct Steal(Arc<Mutex<Vec<(u64, f64)>>>);
+
+impl Steal {
+    fn start() -> Self {
+        let steal = Self::default();
+        let samples = steal.0.clone();
+        std::thread::spawn(move || loop {
+            if let Some(ticks) = machine_ticks().and_then(|t| t.get(7).copied()) {
+                samples
+                    .lock()
+                    .expect("steal lock")
+                    .push((receiver::now_micros(), ticks));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        });
+        steal
+    }
+
+    /// Milliseconds of CPU (both cores together) the host took between the last sample at or
+    /// before `from` and the first at or after `to` (unix µs); `None` without samples around.
+    fn between(&self, from: u64, to: u64) -> Option<f64> {
+        let samples = self.0.lock().expect("steal lock");
+        let before = samples.iter().rev().find(|(at, _)| *at <= from)?;
+        let after = samples.iter().find(|(at, _)| *at >= to)?;
+        Some((after.1 - before.1) * 10.0)
+    }
 }
 
 impl Bench {
@@ -484,7 +524,14 @@ impl Bench {
         let p99 = percentile(&l, 0.99);
         self.row(name, "p99 publish→receipt", p99, "ms", p99_target);
         self.row(name, "max publish→receipt", percentile(&l, 1.0), "ms", "");
-        for stall in stalls(&tally.slow).iter().take(5) {
+        if let (Some(first), Some(last)) = (tally.first_us, tally.last_us) {
+            let stolen = self.steal.between(first, last).unwrap_or(f64::NAN);
+            self.row(name, "CPU taken by the host (steal)", stolen, "ms", "");
+        }
+        for stall in stalls(&tally.slow, |from, to| self.steal.between(from, to))
+            .iter()
+            .take(5)
+        {
             eprintln!("    {name}: {stall}");
         }
         p99
@@ -493,8 +540,9 @@ impl Bench {
 
 /// The slow events of a phase (`Tally::slow`) as stalls: events received within a second of
 /// each other are one stall. Each is said with its wall-clock time (UTC), to be set beside
-/// PostgreSQL's log (checkpoints) and RabbitMQ's.
-fn stalls(slow: &[(u64, u64)]) -> Vec<String> {
+/// PostgreSQL's log (checkpoints) and RabbitMQ's, and with the CPU time `steal(from, to)` says
+/// the host took from the slowest event's publish to the last receipt.
+fn stalls(slow: &[(u64, u64)], steal: impl Fn(u64, u64) -> Option<f64>) -> Vec<String> {
     let mut slow = slow.to_vec();
     slow.sort_unstable();
     let mut said = Vec::new();
@@ -504,9 +552,16 @@ fn stalls(slow: &[(u64, u64)]) -> Vec<String> {
         while end < rest.len() && rest[end].0 - rest[end - 1].0 < 1_000_000 {
             end += 1;
         }
-        let worst = rest[..end].iter().map(|&(_, l)| l).max().unwrap_or(0);
+        let (worst_at, worst) = rest[..end]
+            .iter()
+            .copied()
+            .max_by_key(|&(_, l)| l)
+            .unwrap_or((first, 0));
+        let last = rest[end - 1].0;
+        let stolen = steal(worst_at.saturating_sub(worst), last)
+            .map_or_else(|| "unknown".to_owned(), |ms| format!("{ms:.0} ms"));
         said.push(format!(
-            "{end} event{} over {} ms, received from {} UTC, up to {:.1} ms",
+            "{end} event{} over {} ms, received from {} UTC, up to {:.1} ms; CPU taken by the host meanwhile: {stolen}",
             if end == 1 { "" } else { "s" },
             receiver::SLOW_US / 1000,
             time_of_day(first),
@@ -551,6 +606,7 @@ async fn main() -> anyhow::Result<()> {
         peaks: SERVICES.iter().map(|s| (*s, 0)).collect(),
         delivered: 0,
         phase_start: (0, Vec::new()),
+        steal: Steal::start(),
     };
     let (_, ready) = b
         .api
@@ -1363,13 +1419,16 @@ mod tests {
         // 2026-11-24 00:54:29.243 UTC, in µs.
         let t = 1_795_481_669_243_000;
         let slow = [(t + 2_500_000, 25_000), (t, 48_300), (t + 400_000, 31_000)];
+        // The host took 30 ms of CPU in the first stall's window (from the slowest event's
+        // publish, t - 48.3 ms, to the last receipt, t + 400 ms); nothing is known of the second.
+        let steal = |from: u64, to: u64| (from == t - 48_300 && to == t + 400_000).then_some(30.0);
         assert_eq!(
-            stalls(&slow),
+            stalls(&slow, steal),
             [
-                "2 events over 20 ms, received from 00:54:29.243 UTC, up to 48.3 ms",
-                "1 event over 20 ms, received from 00:54:31.743 UTC, up to 25.0 ms",
+                "2 events over 20 ms, received from 00:54:29.243 UTC, up to 48.3 ms; CPU taken by the host meanwhile: 30 ms",
+                "1 event over 20 ms, received from 00:54:31.743 UTC, up to 25.0 ms; CPU taken by the host meanwhile: unknown",
             ]
         );
-        assert!(stalls(&[]).is_empty());
+        assert!(stalls(&[], steal).is_empty());
     }
 }
