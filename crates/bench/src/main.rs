@@ -188,12 +188,16 @@ impl Steal {
     }
 
     /// Milliseconds of CPU (both cores together) the host took between the last sample at or
-    /// before `from` and the first at or after `to` (unix µs); `None` without samples around.
+    /// before `from` and the first at or after `to` (unix µs; a reading now when `to` is more
+    /// recent than the last sample); `None` without a sample before `from`.
     fn between(&self, from: u64, to: u64) -> Option<f64> {
         let samples = self.0.lock().expect("steal lock");
-        let before = samples.iter().rev().find(|(at, _)| *at <= from)?;
-        let after = samples.iter().find(|(at, _)| *at >= to)?;
-        Some((after.1 - before.1) * 10.0)
+        let before = samples.iter().rev().find(|(at, _)| *at <= from)?.1;
+        let after = match samples.iter().find(|(at, _)| *at >= to) {
+            Some((_, ticks)) => *ticks,
+            None => *machine_ticks()?.get(7)?,
+        };
+        Some((after - before) * 10.0)
     }
 }
 
@@ -528,7 +532,8 @@ impl Bench {
             let stolen = self.steal.between(first, last).unwrap_or(f64::NAN);
             self.row(name, "CPU taken by the host (steal)", stolen, "ms", "");
         }
-        for stall in stalls(&tally.slow, |from, to| self.steal.between(from, to))
+        let start = tally.first_us.unwrap_or(0);
+        for stall in stalls(&tally.slow, start, |from, to| self.steal.between(from, to))
             .iter()
             .take(5)
         {
@@ -540,9 +545,10 @@ impl Bench {
 
 /// The slow events of a phase (`Tally::slow`) as stalls: events received within a second of
 /// each other are one stall. Each is said with its wall-clock time (UTC), to be set beside
-/// PostgreSQL's log (checkpoints) and RabbitMQ's, and with the CPU time `steal(from, to)` says
-/// the host took from the slowest event's publish to the last receipt.
-fn stalls(slow: &[(u64, u64)], steal: impl Fn(u64, u64) -> Option<f64>) -> Vec<String> {
+/// PostgreSQL's log (checkpoints) and RabbitMQ's, how far into the phase (its first receipt at
+/// `start`), and with the CPU time `steal(from, to)` says the host took from the slowest event's
+/// publish to the last receipt.
+fn stalls(slow: &[(u64, u64)], start: u64, steal: impl Fn(u64, u64) -> Option<f64>) -> Vec<String> {
     let mut slow = slow.to_vec();
     slow.sort_unstable();
     let mut said = Vec::new();
@@ -561,10 +567,11 @@ fn stalls(slow: &[(u64, u64)], steal: impl Fn(u64, u64) -> Option<f64>) -> Vec<S
         let stolen = steal(worst_at.saturating_sub(worst), last)
             .map_or_else(|| "unknown".to_owned(), |ms| format!("{ms:.0} ms"));
         said.push(format!(
-            "{end} event{} over {} ms, received from {} UTC, up to {:.1} ms; CPU taken by the host meanwhile: {stolen}",
+            "{end} event{} over {} ms, received from {} UTC ({:.1} s into the phase), up to {:.1} ms; CPU taken by the host meanwhile: {stolen}",
             if end == 1 { "" } else { "s" },
             receiver::SLOW_US / 1000,
             time_of_day(first),
+            first.saturating_sub(start) as f64 / 1e6,
             worst as f64 / 1000.0
         ));
         rest = &rest[end..];
@@ -702,7 +709,12 @@ async fn main() -> anyhow::Result<()> {
     if wanted("3") {
         b.phase(Some("3 latency"));
         // 3. Latency at fixed rates: one event per request (the targets), then in batches.
-        for (rate, batch) in LATENCY_SHAPES {
+        for (i, (rate, batch)) in LATENCY_SHAPES.into_iter().enumerate() {
+            if i > 0 {
+                // Each shape starts from quiet, as each scenario does, not while the last one's
+                // records are still being written (docs/benchmarks-history.md, "After run 37").
+                drain(&b).await;
+            }
             eprintln!("3. latency at {rate} events/s in batches of {batch}");
             let target = match (batch, rate) {
                 (1, 500) => "≤ 5 (p50 ≤ 2)",
@@ -1423,12 +1435,12 @@ mod tests {
         // publish, t - 48.3 ms, to the last receipt, t + 400 ms); nothing is known of the second.
         let steal = |from: u64, to: u64| (from == t - 48_300 && to == t + 400_000).then_some(30.0);
         assert_eq!(
-            stalls(&slow, steal),
+            stalls(&slow, t - 1_500_000, steal),
             [
-                "2 events over 20 ms, received from 00:54:29.243 UTC, up to 48.3 ms; CPU taken by the host meanwhile: 30 ms",
-                "1 event over 20 ms, received from 00:54:31.743 UTC, up to 25.0 ms; CPU taken by the host meanwhile: unknown",
+                "2 events over 20 ms, received from 00:54:29.243 UTC (1.5 s into the phase), up to 48.3 ms; CPU taken by the host meanwhile: 30 ms",
+                "1 event over 20 ms, received from 00:54:31.743 UTC (4.0 s into the phase), up to 25.0 ms; CPU taken by the host meanwhile: unknown",
             ]
         );
-        assert!(stalls(&[], steal).is_empty());
+        assert!(stalls(&[], t, steal).is_empty());
     }
 }
