@@ -565,13 +565,13 @@ impl Delivery {
     /// Marks deliveries `ids` `retrying` (a new attempt now) where they are still failed or
     /// exhausted at the attempt read: a recover whose tasks the broker has confirmed, so a second
     /// recover does not send them again. A delivery whose new attempt the log has already
-    /// recorded keeps that outcome.
+    /// recorded keeps that outcome. Says how many it marked.
     pub async fn mark_retrying(
         conn: &mut AsyncPgConnection,
         ids: &[Uuid],
         attempts: &[i32],
         at: DateTime<Utc>,
-    ) -> QueryResult<()> {
+    ) -> QueryResult<usize> {
         use diesel::sql_types::{Array, Int4, Timestamptz, Uuid as SqlUuid};
         diesel::sql_query(
             "UPDATE deliveries AS d SET status = 'retrying', next_retry_at = $3
@@ -583,7 +583,6 @@ impl Delivery {
         .bind::<Timestamptz, _>(at)
         .execute(conn)
         .await
-        .map(drop)
     }
 
     /// Every attempt, oldest first: the superseded ones from `delivery_attempts`, and the latest

@@ -55,11 +55,8 @@ pub(crate) async fn retry(
     crate::tasks::send(&state, &[task], &[]).await?;
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.
-    Delivery::mark_retrying(&mut conn, &[d.id], &[d.attempts], chrono::Utc::now()).await?;
-    let status = match d.status.as_str() {
-        "failed" | "exhausted" => "retrying",
-        other => other,
-    };
+    let marked = Delivery::mark_retrying(&mut conn, &[d.id], &[d.attempts], chrono::Utc::now()).await?;
+    let status = if marked == 1 { "retrying" } else { d.status.as_str() };
     Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": status})))
 }
 
