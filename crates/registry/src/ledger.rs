@@ -107,7 +107,8 @@ pub async fn run(
                     .exhausted
                     .iter()
                     .map(operational::exhausted)
-                    .chain(written.disabled.iter().map(operational::disabled))
+                    .chain(written.deactivated.iter().map(operational::disabled))
+                    .chain(written.deactivated_before.iter().map(operational::disabled))
                     .collect();
                 let mut failures = 0u32;
                 while !events.is_empty() {

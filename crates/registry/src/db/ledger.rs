@@ -266,7 +266,7 @@ impl Batch {
             let check = disable_failing(conn, &failing, auto_disable_after).await?;
             Ok(Written {
                 deactivated: check.deactivated,
-                disabled: check.disabled,
+                deactivated_before: check.deactivated_before,
                 exhausted: self.exhausted(),
                 statements: self.statements(!superseding.0.is_empty(), !apart.is_empty()) + check.statements,
             })
@@ -280,11 +280,11 @@ pub struct Written {
     /// The webhooks the batch deactivated: failing without a success for longer than
     /// `auto_disable_after`.
     pub deactivated: Vec<Webhook>,
-    /// Those, and the batch's failing webhooks deactivated automatically in the last 24 h: a
-    /// batch written again after a crash finds here the webhooks its first write deactivated,
-    /// so their operational event is published again (under the same idempotency key) rather
-    /// than lost.
-    pub disabled: Vec<Webhook>,
+    /// The batch's other failing webhooks, deactivated automatically by an earlier write in the
+    /// last 24 h: a batch written again after a crash finds here the webhooks its first write
+    /// deactivated, so their operational event is published again (under the same idempotency
+    /// key) rather than lost.
+    pub deactivated_before: Vec<Webhook>,
     /// The batch's deliveries that ran out of retries, except those of Hookwire's own events
     /// (an operational event about one would follow one about the other, without end). Written
     /// again after a redelivered batch, so they are reported at least once.
@@ -475,7 +475,7 @@ async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, Webhook
 /// What the deactivation check found (see [`Written`]), and the statements it ran.
 struct Check {
     deactivated: Vec<Webhook>,
-    disabled: Vec<Webhook>,
+    deactivated_before: Vec<Webhook>,
     statements: u64,
 }
 
@@ -490,7 +490,7 @@ async fn disable_failing(conn: &mut AsyncPgConnection, ids: &[Uuid], after: Dura
     if ids.is_empty() {
         return Ok(Check {
             deactivated: Vec::new(),
-            disabled: Vec::new(),
+            deactivated_before: Vec::new(),
             statements: 0,
         });
     }
@@ -519,25 +519,25 @@ async fn disable_failing(conn: &mut AsyncPgConnection, ids: &[Uuid], after: Dura
         .filter(|id| !deactivated.iter().any(|d| d.id == **id))
         .copied()
         .collect();
-    let mut disabled = deactivated.clone();
-    let mut statements = 1;
-    if !others.is_empty() {
-        statements += 1;
-        disabled.extend(
-            w::webhooks
-                .filter(w::id.eq_any(&others))
-                .filter(w::is_active.eq(false))
-                .filter(w::disabled_reason.is_not_null())
-                .filter(w::modified_at.gt(now - REPORTED_AGAIN_FOR))
-                .select(Webhook::as_select())
-                .load::<Webhook>(conn)
-                .await?,
-        );
+    if others.is_empty() {
+        return Ok(Check {
+            deactivated,
+            deactivated_before: Vec::new(),
+            statements: 1,
+        });
     }
+    let deactivated_before = w::webhooks
+        .filter(w::id.eq_any(&others))
+        .filter(w::is_active.eq(false))
+        .filter(w::disabled_reason.is_not_null())
+        .filter(w::modified_at.gt(now - REPORTED_AGAIN_FOR))
+        .select(Webhook::as_select())
+        .load::<Webhook>(conn)
+        .await?;
     Ok(Check {
         deactivated,
-        disabled,
-        statements,
+        deactivated_before,
+        statements: 2,
     })
 }
 
