@@ -165,6 +165,11 @@ fn machine_busy_seconds() -> Option<f64> {
     Some(busy / 100.0)
 }
 
+/// The host's steal so far, in ticks (every core).
+fn steal_ticks() -> Option<f64> {
+    machine_ticks()?.get(7).copied()
+}
+
 /// How much CPU time the host took from this virtual machine (`steal` in /proc/stat, every
 /// core), sampled every 10 ms by a thread of its own from the start of the run: a stall in which
 /// the host ran something else shows as steal within its window, one in which it did not as none.
@@ -176,7 +181,7 @@ impl Steal {
         let steal = Self::default();
         let samples = steal.0.clone();
         std::thread::spawn(move || loop {
-            if let Some(ticks) = machine_ticks().and_then(|t| t.get(7).copied()) {
+            if let Some(ticks) = steal_ticks() {
                 samples
                     .lock()
                     .expect("steal lock")
@@ -195,7 +200,7 @@ impl Steal {
         let before = samples.iter().rev().find(|(at, _)| *at <= from)?.1;
         let after = match samples.iter().find(|(at, _)| *at >= to) {
             Some((_, ticks)) => *ticks,
-            None => *machine_ticks()?.get(7)?,
+            None => steal_ticks()?,
         };
         Some((after - before) * 10.0)
     }
