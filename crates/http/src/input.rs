@@ -200,6 +200,14 @@ impl Fields {
         self.take(name, "a value", |v| Some(v.clone()))
     }
 
+    /// A field that may be changed but not cleared: its value when sent, an error when null.
+    pub fn not_null<T>(&mut self, name: &str, field: Field<T>) -> Option<T> {
+        if let Field::Null = field {
+            self.error(name, "must not be null");
+        }
+        field.set()
+    }
+
     /// Ends reading: unknown fields are errors, and so is any error recorded before.
     pub fn finish(mut self) -> Result<(), ApiError> {
         for unknown in self.map.keys() {

@@ -52,6 +52,28 @@ enum AdminCommand {
         #[arg(long)]
         webhooks_disabled: bool,
     },
+    /// List every tenant.
+    ListTenants,
+    /// List API keys (never the keys themselves), with how many webhooks each created.
+    ListApiKeys {
+        #[arg(long)]
+        tenant_id: Option<String>,
+        #[arg(long)]
+        include_revoked: bool,
+    },
+    /// Change an API key's scopes, webhooks flag or webhook limit.
+    UpdateApiKey {
+        id: String,
+        /// Comma-separated scopes.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        #[arg(long)]
+        max_webhooks: Option<i64>,
+        #[arg(long)]
+        webhooks_enabled: Option<bool>,
+    },
+    /// Revoke an API key: refused from now on; its webhooks stay.
+    RevokeApiKey { id: String },
     /// Add an event type to the catalog.
     AddEventType {
         #[arg(long)]
@@ -109,6 +131,30 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     }
                     admin::api_key(&mut conn, object(body), config.webhooks.default_max_webhooks).await
                 }
+                AdminCommand::ListTenants => admin::all_tenants(&mut conn).await,
+                AdminCommand::ListApiKeys {
+                    tenant_id,
+                    include_revoked,
+                } => admin::all_api_keys(&mut conn, tenant_id.as_deref(), include_revoked).await,
+                AdminCommand::UpdateApiKey {
+                    id,
+                    scopes,
+                    max_webhooks,
+                    webhooks_enabled,
+                } => {
+                    let mut body = json!({});
+                    if let Some(s) = scopes {
+                        body["scopes"] = json!(s);
+                    }
+                    if let Some(m) = max_webhooks {
+                        body["max_webhooks"] = json!(m);
+                    }
+                    if let Some(e) = webhooks_enabled {
+                        body["webhooks_enabled"] = json!(e);
+                    }
+                    admin::update_key(&mut conn, &id, object(body)).await
+                }
+                AdminCommand::RevokeApiKey { id } => admin::revoke_key(&mut conn, &id).await,
                 AdminCommand::AddEventType {
                     value,
                     label,

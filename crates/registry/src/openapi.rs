@@ -228,7 +228,54 @@ pub struct ApiKeyCreated {
     scopes: Vec<String>,
     webhooks_enabled: bool,
     max_webhooks: u32,
+    /// 0 on creation.
+    webhook_count: u32,
     created_at: DateTime<Utc>,
+    /// Null on creation.
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as the admin API lists it: never the key itself, nor its hash.
+#[derive(ToSchema)]
+pub struct ApiKeyInfo {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// The key's first characters, to recognise it.
+    key_prefix: String,
+    scopes: Vec<String>,
+    webhooks_enabled: bool,
+    max_webhooks: u32,
+    /// Webhooks created with this key: what `max_webhooks` limits.
+    webhook_count: u32,
+    created_at: DateTime<Utc>,
+    /// When it was revoked, or null while it is live.
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+pub struct ApiKeyList {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<ApiKeyInfo>,
+}
+
+/// Fields of `PATCH /v1/admin/api-keys/{id}` (at least one). A lower `max_webhooks` keeps the
+/// webhooks the key has and refuses new ones.
+#[derive(ToSchema)]
+pub struct ApiKeyChangesInput {
+    scopes: Option<Vec<String>>,
+    webhooks_enabled: Option<bool>,
+    #[schema(minimum = 0, maximum = 100000)]
+    max_webhooks: Option<u32>,
+}
+
+#[derive(ToSchema)]
+pub struct TenantList {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<Tenant>,
 }
 
 #[derive(ToSchema)]
@@ -289,8 +336,13 @@ impl Modify for Security {
         crate::routes::deliveries::retrieve,
         crate::routes::deliveries::retry,
         crate::routes::event_types::list,
+        crate::routes::admin::list_tenants,
         crate::routes::admin::create_tenant,
+        crate::routes::admin::list_api_keys,
         crate::routes::admin::create_api_key,
+        crate::routes::admin::retrieve_api_key,
+        crate::routes::admin::update_api_key,
+        crate::routes::admin::revoke_api_key,
         crate::routes::admin::create_event_type,
     ),
     modifiers(&Security),

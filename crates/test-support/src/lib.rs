@@ -212,14 +212,36 @@ impl TestEnv {
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> Response {
+        self.admin("POST", path, Some(body)).await
+    }
+
+    /// A request to the registry's admin API with the admin token.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Response {
         self.http
-            .post(
+            .request(
+                method,
                 &format!("{}{path}", self.registry),
                 &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-                Some(&body),
+                body.as_ref(),
             )
             .await
             .expect("the registry answers")
+    }
+
+    /// Runs `hookwire-registry admin <args>` against this installation's database; returns
+    /// its exit code and what it printed on stdout.
+    pub fn registry_admin(&self, args: &[&str]) -> (i32, String) {
+        let out = std::process::Command::new(service_binary("hookwire-registry"))
+            .arg("admin")
+            .args(args)
+            .env("HOOKWIRE__DATABASE__URL", self.database_url())
+            .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
+            .output()
+            .expect("the registry binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// A request to the registry with an API key.
@@ -316,18 +338,7 @@ impl TestEnv {
     /// test binary), so a test can SIGKILL it. Waits until it consumes. The process is killed
     /// when the handle is dropped, so a failing test leaves none behind.
     pub async fn spawn_dispatcher_process(&self, port: u16) -> DispatcherProcess {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let bin = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .map(|dir| dir.join("hookwire-dispatcher"))
-            .expect("target directory");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `cargo build --workspace --bins` first",
-            bin.display()
-        );
-        let child = std::process::Command::new(bin)
+        let child = std::process::Command::new(service_binary("hookwire-dispatcher"))
             .arg("serve")
             .env("HOOKWIRE__BROKER__URL", broker_url())
             .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
@@ -515,6 +526,22 @@ async fn cleanup(database: &str, prefix: &str) {
 }
 
 /// A loopback port nobody listens on right now (for a service started as a separate process).
+/// The path of a service's binary, built beside the test binary.
+fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        bin.display()
+    );
+    bin
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -41,6 +41,19 @@ impl Tenant {
             .get_result(conn)
             .await
     }
+
+    /// A page of tenants, oldest first.
+    pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(i64, Vec<Tenant>)> {
+        let count = tenants::table.count().get_result(conn).await?;
+        let rows = tenants::table
+            .order((tenants::created_at.asc(), tenants::id.asc()))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(Tenant::as_select())
+            .load(conn)
+            .await?;
+        Ok((count, rows))
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -66,6 +79,106 @@ impl ApiKey {
             .map(drop)
     }
 
+    /// A page of keys, oldest first, each with the number of webhooks it created (what its
+    /// `max_webhooks` counts); revoked keys only when asked for.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        tenant_id: Option<Uuid>,
+        with_revoked: bool,
+        page: Page,
+    ) -> QueryResult<(i64, Vec<(ApiKey, i64)>)> {
+        let filtered = || {
+            let mut q = api_keys::table.into_boxed();
+            if let Some(t) = tenant_id {
+                q = q.filter(api_keys::tenant_id.eq(t));
+            }
+            if !with_revoked {
+                q = q.filter(api_keys::revoked_at.is_null());
+            }
+            q
+        };
+        let count = filtered().count().get_result(conn).await?;
+        let keys: Vec<ApiKey> = filtered()
+            .order((api_keys::created_at.asc(), api_keys::id.asc()))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(ApiKey::as_select())
+            .load(conn)
+            .await?;
+        let used = Self::webhook_counts(conn, keys.iter().map(|k| k.id).collect()).await?;
+        Ok((
+            count,
+            keys.into_iter()
+                .map(|k| {
+                    let n = used.get(&k.id).copied().unwrap_or(0);
+                    (k, n)
+                })
+                .collect(),
+        ))
+    }
+
+    /// One key (revoked or not) with the number of webhooks it created.
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(ApiKey, i64)>> {
+        let Some(key) = api_keys::table
+            .find(id)
+            .select(ApiKey::as_select())
+            .first(conn)
+            .await
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let n = Self::webhook_counts(conn, vec![id])
+            .await?
+            .get(&id)
+            .copied()
+            .unwrap_or(0);
+        Ok(Some((key, n)))
+    }
+
+    async fn webhook_counts(
+        conn: &mut AsyncPgConnection,
+        ids: Vec<Uuid>,
+    ) -> QueryResult<std::collections::HashMap<Uuid, i64>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows: Vec<(Option<Uuid>, i64)> = webhooks::table
+            .filter(webhooks::api_key_id.eq_any(ids))
+            .group_by(webhooks::api_key_id)
+            .select((webhooks::api_key_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().filter_map(|(id, n)| Some((id?, n))).collect())
+    }
+
+    /// Changes a live key's settings; `None` when no live key has this id.
+    pub async fn update(
+        conn: &mut AsyncPgConnection,
+        id: Uuid,
+        changes: &ApiKeyChanges,
+    ) -> QueryResult<Option<ApiKey>> {
+        diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
+            .set(changes)
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
+    /// Revokes a key from now on; a key revoked already keeps its first `revoked_at`. `None`
+    /// when no key has this id.
+    pub async fn revoke(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ApiKey>> {
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::revoked_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(revoked_at, now())")))
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
     /// The live key with this hash.
     pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
         api_keys::table
@@ -76,6 +189,15 @@ impl ApiKey {
             .await
             .optional()
     }
+}
+
+/// What an admin may change on a key; `None` leaves a setting as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyChanges {
+    pub scopes: Option<Vec<String>>,
+    pub webhooks_enabled: Option<bool>,
+    pub max_webhooks: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -126,6 +248,15 @@ impl EventType {
     pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
         event_types::table.select(event_types::value).load(conn).await
     }
+}
+
+/// Why a webhook was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The key has created its `max_webhooks` (the limit it has now).
+    LimitReached(i32),
+    /// The key was revoked after the request was authenticated.
+    KeyRevoked,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -299,25 +430,31 @@ impl Webhook {
         conn: &mut AsyncPgConnection,
         w: &Webhook,
         api_key_id: Uuid,
-        max: i32,
-    ) -> QueryResult<bool> {
+    ) -> QueryResult<Result<(), Refused>> {
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            api_keys::table
+            // The key's row, locked: its limit as it is now (an admin may have changed it since
+            // the request was authenticated), and creates with one key counted one at a time.
+            let Some(max) = api_keys::table
                 .find(api_key_id)
-                .select(api_keys::id)
+                .filter(api_keys::revoked_at.is_null())
+                .select(api_keys::max_webhooks)
                 .for_update()
-                .first::<Uuid>(conn)
-                .await?;
+                .first::<i32>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(Err(Refused::KeyRevoked));
+            };
             let used: i64 = webhooks::table
                 .filter(webhooks::api_key_id.eq(api_key_id))
                 .count()
                 .get_result(conn)
                 .await?;
             if used >= i64::from(max) {
-                return Ok(false);
+                return Ok(Err(Refused::LimitReached(max)));
             }
             Webhook::insert(conn, w).await?;
-            Ok(true)
+            Ok(Ok(()))
         })
         .await
     }

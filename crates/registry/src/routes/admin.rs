@@ -1,23 +1,170 @@
 //! `/v1/admin/…`: tenants, API keys and the event-type catalog, behind the admin token. The same
 //! operations back the `hookwire-registry admin …` commands.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::auth::{new_api_key, Admin, SCOPES};
-use crate::db::models::{ApiKey, EventType, Tenant};
+use crate::db::models::{ApiKey, ApiKeyChanges, EventType, Page, Tenant};
+use crate::pagination::{Collection, Paging, PARAMS};
 use crate::AppState;
 use hookwire_core::messages::CatalogType;
-use hookwire_http::error::ApiError;
+use hookwire_http::error::{ApiError, FieldError};
 use hookwire_http::input::{self, Field, Fields};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/tenants", web::post().to(create_tenant))
-        .route("/admin/api-keys", web::post().to(create_api_key))
-        .route("/admin/event-types", web::post().to(create_event_type));
+    cfg.service(
+        web::resource("/admin/tenants")
+            .route(web::get().to(list_tenants))
+            .route(web::post().to(create_tenant)),
+    )
+    .service(
+        web::resource("/admin/api-keys")
+            .route(web::get().to(list_api_keys))
+            .route(web::post().to(create_api_key)),
+    )
+    .service(
+        web::resource("/admin/api-keys/{id}")
+            .route(web::get().to(retrieve_api_key))
+            .route(web::patch().to(update_api_key))
+            .route(web::delete().to(revoke_api_key)),
+    )
+    .route("/admin/event-types", web::post().to(create_event_type));
+}
+
+/// A tenant as the admin API shows it.
+pub fn tenant_view(t: &Tenant) -> Value {
+    json!({"id": t.id, "name": t.name, "created_at": t.created_at})
+}
+
+/// A key as the admin API shows it: never its hash, and its plaintext only on creation.
+/// `webhook_count` is what `max_webhooks` counts: the webhooks created with it.
+pub fn api_key_view(key: &ApiKey, webhook_count: i64) -> Value {
+    json!({
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "key_prefix": key.key_prefix,
+        "scopes": key.scopes,
+        "webhooks_enabled": key.webhooks_enabled,
+        "max_webhooks": key.max_webhooks,
+        "webhook_count": webhook_count,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    })
+}
+
+/// `scopes`, each checked against [`SCOPES`].
+fn scopes(f: &mut Fields) -> Field<Vec<String>> {
+    let field = f.string_list("scopes", 10, 64);
+    if let Field::Set(list) = &field {
+        if let Some(bad) = list.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            f.error(
+                "scopes",
+                format!("`{bad}` is not a scope; use webhooks:read and/or webhooks:write"),
+            );
+        }
+    }
+    field
+}
+
+/// `max_webhooks`: 0 (no webhooks) to 100,000.
+fn max_webhooks(f: &mut Fields) -> Field<i32> {
+    match f.int("max_webhooks", 0, 100_000) {
+        Field::Set(n) => Field::Set(i32::try_from(n).expect("checked to be at most 100,000")),
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
+    }
+}
+
+fn key_id(id: &str) -> Result<Uuid, ApiError> {
+    // A malformed id cannot name a key: the same 404 as a missing one.
+    id.parse().map_err(|_| ApiError::NotFound("API key"))
+}
+
+/// Changes a live key from `{"scopes"?, "webhooks_enabled"?, "max_webhooks"?}` (at least one).
+/// Takes effect on the key's next request; a lower `max_webhooks` keeps the webhooks it has.
+pub async fn update_key(conn: &mut AsyncPgConnection, id: &str, body: Map<String, Value>) -> Result<Value, ApiError> {
+    let id = key_id(id)?;
+    let empty = body.is_empty();
+    let mut f = Fields::new(body);
+    let scopes = scopes(&mut f);
+    let enabled = f.bool("webhooks_enabled");
+    let max = max_webhooks(&mut f);
+    let changes = ApiKeyChanges {
+        scopes: f.not_null("scopes", scopes),
+        webhooks_enabled: f.not_null("webhooks_enabled", enabled),
+        max_webhooks: f.not_null("max_webhooks", max),
+    };
+    if empty {
+        f.error("body", "send at least one of scopes, webhooks_enabled, max_webhooks");
+    }
+    f.finish()?;
+    match ApiKey::update(conn, id, &changes).await? {
+        Some(key) => {
+            let (_, n) = ApiKey::find(conn, key.id).await?.ok_or(ApiError::NotFound("API key"))?;
+            Ok(api_key_view(&key, n))
+        }
+        None => match ApiKey::find(conn, id).await? {
+            Some(_) => Err(ApiError::Conflict {
+                code: "api_key_revoked",
+                detail: "this API key is revoked; create a new one".into(),
+            }),
+            None => Err(ApiError::NotFound("API key")),
+        },
+    }
+}
+
+/// Every row of a listing, page after page, for the CLI.
+async fn every_page<T>(
+    mut page_of: impl AsyncFnMut(Page) -> diesel::QueryResult<(i64, Vec<T>)>,
+) -> Result<Vec<T>, ApiError> {
+    let mut all = Vec::new();
+    loop {
+        let page = Page {
+            limit: 500,
+            offset: all.len() as i64,
+        };
+        let (count, rows) = page_of(page).await?;
+        let last = rows.is_empty();
+        all.extend(rows);
+        if last || all.len() as i64 >= count {
+            return Ok(all);
+        }
+    }
+}
+
+/// Every tenant, for the CLI.
+pub async fn all_tenants(conn: &mut AsyncPgConnection) -> Result<Value, ApiError> {
+    let rows = every_page(async |page| Tenant::list(conn, page).await).await?;
+    Ok(rows.iter().map(tenant_view).collect())
+}
+
+/// Every key (of one tenant, when given), for the CLI.
+pub async fn all_api_keys(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Option<&str>,
+    with_revoked: bool,
+) -> Result<Value, ApiError> {
+    let tenant_id = tenant_id
+        .map(str::parse::<Uuid>)
+        .transpose()
+        .map_err(|_| ApiError::Validation(vec![FieldError::new("tenant_id", "must be a UUID")]))?;
+    let rows = every_page(async |page| ApiKey::list(conn, tenant_id, with_revoked, page).await).await?;
+    Ok(rows.iter().map(|(k, n)| api_key_view(k, *n)).collect())
+}
+
+/// Revokes a key: from now on it is refused (401) on every registry replica, and a webhook
+/// create it had started is refused too. Its webhooks stay, and keep receiving deliveries.
+/// Revoking a revoked key changes nothing.
+pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<Value, ApiError> {
+    let key = ApiKey::revoke(conn, key_id(id)?)
+        .await?
+        .ok_or(ApiError::NotFound("API key"))?;
+    let (_, n) = ApiKey::find(conn, key.id).await?.ok_or(ApiError::NotFound("API key"))?;
+    Ok(api_key_view(&key, n))
 }
 
 /// Creates a tenant from a request body `{"name"}`.
@@ -33,7 +180,7 @@ pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> R
     };
     f.finish()?;
     let t = Tenant::create(conn, name.as_deref().unwrap_or_default()).await?;
-    Ok(json!({"id": t.id, "name": t.name, "created_at": t.created_at}))
+    Ok(tenant_view(&t))
 }
 
 /// Creates an API key from `{"tenant_id", "scopes"?, "webhooks_enabled"?, "max_webhooks"?}`.
@@ -56,43 +203,24 @@ pub async fn api_key(
             None
         }
     };
-    let scopes = match f.string_list("scopes", 10, 64) {
-        Field::Set(list) => {
-            if let Some(bad) = list.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-                f.error(
-                    "scopes",
-                    format!("`{bad}` is not a scope; use webhooks:read and/or webhooks:write"),
-                );
-            }
-            list
-        }
-        _ => SCOPES.iter().map(|s| s.to_string()).collect(),
-    };
-    let enabled = f.bool("webhooks_enabled").set().unwrap_or(true);
-    let max = f
-        .int("max_webhooks", 0, 100_000)
+    let scopes = scopes(&mut f)
         .set()
-        .map_or(default_max, |n| n as i32);
+        .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
+    let enabled = f.bool("webhooks_enabled").set().unwrap_or(true);
+    let max = max_webhooks(&mut f).set().unwrap_or(default_max);
     f.finish()?;
     let tenant_id = tenant_id.expect("finish() failed if tenant_id was missing");
     if !Tenant::exists(conn, tenant_id).await? {
-        return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
+        return Err(ApiError::Validation(vec![FieldError::new(
             "tenant_id",
             "no tenant has this id",
         )]));
     }
     let (plaintext, key) = new_api_key(tenant_id, scopes, enabled, max);
     ApiKey::insert(conn, &key).await?;
-    Ok(json!({
-        "id": key.id,
-        "tenant_id": key.tenant_id,
-        "key": plaintext,
-        "key_prefix": key.key_prefix,
-        "scopes": key.scopes,
-        "webhooks_enabled": key.webhooks_enabled,
-        "max_webhooks": key.max_webhooks,
-        "created_at": key.created_at,
-    }))
+    let mut view = api_key_view(&key, 0);
+    view["key"] = json!(plaintext);
+    Ok(view)
 }
 
 /// Adds a catalog type from `{"value", "label", "description"?, "schema"?}`.
@@ -219,4 +347,160 @@ pub(crate) async fn create_event_type(
         })
         .await;
     Ok(HttpResponse::Created().json(created))
+}
+
+/// The failures every admin call can meet.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminErrors {
+    /// Not the admin token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(crate::openapi::Problem),
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    summary = "List tenants, oldest first",
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of tenants", body = crate::openapi::TenantList),
+        (status = 400, description = "Invalid paging", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn list_tenants(
+    state: web::Data<AppState>,
+    _: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = input::query(req.query_string(), &PARAMS)?;
+    let paging = Paging::from_params(&params, 100, 500)?;
+    let mut conn = state.pool.get().await?;
+    let (count, rows) = Tenant::list(&mut conn, paging.page).await?;
+    let results = rows.iter().map(tenant_view).collect();
+    Ok(HttpResponse::Ok().json(Collection::new(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        count,
+        results,
+    )))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/api-keys",
+    tag = "admin",
+    summary = "List API keys, oldest first",
+    params(
+        ("tenant_id" = Option<Uuid>, Query, description = "Only this tenant's keys"),
+        ("include_revoked" = Option<bool>, Query, description = "Also list revoked keys (default false)"),
+        ("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of keys (never the keys themselves)", body = crate::openapi::ApiKeyList),
+        (status = 400, description = "Invalid filter or paging", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn list_api_keys(
+    state: web::Data<AppState>,
+    _: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut allowed = vec!["tenant_id", "include_revoked"];
+    allowed.extend(PARAMS);
+    let params = input::query(req.query_string(), &allowed)?;
+    let tenant_id = input::parse_param::<Uuid>(&params, "tenant_id", "a UUID")?;
+    let with_revoked = input::parse_param::<bool>(&params, "include_revoked", "true or false")?.unwrap_or(false);
+    let paging = Paging::from_params(&params, 100, 500)?;
+    let mut conn = state.pool.get().await?;
+    let (count, rows) = ApiKey::list(&mut conn, tenant_id, with_revoked, paging.page).await?;
+    let results = rows.iter().map(|(k, n)| api_key_view(k, *n)).collect();
+    Ok(HttpResponse::Ok().json(Collection::new(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        count,
+        results,
+    )))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/api-keys/{id}",
+    tag = "admin",
+    summary = "Retrieve an API key (never the key itself)",
+    params(("id" = String, Path, description = "API key id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key", body = crate::openapi::ApiKeyInfo),
+        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn retrieve_api_key(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let (key, n) = ApiKey::find(&mut conn, key_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound("API key"))?;
+    Ok(HttpResponse::Ok().json(api_key_view(&key, n)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/api-keys/{id}",
+    tag = "admin",
+    summary = "Change an API key's scopes, webhooks flag or webhook limit",
+    params(("id" = String, Path, description = "API key id")),
+    request_body = crate::openapi::ApiKeyChangesInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key as changed; its next request sees the change", body = crate::openapi::ApiKeyInfo),
+        (status = 400, description = "Invalid or empty", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key is revoked", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn update_api_key(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(update_key(&mut conn, &id, body).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/api-keys/{id}",
+    tag = "admin",
+    summary = "Revoke an API key",
+    description = "From now on the key is refused (401) by every registry replica. Its webhooks stay and keep receiving deliveries. Revoking a revoked key changes nothing.",
+    params(("id" = String, Path, description = "API key id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn revoke_api_key(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    revoke_key(&mut conn, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

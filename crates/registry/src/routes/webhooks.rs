@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::models::{EventType, Webhook, WebhookFilter, WebhookOrder};
+use crate::db::models::{EventType, Refused, Webhook, WebhookFilter, WebhookOrder};
 use crate::pagination::{Collection, Paging};
 use crate::AppState;
 use hookwire_http::error::ApiError;
@@ -384,14 +384,15 @@ pub(crate) async fn create(
     apply(&state, body, &mut w, true).await?;
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
-    if !Webhook::insert_within_limit(&mut conn, &w, caller.key.id, caller.key.max_webhooks).await? {
-        return Err(ApiError::forbidden(
-            "webhook_limit_reached",
-            format!(
-                "this API key has reached its limit of {} webhooks",
-                caller.key.max_webhooks
-            ),
-        ));
+    match Webhook::insert_within_limit(&mut conn, &w, caller.key.id).await? {
+        Ok(()) => {}
+        Err(Refused::LimitReached(max)) => {
+            return Err(ApiError::forbidden(
+                "webhook_limit_reached",
+                format!("this API key has reached its limit of {max} webhooks"),
+            ))
+        }
+        Err(Refused::KeyRevoked) => return Err(ApiError::Unauthorized("the API key is not valid")),
     }
     state.notices.upserted(&w).await;
     Ok(HttpResponse::Created().json(view(&state, &w, true)?))
