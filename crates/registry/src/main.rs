@@ -86,6 +86,16 @@ enum AdminCommand {
         #[arg(long)]
         schema: Option<String>,
     },
+    /// Change a catalog type's label, description or schema (`--schema null` lifts it).
+    UpdateEventType {
+        value: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        schema: Option<String>,
+    },
 }
 
 fn object(v: Value) -> Map<String, Value> {
@@ -169,6 +179,26 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         body["schema"] = serde_json::from_str(&s).context("--schema is not JSON")?;
                     }
                     admin::event_type(&mut conn, object(body)).await
+                }
+                AdminCommand::UpdateEventType {
+                    value,
+                    label,
+                    description,
+                    schema,
+                } => {
+                    let mut body = json!({});
+                    if let Some(l) = label {
+                        body["label"] = json!(l);
+                    }
+                    if let Some(d) = description {
+                        body["description"] = json!(d);
+                    }
+                    if let Some(s) = schema {
+                        body["schema"] = serde_json::from_str(&s).context("--schema is not JSON")?;
+                    }
+                    admin::update_event_type(&mut conn, &value, object(body))
+                        .await
+                        .map(|t| hookwire_registry::routes::event_types::event_type_view(&t))
                 }
             };
             match result {

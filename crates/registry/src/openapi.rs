@@ -177,6 +177,17 @@ pub struct EventType {
     value: String,
     label: String,
     description: String,
+    /// The JSON Schema this type's events follow (the publisher refuses others), or null.
+    schema: Option<serde_json::Value>,
+}
+
+/// Fields of `PATCH /v1/admin/event-types/{value}` (at least one). `description: null` empties
+/// it; `schema: null` lifts the schema.
+#[derive(ToSchema)]
+pub struct EventTypeChangesInput {
+    label: Option<String>,
+    description: Option<String>,
+    schema: Option<serde_json::Value>,
 }
 
 #[derive(ToSchema)]
@@ -336,6 +347,7 @@ impl Modify for Security {
         crate::routes::deliveries::retrieve,
         crate::routes::deliveries::retry,
         crate::routes::event_types::list,
+        crate::routes::event_types::retrieve,
         crate::routes::admin::list_tenants,
         crate::routes::admin::create_tenant,
         crate::routes::admin::list_api_keys,
@@ -344,6 +356,7 @@ impl Modify for Security {
         crate::routes::admin::update_api_key,
         crate::routes::admin::revoke_api_key,
         crate::routes::admin::create_event_type,
+        crate::routes::admin::change_event_type,
     ),
     modifiers(&Security),
     security(("api_key" = []), ("bearer" = [])),

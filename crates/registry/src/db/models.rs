@@ -221,6 +221,29 @@ impl EventType {
         Ok(n == 1)
     }
 
+    pub async fn find(conn: &mut AsyncPgConnection, value: &str) -> QueryResult<Option<EventType>> {
+        event_types::table
+            .find(value)
+            .select(EventType::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Changes a type; `None` when the catalog has no such type.
+    pub async fn update(
+        conn: &mut AsyncPgConnection,
+        value: &str,
+        changes: &EventTypeChanges,
+    ) -> QueryResult<Option<EventType>> {
+        diesel::update(event_types::table.find(value))
+            .set(changes)
+            .returning(EventType::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
     pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(i64, Vec<EventType>)> {
         let count = event_types::table.count().get_result(conn).await?;
         let rows = event_types::table
@@ -248,6 +271,16 @@ impl EventType {
     pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
         event_types::table.select(event_types::value).load(conn).await
     }
+}
+
+/// What an admin may change on a catalog type; `None` leaves a field as it is,
+/// `schema: Some(None)` lifts the schema.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = event_types)]
+pub struct EventTypeChanges {
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub schema: Option<Option<serde_json::Value>>,
 }
 
 /// Why a webhook was not created.

@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::auth::{new_api_key, Admin, SCOPES};
-use crate::db::models::{ApiKey, ApiKeyChanges, EventType, Page, Tenant};
+use crate::db::models::{ApiKey, ApiKeyChanges, EventType, EventTypeChanges, Page, Tenant};
 use crate::pagination::{Collection, Paging, PARAMS};
+use crate::routes::event_types::event_type_view;
 use crate::AppState;
 use hookwire_core::messages::CatalogType;
 use hookwire_http::error::{ApiError, FieldError};
@@ -32,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update_api_key))
             .route(web::delete().to(revoke_api_key)),
     )
-    .route("/admin/event-types", web::post().to(create_event_type));
+    .route("/admin/event-types", web::post().to(create_event_type))
+    .route("/admin/event-types/{value}", web::patch().to(change_event_type));
 }
 
 /// A tenant as the admin API shows it.
@@ -223,13 +225,36 @@ pub async fn api_key(
     Ok(view)
 }
 
+/// `label`, `description` and `schema` of a type, each checked.
+fn type_details(f: &mut Fields) -> (Field<String>, Field<String>, Field<Value>) {
+    let label = f.string("label", 200);
+    if matches!(&label, Field::Set(l) if l.trim().is_empty()) {
+        f.error("label", "must not be empty");
+    }
+    let description = f.string("description", 2000);
+    let schema = f.any("schema");
+    if let Field::Set(s) = &schema {
+        if !s.is_object() && !s.is_boolean() {
+            f.error("schema", "must be a JSON Schema (an object)");
+        } else if let Err(e) = jsonschema::validator_for(s) {
+            f.error("schema", format!("is not a valid JSON Schema: {e}"));
+        }
+    }
+    (label, description, schema)
+}
+
+fn reserved(value: &str) -> ApiError {
+    ApiError::bad_request(
+        "reserved_event_type",
+        format!("`{value}` is one of Hookwire's own events; the `hookwire` namespace is reserved"),
+    )
+}
+
 /// Adds a catalog type from `{"value", "label", "description"?, "schema"?}`.
 pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
     let mut f = Fields::new(body);
     let value = f.string("value", 128).set();
-    let label = f.string("label", 200).set();
-    let description = f.string("description", 2000).set().unwrap_or_default();
-    let schema = f.any("schema").set();
+    let (label, description, schema) = type_details(&mut f);
     match &value {
         None => f.error("value", "is required"),
         Some(v) => {
@@ -243,22 +268,15 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
             }
         }
     }
-    if label.as_deref().is_none_or(|l| l.trim().is_empty()) {
+    if matches!(label, Field::Absent | Field::Null) {
         f.error("label", "is required");
-    }
-    if let Some(s) = &schema {
-        if !s.is_object() && !s.is_boolean() {
-            f.error("schema", "must be a JSON Schema (an object)");
-        } else if let Err(e) = jsonschema::validator_for(s) {
-            f.error("schema", format!("is not a valid JSON Schema: {e}"));
-        }
     }
     f.finish()?;
     let t = EventType {
         value: value.expect("checked above"),
-        label: label.expect("checked above"),
-        description,
-        schema,
+        label: label.set().expect("checked above"),
+        description: description.set().unwrap_or_default(),
+        schema: schema.set(),
         created_at: Utc::now(),
     };
     if !EventType::insert(conn, &t).await? {
@@ -267,7 +285,43 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
             detail: format!("the event type `{}` exists already", t.value),
         });
     }
-    Ok(json!({"value": t.value, "label": t.label, "description": t.description, "schema": t.schema}))
+    Ok(event_type_view(&t))
+}
+
+/// Changes a catalog type from `{"label"?, "description"?, "schema"?}` (at least one; a null
+/// `description` empties it, a null `schema` lifts it). A new schema holds for events published
+/// from then on; events accepted before are sent as they are.
+pub async fn update_event_type(
+    conn: &mut AsyncPgConnection,
+    value: &str,
+    body: Map<String, Value>,
+) -> Result<EventType, ApiError> {
+    if hookwire_core::patterns::is_reserved(value) {
+        return Err(reserved(value));
+    }
+    let empty = body.is_empty();
+    let mut f = Fields::new(body);
+    let (label, description, schema) = type_details(&mut f);
+    let changes = EventTypeChanges {
+        label: f.not_null("label", label),
+        description: match description {
+            Field::Absent => None,
+            Field::Null => Some(String::new()),
+            Field::Set(d) => Some(d),
+        },
+        schema: match schema {
+            Field::Absent => None,
+            Field::Null => Some(None),
+            Field::Set(s) => Some(Some(s)),
+        },
+    };
+    if empty {
+        f.error("body", "send at least one of label, description, schema");
+    }
+    f.finish()?;
+    EventType::update(conn, value, &changes)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))
 }
 
 #[utoipa::path(
@@ -347,6 +401,41 @@ pub(crate) async fn create_event_type(
         })
         .await;
     Ok(HttpResponse::Created().json(created))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/event-types/{value}",
+    tag = "admin",
+    summary = "Change a catalog type's label, description or schema",
+    description = "A new schema (or none, with `schema: null`) holds for events published from then on; events accepted before are sent as they are. Hookwire's own types cannot be changed.",
+    params(("value" = String, Path, description = "The type, e.g. `invoice.paid`")),
+    request_body = crate::openapi::EventTypeChangesInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The type as changed", body = crate::openapi::EventType),
+        (status = 400, description = "Invalid, empty, or one of Hookwire's own types", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn change_event_type(
+    state: web::Data<AppState>,
+    _: Admin,
+    value: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut conn = state.pool.get().await?;
+    let t = update_event_type(&mut conn, &value, body).await?;
+    state
+        .notices
+        .event_type(CatalogType {
+            value: t.value.clone(),
+            schema: t.schema.clone(),
+        })
+        .await;
+    Ok(HttpResponse::Ok().json(event_type_view(&t)))
 }
 
 /// The failures every admin call can meet.

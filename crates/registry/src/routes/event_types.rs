@@ -1,7 +1,6 @@
 //! `GET /v1/event-types`: the catalog webhooks subscribe from.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::db::models::EventType;
@@ -11,7 +10,13 @@ use hookwire_http::error::ApiError;
 use hookwire_http::input;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/event-types", web::get().to(list));
+    cfg.route("/event-types", web::get().to(list))
+        .route("/event-types/{value}", web::get().to(retrieve));
+}
+
+/// A catalog type as the API shows it.
+pub fn event_type_view(t: &EventType) -> serde_json::Value {
+    serde_json::json!({"value": t.value, "label": t.label, "description": t.description, "schema": t.schema})
 }
 
 /// The development profile's catalog (contract §3 Event types).
@@ -48,10 +53,7 @@ pub(crate) async fn list(
     let paging = Paging::from_params(&params, 100, 500)?;
     let mut conn = state.pool.get().await?;
     let (count, rows) = EventType::list(&mut conn, paging.page).await?;
-    let results = rows
-        .into_iter()
-        .map(|t| json!({"value": t.value, "label": t.label, "description": t.description}))
-        .collect();
+    let results = rows.iter().map(event_type_view).collect();
     Ok(HttpResponse::Ok().json(Collection::new(
         &req,
         &state.config.http.public_url,
@@ -59,4 +61,28 @@ pub(crate) async fn list(
         count,
         results,
     )))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/event-types/{value}",
+    tag = "event types",
+    summary = "One catalog type, with the JSON Schema its events follow",
+    params(("value" = String, Path, description = "The type, e.g. `person.created`")),
+    responses(
+        (status = 200, description = "The type", body = crate::openapi::EventType),
+        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
+    )
+)]
+pub(crate) async fn retrieve(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    value: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let t = EventType::find(&mut conn, &value)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))?;
+    Ok(HttpResponse::Ok().json(event_type_view(&t)))
 }

@@ -724,3 +724,144 @@ async fn a_registry_that_never_answers_does_not_hold_up_change_notices() {
     hung.abort();
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_types_schema_changed_by_the_admin_holds_for_the_next_events() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let first = json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}});
+    let r = env
+        .admin_post(
+            "/v1/admin/event-types",
+            json!({"value": "invoice.paid", "label": "Invoice paid", "schema": first}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // Whether the publisher refuses `data`, asked until it answers `refused` (a notice is on its way).
+    let status_becomes = |data: Value, status: u16| {
+        let env = &env;
+        async move {
+            eventually(Duration::from_secs(10), || {
+                let data = data.clone();
+                async move {
+                    let r = env.publish(json!({"type": "invoice.paid", "data": data})).await;
+                    (r.status == status).then_some(())
+                }
+            })
+            .await
+            .unwrap_or_else(|| panic!("the publisher never answered {status} for {data}"))
+        }
+    };
+    status_becomes(json!({"id": "seven"}), 400).await;
+
+    // Customers read each type's schema, in the list and alone.
+    let one = env.api("GET", "/v1/event-types/invoice.paid", &key, None).await;
+    assert_eq!(one.status, 200, "{one:?}");
+    assert_eq!(one.body["schema"], first);
+    assert_eq!(one.body["label"], "Invoice paid");
+    let list = env.api("GET", "/v1/event-types?limit=500", &key, None).await;
+    let listed = list.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["value"] == "invoice.paid")
+        .cloned()
+        .unwrap();
+    assert_eq!(listed, one.body);
+    assert_eq!(
+        env.api("GET", "/v1/event-types/nope.created", &key, None).await.status,
+        404
+    );
+
+    // A new schema: events valid before are refused, events valid now accepted.
+    let second = json!({"type": "object", "required": ["amount"]});
+    let r = env
+        .admin(
+            "PATCH",
+            "/v1/admin/event-types/invoice.paid",
+            Some(json!({"schema": second, "description": "An invoice was paid in full"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["schema"], second);
+    assert_eq!(r.body["label"], "Invoice paid", "a field not sent is kept");
+    status_becomes(json!({"id": 7}), 400).await;
+    assert_eq!(
+        env.publish(json!({"type": "invoice.paid", "data": {"amount": 5}}))
+            .await
+            .status,
+        202
+    );
+    // Lifted: anything goes; a null description empties it.
+    let r = env
+        .admin(
+            "PATCH",
+            "/v1/admin/event-types/invoice.paid",
+            Some(json!({"schema": null, "description": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["schema"], Value::Null);
+    assert_eq!(r.body["description"], "");
+    status_becomes(json!({"anything": true}), 202).await;
+
+    // Bad changes, each with its own answer.
+    let patch = |path: &'static str, body: Value| env.admin("PATCH", path, Some(body));
+    let r = patch(
+        "/v1/admin/event-types/invoice.paid",
+        json!({"label": "", "schema": {"type": 12}, "colour": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let mut fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["colour", "label", "schema"], "{r:?}");
+    assert_eq!(patch("/v1/admin/event-types/invoice.paid", json!({})).await.status, 400);
+    assert_eq!(
+        patch("/v1/admin/event-types/invoice.paid", json!({"label": null}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        patch("/v1/admin/event-types/nope.created", json!({"label": "x"}))
+            .await
+            .status,
+        404
+    );
+    let r = patch(
+        "/v1/admin/event-types/hookwire.delivery_exhausted",
+        json!({"schema": null}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["type"], "https://hookwire.dev/problems/reserved_event_type",
+        "{r:?}"
+    );
+    let r = env
+        .http
+        .request(
+            "PATCH",
+            &format!("{}/v1/admin/event-types/invoice.paid", env.registry),
+            &[("x-api-key", &key)],
+            Some(&json!({"label": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "a tenant's key is not the admin token");
+
+    // The same from a shell.
+    let (code, out) = env.registry_admin(&["update-event-type", "invoice.paid", "--label", "Paid"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        env.api("GET", "/v1/event-types/invoice.paid", &key, None).await.body["label"],
+        "Paid"
+    );
+    env.stop().await;
+}
