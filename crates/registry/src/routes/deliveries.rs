@@ -93,7 +93,7 @@ fn view(d: &Delivery) -> Value {
     path = "/v1/deliveries",
     tag = "deliveries",
     summary = "The delivery log, newest first",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,)),
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_id" = Option<String>, Query, description = "The deliveries of one event: the `webhook-id` its receivers got"), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,)),
     responses(
         (status = 200, description = "A page of deliveries", body = crate::openapi::DeliveryList),
         (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
@@ -106,7 +106,15 @@ pub(crate) async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
-    let mut allowed = vec!["webhook_id", "event_type", "status", "is_test", "since", "until"];
+    let mut allowed = vec![
+        "webhook_id",
+        "event_id",
+        "event_type",
+        "status",
+        "is_test",
+        "since",
+        "until",
+    ];
     allowed.extend(PARAMS);
     let params = input::query(req.query_string(), &allowed)?;
     let paging = Paging::from_params(&params, 500, 500)?;
@@ -121,6 +129,7 @@ pub(crate) async fn list(
     }
     let filter = DeliveryFilter {
         webhook_id: input::parse_param::<Uuid>(&params, "webhook_id", "a UUID")?,
+        event_id: input::parse_param::<Uuid>(&params, "event_id", "a UUID")?,
         event_type: params.get("event_type").cloned(),
         status,
         is_test: input::parse_param(&params, "is_test", "true or false")?,

@@ -79,6 +79,52 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
             "webhook-id is the event id"
         );
     }
+    // A receiver's `webhook-id` finds the event's deliveries, and only them.
+    let other = env
+        .publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": 2}}))
+        .await;
+    let other_id = other.body["event_id"].as_str().unwrap().to_owned();
+    let log = env
+        .wait_for(&format!("/v1/deliveries?event_id={other_id}"), &key, |b| {
+            b["count"] == 3
+        })
+        .await;
+    assert!(log["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["event_id"] == other_id.as_str()));
+    let log = env
+        .api("GET", &format!("/v1/deliveries?event_id={event_id}"), &key, None)
+        .await;
+    let mut webhooks: Vec<&str> = log.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhook_id"].as_str().unwrap())
+        .collect();
+    webhooks.sort();
+    let mut expected: Vec<&str> = [&fast_hook, &slow_hook, &flaky_hook]
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(webhooks, expected, "{:?}", log.body);
+    assert_eq!(log.body["count"], 3);
+    let path = format!(
+        "/v1/deliveries?event_id={event_id}&webhook_id={}",
+        fast_hook["id"].as_str().unwrap()
+    );
+    assert_eq!(env.api("GET", &path, &key, None).await.body["count"], 1);
+    let (_, stranger) = env.tenant("stranger").await;
+    let theirs = env
+        .api("GET", &format!("/v1/deliveries?event_id={event_id}"), &stranger, None)
+        .await;
+    assert_eq!(theirs.body["count"], 0, "another tenant sees none");
+    assert_eq!(
+        env.api("GET", "/v1/deliveries?event_id=nope", &key, None).await.status,
+        400
+    );
     // The group is acknowledged once its last member (the retry left it) is done.
     assert_eq!(
         env.kill_dispatcher(dispatcher, &queue).await,
