@@ -54,6 +54,9 @@ pub struct HttpConfig {
     pub public_url: String,
     /// HTTP worker threads; 0 means one per core. Default 0.
     pub workers: usize,
+    /// The delivery log counts the deliveries a filter matches exactly up to this many; past it
+    /// `count` is a lower bound (`count_exact: false`). Default 10,000.
+    pub count_limit: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

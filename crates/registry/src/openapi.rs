@@ -141,7 +141,11 @@ pub struct Delivery {
 
 #[derive(ToSchema)]
 pub struct DeliveryList {
+    /// Deliveries the filters match: exact up to the registry's `http.count_limit` (default
+    /// 10,000), past it a lower bound that still exceeds the page's end while more follow.
     count: i64,
+    /// `false` when `count` is a lower bound.
+    count_exact: bool,
     next: Option<String>,
     previous: Option<String>,
     results: Vec<Delivery>,

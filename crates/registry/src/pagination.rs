@@ -76,6 +76,10 @@ impl Paging {
 #[derive(Debug, Serialize)]
 pub struct Collection<T> {
     pub count: i64,
+    /// Said by collections that stop counting past a bound (the delivery log): `false` when
+    /// `count` is a lower bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_exact: Option<bool>,
     pub next: Option<String>,
     pub previous: Option<String>,
     pub results: Vec<T>,
@@ -112,10 +116,19 @@ impl<T> Collection<T> {
         };
         Self {
             count,
+            count_exact: None,
             // Saturating: `offset` may be anything up to i64::MAX (the fuzzer sends it).
             next: (offset.saturating_add(limit) < count).then(|| link(offset.saturating_add(limit))),
             previous: (offset > 0).then(|| link(offset.saturating_sub(limit).max(0))),
             results,
+        }
+    }
+
+    /// Says whether `count` is exact.
+    pub fn count_exact(self, exact: bool) -> Self {
+        Self {
+            count_exact: Some(exact),
+            ..self
         }
     }
 }

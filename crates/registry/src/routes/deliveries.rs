@@ -137,15 +137,18 @@ pub(crate) async fn list(
         until: input::parse_param::<DateTime<Utc>>(&params, "until", "an RFC 3339 time")?,
     };
     let mut conn = state.pool.get().await?;
-    let (count, rows) = Delivery::list(&mut conn, caller.tenant_id(), &filter, paging.page).await?;
+    let (count, rows) = Delivery::list(
+        &mut conn,
+        caller.tenant_id(),
+        &filter,
+        paging.page,
+        state.config.http.count_limit,
+    )
+    .await?;
     let results = rows.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(Collection::new(
-        &req,
-        &state.config.http.public_url,
-        paging,
-        count,
-        results,
-    )))
+    Ok(HttpResponse::Ok().json(
+        Collection::new(&req, &state.config.http.public_url, paging, count.value, results).count_exact(count.exact),
+    ))
 }
 
 #[utoipa::path(

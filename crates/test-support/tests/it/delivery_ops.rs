@@ -818,3 +818,70 @@ async fn operational_events_tell_a_tenant_of_exhausted_deliveries_and_a_disabled
     assert_ne!(logged(&tenant).as_deref(), Some("0"));
     env.stop().await;
 }
+
+/// A long log is counted only up to `http.count_limit`: past it `count` is a lower bound the
+/// response says is one, and the `next` links still lead through every delivery to the last
+/// page, whose count is exact. A filter matching fewer is counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_log_is_counted_up_to_a_bound_and_paged_to_its_end() {
+    let env = TestEnv::start_with(|o| o.registry.http.count_limit = 5).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let ids = Ids {
+        webhook_id: hookwire_core::id::v7(),
+        tenant_id: tenant.parse().unwrap(),
+        event_id: hookwire_core::id::v7(),
+    };
+    let now = Utc::now();
+    let written: Vec<Uuid> = (0..12).map(|_| hookwire_core::id::v7()).collect();
+    let records = written
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| attempt_record(ids, d, 1, if i < 2 { 500 } else { 200 }, now))
+        .collect();
+    send_to_ledger(&env, records).await;
+    env.wait_for(&format!("/v1/deliveries/{}", written[11]), &key, |b| {
+        b["status"] == "success"
+    })
+    .await;
+
+    let base = env.registry.clone();
+    let mut path = "/v1/deliveries?limit=4".to_owned();
+    let mut seen = Vec::new();
+    let mut counts = Vec::new();
+    loop {
+        let page = env.api("GET", &path, &key, None).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        for d in page.body["results"].as_array().unwrap() {
+            seen.push(d["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        counts.push((
+            page.body["count"].as_i64().unwrap(),
+            page.body["count_exact"].as_bool().unwrap(),
+        ));
+        match page.body["next"].as_str() {
+            Some(next) => path = next.strip_prefix(&base).unwrap().to_owned(),
+            None => break,
+        }
+    }
+    // Past the bound of 5: at least the bound, and past each page's end while more follow.
+    assert_eq!(counts, vec![(5, false), (9, false), (12, true)]);
+    seen.sort();
+    assert_eq!(seen, written, "every delivery, once");
+
+    let failing = env.api("GET", "/v1/deliveries?status=retrying", &key, None).await;
+    assert_eq!(
+        (&failing.body["count"], &failing.body["count_exact"]),
+        (&json!(2), &json!(true))
+    );
+    // Past the end of a long log: no rows, and the count still only a lower bound.
+    let beyond = env.api("GET", "/v1/deliveries?offset=100", &key, None).await;
+    assert_eq!(
+        (
+            &beyond.body["count"],
+            &beyond.body["count_exact"],
+            &beyond.body["results"]
+        ),
+        (&json!(5), &json!(false), &json!([]))
+    );
+    env.stop().await;
+}
