@@ -63,6 +63,7 @@ pub async fn seed_event_types(pool: &DbPool) -> anyhow::Result<()> {
             description: String::new(),
             schema: None,
             created_at: Utc::now(),
+            archived: false,
         };
         EventType::insert(&mut conn, &t).await?;
     }

@@ -86,7 +86,8 @@ enum AdminCommand {
         #[arg(long)]
         schema: Option<String>,
     },
-    /// Change a catalog type's label, description or schema (`--schema null` lifts it).
+    /// Change a catalog type's label, description or schema (`--schema null` lifts it), or
+    /// archive it (`--archived true`; still published and delivered, no longer subscribable).
     UpdateEventType {
         value: String,
         #[arg(long)]
@@ -95,6 +96,8 @@ enum AdminCommand {
         description: Option<String>,
         #[arg(long)]
         schema: Option<String>,
+        #[arg(long)]
+        archived: Option<bool>,
     },
 }
 
@@ -185,8 +188,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     label,
                     description,
                     schema,
+                    archived,
                 } => {
                     let mut body = json!({});
+                    if let Some(a) = archived {
+                        body["archived"] = json!(a);
+                    }
                     if let Some(l) = label {
                         body["label"] = json!(l);
                     }
@@ -212,7 +219,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     }
                     std::process::exit(2)
                 }
-                Err(e) => Err(anyhow::anyhow!("{e}")),
+                // With its cause (a database behind the binary's migrations says so).
+                Err(e) => Err(anyhow::Error::new(e)),
             }
         }
     }

@@ -183,15 +183,18 @@ pub struct EventType {
     description: String,
     /// The JSON Schema this type's events follow (the publisher refuses others), or null.
     schema: Option<serde_json::Value>,
+    /// Out of the catalog customers subscribe from; still delivered to the webhooks subscribed.
+    archived: bool,
 }
 
 /// Fields of `PATCH /v1/admin/event-types/{value}` (at least one). `description: null` empties
-/// it; `schema: null` lifts the schema.
+/// it; `schema: null` lifts the schema; `archived` archives the type or brings it back.
 #[derive(ToSchema)]
 pub struct EventTypeChangesInput {
     label: Option<String>,
     description: Option<String>,
     schema: Option<serde_json::Value>,
+    archived: Option<bool>,
 }
 
 #[derive(ToSchema)]
@@ -361,6 +364,7 @@ impl Modify for Security {
         crate::routes::admin::revoke_api_key,
         crate::routes::admin::create_event_type,
         crate::routes::admin::change_event_type,
+        crate::routes::admin::archive_event_type,
     ),
     modifiers(&Security),
     security(("api_key" = []), ("bearer" = [])),

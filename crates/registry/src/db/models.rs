@@ -215,6 +215,8 @@ pub struct EventType {
     pub description: String,
     pub schema: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    /// Out of the catalog customers see and subscribe from; still published and delivered.
+    pub archived: bool,
 }
 
 impl EventType {
@@ -251,9 +253,22 @@ impl EventType {
             .optional()
     }
 
-    pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(i64, Vec<EventType>)> {
-        let count = event_types::table.count().get_result(conn).await?;
-        let rows = event_types::table
+    /// A page of the catalog, archived types only when `include_archived`.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        page: Page,
+        include_archived: bool,
+    ) -> QueryResult<(i64, Vec<EventType>)> {
+        let shown = || {
+            let q = event_types::table.into_boxed();
+            if include_archived {
+                q
+            } else {
+                q.filter(event_types::archived.eq(false))
+            }
+        };
+        let count = shown().count().get_result(conn).await?;
+        let rows = shown()
             .order(event_types::value.asc())
             .limit(page.limit)
             .offset(page.offset)
@@ -275,8 +290,12 @@ impl EventType {
             .collect())
     }
 
-    pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
-        event_types::table.select(event_types::value).load(conn).await
+    /// Every type's value and whether it is archived.
+    pub async fn all_values(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, bool)>> {
+        event_types::table
+            .select((event_types::value, event_types::archived))
+            .load(conn)
+            .await
     }
 }
 
@@ -288,6 +307,7 @@ pub struct EventTypeChanges {
     pub label: Option<String>,
     pub description: Option<String>,
     pub schema: Option<Option<serde_json::Value>>,
+    pub archived: Option<bool>,
 }
 
 /// Why a webhook was not created.

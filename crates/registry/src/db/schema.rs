@@ -30,6 +30,7 @@ diesel::table! {
         description -> Text,
         schema -> Nullable<Jsonb>,
         created_at -> Timestamptz,
+        archived -> Bool,
     }
 }
 

@@ -34,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(revoke_api_key)),
     )
     .route("/admin/event-types", web::post().to(create_event_type))
-    .route("/admin/event-types/{value}", web::patch().to(change_event_type));
+    .route("/admin/event-types/{value}", web::patch().to(change_event_type))
+    .route("/admin/event-types/{value}", web::delete().to(archive_event_type));
 }
 
 /// A tenant as the admin API shows it.
@@ -278,6 +279,7 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
         description: description.set().unwrap_or_default(),
         schema: schema.set(),
         created_at: Utc::now(),
+        archived: false,
     };
     if !EventType::insert(conn, &t).await? {
         return Err(ApiError::Conflict {
@@ -288,9 +290,11 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
     Ok(event_type_view(&t))
 }
 
-/// Changes a catalog type from `{"label"?, "description"?, "schema"?}` (at least one; a null
-/// `description` empties it, a null `schema` lifts it). A new schema holds for events published
-/// from then on; events accepted before are sent as they are.
+/// Changes a catalog type from `{"label"?, "description"?, "schema"?, "archived"?}` (at least
+/// one; a null `description` empties it, a null `schema` lifts it). A new schema holds for events
+/// published from then on; events accepted before are sent as they are. An archived type leaves
+/// the catalog customers see and subscribe from; producers still publish it and the webhooks
+/// subscribed to it still get it.
 pub async fn update_event_type(
     conn: &mut AsyncPgConnection,
     value: &str,
@@ -302,7 +306,9 @@ pub async fn update_event_type(
     let empty = body.is_empty();
     let mut f = Fields::new(body);
     let (label, description, schema) = type_details(&mut f);
+    let archived = f.bool("archived");
     let changes = EventTypeChanges {
+        archived: f.not_null("archived", archived),
         label: f.not_null("label", label),
         description: match description {
             Field::Absent => None,
@@ -316,7 +322,7 @@ pub async fn update_event_type(
         },
     };
     if empty {
-        f.error("body", "send at least one of label, description, schema");
+        f.error("body", "send at least one of label, description, schema, archived");
     }
     f.finish()?;
     EventType::update(conn, value, &changes)
@@ -436,6 +442,32 @@ pub(crate) async fn change_event_type(
         })
         .await;
     Ok(HttpResponse::Ok().json(event_type_view(&t)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/event-types/{value}",
+    tag = "admin",
+    summary = "Archive a catalog type",
+    description = "The type leaves the catalog customers see (`GET /v1/event-types` lists it only with `include_archived=true`) and no new pattern may rest on it alone; producers still publish it and the webhooks subscribed to it still get it. `PATCH` with `archived: false` brings it back. Archiving again changes nothing.",
+    params(("value" = String, Path, description = "The type, e.g. `invoice.paid`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Archived"),
+        (status = 400, description = "One of Hookwire's own types", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn archive_event_type(
+    state: web::Data<AppState>,
+    _: Admin,
+    value: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let body = Map::from_iter([("archived".to_owned(), Value::Bool(true))]);
+    update_event_type(&mut conn, &value, body).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The failures every admin call can meet.

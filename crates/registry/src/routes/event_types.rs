@@ -16,7 +16,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A catalog type as the API shows it.
 pub fn event_type_view(t: &EventType) -> serde_json::Value {
-    serde_json::json!({"value": t.value, "label": t.label, "description": t.description, "schema": t.schema})
+    serde_json::json!({
+        "value": t.value,
+        "label": t.label,
+        "description": t.description,
+        "schema": t.schema,
+        "archived": t.archived,
+    })
 }
 
 /// The development profile's catalog (contract §3 Event types).
@@ -38,7 +44,10 @@ pub fn development_seed() -> Vec<(String, String)> {
     path = "/v1/event-types",
     tag = "event types",
     summary = "The event-type catalog",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
+    description = "Archived types (still delivered to the webhooks subscribed to them) are listed only with `include_archived=true`.",
+    params(
+        ("include_archived" = Option<bool>, Query, description = "List archived types too"),
+        ("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
     responses(
         (status = 200, description = "A page of types", body = crate::openapi::EventTypeList),
         crate::openapi::KeyErrors,
@@ -49,10 +58,13 @@ pub(crate) async fn list(
     _caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let params = input::query(req.query_string(), &PARAMS)?;
+    let mut allowed = vec!["include_archived"];
+    allowed.extend(PARAMS);
+    let params = input::query(req.query_string(), &allowed)?;
     let paging = Paging::from_params(&params, 100, 500)?;
+    let include_archived = input::parse_param::<bool>(&params, "include_archived", "true or false")?.unwrap_or(false);
     let mut conn = state.pool.get().await?;
-    let (count, rows) = EventType::list(&mut conn, paging.page).await?;
+    let (count, rows) = EventType::list(&mut conn, paging.page, include_archived).await?;
     let results = rows.iter().map(event_type_view).collect();
     Ok(HttpResponse::Ok().json(Collection::new(
         &req,

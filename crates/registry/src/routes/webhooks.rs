@@ -169,10 +169,19 @@ async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creat
             let mut conn = state.pool.get().await?;
             let catalog = EventType::all_values(&mut conn).await?;
             let mut bad = Vec::new();
+            let matching = |p: &str, archived_too: bool| {
+                catalog
+                    .iter()
+                    .any(|(t, archived)| (archived_too || !archived) && patterns::matches(p, t))
+            };
             for p in &list {
                 if let Err(e) = patterns::validate_pattern(p) {
                     bad.push(format!("`{p}` {e}"));
-                } else if !catalog.iter().any(|t| patterns::matches(p, t)) {
+                } else if w.events.contains(p) || matching(p, false) {
+                    // A pattern the webhook has already stays, whatever was archived since.
+                } else if matching(p, true) {
+                    bad.push(format!("`{p}` matches only archived event types"));
+                } else {
                     bad.push(format!("`{p}` matches no event type in the catalog"));
                 }
             }
@@ -659,9 +668,11 @@ pub(crate) async fn send_test(
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
     let catalog = EventType::all_values(&mut conn).await?;
-    let Some(event_type) = catalog
+    // One of its types customers see, else one it still gets though archived.
+    let Some((_, event_type)) = catalog
         .into_iter()
-        .filter(|t| patterns::any_matches(&w.events, t))
+        .filter(|(t, _)| patterns::any_matches(&w.events, t))
+        .map(|(t, archived)| (archived, t))
         .min()
     else {
         return Err(ApiError::bad_request(

@@ -865,3 +865,115 @@ async fn a_types_schema_changed_by_the_admin_holds_for_the_next_events() {
     );
     env.stop().await;
 }
+
+/// An archived type leaves the catalog customers see and subscribe from, but producers still
+/// publish it and the webhooks subscribed to it still get it; unarchived, it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_archived_type_is_still_delivered_but_no_longer_subscribed_to() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let mut receiver = Receiver::start(200).await;
+    let hook = env
+        .webhook(&key, json!({"url": receiver.url(), "events": ["person.created"]}))
+        .await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let values = |archived: bool| {
+        let (env, key) = (&env, key.clone());
+        async move {
+            let path = format!("/v1/event-types?limit=500&include_archived={archived}");
+            let list = env.api("GET", &path, &key, None).await;
+            assert_eq!(list.status, 200, "{list:?}");
+            let values: Vec<String> = list.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["value"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(list.body["count"], values.len());
+            values
+        }
+    };
+    let before = values(false).await;
+    assert!(before.contains(&"person.created".to_owned()));
+
+    for _ in 0..2 {
+        let r = env.admin("DELETE", "/v1/admin/event-types/person.created", None).await;
+        assert_eq!(r.status, 204, "archiving again changes nothing: {r:?}");
+    }
+    let own = env
+        .admin("DELETE", "/v1/admin/event-types/hookwire.webhook_disabled", None)
+        .await;
+    assert_eq!(
+        (own.status, &own.body["type"]),
+        (400, &json!("https://hookwire.dev/problems/reserved_event_type"))
+    );
+    assert_eq!(
+        env.admin("DELETE", "/v1/admin/event-types/nope.created", None)
+            .await
+            .status,
+        404
+    );
+
+    // Customers no longer see it, unless they ask; alone it says it is archived.
+    let shown = values(false).await;
+    assert_eq!(shown.len(), before.len() - 1);
+    assert!(!shown.contains(&"person.created".to_owned()));
+    assert!(values(true).await.contains(&"person.created".to_owned()));
+    let one = env.api("GET", "/v1/event-types/person.created", &key, None).await;
+    assert_eq!(one.body["archived"], true, "{one:?}");
+
+    // No new subscription rests on it alone; a pattern that also takes a live type is fine, and
+    // the webhook that has it keeps it through a change of its events.
+    let refused = env
+        .api(
+            "POST",
+            "/v1/webhooks",
+            &key,
+            Some(json!({"url": receiver.url(), "events": ["person.created"]})),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("`person.created` matches only archived event types"),
+        "{refused:?}"
+    );
+    env.webhook(
+        &key,
+        json!({"url": receiver.url(), "events": ["person.*"], "is_active": false}),
+    )
+    .await;
+    let kept = env
+        .patch_webhook(&key, &hook_id, json!({"events": ["person.created", "company.created"]}))
+        .await;
+    assert_eq!(kept.status, 200, "{kept:?}");
+
+    // Producers still publish it, and the webhook subscribed to it still gets it.
+    env.wait_routed(1).await;
+    let r = env
+        .publish(json!({"type": "person.created", "tenant_id": tenant, "data": {"id": 1}}))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let got = receiver
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the archived type is delivered");
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["type"], "person.created");
+
+    // Brought back, it is in the catalog again and subscribable.
+    let r = env
+        .admin(
+            "PATCH",
+            "/v1/admin/event-types/person.created",
+            Some(json!({"archived": false})),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["archived"]), (200, &json!(false)), "{r:?}");
+    assert_eq!(values(false).await, before);
+    env.webhook(&key, json!({"url": receiver.url(), "events": ["person.created"]}))
+        .await;
+    env.stop().await;
+}
