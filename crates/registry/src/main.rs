@@ -54,6 +54,16 @@ enum AdminCommand {
     },
     /// List every tenant.
     ListTenants,
+    /// Rename a tenant.
+    RenameTenant {
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete a tenant with its keys and webhooks; the registry's retention task deletes its
+    /// delivery log. Publishers and dispatchers stop its webhooks at their next reload (the
+    /// HTTP API tells them at once).
+    DeleteTenant { id: String },
     /// List API keys (never the keys themselves), with how many webhooks each created.
     ListApiKeys {
         #[arg(long)]
@@ -145,6 +155,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     admin::api_key(&mut conn, object(body), config.webhooks.default_max_webhooks).await
                 }
                 AdminCommand::ListTenants => admin::all_tenants(&mut conn).await,
+                AdminCommand::RenameTenant { id, name } => {
+                    admin::rename_tenant(&mut conn, &id, object(json!({ "name": name }))).await
+                }
+                AdminCommand::DeleteTenant { id } => admin::delete_tenant(&mut conn, &id)
+                    .await
+                    .map(|webhooks| json!({ "deleted": id, "webhooks_deleted": webhooks })),
                 AdminCommand::ListApiKeys {
                     tenant_id,
                     include_revoked,

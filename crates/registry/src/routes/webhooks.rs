@@ -528,7 +528,7 @@ pub(crate) async fn delete(
     if !Webhook::delete(&mut conn, caller.tenant_id(), w.id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
-    state.notices.deleted(w.id).await;
+    state.notices.deleted(&[w.id]).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
