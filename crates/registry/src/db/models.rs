@@ -72,11 +72,16 @@ impl Tenant {
     /// delivery log. Says which webhooks went; `None` when there is no such tenant.
     pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Vec<Uuid>>> {
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            // Keys first: a webhook create holds its key's row until it commits, so this waits
+            // for creates under way (and the next statement sees their webhooks); a create after
+            // it finds no key (401). Keys are refused from their next request.
+            diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(id)))
+                .execute(conn)
+                .await?;
             let hooks = diesel::delete(webhooks::table.filter(webhooks::tenant_id.eq(id)))
                 .returning(webhooks::id)
                 .get_results(conn)
                 .await?;
-            // Its keys go with it (ON DELETE CASCADE): refused from the next request.
             if diesel::delete(tenants::table.find(id)).execute(conn).await? == 0 {
                 return Ok(None);
             }

@@ -990,3 +990,51 @@ async fn a_deleted_tenant_loses_its_keys_webhooks_and_log_and_no_one_else_does()
     assert_eq!(page.body["count"], 2, "{page:?}");
     env.stop().await;
 }
+
+/// Webhooks created while their tenant is deleted are either refused (401) or deleted with it
+/// and dropped by the publisher at once: none outlives the tenant in the routing. The deletion
+/// starts a little later each round, so some rounds race it with creates under way (deleting the
+/// tenant row first, with its keys by cascade, deadlocked against them: 500s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_created_while_their_tenant_is_deleted_go_with_it() {
+    let env = TestEnv::start_with(|o| {
+        o.registry.rate_limits.create_webhook.count = 1_000;
+        o.registry.database.max_connections = 8;
+    })
+    .await;
+    let receiver = Receiver::start(200).await;
+    for round in 0..16u64 {
+        let (tenant, key) = env
+            .tenant_with_key(&format!("t{round}"), json!({"max_webhooks": 100}))
+            .await;
+        let create = || {
+            let (env, key, url) = (&env, key.clone(), receiver.url());
+            async move {
+                env.api("POST", "/v1/webhooks", &key, Some(json!({"url": url, "events": ["*"]})))
+                    .await
+                    .status
+            }
+        };
+        let creates = futures_util::future::join_all((0..12).map(|_| create()));
+        let delete = async {
+            tokio::time::sleep(Duration::from_millis(3 * round)).await;
+            env.admin("DELETE", &format!("/v1/admin/tenants/{tenant}"), None)
+                .await
+                .status
+        };
+        let (statuses, deleted) = tokio::join!(creates, delete);
+        assert_eq!(deleted, 204, "round {round}, creates {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 401), "{statuses:?}");
+        assert_eq!(env.psql("SELECT count(*) FROM webhooks").as_deref(), Some("0"));
+        let routed_none = eventually(Duration::from_secs(5), || async {
+            (env.routed().await? == 0).then_some(())
+        })
+        .await;
+        assert!(
+            routed_none.is_some(),
+            "round {round} ({statuses:?}): the publisher routes to {:?} webhooks of a deleted tenant",
+            env.routed().await
+        );
+    }
+    env.stop().await;
+}
