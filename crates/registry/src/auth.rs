@@ -41,6 +41,7 @@ pub fn new_api_key(
         max_webhooks,
         created_at: Utc::now(),
         revoked_at: None,
+        last_used_at: None,
     };
     (plaintext, key)
 }

@@ -251,6 +251,8 @@ pub struct ApiKeyCreated {
     created_at: DateTime<Utc>,
     /// Null on creation.
     revoked_at: Option<DateTime<Utc>>,
+    /// Null on creation.
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 /// An API key as the admin API lists it: never the key itself, nor its hash.
@@ -268,6 +270,8 @@ pub struct ApiKeyInfo {
     created_at: DateTime<Utc>,
     /// When it was revoked, or null while it is live.
     revoked_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request (noted at most once a minute), or null if never.
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(ToSchema)]

@@ -109,7 +109,7 @@ impl Tenant {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
     pub id: Uuid,
@@ -121,6 +121,8 @@ pub struct ApiKey {
     pub max_webhooks: i32,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key last authenticated a request, to the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
@@ -232,15 +234,21 @@ impl ApiKey {
             .optional()
     }
 
-    /// The live key with this hash.
+    /// The live key with this hash, as it was before this use. Notes the use in `last_used_at`
+    /// when the last one noted is a minute old or more: one statement either way, and a write
+    /// at most once a minute per key.
     pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
-        api_keys::table
-            .filter(api_keys::key_hash.eq(hash))
-            .filter(api_keys::revoked_at.is_null())
-            .select(ApiKey::as_select())
-            .first(conn)
-            .await
-            .optional()
+        diesel::sql_query(
+            "WITH k AS (SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
+                  used AS (UPDATE api_keys SET last_used_at = now() FROM k
+                           WHERE api_keys.id = k.id
+                             AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'))
+             SELECT * FROM k",
+        )
+        .bind::<diesel::sql_types::Bytea, _>(hash)
+        .get_result(conn)
+        .await
+        .optional()
     }
 }
 

@@ -20,6 +20,7 @@ diesel::table! {
         max_webhooks -> Int4,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
     }
 }
 

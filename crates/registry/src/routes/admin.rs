@@ -62,6 +62,7 @@ pub fn api_key_view(key: &ApiKey, webhook_count: i64) -> Value {
         "webhook_count": webhook_count,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
     })
 }
 

@@ -595,9 +595,42 @@ async fn the_admin_lists_changes_and_revokes_api_keys() {
     let path = format!("/v1/admin/api-keys/{id}");
     assert_eq!(first["max_webhooks"], 1);
     assert_eq!(first["webhook_count"], 0);
+    assert_eq!(first["last_used_at"], Value::Null, "not used yet");
 
     // A key at its limit; the admin raises the limit and the key's next create passes.
     env.webhook(&key, webhook("http://127.0.0.1:1/")).await;
+
+    // Its use is noted, to the minute: a use within a minute of the last one noted writes nothing.
+    let last_used = |r: &hookwire_test_support::Response| {
+        r.body["last_used_at"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+    };
+    let used = last_used(&env.admin("GET", &path, None).await).expect("the key's use is noted");
+    assert!((chrono::Utc::now() - used).num_seconds().abs() < 30, "{used}");
+    let noted_at = |ago: &str| {
+        env.psql(&format!(
+            "UPDATE api_keys SET last_used_at = now() - interval '{ago}' WHERE id = '{id}' RETURNING last_used_at"
+        ))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+    };
+    let before = noted_at("30 seconds");
+    env.api("GET", "/v1/webhooks", &key, None).await;
+    let unchanged = last_used(&env.admin("GET", &path, None).await).unwrap();
+    assert_eq!(
+        env.psql(&format!("SELECT last_used_at FROM api_keys WHERE id = '{id}'"))
+            .unwrap(),
+        before,
+        "written again within the minute ({unchanged})"
+    );
+    noted_at("2 minutes");
+    env.api("GET", "/v1/webhooks", &key, None).await;
+    let again = last_used(&env.admin("GET", &path, None).await).unwrap();
+    assert!((chrono::Utc::now() - again).num_seconds().abs() < 30, "{again}");
     let r = env
         .api("POST", "/v1/webhooks", &key, Some(webhook("http://127.0.0.1:1/")))
         .await;
