@@ -453,6 +453,17 @@ struct Ids {
     event_id: Uuid,
 }
 
+impl Ids {
+    /// A new webhook and event of `tenant`, known only to the records that name them.
+    fn new(tenant: &str) -> Self {
+        Self {
+            webhook_id: hookwire_core::id::v7(),
+            tenant_id: tenant.parse().unwrap(),
+            event_id: hookwire_core::id::v7(),
+        }
+    }
+}
+
 /// The record of attempt `attempt` of `delivery_id`, made at `at`: a 200 succeeds, anything else
 /// is to be retried. Its signature names the attempt.
 fn attempt_record(ids: Ids, delivery_id: Uuid, attempt: u32, response_status: u16, at: DateTime<Utc>) -> LedgerMessage {
@@ -510,11 +521,7 @@ fn attempts_of(d: &Value) -> Vec<(u64, u64, String)> {
 async fn the_log_keeps_every_attempt_whatever_order_the_records_arrive_in() {
     let env = TestEnv::start().await;
     let (tenant, key) = env.tenant("acme").await;
-    let ids = Ids {
-        webhook_id: hookwire_core::id::v7(),
-        tenant_id: tenant.parse().unwrap(),
-        event_id: hookwire_core::id::v7(),
-    };
+    let ids = Ids::new(&tenant);
     let now = Utc::now();
     let record = |delivery, attempt, status| attempt_record(ids, delivery, attempt, status, now);
     let (late, superseded, twice) = (
@@ -826,11 +833,7 @@ async fn operational_events_tell_a_tenant_of_exhausted_deliveries_and_a_disabled
 async fn a_long_log_is_counted_up_to_a_bound_and_paged_to_its_end() {
     let env = TestEnv::start_with(|o| o.registry.http.count_limit = 5).await;
     let (tenant, key) = env.tenant("acme").await;
-    let ids = Ids {
-        webhook_id: hookwire_core::id::v7(),
-        tenant_id: tenant.parse().unwrap(),
-        event_id: hookwire_core::id::v7(),
-    };
+    let ids = Ids::new(&tenant);
     let now = Utc::now();
     let written: Vec<Uuid> = (0..12).map(|_| hookwire_core::id::v7()).collect();
     let records = written

@@ -56,12 +56,7 @@ async fn bad_events_are_refused_with_clear_errors() {
     let r = env
         .publish(json!({"type": "person.created", "data": {}, "tenant_id": "x", "surprise": 1}))
         .await;
-    let fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = r.error_fields();
     assert_eq!(fields, vec!["tenant_id", "surprise"]);
 
     let url = format!("{}/v1/events", env.publisher);
@@ -813,12 +808,7 @@ async fn a_types_schema_changed_by_the_admin_holds_for_the_next_events() {
     )
     .await;
     assert_eq!(r.status, 400);
-    let mut fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let mut fields = r.error_fields();
     fields.sort();
     assert_eq!(fields, ["colour", "label", "schema"], "{r:?}");
     assert_eq!(patch("/v1/admin/event-types/invoice.paid", json!({})).await.status, 400);

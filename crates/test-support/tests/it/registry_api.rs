@@ -109,12 +109,7 @@ async fn webhooks_are_validated_field_by_field_and_updated_partially() {
         )
         .await;
     assert_eq!(r.status, 400);
-    let fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = r.error_fields();
     for f in ["url", "events", "timeout_seconds", "is_test", "colour"] {
         assert!(fields.contains(&f), "no error for {f}: {fields:?}");
     }
@@ -679,12 +674,7 @@ async fn the_admin_lists_changes_and_revokes_api_keys() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    let mut fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let mut fields = r.error_fields();
     fields.sort();
     assert_eq!(
         fields,
