@@ -314,6 +314,21 @@ pub struct RecoverResult {
 }
 
 #[derive(ToSchema)]
+pub struct ReplayInput {
+    /// Send the events published since then (RFC 3339).
+    since: DateTime<Utc>,
+    /// And before then (RFC 3339); default now.
+    until: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+pub struct ReplayResult {
+    replayed: u32,
+    /// True when more events remain than one call sends (10,000).
+    more: bool,
+}
+
+#[derive(ToSchema)]
 pub struct TestSent {
     event_id: Uuid,
     delivery_id: Uuid,
@@ -354,6 +369,7 @@ impl Modify for Security {
         crate::routes::webhooks::rotate_secret,
         crate::routes::webhooks::send_test,
         crate::routes::webhooks::recover,
+        crate::routes::webhooks::replay,
         crate::routes::deliveries::list,
         crate::routes::deliveries::retrieve,
         crate::routes::deliveries::retry,

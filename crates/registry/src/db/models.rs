@@ -680,6 +680,47 @@ impl EventRow {
         Ok(rows.into_iter().map(|r| (r.id, r.into_event())).collect())
     }
 
+    /// The events created in `[since, until)` that webhook `w` takes as it is now (its tenant's
+    /// and feed events of `types`, its test mode, its channels) and was never sent: no delivery
+    /// of them to it. Oldest first, at most `limit`. Found by primary key (UUIDv7 ids sort by
+    /// creation time), and each delivery looked up on the webhook's index at the event's time.
+    pub async fn missed_by(
+        conn: &mut AsyncPgConnection,
+        w: &Webhook,
+        types: &[String],
+        (since, until): (DateTime<Utc>, DateTime<Utc>),
+        limit: i64,
+    ) -> QueryResult<Vec<hookwire_core::messages::Event>> {
+        // An id is made when the event is accepted, next to its `created_at`: a second either
+        // side covers the difference, and `created_at` says exactly.
+        let slack = chrono::Duration::seconds(1);
+        let mut q = events::table
+            .filter(events::id.ge(crate::retention::v7_floor(since - slack)))
+            .filter(events::id.lt(crate::retention::v7_floor(until + slack)))
+            .filter(events::created_at.ge(since))
+            .filter(events::created_at.lt(until))
+            .filter(events::tenant_id.eq(w.tenant_id).or(events::tenant_id.is_null()))
+            .filter(events::event_type.eq_any(types))
+            .filter(events::is_test.eq(w.is_test))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                deliveries::table
+                    .filter(deliveries::webhook_id.eq(w.id))
+                    .filter(deliveries::created_at.eq(events::created_at))
+                    .filter(deliveries::event_id.eq(events::id)),
+            )))
+            .into_boxed();
+        if !w.channels.is_empty() {
+            q = q.filter(events::channels.overlaps_with(w.channels.clone()));
+        }
+        let rows: Vec<EventRow> = q
+            .order(events::id.asc())
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().map(EventRow::into_event).collect())
+    }
+
     fn into_event(self) -> hookwire_core::messages::Event {
         hookwire_core::messages::Event {
             id: self.id,

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use hookwire_core::config::Profile;
+use hookwire_core::messages::LedgerMessage;
 use hookwire_core::patterns;
 use hookwire_core::retry::{RetryPolicy, Strategy};
 use hookwire_core::signing::SigningKey;
@@ -32,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/webhooks/{id}/rotate-secret", web::post().to(rotate_secret))
     .route("/webhooks/{id}/test", web::post().to(send_test))
-    .route("/webhooks/{id}/recover", web::post().to(recover));
+    .route("/webhooks/{id}/recover", web::post().to(recover))
+    .route("/webhooks/{id}/replay", web::post().to(replay));
 }
 
 /// Headers the platform sets itself; a webhook's custom headers may not replace them.
@@ -725,19 +727,7 @@ pub(crate) async fn recover(
     let w = find(&state, &caller, &id).await?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut f = Fields::new(body);
-    let since = match f.string("since", 64) {
-        Field::Set(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                f.error("since", "must be an RFC 3339 time");
-                None
-            }
-        },
-        _ => {
-            f.error("since", "is required");
-            None
-        }
-    };
+    let since = time_field(&mut f, "since", true);
     f.finish()?;
     let since = since.expect("finish() failed without since");
     let mut conn = state.pool.get().await?;
@@ -759,6 +749,95 @@ pub(crate) async fn recover(
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
     crate::db::models::Delivery::mark_retrying(&mut conn, &ids, &attempts, Utc::now()).await?;
     Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == RECOVER_LIMIT})))
+}
+
+/// An RFC 3339 time field of a request body; `required` says whether leaving it out is an error.
+fn time_field(f: &mut Fields, name: &str, required: bool) -> Option<chrono::DateTime<Utc>> {
+    match f.string(name, 64) {
+        Field::Set(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                f.error(name, "must be an RFC 3339 time");
+                None
+            }
+        },
+        Field::Absent if !required => None,
+        _ => {
+            f.error(name, if required { "is required" } else { "must not be null" });
+            None
+        }
+    }
+}
+
+/// Most events one replay call sends; the answer says when there were more.
+const REPLAY_LIMIT: i64 = 10_000;
+
+/// Sends the webhook the events it takes that were published in `[since, until)` and never sent
+/// to it: published before it existed, before it took their type, or while it was inactive.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/replay",
+    tag = "webhooks",
+    summary = "Send the events since a time that the webhook never got",
+    description = "Each event the webhook takes as it is configured now (types, channels, test mode; its tenant's events and feed events) published in `[since, until)` (`until` defaults to now) and never delivered to it becomes a new delivery, oldest first, with the event's own `webhook-id`. At most 10,000 per call: when `more` is true, call again. The log keeps events for `retention.deliveries`.",
+    request_body = crate::openapi::ReplayInput,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 202, description = "Deliveries sent", body = crate::openapi::ReplayResult),
+        (status = 400, description = "Invalid times", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook is not active", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
+    )
+)]
+pub(crate) async fn replay(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:write")?;
+    let w = find(&state, &caller, &id).await?;
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut f = Fields::new(body);
+    let since = time_field(&mut f, "since", true);
+    let until = time_field(&mut f, "until", false);
+    if let (Some(s), Some(u)) = (since, until) {
+        if u <= s {
+            f.error("until", "must be after since");
+        }
+    }
+    f.finish()?;
+    if !w.is_active {
+        return Err(ApiError::Conflict {
+            code: "webhook_inactive",
+            detail: "the webhook is not active: activate it (`is_active: true`) to replay events to it".into(),
+        });
+    }
+    let since = since.expect("finish() failed without since");
+    let until = until.map_or_else(Utc::now, |u| u.min(Utc::now()));
+    let mut conn = state.pool.get().await?;
+    let types: Vec<String> = EventType::all_values(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| patterns::any_matches(&w.events, t))
+        .collect();
+    let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), REPLAY_LIMIT).await?;
+    if missed.is_empty() {
+        return Ok(HttpResponse::Accepted().json(json!({"replayed": 0, "more": false})));
+    }
+    let tasks: Vec<_> = missed
+        .iter()
+        .map(|e| crate::tasks::task(&state, &w, hookwire_core::id::v7(), e, 0))
+        .collect();
+    let records = missed
+        .iter()
+        .zip(&tasks)
+        .map(|(e, t)| crate::tasks::routed(e, t))
+        .collect();
+    crate::tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
+    Ok(HttpResponse::Accepted().json(json!({"replayed": tasks.len(), "more": missed.len() as i64 == REPLAY_LIMIT})))
 }
 
 #[cfg(test)]

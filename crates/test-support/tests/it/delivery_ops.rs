@@ -1041,3 +1041,88 @@ async fn webhooks_created_while_their_tenant_is_deleted_go_with_it() {
     }
     env.stop().await;
 }
+
+/// A replay sends a webhook the events it takes that were published before it existed (its
+/// tenant's and feed events, of its types and test mode), each once, with the event's own id;
+/// events it got already, or does not take, are not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_sends_the_events_a_webhook_never_got_once() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let (other, _) = env.tenant("other").await;
+    let mut receiver = Receiver::start(200).await;
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    let publish = |event: Value| async {
+        let r = env.publish(event).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        r.body["event_id"].as_str().unwrap().to_owned()
+    };
+    // Before the webhook: two it will take, three it will not.
+    let mine = publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": 1}})).await;
+    let feed = publish(json!({"type": "task.updated", "data": {"n": 2}})).await;
+    publish(json!({"type": "company.created", "tenant_id": tenant, "data": {}})).await;
+    publish(json!({"type": "task.created", "tenant_id": other, "data": {}})).await;
+    publish(json!({"type": "task.created", "tenant_id": tenant, "is_test": true, "data": {}})).await;
+    let stored = eventually(Duration::from_secs(10), || async {
+        (env.psql("SELECT count(*) FROM events").as_deref() == Some("5")).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "the events were not logged");
+
+    let hook = env
+        .webhook(&key, json!({"url": receiver.url(), "events": ["task.*"]}))
+        .await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    let live = publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": 3}})).await;
+    let got = receiver.next(Duration::from_secs(10)).await.expect("the live event");
+    assert_eq!(got.header("webhook-id"), Some(live.as_str()));
+    env.delivery_in(&key, &hook_id, "success").await;
+
+    let path = format!("/v1/webhooks/{hook_id}/replay");
+    let replay = |body: Value| env.api("POST", &path, &key, Some(body));
+    let r = replay(json!({"since": since.to_rfc3339()})).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (202, &json!({"replayed": 2, "more": false})),
+        "{r:?}"
+    );
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let got = receiver.next(Duration::from_secs(10)).await.expect("a replayed event");
+        let body: Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(got.header("webhook-id"), body["id"].as_str());
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    let mut expected = vec![mine.clone(), feed.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(
+        receiver.next(Duration::from_millis(500)).await.is_none(),
+        "more than the two"
+    );
+
+    // Once logged, a replay finds nothing left to send.
+    env.wait_for(
+        &format!("/v1/deliveries?webhook_id={hook_id}&status=success"),
+        &key,
+        |b| b["count"] == 3,
+    )
+    .await;
+    let r = replay(json!({"since": since.to_rfc3339()})).await;
+    assert_eq!(r.body, json!({"replayed": 0, "more": false}), "{r:?}");
+
+    // Bad times are refused; so is a webhook that is not active.
+    let r = replay(json!({})).await;
+    assert_eq!((r.status, r.error_fields()), (400, vec!["since"]));
+    let r = replay(json!({"since": since.to_rfc3339(), "until": since.to_rfc3339()})).await;
+    assert_eq!((r.status, r.error_fields()), (400, vec!["until"]));
+    env.patch_webhook(&key, &hook_id, json!({"is_active": false})).await;
+    let r = replay(json!({"since": since.to_rfc3339()})).await;
+    assert_eq!(
+        (r.status, &r.body["type"]),
+        (409, &json!("https://hookwire.dev/problems/webhook_inactive"))
+    );
+    env.stop().await;
+}
