@@ -1202,6 +1202,9 @@ async fn drain(b: &Bench) {
     }
 }
 
+/// Concurrent clients of the registry API benchmark.
+const CLIENTS: usize = 8;
+
 async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
     let tenant_key = {
         let admin = format!("Bearer {}", b.admin);
@@ -1226,43 +1229,49 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
         k["key"].as_str().context("key")?.to_owned()
     };
     let hook = json!({"url": "http://127.0.0.1:9/none", "events": ["task.created"], "is_active": false});
-    let (_, w) = b
-        .api
-        .call(
-            "POST",
-            &format!("{}/v1/webhooks", b.registry),
-            ("x-api-key", &tenant_key),
-            Some(&hook),
-        )
-        .await?;
-    let id = w["id"].as_str().context("webhook id")?.to_owned();
-    b.created.push((tenant_key.clone(), id.clone()));
-    let cases: Vec<(&str, &str, String, Option<Value>)> = vec![
-        ("GET webhooks", "GET", "/v1/webhooks?limit=100".into(), None),
-        ("GET deliveries", "GET", "/v1/deliveries?limit=100".into(), None),
-        ("POST webhooks", "POST", "/v1/webhooks".into(), Some(hook.clone())),
-        (
-            "PATCH webhook",
-            "PATCH",
-            format!("/v1/webhooks/{id}"),
-            Some(json!({"name": "renamed"})),
-        ),
+    // One webhook per client, as customers change their own; the last case has all eight change
+    // one webhook, where a change that keeps losing to the others answers 409.
+    let mut own = Vec::new();
+    for _ in 0..CLIENTS {
+        let (_, w) = b
+            .api
+            .call(
+                "POST",
+                &format!("{}/v1/webhooks", b.registry),
+                ("x-api-key", &tenant_key),
+                Some(&hook),
+            )
+            .await?;
+        let id = w["id"].as_str().context("webhook id")?.to_owned();
+        b.created.push((tenant_key.clone(), id.clone()));
+        own.push(id);
+    }
+    let rename = Some(json!({"name": "renamed"}));
+    let cases: Vec<(&str, &str, &str, Option<Value>)> = vec![
+        ("GET webhooks", "GET", "/v1/webhooks?limit=100", None),
+        ("GET deliveries", "GET", "/v1/deliveries?limit=100", None),
+        ("POST webhooks", "POST", "/v1/webhooks", Some(hook.clone())),
+        ("PATCH webhook", "PATCH", "/v1/webhooks/{own}", rename.clone()),
+        ("PATCH one webhook ×8", "PATCH", "/v1/webhooks/{first}", rename),
     ];
     for (name, method, path, body) in cases {
         let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let errors = Arc::new(AtomicU64::new(0));
+        let conflicts = Arc::new(AtomicU64::new(0));
         let created = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let until = Instant::now() + each;
         let mut tasks = Vec::new();
-        for _ in 0..8 {
+        for client in 0..CLIENTS {
             let created = created.clone();
-            let (api, url, key, body, latencies, errors) = (
+            let path = path.replace("{own}", &own[client]).replace("{first}", &own[0]);
+            let (api, url, key, body, latencies, errors, conflicts) = (
                 b.api.clone(),
                 format!("{}{path}", b.registry),
                 tenant_key.clone(),
                 body.clone(),
                 latencies.clone(),
                 errors.clone(),
+                conflicts.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < until {
@@ -1273,6 +1282,9 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
                             if let Some(id) = v["id"].as_str().filter(|_| method == "POST") {
                                 created.lock().unwrap().push(id.to_owned());
                             }
+                        }
+                        Ok((409, _)) if method == "PATCH" => {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -1298,6 +1310,15 @@ async fn registry_api(b: &mut Bench, each: Duration) -> anyhow::Result<()> {
             "requests",
             "0",
         );
+        if method == "PATCH" {
+            b.row(
+                &scenario,
+                "409 concurrent_change (client sends again)",
+                conflicts.load(Ordering::Relaxed) as f64,
+                "requests",
+                "",
+            );
+        }
     }
     Ok(())
 }

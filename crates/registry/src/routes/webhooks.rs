@@ -1,6 +1,7 @@
 //! `/v1/webhooks`: a tenant's subscriptions (contract §3 Webhooks).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -432,7 +433,14 @@ async fn change(
     id: &str,
     mut edit: impl AsyncFnMut(&mut Webhook) -> Result<(), ApiError>,
 ) -> Result<Webhook, ApiError> {
-    for _ in 0..CHANGE_ATTEMPTS {
+    for attempt in 0..CHANGE_ATTEMPTS {
+        if attempt > 0 {
+            // Apart, at random: requests that lost together do not meet again at once (eight
+            // clients patching one webhook flat out saw one request in ten lose all ten times).
+            let [r] = hookwire_core::crypto::random::<1>();
+            let window = 1u64 << attempt.min(4);
+            tokio::time::sleep(Duration::from_micros(u64::from(r) * window * 1000 / 256)).await;
+        }
         let mut w = find(state, caller, id).await?;
         let (read_at, was_active) = (w.modified_at, w.is_active);
         edit(&mut w).await?;
