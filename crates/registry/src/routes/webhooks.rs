@@ -837,7 +837,10 @@ pub(crate) async fn replay(
     }
     let tasks: Vec<_> = missed
         .iter()
-        .map(|e| crate::tasks::task(&state, &w, hookwire_core::id::v7(), e, 0))
+        // The id the publisher gives this event's delivery to this webhook: a replay sent twice
+        // before the log has the first is one delivery in the log, and retention cuts it with
+        // its event.
+        .map(|e| crate::tasks::task(&state, &w, hookwire_core::id::delivery(e.id, w.id), e, 0))
         .collect();
     let records = missed
         .iter()

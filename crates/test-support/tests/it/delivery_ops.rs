@@ -1103,13 +1103,19 @@ async fn a_replay_sends_the_events_a_webhook_never_got_once() {
         "more than the two"
     );
 
-    // Once logged, a replay finds nothing left to send.
+    // Once logged, a replay finds nothing left to send. Each replayed delivery has the id the
+    // publisher gives an event's delivery to a webhook, so a replay sent twice is one delivery.
     env.wait_for(
         &format!("/v1/deliveries?webhook_id={hook_id}&status=success"),
         &key,
         |b| b["count"] == 3,
     )
     .await;
+    let logged = env
+        .api("GET", &format!("/v1/deliveries?event_id={mine}"), &key, None)
+        .await;
+    let derived = hookwire_core::id::delivery(mine.parse().unwrap(), hook_id.parse().unwrap());
+    assert_eq!(logged.body["results"][0]["id"], json!(derived), "{logged:?}");
     let r = replay(json!({"since": since.to_rfc3339()})).await;
     assert_eq!(r.body, json!({"replayed": 0, "more": false}), "{r:?}");
 
