@@ -707,8 +707,8 @@ pub(crate) async fn send_test(
         .json(json!({"event_id": event.id, "delivery_id": task.delivery_id, "event_type": event.event_type})))
 }
 
-/// Most deliveries one recover call retries; the answer says when there were more.
-const RECOVER_LIMIT: i64 = 10_000;
+/// Most deliveries one recover or replay call sends; the answer says when there were more.
+const PER_CALL: i64 = 10_000;
 
 /// Retries every failed or exhausted delivery of the webhook created since `since`.
 #[utoipa::path(
@@ -740,7 +740,7 @@ pub(crate) async fn recover(
     let since = since.expect("finish() failed without since");
     let mut conn = state.pool.get().await?;
     let failed =
-        crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, RECOVER_LIMIT).await?;
+        crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, PER_CALL).await?;
     let event_ids: Vec<Uuid> = failed.iter().map(|d| d.event_id).collect();
     let events = crate::db::models::EventRow::find_many(&mut conn, &event_ids).await?;
     let (mut tasks, mut sent) = (Vec::with_capacity(failed.len()), Vec::with_capacity(failed.len()));
@@ -756,7 +756,7 @@ pub(crate) async fn recover(
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
     crate::db::models::Delivery::mark_retrying(&mut conn, &ids, &attempts, Utc::now()).await?;
-    Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == RECOVER_LIMIT})))
+    Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == PER_CALL})))
 }
 
 /// An RFC 3339 time field of a request body; `required` says whether leaving it out is an error.
@@ -776,9 +776,6 @@ fn time_field(f: &mut Fields, name: &str, required: bool) -> Option<chrono::Date
         }
     }
 }
-
-/// Most events one replay call sends; the answer says when there were more.
-const REPLAY_LIMIT: i64 = 10_000;
 
 /// Sends the webhook the events it takes that were published in `[since, until)` and never sent
 /// to it: published before it existed, before it took their type, or while it was inactive.
@@ -831,7 +828,7 @@ pub(crate) async fn replay(
         .map(|(t, _)| t)
         .filter(|t| patterns::any_matches(&w.events, t))
         .collect();
-    let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), REPLAY_LIMIT).await?;
+    let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), PER_CALL).await?;
     if missed.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({"replayed": 0, "more": false})));
     }
@@ -848,7 +845,7 @@ pub(crate) async fn replay(
         .map(|(e, t)| crate::tasks::routed(e, t))
         .collect();
     crate::tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
-    Ok(HttpResponse::Accepted().json(json!({"replayed": tasks.len(), "more": missed.len() as i64 == REPLAY_LIMIT})))
+    Ok(HttpResponse::Accepted().json(json!({"replayed": tasks.len(), "more": missed.len() as i64 == PER_CALL})))
 }
 
 #[cfg(test)]
