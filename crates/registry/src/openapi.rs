@@ -313,6 +313,28 @@ pub struct RecoverResult {
     more: bool,
 }
 
+/// Deliveries of one webhook by status, over a window.
+#[derive(ToSchema)]
+pub struct WebhookStats {
+    webhook_id: Uuid,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    /// Deliveries created in the window.
+    total: u64,
+    counts: StatusCounts,
+    /// success / (success + failed + exhausted); null when none ended.
+    success_rate: Option<f64>,
+}
+
+#[derive(ToSchema)]
+pub struct StatusCounts {
+    pending: u64,
+    retrying: u64,
+    success: u64,
+    failed: u64,
+    exhausted: u64,
+}
+
 #[derive(ToSchema)]
 pub struct ReplayInput {
     /// Send the events published since then (RFC 3339).
@@ -370,6 +392,7 @@ impl Modify for Security {
         crate::routes::webhooks::send_test,
         crate::routes::webhooks::recover,
         crate::routes::webhooks::replay,
+        crate::routes::webhooks::stats,
         crate::routes::deliveries::list,
         crate::routes::deliveries::retrieve,
         crate::routes::deliveries::retry,

@@ -874,6 +874,25 @@ impl Delivery {
             .optional()
     }
 
+    /// How many of the webhook's deliveries created in `[since, until)` are in each status (the
+    /// statuses with none are left out). Read on the webhook's index over the window.
+    pub async fn count_by_status(
+        conn: &mut AsyncPgConnection,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        (since, until): (DateTime<Utc>, DateTime<Utc>),
+    ) -> QueryResult<Vec<(String, i64)>> {
+        deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .filter(deliveries::created_at.ge(since))
+            .filter(deliveries::created_at.lt(until))
+            .group_by(deliveries::status)
+            .select((deliveries::status, diesel::dsl::count_star()))
+            .load(conn)
+            .await
+    }
+
     /// The webhook's failed and exhausted deliveries created since `since` (at most `limit`).
     pub async fn failed_since(
         conn: &mut AsyncPgConnection,

@@ -35,7 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/webhooks/{id}/rotate-secret", web::post().to(rotate_secret))
     .route("/webhooks/{id}/test", web::post().to(send_test))
     .route("/webhooks/{id}/recover", web::post().to(recover))
-    .route("/webhooks/{id}/replay", web::post().to(replay));
+    .route("/webhooks/{id}/replay", web::post().to(replay))
+    .route("/webhooks/{id}/stats", web::get().to(stats));
 }
 
 /// Headers the platform sets itself; a webhook's custom headers may not replace them.
@@ -846,6 +847,63 @@ pub(crate) async fn replay(
         .collect();
     crate::tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
     Ok(HttpResponse::Accepted().json(json!({"replayed": tasks.len(), "more": missed.len() as i64 == PER_CALL})))
+}
+
+/// How the webhook's deliveries of a window fared.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/stats",
+    tag = "webhooks",
+    summary = "How the webhook's deliveries fared over a window",
+    description = "Counts by status of the deliveries created in `[since, until)` (default: the last 24 hours), and `success_rate`: success over the deliveries that ended (success, failed, exhausted), null when none did.",
+    params(
+        ("id" = String, Path, description = "Webhook id"),
+        ("since" = Option<String>, Query, description = "RFC 3339; default 24 hours before `until`"),
+        ("until" = Option<String>, Query, description = "RFC 3339; default now"),
+    ),
+    responses(
+        (status = 200, description = "The counts", body = crate::openapi::WebhookStats),
+        (status = 400, description = "Invalid times", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::KeyErrors,
+    )
+)]
+pub(crate) async fn stats(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("webhooks:read")?;
+    let params = input::query(req.query_string(), &["since", "until"])?;
+    let until = input::parse_param::<chrono::DateTime<Utc>>(&params, "until", "an RFC 3339 time")?;
+    let since = input::parse_param::<chrono::DateTime<Utc>>(&params, "since", "an RFC 3339 time")?;
+    let until = until.unwrap_or_else(Utc::now);
+    let since = since.unwrap_or(until - chrono::Duration::hours(24));
+    if until <= since {
+        return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
+            "until",
+            "must be after since",
+        )]));
+    }
+    let w = find(&state, &caller, &id).await?;
+    let mut conn = state.pool.get().await?;
+    let rows =
+        crate::db::models::Delivery::count_by_status(&mut conn, caller.tenant_id(), w.id, (since, until)).await?;
+    let count = |status: &str| rows.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+    let counts: Map<String, Value> = ["pending", "retrying", "success", "failed", "exhausted"]
+        .iter()
+        .map(|s| ((*s).to_owned(), json!(count(s))))
+        .collect();
+    let ended = count("success") + count("failed") + count("exhausted");
+    Ok(HttpResponse::Ok().json(json!({
+        "webhook_id": w.id,
+        "since": since,
+        "until": until,
+        "total": rows.iter().map(|(_, n)| n).sum::<i64>(),
+        "counts": counts,
+        "success_rate": (ended > 0).then(|| count("success") as f64 / ended as f64),
+    })))
 }
 
 #[cfg(test)]

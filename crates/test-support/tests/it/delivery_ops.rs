@@ -1132,3 +1132,61 @@ async fn a_replay_sends_the_events_a_webhook_never_got_once() {
     );
     env.stop().await;
 }
+
+/// A webhook's stats count its deliveries of a window by status, with the success rate of those
+/// that ended; another tenant cannot read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhooks_stats_count_its_deliveries_of_a_window_by_status() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let (_, other_key) = env.tenant("other").await;
+    let hook = env
+        .webhook(
+            &key,
+            json!({"url": "http://127.0.0.1:9/", "events": ["*"], "is_active": false}),
+        )
+        .await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let ids = Ids {
+        webhook_id: hook_id.parse().unwrap(),
+        ..Ids::new(&tenant)
+    };
+    let now = Utc::now();
+    let two_days_ago = now - chrono::Duration::days(2);
+    let mut records: Vec<LedgerMessage> = [200, 200, 200, 500]
+        .iter()
+        .map(|&status| attempt_record(ids, hookwire_core::id::v7(), 1, status, now))
+        .collect();
+    let old = hookwire_core::id::v7();
+    records.push(attempt_record(ids, old, 1, 200, two_days_ago));
+    send_to_ledger(&env, records).await;
+    env.wait_for(&format!("/v1/deliveries/{old}"), &key, |b| b["status"] == "success")
+        .await;
+
+    let path = format!("/v1/webhooks/{hook_id}/stats");
+    let day = env.api("GET", &path, &key, None).await;
+    assert_eq!(day.status, 200, "{day:?}");
+    assert_eq!(day.body["total"], 4);
+    assert_eq!(
+        day.body["counts"],
+        json!({"pending": 0, "retrying": 1, "success": 3, "failed": 0, "exhausted": 0})
+    );
+    assert_eq!(day.body["success_rate"], 1.0, "the retrying one has not ended");
+    let since = (now - chrono::Duration::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let longer = env.api("GET", &format!("{path}?since={since}"), &key, None).await;
+    assert_eq!(
+        (&longer.body["total"], &longer.body["counts"]["success"]),
+        (&json!(5), &json!(4))
+    );
+    let until = (now - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let before = env
+        .api("GET", &format!("{path}?since={since}&until={until}"), &key, None)
+        .await;
+    assert_eq!(before.body["total"], 1, "{before:?}");
+    let none = env
+        .api("GET", &format!("{path}?until={since}&since={until}"), &key, None)
+        .await;
+    assert_eq!((none.status, none.error_fields()), (400, vec!["until"]));
+    assert_eq!(env.api("GET", &path, &other_key, None).await.status, 404);
+    env.stop().await;
+}
