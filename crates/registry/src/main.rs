@@ -84,6 +84,11 @@ enum AdminCommand {
     },
     /// Revoke an API key: refused from now on; its webhooks stay.
     RevokeApiKey { id: String },
+    /// List the event-type catalog with each type's schema.
+    ListEventTypes {
+        #[arg(long)]
+        include_archived: bool,
+    },
     /// Add an event type to the catalog.
     AddEventType {
         #[arg(long)]
@@ -184,6 +189,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     admin::update_key(&mut conn, &id, object(body)).await
                 }
                 AdminCommand::RevokeApiKey { id } => admin::revoke_key(&mut conn, &id).await,
+                AdminCommand::ListEventTypes { include_archived } => {
+                    admin::all_event_types(&mut conn, include_archived).await
+                }
                 AdminCommand::AddEventType {
                     value,
                     label,

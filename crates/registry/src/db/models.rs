@@ -875,7 +875,7 @@ impl Delivery {
     }
 
     /// How many of the webhook's deliveries created in `[since, until)` are in each status (the
-    /// statuses with none are left out). Read on the webhook's index over the window.
+    /// statuses with none are left out), read over the window's deliveries.
     pub async fn count_by_status(
         conn: &mut AsyncPgConnection,
         tenant_id: Uuid,

@@ -152,6 +152,12 @@ pub async fn all_tenants(conn: &mut AsyncPgConnection) -> Result<Value, ApiError
     Ok(rows.iter().map(tenant_view).collect())
 }
 
+/// The whole catalog (archived types too, when asked), for the CLI.
+pub async fn all_event_types(conn: &mut AsyncPgConnection, include_archived: bool) -> Result<Value, ApiError> {
+    let rows = every_page(async |page| EventType::list(conn, page, include_archived).await).await?;
+    Ok(rows.iter().map(event_type_view).collect())
+}
+
 /// Every key (of one tenant, when given), for the CLI.
 pub async fn all_api_keys(
     conn: &mut AsyncPgConnection,

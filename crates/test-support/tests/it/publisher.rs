@@ -911,6 +911,18 @@ async fn an_archived_type_is_still_delivered_but_no_longer_subscribed_to() {
     assert!(values(true).await.contains(&"person.created".to_owned()));
     let one = env.api("GET", "/v1/event-types/person.created", &key, None).await;
     assert_eq!(one.body["archived"], true, "{one:?}");
+    // The operator's shell says the same.
+    let cli_values = |args: &[&str]| {
+        let (code, out) = env.registry_admin(args);
+        assert_eq!(code, 0, "{out}");
+        let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+        listed
+            .iter()
+            .map(|t| t["value"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cli_values(&["list-event-types"]), shown);
+    assert!(cli_values(&["list-event-types", "--include-archived"]).contains(&"person.created".to_owned()));
 
     // No new subscription rests on it alone; a pattern that also takes a live type is fine, and
     // the webhook that has it keeps it through a change of its events.
