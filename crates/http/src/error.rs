@@ -49,6 +49,10 @@ pub enum ApiError {
     TooManyRequests { retry_after: u64 },
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The database cancelled the query at its `statement_timeout`: the same request would take
+    /// as long again, so no `Retry-After`.
+    #[error("the query took longer than the database allows; narrow the request (a shorter time window, a filter)")]
+    QueryTimeout,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -74,6 +78,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
+            Self::QueryTimeout => "query_timeout",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -89,6 +94,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::TooManyRequests { .. } => "Too many requests",
             Self::Unavailable(_) => "Service unavailable",
+            Self::QueryTimeout => "Query too long",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -122,7 +128,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,6 +175,14 @@ impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => Self::NotFound("resource"),
+            // PostgreSQL's message for SQLSTATE 57014 at `statement_timeout` (set by the operator
+            // in `database.url`; diesel keeps the message, not the code).
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.message().contains("canceling statement due to statement timeout") =>
+            {
+                tracing::warn!(error = %e, "a query reached the database's statement_timeout");
+                Self::QueryTimeout
+            }
             other => Self::Internal(other.into()),
         }
     }
@@ -179,5 +193,56 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         tracing::warn!(error = %e, "no database connection available");
         Self::Unavailable("the database is unavailable; retry shortly")
+    }
+}
+
+#[cfg(all(test, feature = "diesel"))]
+mod tests {
+    use super::*;
+
+    struct Info(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn database_error(message: &'static str) -> ApiError {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, Box::new(Info(message))).into()
+    }
+
+    #[test]
+    fn a_query_cancelled_at_the_statement_timeout_says_to_narrow_the_request() {
+        let e = database_error("canceling statement due to statement timeout");
+        let response = e.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            response.headers().get(header::RETRY_AFTER).is_none(),
+            "the same request would time out again"
+        );
+        assert_eq!(e.code(), "query_timeout");
+        assert!(e.to_string().contains("narrow the request"));
+        // Any other database error stays an internal one.
+        let other = database_error("deadlock detected");
+        assert_eq!(other.error_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

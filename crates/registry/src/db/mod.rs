@@ -49,6 +49,9 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
         use diesel::Connection as _;
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .context("connecting to PostgreSQL to migrate")?;
+        // A migration may take longer than the API's statement timeout in `database.url`.
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET statement_timeout = 0")
+            .context("lifting the statement timeout to migrate")?;
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;

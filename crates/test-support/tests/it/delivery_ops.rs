@@ -1190,3 +1190,47 @@ async fn a_webhooks_stats_count_its_deliveries_of_a_window_by_status() {
     assert_eq!(env.api("GET", &path, &other_key, None).await.status, 404);
     env.stop().await;
 }
+
+/// With a `statement_timeout` in `database.url`, a request whose query runs past it answers 503
+/// `query_timeout` saying to narrow it, not 500: here a replay over a window of 500,000 events
+/// of another tenant (130–200 ms to read here), with a timeout of 50 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_past_the_databases_statement_timeout_answers_503_saying_to_narrow_it() {
+    let env = TestEnv::start_with(|o| {
+        o.registry.database.url = format!("{}?options=-c%20statement_timeout%3D50", o.registry.database.url);
+    })
+    .await;
+    let (_, key) = env.tenant("acme").await;
+    let hook = env
+        .webhook(&key, json!({"url": "http://127.0.0.1:9/", "events": ["task.*"]}))
+        .await;
+    // psql reads the same URL, timeout included: this statement lifts it for itself.
+    env.psql(
+        "SET statement_timeout = 0; INSERT INTO events (id, tenant_id, event_type, payload, created_at)
+         SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
+                substring(int8send((extract(epoch FROM at) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 'hex')::uuid,
+                gen_random_uuid(), 'task.created', '{}', at
+         FROM (SELECT now() - i * interval '100 ms' AS at FROM generate_series(1, 500000) i) s",
+    )
+    .expect("events inserted");
+    let since = (Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let r = env
+        .api(
+            "POST",
+            &format!("/v1/webhooks/{}/replay", hook["id"].as_str().unwrap()),
+            &key,
+            Some(json!({"since": since})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["type"]),
+        (503, &json!("https://hookwire.dev/problems/query_timeout")),
+        "{r:?}"
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("narrow the request"),
+        "{r:?}"
+    );
+    assert_eq!(r.header("retry-after"), None);
+    env.stop().await;
+}
