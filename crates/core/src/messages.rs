@@ -534,6 +534,15 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status, in the order a delivery can pass through them.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Success,
+        Self::Failed,
+        Self::Exhausted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -545,15 +554,7 @@ impl DeliveryStatus {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Retrying,
-            Self::Success,
-            Self::Failed,
-            Self::Exhausted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
     }
 }
 

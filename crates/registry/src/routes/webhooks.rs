@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use diesel_async::AsyncPgConnection;
 use hookwire_core::config::Profile;
-use hookwire_core::messages::LedgerMessage;
+use hookwire_core::messages::{DeliveryStatus, LedgerMessage};
 use hookwire_core::patterns;
 use hookwire_core::retry::{RetryPolicy, Strategy};
 use hookwire_core::signing::SigningKey;
@@ -656,6 +657,13 @@ pub(crate) async fn rotate_secret(
     Ok(HttpResponse::Ok().json(view(&state, &w, true)?))
 }
 
+/// The catalog types the webhook's patterns take, each with whether it is archived.
+async fn types_taken(conn: &mut AsyncPgConnection, w: &Webhook) -> Result<Vec<(String, bool)>, ApiError> {
+    let mut catalog = EventType::all_values(conn).await?;
+    catalog.retain(|(t, _)| patterns::any_matches(&w.events, t));
+    Ok(catalog)
+}
+
 /// Sends a sample event of one of the webhook's types, marked as a test (`data.hookwire_test`).
 #[utoipa::path(
     post,
@@ -678,11 +686,10 @@ pub(crate) async fn send_test(
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
-    let catalog = EventType::all_values(&mut conn).await?;
     // One of its types customers see, else one it still gets though archived.
-    let Some((_, event_type)) = catalog
+    let Some((_, event_type)) = types_taken(&mut conn, &w)
+        .await?
         .into_iter()
-        .filter(|(t, _)| patterns::any_matches(&w.events, t))
         .map(|(t, archived)| (archived, t))
         .min()
     else {
@@ -823,12 +830,7 @@ pub(crate) async fn replay(
     let since = since.expect("finish() failed without since");
     let until = until.map_or_else(Utc::now, |u| u.min(Utc::now()));
     let mut conn = state.pool.get().await?;
-    let types: Vec<String> = EventType::all_values(&mut conn)
-        .await?
-        .into_iter()
-        .map(|(t, _)| t)
-        .filter(|t| patterns::any_matches(&w.events, t))
-        .collect();
+    let types: Vec<String> = types_taken(&mut conn, &w).await?.into_iter().map(|(t, _)| t).collect();
     let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), PER_CALL).await?;
     if missed.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({"replayed": 0, "more": false})));
@@ -891,9 +893,9 @@ pub(crate) async fn stats(
     let rows =
         crate::db::models::Delivery::count_by_status(&mut conn, caller.tenant_id(), w.id, (since, until)).await?;
     let count = |status: &str| rows.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-    let counts: Map<String, Value> = ["pending", "retrying", "success", "failed", "exhausted"]
+    let counts: Map<String, Value> = DeliveryStatus::ALL
         .iter()
-        .map(|s| ((*s).to_owned(), json!(count(s))))
+        .map(|s| (s.as_str().to_owned(), json!(count(s.as_str()))))
         .collect();
     let ended = count("success") + count("failed") + count("exhausted");
     Ok(HttpResponse::Ok().json(json!({
