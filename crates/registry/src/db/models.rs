@@ -787,7 +787,7 @@ pub struct Attempt {
 impl Delivery {
     /// A page of the tenant's log, newest first, and how many deliveries match: exact up to
     /// `count_limit`, past it a lower bound, so a page of a log of millions does not count them
-    /// all (2,000,000 rows: 230 ms a page against 4 ms). Past the bound the count still exceeds
+    /// all (2,000,000 rows: 230 ms a page against 3 ms). Past the bound the count still exceeds
     /// the page's end while more follow, so `next` links keep going.
     pub async fn list(
         conn: &mut AsyncPgConnection,

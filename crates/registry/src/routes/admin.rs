@@ -113,10 +113,7 @@ pub async fn update_key(conn: &mut AsyncPgConnection, id: &str, body: Map<String
     }
     f.finish()?;
     match ApiKey::update(conn, id, &changes).await? {
-        Some(key) => {
-            let (_, n) = ApiKey::find(conn, key.id).await?.ok_or(ApiError::NotFound("API key"))?;
-            Ok(api_key_view(&key, n))
-        }
+        Some(_) => key_view(conn, id).await,
         None => match ApiKey::find(conn, id).await? {
             Some(_) => Err(ApiError::Conflict {
                 code: "api_key_revoked",
@@ -179,7 +176,12 @@ pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<Value,
     let key = ApiKey::revoke(conn, path_id(id, "API key")?)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
-    let (_, n) = ApiKey::find(conn, key.id).await?.ok_or(ApiError::NotFound("API key"))?;
+    key_view(conn, key.id).await
+}
+
+/// A key as the admin API shows it, read now with its webhook count.
+async fn key_view(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Value, ApiError> {
+    let (key, n) = ApiKey::find(conn, id).await?.ok_or(ApiError::NotFound("API key"))?;
     Ok(api_key_view(&key, n))
 }
 
@@ -683,10 +685,7 @@ pub(crate) async fn retrieve_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    let (key, n) = ApiKey::find(&mut conn, path_id(&id, "API key")?)
-        .await?
-        .ok_or(ApiError::NotFound("API key"))?;
-    Ok(HttpResponse::Ok().json(api_key_view(&key, n)))
+    Ok(HttpResponse::Ok().json(key_view(&mut conn, path_id(&id, "API key")?).await?))
 }
 
 #[utoipa::path(
