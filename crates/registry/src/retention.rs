@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use tokio_util::sync::CancellationToken;
@@ -179,29 +180,41 @@ pub async fn prune(
                 _ => "NULL::uuid",
             },
         );
-        let (mut deleted, mut after) = (0, Uuid::nil());
-        loop {
+        let deleted = chunk_after_chunk(conn, cancel, |after| {
             let query = diesel::sql_query(&sql).into_boxed::<Pg>().bind::<BigInt, _>(CHUNK);
-            let query = match rule.binds {
+            match rule.binds {
                 Binds::Log { .. } => query.bind::<SqlUuid, _>(log_cutoff).bind::<SqlUuid, _>(after),
                 Binds::KeysExpired => query.bind::<Timestamptz, _>(keys_expired),
                 Binds::Clock => query,
-            };
-            let chunk: Chunk = query.get_result(conn).await?;
-            deleted += chunk.deleted;
-            after = chunk.last.unwrap_or(after);
-            if chunk.deleted < CHUNK || cancel.is_cancelled() {
-                break;
             }
-            // Room for the ledger writer between chunks.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await?;
         if deleted > 0 {
             metrics.retention_deleted(rule.table).inc_by(deleted.unsigned_abs());
             tracing::info!(table = rule.table, deleted, "retention removed old rows");
         }
     }
     purge_deleted_tenants(conn, keep, metrics, cancel).await
+}
+
+/// Runs the chunk `query(after)` makes, `after` the last key the chunk before deleted (nil at
+/// first), until one deletes fewer than [`CHUNK`] rows or the task is stopped, with room for the
+/// ledger writer between chunks; says how many rows they deleted.
+async fn chunk_after_chunk<'q>(
+    conn: &mut AsyncPgConnection,
+    cancel: &CancellationToken,
+    mut query: impl FnMut(Uuid) -> BoxedSqlQuery<'q, Pg, SqlQuery>,
+) -> diesel::QueryResult<i64> {
+    let (mut deleted, mut after) = (0, Uuid::nil());
+    loop {
+        let chunk: Chunk = query(after).get_result(conn).await?;
+        deleted += chunk.deleted;
+        after = chunk.last.unwrap_or(after);
+        if chunk.deleted < CHUNK || cancel.is_cancelled() {
+            return Ok(deleted);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Deletes the delivery logs of deleted tenants. A tenant stays listed for `keep` after its
@@ -220,19 +233,13 @@ async fn purge_deleted_tenants(
         .load(conn)
         .await?;
     for (tenant, deleted_at) in tenants {
-        let mut deleted = 0;
-        loop {
-            let chunk: Chunk = diesel::sql_query(PURGE_TENANT)
+        let deleted = chunk_after_chunk(conn, cancel, |_| {
+            diesel::sql_query(PURGE_TENANT)
+                .into_boxed::<Pg>()
                 .bind::<SqlUuid, _>(tenant)
                 .bind::<BigInt, _>(CHUNK)
-                .get_result(conn)
-                .await?;
-            deleted += chunk.deleted;
-            if chunk.deleted < CHUNK || cancel.is_cancelled() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await?;
         if deleted > 0 {
             metrics.retention_deleted("deliveries").inc_by(deleted.unsigned_abs());
             tracing::info!(%tenant, deleted, "retention removed a deleted tenant's deliveries");
