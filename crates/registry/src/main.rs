@@ -116,11 +116,21 @@ enum AdminCommand {
     },
 }
 
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!("built as an object"),
-    }
+/// A request body of the options given: one not given (`None`) is left out, and a JSON null is
+/// kept (`--schema null` lifts a schema).
+fn body<const N: usize>(given: [(&str, Option<Value>); N]) -> Map<String, Value> {
+    given
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+        .collect()
+}
+
+/// `--schema`, read as JSON.
+fn schema_arg(schema: Option<String>) -> anyhow::Result<Option<Value>> {
+    schema
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .context("--schema is not JSON")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -143,25 +153,26 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let pool = db::pool(&config.database)?;
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
             let result = match task {
-                AdminCommand::CreateTenant { name } => admin::tenant(&mut conn, object(json!({ "name": name }))).await,
+                AdminCommand::CreateTenant { name } => {
+                    admin::tenant(&mut conn, body([("name", Some(json!(name)))])).await
+                }
                 AdminCommand::CreateApiKey {
                     tenant_id,
                     scopes,
                     max_webhooks,
                     webhooks_disabled,
                 } => {
-                    let mut body = json!({ "tenant_id": tenant_id, "webhooks_enabled": !webhooks_disabled });
-                    if let Some(s) = scopes {
-                        body["scopes"] = json!(s);
-                    }
-                    if let Some(m) = max_webhooks {
-                        body["max_webhooks"] = json!(m);
-                    }
-                    admin::api_key(&mut conn, object(body), config.webhooks.default_max_webhooks).await
+                    let given = body([
+                        ("tenant_id", Some(json!(tenant_id))),
+                        ("webhooks_enabled", Some(json!(!webhooks_disabled))),
+                        ("scopes", scopes.map(|s| json!(s))),
+                        ("max_webhooks", max_webhooks.map(|m| json!(m))),
+                    ]);
+                    admin::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await
                 }
                 AdminCommand::ListTenants => admin::all_tenants(&mut conn).await,
                 AdminCommand::RenameTenant { id, name } => {
-                    admin::rename_tenant(&mut conn, &id, object(json!({ "name": name }))).await
+                    admin::rename_tenant(&mut conn, &id, body([("name", Some(json!(name)))])).await
                 }
                 AdminCommand::DeleteTenant { id } => admin::delete_tenant(&mut conn, &id)
                     .await
@@ -176,17 +187,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     max_webhooks,
                     webhooks_enabled,
                 } => {
-                    let mut body = json!({});
-                    if let Some(s) = scopes {
-                        body["scopes"] = json!(s);
-                    }
-                    if let Some(m) = max_webhooks {
-                        body["max_webhooks"] = json!(m);
-                    }
-                    if let Some(e) = webhooks_enabled {
-                        body["webhooks_enabled"] = json!(e);
-                    }
-                    admin::update_key(&mut conn, &id, object(body)).await
+                    let given = body([
+                        ("scopes", scopes.map(|s| json!(s))),
+                        ("max_webhooks", max_webhooks.map(|m| json!(m))),
+                        ("webhooks_enabled", webhooks_enabled.map(|e| json!(e))),
+                    ]);
+                    admin::update_key(&mut conn, &id, given).await
                 }
                 AdminCommand::RevokeApiKey { id } => admin::revoke_key(&mut conn, &id).await,
                 AdminCommand::ListEventTypes { include_archived } => {
@@ -198,14 +204,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     description,
                     schema,
                 } => {
-                    let mut body = json!({ "value": value, "label": label });
-                    if let Some(d) = description {
-                        body["description"] = json!(d);
-                    }
-                    if let Some(s) = schema {
-                        body["schema"] = serde_json::from_str(&s).context("--schema is not JSON")?;
-                    }
-                    admin::event_type(&mut conn, object(body)).await
+                    let given = body([
+                        ("value", Some(json!(value))),
+                        ("label", Some(json!(label))),
+                        ("description", description.map(|d| json!(d))),
+                        ("schema", schema_arg(schema)?),
+                    ]);
+                    admin::event_type(&mut conn, given).await
                 }
                 AdminCommand::UpdateEventType {
                     value,
@@ -214,20 +219,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     schema,
                     archived,
                 } => {
-                    let mut body = json!({});
-                    if let Some(a) = archived {
-                        body["archived"] = json!(a);
-                    }
-                    if let Some(l) = label {
-                        body["label"] = json!(l);
-                    }
-                    if let Some(d) = description {
-                        body["description"] = json!(d);
-                    }
-                    if let Some(s) = schema {
-                        body["schema"] = serde_json::from_str(&s).context("--schema is not JSON")?;
-                    }
-                    admin::update_event_type(&mut conn, &value, object(body))
+                    let given = body([
+                        ("label", label.map(|l| json!(l))),
+                        ("description", description.map(|d| json!(d))),
+                        ("schema", schema_arg(schema)?),
+                        ("archived", archived.map(|a| json!(a))),
+                    ]);
+                    admin::update_event_type(&mut conn, &value, given)
                         .await
                         .map(|t| hookwire_registry::routes::event_types::event_type_view(&t))
                 }
