@@ -43,6 +43,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// Well-formed, but cannot be done as asked (e.g. an idempotency key reused for another request).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("rate limit exceeded; retry in {retry_after} s")]
@@ -72,7 +75,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "validation_failed",
-            Self::BadRequest { code, .. } | Self::Forbidden { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -91,6 +97,7 @@ impl ApiError {
             Self::Forbidden { .. } => "Forbidden",
             Self::NotFound(_) => "Not found",
             Self::Conflict { .. } => "Conflict",
+            Self::Unprocessable { .. } => "Unprocessable request",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::TooManyRequests { .. } => "Too many requests",
             Self::Unavailable(_) => "Service unavailable",
@@ -126,6 +133,7 @@ impl ResponseError for ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,8 +10,12 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
 
-/// Reads a JSON object body of at most `limit` bytes.
-pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
+/// Reads a body of at most `limit` bytes.
+pub async fn bytes<E: std::fmt::Display>(
+    payload: impl futures_util::Stream<Item = Result<web::Bytes, E>>,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let mut payload = std::pin::pin!(payload);
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
@@ -20,6 +24,12 @@ pub async fn json_object(mut payload: web::Payload, limit: usize) -> Result<Map<
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body.freeze())
+}
+
+/// Reads a JSON object body of at most `limit` bytes.
+pub async fn json_object(payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let body = bytes(payload, limit).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",

@@ -59,6 +59,43 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The API key a request carries. `X-API-Key` first: a caller may send both, e.g. an admin
+/// token as the bearer.
+fn presented_key(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| bearer(req))
+}
+
+/// The credential a request to this path is authenticated by: the admin token on `/v1/admin/`,
+/// an API key elsewhere.
+pub fn credential(req: &HttpRequest) -> Option<&str> {
+    if req.path().starts_with("/v1/admin/") {
+        bearer(req)
+    } else {
+        presented_key(req)
+    }
+    .filter(|c| !c.is_empty())
+}
+
+/// Whether `credential(req)` is valid now: the admin token, or an API key not revoked (without
+/// counting the request against the key's rate limit).
+pub async fn credential_is_valid(
+    req: &HttpRequest,
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> Result<bool, ApiError> {
+    let state = state(req);
+    Ok(match credential(req) {
+        None => false,
+        Some(token) if req.path().starts_with("/v1/admin/") => {
+            hookwire_core::config::token_matches(&state.secrets.admin_token, token)
+        }
+        Some(key) => ApiKey::find_by_hash(conn, &hash_key(key)).await?.is_some(),
+    })
+}
+
 fn state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
         .expect("AppState is registered on the app")
@@ -126,14 +163,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
-        // X-API-Key first: a caller may send both, e.g. an admin token as the bearer.
-        let presented = req
-            .headers()
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .or_else(|| bearer(req))
-            .map(str::to_owned);
+        let presented = presented_key(req).map(str::to_owned);
         let creating_webhook = req.method() == actix_web::http::Method::POST && req.path() == "/v1/webhooks";
         let request = req.clone();
         Box::pin(async move {

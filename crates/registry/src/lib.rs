@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod api_idempotency;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -124,6 +125,7 @@ impl Application {
                     .app_data(web::JsonConfig::default().error_handler(|e, _| {
                         hookwire_http::ApiError::bad_request("malformed_json", e.to_string()).into()
                     }))
+                    .wrap(actix_web::middleware::from_fn(api_idempotency::middleware))
                     .wrap(actix_web::middleware::from_fn(ratelimit_headers))
                     .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
                     .configure(routes::configure)

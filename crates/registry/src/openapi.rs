@@ -379,6 +379,56 @@ impl Modify for Security {
     }
 }
 
+/// `Idempotency-Key` on every POST (`crate::api_idempotency`), with the two answers it adds.
+struct IdempotencyKey;
+
+impl Modify for IdempotencyKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, ResponseBuilder, Type};
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes a retry safe: the first 2xx answer to a key (per credential, for 24 h) is given \
+                 again, with `Idempotent-Replayed: true`, to the same request sent with it.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255)),
+            ))
+            .build();
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(post) = item.post.as_mut() {
+                post.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(parameter.clone().into());
+                let responses = &mut post.responses.responses;
+                responses
+                    .entry("409".into())
+                    .or_insert_with(|| problem("A request with the same Idempotency-Key is being answered").into());
+                responses
+                    .entry("422".into())
+                    .or_insert_with(|| problem("The Idempotency-Key was used for a different request").into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hookwire management API", description = "Webhooks, event types and the delivery log (contract §3)."),
@@ -412,7 +462,7 @@ impl Modify for Security {
         crate::routes::admin::change_event_type,
         crate::routes::admin::archive_event_type,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &IdempotencyKey),
     security(("api_key" = []), ("bearer" = [])),
 )]
 pub struct ApiDoc;

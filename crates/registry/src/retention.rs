@@ -1,7 +1,7 @@
 //! Retention: the delivery log (deliveries, their attempts, the events' payloads) is kept for
 //! `retention.deliveries`, and past it for as long as a delivery is still pending or being
-//! retried; idempotency keys for the 24 h they mean something; rate-limit rows only while they
-//! hold back a caller. A background task deletes the rest every
+//! retried; idempotency keys (of events and of API requests) for the 24 h they mean something;
+//! rate-limit rows only while they hold back a caller. A background task deletes the rest every
 //! `retention.interval`, in chunks, so no statement holds locks or bloats the WAL for long.
 //! Each pass also deletes the logs of deleted tenants, found through the tenant's index
 //! (500,000 deliveries with their events and attempts: 100 chunks, 7 s).
@@ -98,7 +98,7 @@ enum Binds {
 // (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
 // planner still reads them by primary key, not the whole table: 35–50 ms a chunk once the dead
 // index entries are marked, 226 ms for the first.
-const RULES: [Rule; 5] = [
+const RULES: [Rule; 6] = [
     Rule {
         table: "delivery_attempts",
         choose: "SELECT ctid FROM delivery_attempts a
@@ -128,6 +128,11 @@ const RULES: [Rule; 5] = [
     Rule {
         table: "idempotency_keys",
         choose: "SELECT ctid FROM idempotency_keys WHERE created_at < $2",
+        binds: Binds::KeysExpired,
+    },
+    Rule {
+        table: "api_idempotency_keys",
+        choose: "SELECT ctid FROM api_idempotency_keys WHERE created_at < $2",
         binds: Binds::KeysExpired,
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly

@@ -626,6 +626,13 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
         entries.push(attempt_record(who, delivery_id, 2, last_status, at));
         ids.push(delivery_id);
     }
+    // API idempotency keys hold for 24 hours.
+    env.psql(
+        "INSERT INTO api_idempotency_keys (scope, key, fingerprint, holder, created_at)
+         VALUES ('\\x00', 'expired', '\\x00', gen_random_uuid(), now() - interval '25 hours'),
+                ('\\x00', 'fresh', '\\x00', gen_random_uuid(), now() - interval '23 hours')",
+    )
+    .expect("the keys are inserted");
     send_to_ledger(&env, entries).await;
 
     // An operator sees what went: one row of each of the log's tables.
@@ -643,6 +650,11 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
     // Another pass or two, to see they delete nothing more.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(one_row_each().await.is_some(), "a later pass deleted more");
+    assert_eq!(
+        env.psql("SELECT string_agg(key, ',') FROM api_idempotency_keys")
+            .as_deref(),
+        Some("fresh")
+    );
 
     let detail = |id: Uuid| {
         let (env, key) = (&env, key.clone());
