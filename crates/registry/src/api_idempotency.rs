@@ -10,7 +10,7 @@
 //! and the same method, path and body. Any other answer releases the key, so a request that failed
 //! changed nothing and may be sent again as it is. The same key with another request: 422; while
 //! the first is still running: 409. A replayed answer costs no rate-limit allowance, but is only
-//! given to a credential still valid. The request runs to its end even when its client goes away
+//! given to a credential still valid. A request runs to its end even when its client goes away
 //! meanwhile, so its answer is there for the retry; a claim left by a registry that died is taken
 //! over after a minute by the same request sent again.
 
@@ -234,9 +234,9 @@ pub async fn middleware(
             };
             Ok(req.into_response(answer))
         }
-        // On its own task, so a client that goes away does not cut the request short before its
-        // answer is recorded: the retry it sends will want that answer.
-        Ok(Claim::Run) => actix_web::rt::spawn(async move {
+        // actix-web runs a request to its end even when its client has gone away (HTTP/1 keeps
+        // polling the handler after the read half closes), so the answer is kept for the retry.
+        Ok(Claim::Run) => {
             let res = match next.call(req).await {
                 Ok(res) if res.status().is_success() => res,
                 other => {
@@ -253,8 +253,6 @@ pub async fn middleware(
             let sealed = (!body.is_empty()).then(|| state.secrets.keyring.seal(&String::from_utf8_lossy(&body)));
             settle(&state, &scope, &key, holder, Some((status, sealed))).await;
             Ok(ServiceResponse::new(req, res.set_body(body).map_into_boxed_body()))
-        })
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("an idempotent request's task: {e}")))?,
+        }
     }
 }

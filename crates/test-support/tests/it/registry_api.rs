@@ -771,7 +771,7 @@ async fn post_once(env: &TestEnv, credential: &str, idem: &str, path: &str, body
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_post_sent_again_with_its_idempotency_key_is_answered_once() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(|o| o.registry.rate_limits.create_webhook.count = 100).await;
     let (tenant, key) = env.tenant("acme").await;
     let (_, other) = env.tenant("other").await;
     let count = |key: String| {
@@ -873,6 +873,40 @@ async fn a_post_sent_again_with_its_idempotency_key_is_answered_once() {
     let r = post_once(&env, &key, "create-3", "/v1/webhooks", Some(&pending)).await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(count(key.clone()).await, 3);
+
+    // A client that gives up does not stop its request: the retry gets the answer it missed.
+    // The key's row is held in another transaction for two seconds, so the create waits on it
+    // (its limit check locks that row) well past the client's 300 ms.
+    let held = std::process::Command::new("psql")
+        .args([
+            "-c",
+            &format!(
+                "BEGIN; SELECT 1 FROM api_keys WHERE key_hash = sha256(convert_to('{key}', 'UTF8')) FOR UPDATE;
+                 SELECT pg_sleep(2); COMMIT;"
+            ),
+            env.database_url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let slow = json!({"url": "http://127.0.0.1:4/", "events": ["person.created"]});
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        post_once(&env, &key, "create-4", "/v1/webhooks", Some(&slow)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the create was not held: {gave_up:?}");
+    let answered = hookwire_test_support::eventually(std::time::Duration::from_secs(10), || async {
+        let r = post_once(&env, &key, "create-4", "/v1/webhooks", Some(&slow)).await;
+        (r.status != 409).then_some(r)
+    })
+    .await
+    .expect("the first request is answered");
+    assert_eq!(answered.status, 201, "{answered:?}");
+    assert_eq!(answered.header("idempotent-replayed"), Some("true"));
+    assert_eq!(count(key.clone()).await, 4);
+    let _ = held.wait_with_output();
 
     // An answer is given again only to a credential still valid.
     let key_id = env
