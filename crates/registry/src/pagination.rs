@@ -1,10 +1,18 @@
 //! Collections: `limit`/`offset` or `page`/`page_size`, answered as
 //! `{"count", "next", "previous", "results"}` with `next`/`previous` as URLs or null.
+//! The delivery log, which grows to millions of rows, pages by [`Cursor`] too: its `next` links
+//! carry one, so following them costs the same on every page (an offset of 1,000,000 walks a
+//! million index entries first: 517 ms a page against 0.5 ms), and a delivery written meanwhile
+//! does not shift the pages.
 
 use std::collections::BTreeMap;
 
 use actix_web::HttpRequest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::db::models::Page;
 use hookwire_http::error::{ApiError, FieldError};
@@ -27,6 +35,18 @@ pub struct Paging {
 }
 
 impl Paging {
+    /// The parameters of the page at `offset`, in the caller's style.
+    fn params(&self, offset: i64) -> Vec<(&'static str, String)> {
+        let limit = self.page.limit;
+        match self.style {
+            Style::Offset => vec![("limit", limit.to_string()), ("offset", offset.to_string())],
+            Style::Pages => vec![
+                ("page", (offset / limit + 1).to_string()),
+                ("page_size", limit.to_string()),
+            ],
+        }
+    }
+
     /// Reads the paging parameters; `default` and `max` are the endpoint's limits.
     pub fn from_params(params: &BTreeMap<String, String>, default: i64, max: i64) -> Result<Self, ApiError> {
         let invalid = |field: &str, message: String| ApiError::Validation(vec![FieldError::new(field, message)]);
@@ -73,6 +93,82 @@ impl Paging {
     }
 }
 
+/// A place in a log ordered newest first by (`created_at`, `id`), and which way to read from it:
+/// the rows older than the key (`older`), or the ones newer. Sent as an opaque token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+    pub older: bool,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let way = if self.older { 'o' } else { 'n' };
+        let raw = format!("{way}{}.{}", self.at.timestamp_micros(), self.id.simple());
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The cursor of a token made by [`Cursor::encode`]; `None` for anything else.
+    pub fn decode(token: &str) -> Option<Self> {
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+        let older = match raw.get(..1)? {
+            "o" => true,
+            "n" => false,
+            _ => return None,
+        };
+        let (micros, id) = raw[1..].split_once('.')?;
+        Some(Self {
+            at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::try_parse(id).ok()?,
+            older,
+        })
+    }
+
+    /// Reads `cursor`, which excludes an offset or a page.
+    pub fn from_params(params: &BTreeMap<String, String>) -> Result<Option<Self>, ApiError> {
+        let Some(token) = params.get("cursor") else {
+            return Ok(None);
+        };
+        let invalid = |message: &str| ApiError::Validation(vec![FieldError::new("cursor", message)]);
+        if ["offset", "page"].iter().any(|p| params.contains_key(*p)) {
+            return Err(invalid("use either cursor or offset/page, not both"));
+        }
+        Self::decode(token)
+            .map(Some)
+            .ok_or_else(|| invalid("is not a cursor of this API; take it from a `next` or `previous` link"))
+    }
+}
+
+/// How a page of a log was read: from an offset (`cursor` none) or a cursor; whether rows follow
+/// it the way it was read; and the (`created_at`, `id`) of its newest and oldest rows.
+#[derive(Debug, Clone, Copy)]
+pub struct LogPage {
+    pub cursor: Option<Cursor>,
+    pub more: bool,
+    pub newest: Option<(DateTime<Utc>, Uuid)>,
+    pub oldest: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// The URL of this request with its paging parameters replaced by `paging`.
+fn link(req: &HttpRequest, public_url: &str, paging: Vec<(&str, String)>) -> String {
+    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| !PARAMS.contains(&k.as_ref()) && k != "cursor")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.extend(paging.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let base = if public_url.is_empty() {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    } else {
+        public_url.trim_end_matches('/').to_owned()
+    };
+    format!("{base}{}?{query}", req.path())
+}
+
 #[derive(Debug, Serialize)]
 pub struct Collection<T> {
     pub count: i64,
@@ -88,32 +184,7 @@ pub struct Collection<T> {
 impl<T> Collection<T> {
     pub fn new(req: &HttpRequest, public_url: &str, paging: Paging, count: i64, results: Vec<T>) -> Self {
         let Page { limit, offset } = paging.page;
-        let link = |offset: i64| {
-            let mut params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-                .filter(|(k, _)| !crate::pagination::PARAMS.contains(&k.as_ref()))
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            match paging.style {
-                Style::Offset => {
-                    params.push(("limit".into(), limit.to_string()));
-                    params.push(("offset".into(), offset.to_string()));
-                }
-                Style::Pages => {
-                    params.push(("page".into(), (offset / limit + 1).to_string()));
-                    params.push(("page_size".into(), limit.to_string()));
-                }
-            }
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params)
-                .finish();
-            let base = if public_url.is_empty() {
-                let info = req.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            } else {
-                public_url.trim_end_matches('/').to_owned()
-            };
-            format!("{base}{}?{query}", req.path())
-        };
+        let link = |offset: i64| link(req, public_url, paging.params(offset));
         Self {
             count,
             count_exact: None,
@@ -124,11 +195,86 @@ impl<T> Collection<T> {
         }
     }
 
+    /// A page of a log read newest first (see [`LogPage`]). `next` carries a cursor from the
+    /// page's oldest row; `previous` one from its newest, or the offset before it.
+    pub fn of_log(
+        req: &HttpRequest,
+        public_url: &str,
+        paging: Paging,
+        read: LogPage,
+        count: i64,
+        results: Vec<T>,
+    ) -> Self {
+        let limit = paging.page.limit;
+        let LogPage {
+            cursor,
+            more,
+            newest,
+            oldest,
+        } = read;
+        let to = |row: Option<(DateTime<Utc>, Uuid)>, older: bool| {
+            // An empty page turns back from the cursor it was read from.
+            let (at, id) = row.or(cursor.map(|c| (c.at, c.id)))?;
+            let token = Cursor { at, id, older }.encode();
+            Some(link(
+                req,
+                public_url,
+                vec![("limit", limit.to_string()), ("cursor", token)],
+            ))
+        };
+        let (next, previous) = match cursor {
+            None => (
+                more.then(|| to(oldest, true)).flatten(),
+                (paging.page.offset > 0).then(|| {
+                    link(
+                        req,
+                        public_url,
+                        paging.params(paging.page.offset.saturating_sub(limit).max(0)),
+                    )
+                }),
+            ),
+            Some(c) if c.older => (more.then(|| to(oldest, true)).flatten(), to(newest, false)),
+            Some(_) => (to(oldest, true), more.then(|| to(newest, false)).flatten()),
+        };
+        Self {
+            count,
+            count_exact: None,
+            next,
+            previous,
+            results,
+        }
+    }
+
     /// Says whether `count` is exact.
     pub fn count_exact(self, exact: bool) -> Self {
         Self {
             count_exact: Some(exact),
             ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_it_was_made_and_nothing_else_reads_as_one() {
+        for older in [true, false] {
+            let c = Cursor {
+                at: DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
+                id: hookwire_core::id::v7(),
+                older,
+            };
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        for bad in [
+            "",
+            "abc",
+            "bjEuMQ",
+            &URL_SAFE_NO_PAD.encode("x1.00000000000000000000000000000000"),
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }
 }

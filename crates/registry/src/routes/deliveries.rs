@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{Delivery, DeliveryFilter};
-use crate::pagination::{Collection, Paging, PARAMS};
+use crate::pagination::{Collection, Cursor, LogPage, Paging, PARAMS};
 use crate::AppState;
 use hookwire_http::error::{ApiError, FieldError};
 use hookwire_http::input;
@@ -93,7 +93,7 @@ fn view(d: &Delivery) -> Value {
     path = "/v1/deliveries",
     tag = "deliveries",
     summary = "The delivery log, newest first",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_id" = Option<String>, Query, description = "The deliveries of one event: the `webhook-id` its receivers got"), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,)),
+    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_id" = Option<String>, Query, description = "The deliveries of one event: the `webhook-id` its receivers got"), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,), ("cursor" = Option<String>, Query, description = "Where to read on from: taken from a page's `next` or `previous` link (instead of an offset or a page)")),
     responses(
         (status = 200, description = "A page of deliveries", body = crate::openapi::DeliveryList),
         (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
@@ -114,10 +114,12 @@ pub(crate) async fn list(
         "is_test",
         "since",
         "until",
+        "cursor",
     ];
     allowed.extend(PARAMS);
     let params = input::query(req.query_string(), &allowed)?;
     let paging = Paging::from_params(&params, 500, 500)?;
+    let cursor = Cursor::from_params(&params)?;
     let status = params.get("status").cloned();
     if let Some(s) = &status {
         if DeliveryStatus::parse(s).is_none() {
@@ -137,17 +139,24 @@ pub(crate) async fn list(
         until: input::parse_param::<DateTime<Utc>>(&params, "until", "an RFC 3339 time")?,
     };
     let mut conn = state.pool.get().await?;
-    let (count, rows) = Delivery::list(
+    let (count, more, rows) = Delivery::list(
         &mut conn,
         caller.tenant_id(),
         &filter,
-        paging.page,
+        (paging.page, cursor),
         state.config.http.count_limit,
     )
     .await?;
+    let read = LogPage {
+        cursor,
+        more,
+        newest: rows.first().map(|d| (d.created_at, d.id)),
+        oldest: rows.last().map(|d| (d.created_at, d.id)),
+    };
     let results = rows.iter().map(view).collect();
     Ok(HttpResponse::Ok().json(
-        Collection::new(&req, &state.config.http.public_url, paging, count.value, results).count_exact(count.exact),
+        Collection::of_log(&req, &state.config.http.public_url, paging, read, count.value, results)
+            .count_exact(count.exact),
     ))
 }
 

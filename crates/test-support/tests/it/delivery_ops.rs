@@ -859,29 +859,87 @@ async fn a_long_log_is_counted_up_to_a_bound_and_paged_to_its_end() {
     })
     .await;
 
+    // Pages are read by following `next`, and deliveries written meanwhile (three, newer than
+    // all) shift nothing: every delivery once, newest first (the twelve share one `created_at`,
+    // so their ids order them). With offsets, the three would push page 1's last rows onto page 2.
     let base = env.registry.clone();
-    let mut path = "/v1/deliveries?limit=4".to_owned();
-    let mut seen = Vec::new();
-    let mut counts = Vec::new();
-    loop {
-        let page = env.api("GET", &path, &key, None).await;
-        assert_eq!(page.status, 200, "{page:?}");
-        for d in page.body["results"].as_array().unwrap() {
-            seen.push(d["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    let get = |path: String| {
+        let (env, key, base) = (&env, key.clone(), base.clone());
+        async move {
+            let page = env.api("GET", &path, &key, None).await;
+            assert_eq!(page.status, 200, "{page:?}");
+            let ids: Vec<Uuid> = page.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().parse().unwrap())
+                .collect();
+            let link = |name: &str| {
+                page.body[name]
+                    .as_str()
+                    .map(|l| l.strip_prefix(&base).unwrap().to_owned())
+            };
+            let count = (
+                page.body["count"].as_i64().unwrap(),
+                page.body["count_exact"].as_bool().unwrap(),
+            );
+            (ids, count, link("next"), link("previous"))
         }
-        counts.push((
-            page.body["count"].as_i64().unwrap(),
-            page.body["count_exact"].as_bool().unwrap(),
-        ));
-        match page.body["next"].as_str() {
-            Some(next) => path = next.strip_prefix(&base).unwrap().to_owned(),
-            None => break,
-        }
+    };
+    let (first, count, mut next, _) = get("/v1/deliveries?limit=4".into()).await;
+    let mut newer: Vec<Uuid> = (0..3).map(|_| hookwire_core::id::v7()).collect();
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    send_to_ledger(
+        &env,
+        newer.iter().map(|&d| attempt_record(ids, d, 1, 200, later)).collect(),
+    )
+    .await;
+    env.wait_for(&format!("/v1/deliveries/{}", newer[2]), &key, |b| {
+        b["status"] == "success"
+    })
+    .await;
+    let (mut pages, mut counts, mut last) = (vec![first], vec![count], String::new());
+    while let Some(path) = next {
+        let (page, count, n, _) = get(path.clone()).await;
+        (next, last) = (n, path);
+        pages.push(page);
+        counts.push(count);
     }
-    // Past the bound of 5: at least the bound, and past each page's end while more follow.
-    assert_eq!(counts, vec![(5, false), (9, false), (12, true)]);
-    seen.sort();
-    assert_eq!(seen, written, "every delivery, once");
+    let mut newest_first: Vec<Uuid> = written.iter().rev().copied().collect();
+    assert_eq!(
+        pages.concat(),
+        newest_first,
+        "every delivery once, newest first: {pages:?}"
+    );
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 4]);
+    // Past the bound of 5 the count is a lower bound.
+    assert_eq!(counts, vec![(5, false); 3]);
+    // Back from the last page by `previous`, up to the three written meanwhile.
+    let mut back = Vec::new();
+    let mut previous = Some(last);
+    while let Some(path) = previous {
+        let (page, _, _, p) = get(path).await;
+        back.push(page);
+        previous = p;
+    }
+    back.reverse();
+    newer.reverse();
+    newer.append(&mut newest_first);
+    assert_eq!(back.concat(), newer, "{back:?}");
+    // An offset still reads from where it says, and the last page of an offset counts exactly.
+    let end = env.api("GET", "/v1/deliveries?limit=4&offset=12", &key, None).await;
+    assert_eq!(
+        (
+            &end.body["count"],
+            &end.body["count_exact"],
+            end.body["results"].as_array().unwrap().len()
+        ),
+        (&json!(15), &json!(true), 3)
+    );
+    for bad in ["cursor=abc", "cursor=bjEuMQ&offset=4"] {
+        let r = env.api("GET", &format!("/v1/deliveries?{bad}"), &key, None).await;
+        assert_eq!((r.status, r.error_fields()), (400, vec!["cursor"]), "{r:?}");
+    }
 
     let failing = env.api("GET", "/v1/deliveries?status=retrying", &key, None).await;
     assert_eq!(
