@@ -12,6 +12,7 @@ pub mod net;
 pub mod operational;
 pub mod patterns;
 pub mod retry;
+pub mod schema;
 pub mod shutdown;
 pub mod signing;
 pub mod telemetry;

@@ -36,7 +36,21 @@ pub async fn json_object(payload: web::Payload, limit: usize) -> Result<Map<Stri
             "the request body is empty; send a JSON object",
         ));
     }
-    let parsed = serde_json::from_slice::<Value>(&body);
+    parse_object(&body)
+}
+
+/// Reads a JSON object body of at most `limit` bytes, or none: an empty map.
+pub async fn optional_json_object(payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let body = bytes(payload, limit).await?;
+    if body.is_empty() {
+        Ok(Map::new())
+    } else {
+        parse_object(&body)
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let parsed = serde_json::from_slice::<Value>(body);
     if let Some(field) = parsed.as_ref().ok().and_then(|v| nul_field(v, "")) {
         return Err(nul_error(field));
     }

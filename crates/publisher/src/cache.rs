@@ -64,18 +64,7 @@ impl Routes {
     /// The schema violations of `data` for its type (at most `max`), empty when it conforms.
     pub fn schema_errors(&self, event_type: &str, data: &serde_json::Value, max: usize) -> Vec<String> {
         match self.types.get(event_type) {
-            Some(Some(validator)) => validator
-                .iter_errors(data)
-                .take(max)
-                .map(|e| {
-                    let path = e.instance_path().to_string();
-                    if path.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{path}: {e}")
-                    }
-                })
-                .collect(),
+            Some(Some(validator)) => hookwire_core::schema::violations(validator, data, max),
             _ => Vec::new(),
         }
     }

@@ -65,6 +65,7 @@ pub async fn seed_event_types(pool: &DbPool) -> anyhow::Result<()> {
             schema: None,
             created_at: Utc::now(),
             archived: false,
+            example: None,
         };
         EventType::insert(&mut conn, &t).await?;
     }

@@ -100,9 +100,13 @@ enum AdminCommand {
         /// A JSON Schema enforced on events of this type.
         #[arg(long)]
         schema: Option<String>,
+        /// An example of the events' `data` (JSON), valid against the schema.
+        #[arg(long)]
+        example: Option<String>,
     },
-    /// Change a catalog type's label, description or schema (`--schema null` lifts it), or
-    /// archive it (`--archived true`; still published and delivered, no longer subscribable).
+    /// Change a catalog type's label, description, schema (`--schema null` lifts it) or example
+    /// (`--example null` removes it), or archive it (`--archived true`; still published and
+    /// delivered, no longer subscribable).
     UpdateEventType {
         value: String,
         #[arg(long)]
@@ -111,6 +115,8 @@ enum AdminCommand {
         description: Option<String>,
         #[arg(long)]
         schema: Option<String>,
+        #[arg(long)]
+        example: Option<String>,
         #[arg(long)]
         archived: Option<bool>,
     },
@@ -125,12 +131,12 @@ fn body<const N: usize>(given: [(&str, Option<Value>); N]) -> Map<String, Value>
         .collect()
 }
 
-/// `--schema`, read as JSON.
-fn schema_arg(schema: Option<String>) -> anyhow::Result<Option<Value>> {
-    schema
+/// An option given as JSON (`--schema`, `--example`).
+fn json_arg(name: &str, given: Option<String>) -> anyhow::Result<Option<Value>> {
+    given
         .map(|s| serde_json::from_str(&s))
         .transpose()
-        .context("--schema is not JSON")
+        .with_context(|| format!("--{name} is not JSON"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -203,12 +209,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     label,
                     description,
                     schema,
+                    example,
                 } => {
                     let given = body([
                         ("value", Some(json!(value))),
                         ("label", Some(json!(label))),
                         ("description", description.map(|d| json!(d))),
-                        ("schema", schema_arg(schema)?),
+                        ("schema", json_arg("schema", schema)?),
+                        ("example", json_arg("example", example)?),
                     ]);
                     admin::event_type(&mut conn, given).await
                 }
@@ -217,12 +225,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     label,
                     description,
                     schema,
+                    example,
                     archived,
                 } => {
                     let given = body([
                         ("label", label.map(|l| json!(l))),
                         ("description", description.map(|d| json!(d))),
-                        ("schema", schema_arg(schema)?),
+                        ("schema", json_arg("schema", schema)?),
+                        ("example", json_arg("example", example)?),
                         ("archived", archived.map(|a| json!(a))),
                     ]);
                     admin::update_event_type(&mut conn, &value, given)

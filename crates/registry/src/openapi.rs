@@ -185,15 +185,19 @@ pub struct EventType {
     schema: Option<serde_json::Value>,
     /// Out of the catalog customers subscribe from; still delivered to the webhooks subscribed.
     archived: bool,
+    /// An example of the events' `data`, valid against `schema`; a webhook's test sends it.
+    example: Option<serde_json::Value>,
 }
 
 /// Fields of `PATCH /v1/admin/event-types/{value}` (at least one). `description: null` empties
-/// it; `schema: null` lifts the schema; `archived` archives the type or brings it back.
+/// it; `schema: null` lifts the schema; `example: null` removes the example; `archived` archives
+/// the type or brings it back. The example and the schema the type ends with must agree.
 #[derive(ToSchema)]
 pub struct EventTypeChangesInput {
     label: Option<String>,
     description: Option<String>,
     schema: Option<serde_json::Value>,
+    example: Option<serde_json::Value>,
     archived: Option<bool>,
 }
 
@@ -213,6 +217,8 @@ pub struct EventTypeInput {
     description: Option<String>,
     /// A JSON Schema enforced on events of this type.
     schema: Option<serde_json::Value>,
+    /// An example of the events' `data`, valid against `schema`.
+    example: Option<serde_json::Value>,
 }
 
 #[derive(ToSchema)]
@@ -348,6 +354,17 @@ pub struct ReplayResult {
     replayed: u32,
     /// True when more events remain than one call sends (10,000).
     more: bool,
+}
+
+/// Which test to send (every field optional; an empty body sends the default test).
+#[derive(ToSchema)]
+pub struct TestInput {
+    /// A type the webhook takes; by default one of them.
+    event_type: Option<String>,
+    /// The event's `data`, checked against the type's schema.
+    data: Option<serde_json::Value>,
+    /// Send the type's example as `data`.
+    example: Option<bool>,
 }
 
 #[derive(ToSchema)]

@@ -273,6 +273,8 @@ pub struct EventType {
     pub created_at: DateTime<Utc>,
     /// Out of the catalog customers see and subscribe from; still published and delivered.
     pub archived: bool,
+    /// An example `data`, valid against `schema`: shown in the catalog, sent by webhook tests.
+    pub example: Option<serde_json::Value>,
 }
 
 impl EventType {
@@ -356,7 +358,7 @@ impl EventType {
 }
 
 /// What an admin may change on a catalog type; `None` leaves a field as it is,
-/// `schema: Some(None)` lifts the schema.
+/// `schema: Some(None)` lifts the schema, `example: Some(None)` removes the example.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = event_types)]
 pub struct EventTypeChanges {
@@ -364,6 +366,7 @@ pub struct EventTypeChanges {
     pub description: Option<String>,
     pub schema: Option<Option<serde_json::Value>>,
     pub archived: Option<bool>,
+    pub example: Option<Option<serde_json::Value>>,
 }
 
 /// Why a webhook was not created.

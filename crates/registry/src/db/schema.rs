@@ -32,6 +32,7 @@ diesel::table! {
         schema -> Nullable<Jsonb>,
         created_at -> Timestamptz,
         archived -> Bool,
+        example -> Nullable<Jsonb>,
     }
 }
 

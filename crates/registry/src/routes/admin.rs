@@ -266,8 +266,15 @@ pub async fn api_key(
     Ok(view)
 }
 
-/// `label`, `description` and `schema` of a type, each checked.
-fn type_details(f: &mut Fields) -> (Field<String>, Field<String>, Field<Value>) {
+/// The fields of a type a request may set, each checked by itself.
+struct TypeDetails {
+    label: Field<String>,
+    description: Field<String>,
+    schema: Field<Value>,
+    example: Field<Value>,
+}
+
+fn type_details(f: &mut Fields) -> TypeDetails {
     let label = f.string("label", 200);
     if matches!(&label, Field::Set(l) if l.trim().is_empty()) {
         f.error("label", "must not be empty");
@@ -281,7 +288,42 @@ fn type_details(f: &mut Fields) -> (Field<String>, Field<String>, Field<Value>) 
             f.error("schema", format!("is not a valid JSON Schema: {e}"));
         }
     }
-    (label, description, schema)
+    let example = f.any("example");
+    TypeDetails {
+        label,
+        description,
+        schema,
+        example,
+    }
+}
+
+/// Reports on `field` an example that the type's schema refuses (a schema that is not valid is
+/// reported by itself).
+fn check_example(f: &mut Fields, field: &str, schema: Option<&Value>, example: Option<&Value>) {
+    let (Some(schema), Some(example)) = (schema, example) else {
+        return;
+    };
+    if jsonschema::validator_for(schema).is_err() {
+        return;
+    }
+    let violations = hookwire_core::schema::check(schema, example, 5);
+    if !violations.is_empty() {
+        let message = if field == "example" {
+            "does not match the type's schema"
+        } else {
+            "refuses the type's example; send a new `example` with it, or `example: null`"
+        };
+        f.error(field, format!("{message}: {}", violations.join("; ")));
+    }
+}
+
+/// A field that null clears: absent leaves it, null empties it, a value sets it.
+fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
+    match field {
+        Field::Absent => None,
+        Field::Null => Some(None),
+        Field::Set(v) => Some(Some(v)),
+    }
 }
 
 fn reserved(value: &str) -> ApiError {
@@ -295,7 +337,14 @@ fn reserved(value: &str) -> ApiError {
 pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
     let mut f = Fields::new(body);
     let value = f.string("value", 128).set();
-    let (label, description, schema) = type_details(&mut f);
+    let TypeDetails {
+        label,
+        description,
+        schema,
+        example,
+    } = type_details(&mut f);
+    let (schema, example) = (schema.set(), example.set());
+    check_example(&mut f, "example", schema.as_ref(), example.as_ref());
     match &value {
         None => f.error("value", "is required"),
         Some(v) => {
@@ -317,9 +366,10 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
         value: value.expect("checked above"),
         label: label.set().expect("checked above"),
         description: description.set().unwrap_or_default(),
-        schema: schema.set(),
+        schema,
         created_at: Utc::now(),
         archived: false,
+        example,
     };
     if !EventType::insert(conn, &t).await? {
         return Err(ApiError::Conflict {
@@ -345,7 +395,12 @@ pub async fn update_event_type(
     }
     let empty = body.is_empty();
     let mut f = Fields::new(body);
-    let (label, description, schema) = type_details(&mut f);
+    let TypeDetails {
+        label,
+        description,
+        schema,
+        example,
+    } = type_details(&mut f);
     let archived = f.bool("archived");
     let changes = EventTypeChanges {
         archived: f.not_null("archived", archived),
@@ -355,14 +410,28 @@ pub async fn update_event_type(
             Field::Null => Some(String::new()),
             Field::Set(d) => Some(d),
         },
-        schema: match schema {
-            Field::Absent => None,
-            Field::Null => Some(None),
-            Field::Set(s) => Some(Some(s)),
-        },
+        schema: nullable(schema),
+        example: nullable(example),
     };
     if empty {
-        f.error("body", "send at least one of label, description, schema, archived");
+        f.error(
+            "body",
+            "send at least one of label, description, schema, example, archived",
+        );
+    }
+    // The example and the schema the type will have must agree.
+    if changes.schema.is_some() || changes.example.is_some() {
+        let current = EventType::find(conn, value).await?;
+        let schema = changes
+            .schema
+            .clone()
+            .unwrap_or_else(|| current.as_ref().and_then(|t| t.schema.clone()));
+        let example = changes
+            .example
+            .clone()
+            .unwrap_or_else(|| current.and_then(|t| t.example));
+        let field = if changes.example.is_some() { "example" } else { "schema" };
+        check_example(&mut f, field, schema.as_ref(), example.as_ref());
     }
     f.finish()?;
     EventType::update(conn, value, &changes)

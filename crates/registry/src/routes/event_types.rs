@@ -22,6 +22,7 @@ pub fn event_type_view(t: &EventType) -> serde_json::Value {
         "description": t.description,
         "schema": t.schema,
         "archived": t.archived,
+        "example": t.example,
     })
 }
 

@@ -664,15 +664,20 @@ async fn types_taken(conn: &mut AsyncPgConnection, w: &Webhook) -> Result<Vec<(S
     Ok(catalog)
 }
 
-/// Sends a sample event of one of the webhook's types, marked as a test (`data.hookwire_test`).
+/// Sends a test event, marked as a test in the log. By default of one of the webhook's types
+/// with `data` `{"hookwire_test": true, "webhook_id"}`; or of the type asked (one the webhook
+/// takes), with the type's example (`"example": true`) or the `data` given (checked against
+/// the type's schema).
 #[utoipa::path(
     post,
     path = "/v1/webhooks/{id}/test",
     tag = "webhooks",
     summary = "Send a test event",
+    request_body(content = Option<crate::openapi::TestInput>, description = "Optional: which type, and which data"),
     params(("id" = String, Path, description = "Webhook id")),
     responses(
         (status = 202, description = "Sent", body = crate::openapi::TestSent),
+        (status = 400, description = "A type the webhook does not take, data its schema refuses, or no example", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Broker unavailable", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
@@ -682,17 +687,61 @@ pub(crate) async fn send_test(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
+    let body = input::optional_json_object(payload, state.config.http.max_body_bytes).await?;
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
-    // One of its types customers see, else one it still gets though archived.
-    let Some((_, event_type)) = types_taken(&mut conn, &w)
-        .await?
-        .into_iter()
-        .map(|(t, archived)| (archived, t))
-        .min()
-    else {
+    let mut f = Fields::new(body);
+    let asked = f.string("event_type", 128);
+    let asked = f.not_null("event_type", asked);
+    let data = f.any("data");
+    let data = f.not_null("data", data);
+    let example = f.bool("example");
+    let example = f.not_null("example", example).unwrap_or(false);
+    let taken = types_taken(&mut conn, &w).await?;
+    let event_type = match asked {
+        Some(t) if taken.iter().any(|(v, _)| *v == t) => Some(t),
+        Some(_) => {
+            f.error("event_type", "is not a type this webhook takes");
+            None
+        }
+        // One of its types customers see, else one it still gets though archived.
+        None => taken
+            .into_iter()
+            .map(|(t, archived)| (archived, t))
+            .min()
+            .map(|(_, t)| t),
+    };
+    if data.is_some() && example {
+        f.error("example", "send either `data` or `example: true`, not both");
+    }
+    let catalog = match &event_type {
+        Some(t) => EventType::find(&mut conn, t).await?,
+        None => None,
+    };
+    let data = match (data, catalog) {
+        (Some(data), Some(t)) => {
+            let violations = t
+                .schema
+                .map_or_else(Vec::new, |s| hookwire_core::schema::check(&s, &data, 5));
+            if !violations.is_empty() {
+                f.error(
+                    "data",
+                    format!("does not match the type's schema: {}", violations.join("; ")),
+                );
+            }
+            data
+        }
+        (None, Some(t)) if example => t.example.unwrap_or_else(|| {
+            f.error("example", format!("the event type `{}` has no example", t.value));
+            Value::Null
+        }),
+        (data, _) => data.unwrap_or_else(|| json!({"hookwire_test": true, "webhook_id": w.id})),
+    };
+    f.finish()?;
+    let Some(event_type) = event_type else {
         return Err(ApiError::bad_request(
             "no_event_type",
             "no catalog type matches this webhook's events",
@@ -704,7 +753,7 @@ pub(crate) async fn send_test(
         tenant_id: Some(w.tenant_id),
         subject: None,
         channels: Vec::new(),
-        data: json!({"hookwire_test": true, "webhook_id": w.id}),
+        data,
         is_test: true,
         created_at: Utc::now(),
     };
