@@ -177,7 +177,7 @@ pub async fn middleware(
         Some(Ok(key)) => key,
     };
     // Without a credential the request is refused by its handler, key or not.
-    let Some(scope) = crate::auth::credential(req.request()).map(|c| Sha256::digest(c.as_bytes()).to_vec()) else {
+    let Some(scope) = crate::auth::credential(req.request()).map(|c| c.scope()) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let state = req

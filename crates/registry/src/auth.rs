@@ -59,29 +59,80 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The API key a request carries. `X-API-Key` first: a caller may send both, e.g. an admin
-/// token as the bearer.
-fn presented_key(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .or_else(|| bearer(req))
+/// The header with which the admin acts for one tenant on the customer API.
+pub const ACT_FOR: &str = "hookwire-tenant-id";
+
+/// What a request presents to be let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// The admin token, on `/v1/admin/`.
+    Admin(&'a str),
+    /// The admin token and a tenant (`Hookwire-Tenant-Id`), on the customer API.
+    AdminFor { token: &'a str, tenant: &'a str },
+    /// An API key: `X-API-Key` first (a caller may send both, e.g. an admin token as the
+    /// bearer), else the bearer.
+    Key(&'a str),
 }
 
-/// The credential a request to this path is authenticated by: the admin token on `/v1/admin/`,
-/// an API key elsewhere.
-pub fn credential(req: &HttpRequest) -> Option<&str> {
-    if req.path().starts_with("/v1/admin/") {
-        bearer(req)
-    } else {
-        presented_key(req)
+impl Credential<'_> {
+    /// Who the credential is, for keying what a caller leaves behind (idempotency keys): the
+    /// SHA-256 of the credential, and of the tenant the admin acts for.
+    pub fn scope(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        match self {
+            Self::Admin(token) => hash.update(token),
+            Self::AdminFor { token, tenant } => {
+                hash.update(token);
+                hash.update("\n");
+                hash.update(tenant);
+            }
+            Self::Key(key) => hash.update(key),
+        }
+        hash.finalize().to_vec()
     }
-    .filter(|c| !c.is_empty())
 }
 
-/// Whether `credential(req)` is valid now: the admin token, or an API key not revoked (without
-/// counting the request against the key's rate limit).
+/// The credential a request to this path is authenticated by.
+pub fn credential(req: &HttpRequest) -> Option<Credential<'_>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let bearer = bearer(req).filter(|b| !b.is_empty());
+    if req.path().starts_with("/v1/admin/") {
+        return bearer.map(Credential::Admin);
+    }
+    if let Some(tenant) = header(ACT_FOR) {
+        return bearer.map(|token| Credential::AdminFor { token, tenant });
+    }
+    header("x-api-key").or(bearer).map(Credential::Key)
+}
+
+/// The tenant the admin acts for, when `token` is the admin token and `tenant` one that exists.
+async fn acting_for(
+    state: &AppState,
+    conn: &mut diesel_async::AsyncPgConnection,
+    token: &str,
+    tenant: &str,
+) -> Result<Uuid, ApiError> {
+    if !hookwire_core::config::token_matches(&state.secrets.admin_token, token) {
+        return Err(ApiError::Unauthorized(
+            "Hookwire-Tenant-Id is for the admin: send the admin token as `Authorization: Bearer <token>`",
+        ));
+    }
+    let id = Uuid::try_parse(tenant)
+        .map_err(|_| ApiError::bad_request("invalid_tenant_id", "Hookwire-Tenant-Id must be a tenant's id (a UUID)"))?;
+    if !crate::db::models::Tenant::exists(conn, id).await? {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    Ok(id)
+}
+
+/// Whether `credential(req)` is valid now: the admin token (acting for a tenant that exists),
+/// or an API key not revoked (without counting the request against the key's rate limit).
 pub async fn credential_is_valid(
     req: &HttpRequest,
     conn: &mut diesel_async::AsyncPgConnection,
@@ -89,10 +140,9 @@ pub async fn credential_is_valid(
     let state = state(req);
     Ok(match credential(req) {
         None => false,
-        Some(token) if req.path().starts_with("/v1/admin/") => {
-            hookwire_core::config::token_matches(&state.secrets.admin_token, token)
-        }
-        Some(key) => ApiKey::find_by_hash(conn, &hash_key(key)).await?.is_some(),
+        Some(Credential::Admin(token)) => hookwire_core::config::token_matches(&state.secrets.admin_token, token),
+        Some(Credential::AdminFor { token, tenant }) => acting_for(&state, conn, token, tenant).await.is_ok(),
+        Some(Credential::Key(key)) => ApiKey::find_by_hash(conn, &hash_key(key)).await?.is_some(),
     })
 }
 
@@ -121,20 +171,26 @@ impl FromRequest for Admin {
     }
 }
 
-/// A tenant's API key.
+/// Who calls the customer API: a tenant's API key, or the admin acting for a tenant.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: ApiKey,
+    tenant_id: Uuid,
+    /// The key; `None` when the admin acts for the tenant (every scope, no rate limit, no
+    /// webhook created: a webhook belongs to a key, whose limit it counts against).
+    pub key: Option<ApiKey>,
 }
 
 impl Caller {
     pub fn tenant_id(&self) -> Uuid {
-        self.key.tenant_id
+        self.tenant_id
     }
 
     /// 403 unless the key carries `scope`.
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
-        if self.key.scopes.iter().any(|s| s == scope) {
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        if key.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
             Err(ApiError::forbidden(
@@ -146,7 +202,7 @@ impl Caller {
 
     /// 403 unless webhooks are enabled for the account.
     pub fn require_webhooks_enabled(&self) -> Result<(), ApiError> {
-        if self.key.webhooks_enabled {
+        if self.key.as_ref().is_none_or(|k| k.webhooks_enabled) {
             Ok(())
         } else {
             Err(ApiError::forbidden(
@@ -163,15 +219,28 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
-        let presented = presented_key(req).map(str::to_owned);
+        let presented = match credential(req) {
+            Some(Credential::Key(key)) => Ok(key.to_owned()),
+            Some(Credential::AdminFor { token, tenant }) => Err((token.to_owned(), tenant.to_owned())),
+            Some(Credential::Admin(_)) | None => Ok(String::new()),
+        };
         let creating_webhook = req.method() == actix_web::http::Method::POST && req.path() == "/v1/webhooks";
         let request = req.clone();
         Box::pin(async move {
             use actix_web::HttpMessage as _;
-            let Some(presented) = presented.filter(|k| !k.is_empty()) else {
-                return Err(ApiError::Unauthorized(
-                    "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-                ));
+            let presented = match presented {
+                Ok(key) if key.is_empty() => {
+                    return Err(ApiError::Unauthorized(
+                        "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+                    ))
+                }
+                Ok(key) => key,
+                Err((token, tenant)) => {
+                    let mut conn = state.pool.get().await?;
+                    let tenant_id = acting_for(&state, &mut conn, &token, &tenant).await?;
+                    tracing::info!(%tenant_id, method = %request.method(), path = %request.path(), "the admin acts for a tenant");
+                    return Ok(Caller { tenant_id, key: None });
+                }
             };
             let mut conn = state.pool.get().await?;
             let Some(key) = ApiKey::find_by_hash(&mut conn, &hash_key(&presented)).await? else {
@@ -190,7 +259,10 @@ impl FromRequest for Caller {
                     retry_after: decision.retry_after,
                 });
             }
-            Ok(Caller { key })
+            Ok(Caller {
+                tenant_id: key.tenant_id,
+                key: Some(key),
+            })
         })
     }
 }

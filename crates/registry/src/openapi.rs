@@ -396,10 +396,12 @@ impl Modify for Security {
     }
 }
 
-/// `Idempotency-Key` on every POST (`crate::api_idempotency`), with the two answers it adds.
-struct IdempotencyKey;
+/// The request headers every operation of a kind takes: `Idempotency-Key` on every POST
+/// (`crate::api_idempotency`), with the two answers it adds, and `Hookwire-Tenant-Id` on the
+/// customer API (`crate::auth::Credential::AdminFor`).
+struct Headers;
 
-impl Modify for IdempotencyKey {
+impl Modify for Headers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::{ObjectBuilder, Required, ResponseBuilder, Type};
@@ -429,7 +431,27 @@ impl Modify for IdempotencyKey {
                 )
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        let act_for = ParameterBuilder::new()
+            .name("Hookwire-Tenant-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "With the admin token as the bearer: the admin acts for this tenant \
+                 (every scope, no rate limit; creating a webhook is left to the tenant's keys).",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(
+                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+            ))))
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/admin/") {
+                for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]
+                    .into_iter()
+                    .flatten()
+                {
+                    op.parameters.get_or_insert_with(Vec::new).push(act_for.clone().into());
+                }
+            }
             if let Some(post) = item.post.as_mut() {
                 post.parameters
                     .get_or_insert_with(Vec::new)
@@ -479,7 +501,7 @@ impl Modify for IdempotencyKey {
         crate::routes::admin::change_event_type,
         crate::routes::admin::archive_event_type,
     ),
-    modifiers(&Security, &IdempotencyKey),
+    modifiers(&Security, &Headers),
     security(("api_key" = []), ("bearer" = [])),
 )]
 pub struct ApiDoc;

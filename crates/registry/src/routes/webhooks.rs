@@ -362,12 +362,18 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     caller.require_webhooks_enabled()?;
+    let Some(key) = &caller.key else {
+        return Err(ApiError::forbidden(
+            "admin_cannot_create",
+            "a webhook is created with one of the tenant's API keys (it counts against that key's limit), not by the admin",
+        ));
+    };
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let now = crate::db::now();
     let mut w = Webhook {
         id: hookwire_core::id::v7(),
         tenant_id: caller.tenant_id(),
-        api_key_id: Some(caller.key.id),
+        api_key_id: Some(key.id),
         name: String::new(),
         description: String::new(),
         url: String::new(),
@@ -398,7 +404,7 @@ pub(crate) async fn create(
     apply(&state, body, &mut w, true).await?;
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
-    match Webhook::insert_within_limit(&mut conn, &w, caller.key.id).await? {
+    match Webhook::insert_within_limit(&mut conn, &w, key.id).await? {
         Ok(()) => {}
         Err(Refused::LimitReached(max)) => {
             return Err(ApiError::forbidden(

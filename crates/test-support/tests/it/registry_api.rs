@@ -926,3 +926,109 @@ async fn a_post_sent_again_with_its_idempotency_key_is_answered_once() {
     assert_eq!(r.status, 401, "{r:?}");
     env.stop().await;
 }
+
+/// Support staff see a tenant's webhooks and log as the tenant does, with the admin token and
+/// `Hookwire-Tenant-Id`, and nothing of another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_acts_for_one_tenant_on_the_customer_api() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("acme").await;
+    let (other_tenant, other_key) = env.tenant("other").await;
+    let ours = env.webhook(&key, webhook("http://127.0.0.1:1/")).await;
+    let theirs = env.webhook(&other_key, webhook("http://127.0.0.1:2/")).await;
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let as_admin = |method: &'static str, path: String, tenant: String, token: String, body: Option<Value>| {
+        let env = &env;
+        async move {
+            env.http
+                .request(
+                    method,
+                    &format!("{}{path}", env.registry),
+                    &[("authorization", &token), ("hookwire-tenant-id", &tenant)],
+                    body.as_ref(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (ours_id, theirs_id) = (ours["id"].as_str().unwrap(), theirs["id"].as_str().unwrap());
+
+    let list = as_admin("GET", "/v1/webhooks".into(), tenant.clone(), admin.clone(), None).await;
+    assert_eq!(list.status, 200, "{list:?}");
+    assert_eq!(list.body, env.api("GET", "/v1/webhooks", &key, None).await.body);
+    assert_eq!(list.body["results"][0]["id"], ours["id"]);
+    let other = format!("/v1/webhooks/{theirs_id}");
+    let r = as_admin("GET", other.clone(), tenant.clone(), admin.clone(), None).await;
+    assert_eq!(r.status, 404, "another tenant's webhook");
+    let r = as_admin("GET", other, other_tenant.clone(), admin.clone(), None).await;
+    assert_eq!(r.status, 200);
+    let r = as_admin(
+        "PATCH",
+        format!("/v1/webhooks/{ours_id}"),
+        tenant.clone(),
+        admin.clone(),
+        Some(json!({"name": "fixed by support"})),
+    )
+    .await;
+    assert_eq!((r.status, &r.body["name"]), (200, &json!("fixed by support")), "{r:?}");
+    let log = as_admin("GET", "/v1/deliveries".into(), tenant.clone(), admin.clone(), None).await;
+    assert_eq!(log.status, 200, "{log:?}");
+    // A webhook counts against one of the tenant's keys: the admin does not create one.
+    let r = as_admin(
+        "POST",
+        "/v1/webhooks".into(),
+        tenant.clone(),
+        admin.clone(),
+        Some(webhook("http://127.0.0.1:3/")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["type"].as_str().unwrap().rsplit('/').next()),
+        (403, Some("admin_cannot_create"))
+    );
+
+    // Only the admin token, and only for a tenant that exists.
+    let r = as_admin(
+        "GET",
+        "/v1/webhooks".into(),
+        tenant.clone(),
+        format!("Bearer {key}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = as_admin("GET", "/v1/webhooks".into(), "acme".into(), admin.clone(), None).await;
+    assert_eq!(r.status, 400);
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let r = as_admin("GET", "/v1/webhooks".into(), nobody, admin.clone(), None).await;
+    assert_eq!(r.status, 404);
+    let r = env
+        .http
+        .get(&format!("{}/v1/webhooks", env.registry), &[("authorization", &admin)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "the admin token alone is no API key");
+
+    // An idempotency key of the admin's belongs to the tenant it acted for.
+    let send = |tenant: String| {
+        let (env, admin) = (&env, admin.clone());
+        async move {
+            env.http
+                .post(
+                    &format!("{}/v1/webhooks/{ours_id}/rotate-secret", env.registry),
+                    &[
+                        ("authorization", &admin),
+                        ("hookwire-tenant-id", &tenant),
+                        ("idempotency-key", "k"),
+                    ],
+                    None,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send(tenant.clone()).await.status, 200);
+    let r = send(other_tenant).await;
+    assert_eq!((r.status, r.header("idempotent-replayed")), (404, None), "{r:?}");
+    env.stop().await;
+}
