@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hookwire_core::config::Secrets;
+use hookwire_registry::notices::Notices;
 use hookwire_registry::{db, routes::admin, Application, Config};
 use serde_json::{json, Map, Value};
 
@@ -61,8 +62,7 @@ enum AdminCommand {
         name: String,
     },
     /// Delete a tenant with its keys and webhooks; the registry's retention task deletes its
-    /// delivery log. Publishers and dispatchers stop its webhooks at their next reload (the
-    /// HTTP API tells them at once).
+    /// delivery log. Publishers and dispatchers are told at once, as by the HTTP API.
     DeleteTenant { id: String },
     /// List API keys (never the keys themselves), with how many webhooks each created.
     ListApiKeys {
@@ -139,6 +139,26 @@ fn json_arg(name: &str, given: Option<String>) -> anyhow::Result<Option<Value>> 
         .with_context(|| format!("--{name} is not JSON"))
 }
 
+/// Tells publishers and dispatchers of a change at once, as the API does. When RabbitMQ cannot be
+/// reached within 5 s they learn it at their next resync (`registry.resync_interval`), which the
+/// command says.
+async fn notify<F: std::future::Future<Output = ()>>(config: &Config, send: impl FnOnce(Notices) -> F) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let topology = hookwire_core::topology::Topology::new(&config.broker.prefix);
+    let link = hookwire_broker::Link::start(
+        config.broker.clone(),
+        "hookwire-registry admin".into(),
+        topology.clone(),
+        cancel.clone(),
+    );
+    if link.wait_connected(std::time::Duration::from_secs(5)).await {
+        send(Notices::new(link, &topology, config.webhooks.default_retry_policy)).await;
+    } else {
+        eprintln!("RabbitMQ is not reachable: publishers and dispatchers pick the change up at their next resync");
+    }
+    cancel.cancel();
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
@@ -180,9 +200,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 AdminCommand::RenameTenant { id, name } => {
                     admin::rename_tenant(&mut conn, &id, body([("name", Some(json!(name)))])).await
                 }
-                AdminCommand::DeleteTenant { id } => admin::delete_tenant(&mut conn, &id)
-                    .await
-                    .map(|webhooks| json!({ "deleted": id, "webhooks_deleted": webhooks })),
+                AdminCommand::DeleteTenant { id } => match admin::delete_tenant(&mut conn, &id).await {
+                    Ok(webhooks) => {
+                        notify(&config, async |n| n.deleted(&webhooks).await).await;
+                        Ok(json!({ "deleted": id, "webhooks_deleted": webhooks }))
+                    }
+                    Err(e) => Err(e),
+                },
                 AdminCommand::ListApiKeys {
                     tenant_id,
                     include_revoked,
@@ -218,7 +242,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         ("schema", json_arg("schema", schema)?),
                         ("example", json_arg("example", example)?),
                     ]);
-                    admin::event_type(&mut conn, given).await
+                    let created = admin::event_type(&mut conn, given).await;
+                    if let Ok(view) = &created {
+                        notify(&config, async |n| n.event_type(admin::catalog_type(view)).await).await;
+                    }
+                    created
                 }
                 AdminCommand::UpdateEventType {
                     value,
@@ -235,9 +263,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         ("example", json_arg("example", example)?),
                         ("archived", archived.map(|a| json!(a))),
                     ]);
-                    admin::update_event_type(&mut conn, &value, given)
+                    let changed = admin::update_event_type(&mut conn, &value, given)
                         .await
-                        .map(|t| hookwire_registry::routes::event_types::event_type_view(&t))
+                        .map(|t| hookwire_registry::routes::event_types::event_type_view(&t));
+                    if let Ok(view) = &changed {
+                        notify(&config, async |n| n.event_type(admin::catalog_type(view)).await).await;
+                    }
+                    changed
                 }
             };
             match result {

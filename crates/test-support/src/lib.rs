@@ -228,13 +228,15 @@ impl TestEnv {
             .expect("the registry answers")
     }
 
-    /// Runs `hookwire-registry admin <args>` against this installation's database; returns
-    /// its exit code and what it printed on stdout.
+    /// Runs `hookwire-registry admin <args>` against this installation's database and broker;
+    /// returns its exit code and what it printed on stdout.
     pub fn registry_admin(&self, args: &[&str]) -> (i32, String) {
         let out = std::process::Command::new(service_binary("hookwire-registry"))
             .arg("admin")
             .args(args)
             .env("HOOKWIRE__DATABASE__URL", self.database_url())
+            .env("HOOKWIRE__BROKER__URL", broker_url())
+            .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
             .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
             .output()
             .expect("the registry binary runs");

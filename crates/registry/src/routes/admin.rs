@@ -380,6 +380,14 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
     Ok(event_type_view(&t))
 }
 
+/// The catalog entry publishers check events of a type with, from the type's view.
+pub fn catalog_type(view: &Value) -> CatalogType {
+    CatalogType {
+        value: view["value"].as_str().unwrap_or_default().to_owned(),
+        schema: Some(view["schema"].clone()).filter(|s| !s.is_null()),
+    }
+}
+
 /// Changes a catalog type from `{"label"?, "description"?, "schema"?, "archived"?}` (at least
 /// one; a null `description` empties it, a null `schema` lifts it). A new schema holds for events
 /// published from then on; events accepted before are sent as they are. An archived type leaves
@@ -508,13 +516,7 @@ pub(crate) async fn create_event_type(
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let created = event_type(&mut conn, body).await?;
-    state
-        .notices
-        .event_type(CatalogType {
-            value: created["value"].as_str().unwrap_or_default().to_owned(),
-            schema: Some(created["schema"].clone()).filter(|s| !s.is_null()),
-        })
-        .await;
+    state.notices.event_type(catalog_type(&created)).await;
     Ok(HttpResponse::Created().json(created))
 }
 

@@ -1042,6 +1042,44 @@ async fn a_long_log_is_counted_up_to_a_bound_and_paged_to_its_end() {
     env.stop().await;
 }
 
+/// The admin command tells publishers of its changes at once, as the API does, not at their
+/// next resync (30 s here): a schema changed from the shell holds for the next events, and a
+/// tenant deleted from the shell gets no more deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_command_tells_publishers_of_its_changes_at_once() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant("leaving").await;
+    env.webhook(&key, json!({"url": "http://127.0.0.1:1/", "events": ["task.created"]}))
+        .await;
+    env.wait_routed(1).await;
+    let publish = |data: Value| env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": data}));
+    assert_eq!(publish(json!({})).await.body["matched"], 1);
+
+    let schema = r#"{"type": "object", "required": ["id"]}"#;
+    let (code, out) = env.registry_admin(&["update-event-type", "task.created", "--schema", schema]);
+    assert_eq!(code, 0, "{out}");
+    let refused = eventually(Duration::from_secs(5), || async {
+        (publish(json!({})).await.status == 400).then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "an event without `id` was still accepted 5 s after the change"
+    );
+
+    let (code, out) = env.registry_admin(&["delete-tenant", &tenant]);
+    assert_eq!(code, 0, "{out}");
+    let unrouted = eventually(Duration::from_secs(5), || async {
+        (publish(json!({"id": 1})).await.body["matched"] == 0).then_some(())
+    })
+    .await;
+    assert!(
+        unrouted.is_some(),
+        "the deleted tenant's webhook still matched 5 s after the deletion"
+    );
+    env.stop().await;
+}
+
 /// Deleting a tenant takes its keys and webhooks at once (publishers stop routing to them) and
 /// its whole delivery log at the retention task's next pass; another tenant keeps everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
