@@ -333,7 +333,7 @@ fn reserved(value: &str) -> ApiError {
     )
 }
 
-/// Adds a catalog type from `{"value", "label", "description"?, "schema"?}`.
+/// Adds a catalog type from `{"value", "label", "description"?, "schema"?, "example"?}`.
 pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
     let mut f = Fields::new(body);
     let value = f.string("value", 128).set();
@@ -388,8 +388,9 @@ pub fn catalog_type(view: &Value) -> CatalogType {
     }
 }
 
-/// Changes a catalog type from `{"label"?, "description"?, "schema"?, "archived"?}` (at least
-/// one; a null `description` empties it, a null `schema` lifts it). A new schema holds for events
+/// Changes a catalog type from `{"label"?, "description"?, "schema"?, "example"?, "archived"?}`
+/// (at least one; a null `description` empties it, a null `schema` lifts it, a null `example`
+/// removes it; the example and schema it ends with must agree). A new schema holds for events
 /// published from then on; events accepted before are sent as they are. An archived type leaves
 /// the catalog customers see and subscribe from; producers still publish it and the webhooks
 /// subscribed to it still get it.
