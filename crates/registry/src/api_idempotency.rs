@@ -19,7 +19,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage as _, HttpResponse};
+use actix_web::{HttpMessage as _, HttpResponse};
 use diesel::sql_types::{Bytea, Nullable, SmallInt, Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
@@ -180,10 +180,7 @@ pub async fn middleware(
     let Some(scope) = crate::auth::credential(req.request()).map(|c| c.scope()) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .expect("AppState is registered on the app");
+    let state = crate::auth::state(req.request());
     let body = match hookwire_http::input::bytes(req.take_payload(), state.config.http.max_body_bytes).await {
         Ok(body) => body,
         Err(e) => return Ok(req.error_response(e)),
@@ -229,8 +226,9 @@ pub async fn middleware(
             let mut answer = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             answer.insert_header((HeaderName::from_static(REPLAYED), HeaderValue::from_static("true")));
             let answer = match body {
-                Some(body) if !body.is_empty() => answer.insert_header((CONTENT_TYPE, "application/json")).body(body),
-                _ => answer.finish(),
+                // Only a non-empty body is kept.
+                Some(body) => answer.insert_header((CONTENT_TYPE, "application/json")).body(body),
+                None => answer.finish(),
             };
             Ok(req.into_response(answer))
         }

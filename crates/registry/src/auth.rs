@@ -146,7 +146,7 @@ pub async fn credential_is_valid(
     })
 }
 
-fn state(req: &HttpRequest) -> web::Data<AppState> {
+pub(crate) fn state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
         .expect("AppState is registered on the app")
         .clone()
@@ -219,31 +219,27 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
-        let presented = match credential(req) {
-            Some(Credential::Key(key)) => Ok(key.to_owned()),
-            Some(Credential::AdminFor { token, tenant }) => Err((token.to_owned(), tenant.to_owned())),
-            Some(Credential::Admin(_)) | None => Ok(String::new()),
-        };
-        let creating_webhook = req.method() == actix_web::http::Method::POST && req.path() == "/v1/webhooks";
         let request = req.clone();
         Box::pin(async move {
             use actix_web::HttpMessage as _;
-            let presented = match presented {
-                Ok(key) if key.is_empty() => {
+            let presented = match credential(&request) {
+                Some(Credential::Key(key)) => key,
+                Some(Credential::AdminFor { token, tenant }) => {
+                    let mut conn = state.pool.get().await?;
+                    let tenant_id = acting_for(&state, &mut conn, token, tenant).await?;
+                    tracing::info!(%tenant_id, method = %request.method(), path = %request.path(), "the admin acts for a tenant");
+                    return Ok(Caller { tenant_id, key: None });
+                }
+                Some(Credential::Admin(_)) | None => {
                     return Err(ApiError::Unauthorized(
                         "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                     ))
                 }
-                Ok(key) => key,
-                Err((token, tenant)) => {
-                    let mut conn = state.pool.get().await?;
-                    let tenant_id = acting_for(&state, &mut conn, &token, &tenant).await?;
-                    tracing::info!(%tenant_id, method = %request.method(), path = %request.path(), "the admin acts for a tenant");
-                    return Ok(Caller { tenant_id, key: None });
-                }
             };
+            let creating_webhook =
+                request.method() == actix_web::http::Method::POST && request.path() == "/v1/webhooks";
             let mut conn = state.pool.get().await?;
-            let Some(key) = ApiKey::find_by_hash(&mut conn, &hash_key(&presented)).await? else {
+            let Some(key) = ApiKey::find_by_hash(&mut conn, &hash_key(presented)).await? else {
                 return Err(ApiError::Unauthorized("the API key is not valid"));
             };
             // Creating a webhook has its own, tighter limit.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hookwire_core::config::Secrets;
+use hookwire_registry::db::models::EventType;
 use hookwire_registry::notices::Notices;
 use hookwire_registry::{db, routes::admin, Application, Config};
 use serde_json::{json, Map, Value};
@@ -159,6 +160,16 @@ async fn notify<F: std::future::Future<Output = ()>>(config: &Config, send: impl
     cancel.cancel();
 }
 
+/// A type added or changed: publishers are told, and the command prints it.
+async fn announced(
+    config: &Config,
+    added_or_changed: Result<EventType, hookwire_http::ApiError>,
+) -> Result<Value, hookwire_http::ApiError> {
+    let t = added_or_changed?;
+    notify(config, async |n| n.event_type(t.catalog_entry()).await).await;
+    Ok(hookwire_registry::routes::event_types::event_type_view(&t))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
@@ -242,11 +253,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         ("schema", json_arg("schema", schema)?),
                         ("example", json_arg("example", example)?),
                     ]);
-                    let created = admin::event_type(&mut conn, given).await;
-                    if let Ok(view) = &created {
-                        notify(&config, async |n| n.event_type(admin::catalog_type(view)).await).await;
-                    }
-                    created
+                    announced(&config, admin::event_type(&mut conn, given).await).await
                 }
                 AdminCommand::UpdateEventType {
                     value,
@@ -263,13 +270,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         ("example", json_arg("example", example)?),
                         ("archived", archived.map(|a| json!(a))),
                     ]);
-                    let changed = admin::update_event_type(&mut conn, &value, given)
-                        .await
-                        .map(|t| hookwire_registry::routes::event_types::event_type_view(&t));
-                    if let Ok(view) = &changed {
-                        notify(&config, async |n| n.event_type(admin::catalog_type(view)).await).await;
-                    }
-                    changed
+                    announced(&config, admin::update_event_type(&mut conn, &value, given).await).await
                 }
             };
             match result {

@@ -35,6 +35,12 @@ pub struct Paging {
 }
 
 impl Paging {
+    /// The link to the page before this one, when it is read from an offset past the first.
+    fn previous(&self, req: &HttpRequest, public_url: &str) -> Option<String> {
+        let Page { limit, offset } = self.page;
+        (offset > 0).then(|| link(req, public_url, self.params(offset.saturating_sub(limit).max(0))))
+    }
+
     /// The parameters of the page at `offset`, in the caller's style.
     fn params(&self, offset: i64) -> Vec<(&'static str, String)> {
         let limit = self.page.limit;
@@ -190,7 +196,7 @@ impl<T> Collection<T> {
             count_exact: None,
             // Saturating: `offset` may be anything up to i64::MAX (the fuzzer sends it).
             next: (offset.saturating_add(limit) < count).then(|| link(offset.saturating_add(limit))),
-            previous: (offset > 0).then(|| link(offset.saturating_sub(limit).max(0))),
+            previous: paging.previous(req, public_url),
             results,
         }
     }
@@ -225,13 +231,7 @@ impl<T> Collection<T> {
         let (next, previous) = match cursor {
             None => (
                 more.then(|| to(oldest, true)).flatten(),
-                (paging.page.offset > 0).then(|| {
-                    link(
-                        req,
-                        public_url,
-                        paging.params(paging.page.offset.saturating_sub(limit).max(0)),
-                    )
-                }),
+                paging.previous(req, public_url),
             ),
             Some(c) if c.older => (more.then(|| to(oldest, true)).flatten(), to(newest, false)),
             Some(_) => (to(oldest, true), more.then(|| to(newest, false)).flatten()),

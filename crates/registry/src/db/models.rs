@@ -336,6 +336,14 @@ impl EventType {
         Ok((count, rows))
     }
 
+    /// The type as publishers check events with it.
+    pub fn catalog_entry(&self) -> hookwire_core::messages::CatalogType {
+        hookwire_core::messages::CatalogType {
+            value: self.value.clone(),
+            schema: self.schema.clone(),
+        }
+    }
+
     /// Every type with its schema, for publishers.
     pub async fn catalog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<hookwire_core::messages::CatalogType>> {
         let rows: Vec<(String, Option<serde_json::Value>)> = event_types::table

@@ -12,7 +12,6 @@ use crate::db::models::{ApiKey, ApiKeyChanges, EventType, EventTypeChanges, Page
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::routes::event_types::event_type_view;
 use crate::AppState;
-use hookwire_core::messages::CatalogType;
 use hookwire_http::error::{ApiError, FieldError};
 use hookwire_http::input::{self, Field, Fields};
 
@@ -303,10 +302,10 @@ fn check_example(f: &mut Fields, field: &str, schema: Option<&Value>, example: O
     let (Some(schema), Some(example)) = (schema, example) else {
         return;
     };
-    if jsonschema::validator_for(schema).is_err() {
+    let Ok(validator) = jsonschema::validator_for(schema) else {
         return;
-    }
-    let violations = hookwire_core::schema::check(schema, example, 5);
+    };
+    let violations = hookwire_core::schema::violations(&validator, example, 5);
     if !violations.is_empty() {
         let message = if field == "example" {
             "does not match the type's schema"
@@ -334,7 +333,7 @@ fn reserved(value: &str) -> ApiError {
 }
 
 /// Adds a catalog type from `{"value", "label", "description"?, "schema"?, "example"?}`.
-pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
+pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<EventType, ApiError> {
     let mut f = Fields::new(body);
     let value = f.string("value", 128).set();
     let TypeDetails {
@@ -377,15 +376,7 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
             detail: format!("the event type `{}` exists already", t.value),
         });
     }
-    Ok(event_type_view(&t))
-}
-
-/// The catalog entry publishers check events of a type with, from the type's view.
-pub fn catalog_type(view: &Value) -> CatalogType {
-    CatalogType {
-        value: view["value"].as_str().unwrap_or_default().to_owned(),
-        schema: Some(view["schema"].clone()).filter(|s| !s.is_null()),
-    }
+    Ok(t)
 }
 
 /// Changes a catalog type from `{"label"?, "description"?, "schema"?, "example"?, "archived"?}`
@@ -517,8 +508,8 @@ pub(crate) async fn create_event_type(
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let created = event_type(&mut conn, body).await?;
-    state.notices.event_type(catalog_type(&created)).await;
-    Ok(HttpResponse::Created().json(created))
+    state.notices.event_type(created.catalog_entry()).await;
+    Ok(HttpResponse::Created().json(event_type_view(&created)))
 }
 
 #[utoipa::path(
@@ -546,13 +537,7 @@ pub(crate) async fn change_event_type(
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let t = update_event_type(&mut conn, &value, body).await?;
-    state
-        .notices
-        .event_type(CatalogType {
-            value: t.value.clone(),
-            schema: t.schema.clone(),
-        })
-        .await;
+    state.notices.event_type(t.catalog_entry()).await;
     Ok(HttpResponse::Ok().json(event_type_view(&t)))
 }
 
