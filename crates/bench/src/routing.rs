@@ -71,6 +71,7 @@ pub fn measure(webhooks: usize, tenants: usize) -> anyhow::Result<Costs> {
             .chain(narrow.iter().cloned())
             .collect(),
         event_types: catalog.to_vec(),
+        ..RoutingSnapshot::default()
     });
     let tenant_events: Vec<Event> = ids.iter().take(1_000).map(|t| event(Some(*t))).collect();
     let mut next = tenant_events.iter().cycle();

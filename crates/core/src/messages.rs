@@ -149,6 +149,10 @@ pub enum ChangeNotice {
     /// An event type was added to the catalog.
     #[serde(rename = "event_type_upserted.v1")]
     EventTypeUpserted { event_type: CatalogType },
+    /// Events' payloads were erased (`POST /v1/admin/events/expunge`): dispatchers end their
+    /// deliveries still to be attempted without sending them.
+    #[serde(rename = "events_expunged.v1")]
+    Expunged { event_ids: Vec<Uuid> },
 }
 
 /// A catalog entry as the publisher validates events with it.
@@ -164,6 +168,10 @@ pub struct CatalogType {
 pub struct RoutingSnapshot {
     pub subscriptions: Vec<Subscription>,
     pub event_types: Vec<CatalogType>,
+    /// Events whose payloads were erased and that may still have deliveries to attempt (those
+    /// routed within the longest retry span): dispatchers end these deliveries unsent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expunged: Vec<Uuid>,
 }
 
 /// What one read of `GET /v1/internal/routing` brought: a read that names the version it holds

@@ -2,9 +2,10 @@
 //! `hookwire_broker::follow` (its snapshot at every broker (re)connect and every
 //! `registry.resync_interval`, change notices in between): a deleted or deactivated webhook gets
 //! no further attempt (retries already scheduled included), and a changed one is delivered with
-//! its new URL, secrets and headers.
+//! its new URL, secrets and headers. It also knows which events' payloads were erased, whose
+//! deliveries end unsent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +40,9 @@ struct State {
     /// When the registry was asked for the snapshot held: a webhook it does not list, for an
     /// event older than that, was deleted.
     snapshot_at: Option<DateTime<Utc>>,
+    /// Events whose payloads were erased: the snapshot's list, and notices since (`follow`
+    /// applies again on top of a snapshot the notices that came while it was read).
+    expunged: HashSet<Uuid>,
 }
 
 impl Webhooks {
@@ -59,6 +63,12 @@ impl Webhooks {
             .filter(|at| event_created_at < *at - CLOCK_SKEW)
             .map(|_| Known::Deleted)
     }
+
+    /// Whether event `id`'s payload was erased: its deliveries are not attempted any more.
+    pub fn expunged(&self, id: Uuid) -> bool {
+        let state = self.state.read().expect("webhooks lock is never poisoned");
+        !state.expunged.is_empty() && state.expunged.contains(&id)
+    }
 }
 
 impl hookwire_broker::follow::Follower for Webhooks {
@@ -71,6 +81,7 @@ impl hookwire_broker::follow::Follower for Webhooks {
         *self.state.write().expect("webhooks lock is never poisoned") = State {
             known,
             snapshot_at: Some(asked_at),
+            expunged: snapshot.expunged.into_iter().collect(),
         };
     }
 
@@ -80,7 +91,8 @@ impl hookwire_broker::follow::Follower for Webhooks {
     }
 
     fn apply(&self, notices: Vec<ChangeNotice>) {
-        let known = &mut self.state.write().expect("webhooks lock is never poisoned").known;
+        let state = &mut *self.state.write().expect("webhooks lock is never poisoned");
+        let known = &mut state.known;
         for notice in notices {
             match notice {
                 ChangeNotice::Upserted { subscription } => {
@@ -93,6 +105,7 @@ impl hookwire_broker::follow::Follower for Webhooks {
                 ChangeNotice::Deleted { webhook_id, deleted_at } => {
                     known.insert(webhook_id, (deleted_at, Known::Deleted));
                 }
+                ChangeNotice::Expunged { event_ids } => state.expunged.extend(event_ids),
                 ChangeNotice::EventTypeUpserted { .. } => {}
             }
         }
@@ -145,6 +158,25 @@ mod tests {
             webhooks.get(id, asked - Duration::minutes(1), None),
             Some(Known::Deleted)
         ));
+    }
+
+    #[test]
+    fn erased_events_are_known_from_notices_and_from_the_snapshot() {
+        let webhooks = Webhooks::default();
+        let (noticed, listed) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        webhooks.apply(vec![ChangeNotice::Expunged {
+            event_ids: vec![noticed],
+        }]);
+        assert!(webhooks.expunged(noticed));
+        // A later snapshot has the registry's whole list (which holds an erasure while its
+        // deliveries may still be attempted).
+        let snapshot = RoutingSnapshot {
+            expunged: vec![listed],
+            ..RoutingSnapshot::default()
+        };
+        webhooks.replace(snapshot, Utc::now());
+        assert!(webhooks.expunged(listed));
+        assert!(!webhooks.expunged(noticed));
     }
 
     #[test]

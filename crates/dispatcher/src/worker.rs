@@ -521,8 +521,12 @@ impl Worker {
     }
 
     /// Gives `task` its webhook's latest settings, or ends it without a request when the webhook
-    /// was deleted or deactivated (`Some(outcome)`).
+    /// was deleted or deactivated, or the event's payload erased (`Some(outcome)`).
     async fn refresh(&self, sink: &mpsc::Sender<Pending>, task: &mut DeliveryTask) -> anyhow::Result<Option<Outcome>> {
+        if self.webhooks.expunged(task.event_id) {
+            let why = "payload_expunged: the event's payload was erased; not sent";
+            return self.give_up(sink, task, why).await.map(Some);
+        }
         let why = match self
             .webhooks
             .get(task.target.webhook_id, task.event_created_at, task.target.modified_at)
@@ -570,7 +574,8 @@ impl Worker {
         self.record(sink, task, attempt).await
     }
 
-    /// Ends a delivery without an HTTP request (its webhook is gone or disabled).
+    /// Ends a delivery without an HTTP request (its webhook is gone or disabled, or its payload
+    /// erased).
     async fn give_up(&self, sink: &mpsc::Sender<Pending>, task: &DeliveryTask, why: &str) -> anyhow::Result<Outcome> {
         let mut task = task.clone();
         task.attempts += 1;

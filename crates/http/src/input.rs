@@ -172,6 +172,10 @@ impl Fields {
         }
     }
 
+    pub fn uuid(&mut self, name: &str) -> Field<uuid::Uuid> {
+        self.take(name, "a UUID", |v| v.as_str().and_then(|s| s.parse().ok()))
+    }
+
     pub fn bool(&mut self, name: &str) -> Field<bool> {
         self.take(name, "true or false", Value::as_bool)
     }
@@ -230,6 +234,20 @@ impl Fields {
             self.error(name, "must not be null");
         }
         field.set()
+    }
+
+    /// A field that must be sent: its value, else "is required" (unless the value sent was of
+    /// the wrong kind, which has its own error).
+    pub fn required<T>(&mut self, name: &str, field: Field<T>) -> Option<T> {
+        match field {
+            Field::Set(v) => Some(v),
+            _ => {
+                if !self.errors.iter().any(|e| e.field == name) {
+                    self.error(name, "is required");
+                }
+                None
+            }
+        }
     }
 
     /// Ends reading: unknown fields are errors, and so is any error recorded before.

@@ -193,7 +193,7 @@ impl Book {
                 changed.push((webhook_id, self.held(webhook_id).cloned()));
                 touched.extend(self.remove(webhook_id));
             }
-            ChangeNotice::EventTypeUpserted { .. } => {}
+            ChangeNotice::EventTypeUpserted { .. } | ChangeNotice::Expunged { .. } => {}
         }
     }
 
@@ -410,6 +410,7 @@ mod tests {
         cache.replace(RoutingSnapshot {
             subscriptions: vec![a1.clone(), a2.clone(), b1.clone()],
             event_types: vec![],
+            ..RoutingSnapshot::default()
         });
         let id = |s: &Subscription| s.target.webhook_id;
         assert_eq!(routed(&cache, Some(a)), sorted(vec![id(&a1), id(&a2)]));
@@ -511,6 +512,7 @@ mod tests {
         cache.replace(RoutingSnapshot {
             subscriptions: webhooks.clone(),
             event_types: types[..3].iter().map(|t| catalog(t)).collect(),
+            ..RoutingSnapshot::default()
         });
         let id = |s: &Subscription| s.target.webhook_id;
         let (feed, _) = fed(&cache, "company.created");
@@ -580,6 +582,7 @@ mod tests {
         cache.replace(RoutingSnapshot {
             subscriptions: vec![kept.clone()],
             event_types: vec![],
+            ..RoutingSnapshot::default()
         });
         assert_eq!(routed(&cache, Some(tenant)), vec![kept.target.webhook_id]);
         assert_eq!(cache.routes().len(), 1);

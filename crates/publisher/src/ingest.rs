@@ -268,6 +268,7 @@ mod tests {
                 value: "person.created".into(),
                 schema: None,
             }],
+            ..RoutingSnapshot::default()
         });
         let routes = cache.routes();
         let topology = Topology::new("t");
@@ -315,6 +316,7 @@ mod tests {
                 value: "person.created".into(),
                 schema: None,
             }],
+            ..RoutingSnapshot::default()
         });
         let routes = cache.routes();
         let topology = Topology::new("t");
@@ -398,6 +400,7 @@ mod tests {
                 value: "person.created".into(),
                 schema: None,
             }],
+            ..RoutingSnapshot::default()
         });
         let routes = cache.routes();
         let hit = |e: &Event| {

@@ -65,6 +65,17 @@ enum AdminCommand {
     /// Delete a tenant with its keys and webhooks; the registry's retention task deletes its
     /// delivery log. Publishers and dispatchers are told at once, as by the HTTP API.
     DeleteTenant { id: String },
+    /// Erase the payloads of one event or of every event with a subject (a data-protection
+    /// request), as `POST /v1/admin/events/expunge`; dispatchers are told at once.
+    ExpungeEvents {
+        #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
+        event_id: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant_id: Option<String>,
+    },
     /// List API keys (never the keys themselves), with how many webhooks each created.
     ListApiKeys {
         #[arg(long)]
@@ -218,6 +229,24 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     }
                     Err(e) => Err(e),
                 },
+                AdminCommand::ExpungeEvents {
+                    event_id,
+                    subject,
+                    tenant_id,
+                } => {
+                    let given = body([
+                        ("event_id", event_id.map(|e| json!(e))),
+                        ("subject", subject.map(|s| json!(s))),
+                        ("tenant_id", tenant_id.map(|t| json!(t))),
+                    ]);
+                    match admin::expunge(&mut conn, given).await {
+                        Ok(erased) => {
+                            notify(&config, async |n| n.expunged(&erased.events).await).await;
+                            Ok(admin::expunged_view(&erased))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 AdminCommand::ListApiKeys {
                     tenant_id,
                     include_revoked,

@@ -121,6 +121,23 @@ impl Notices {
             .await;
     }
 
+    /// Events whose payloads were erased, in notices of at most 10,000 ids.
+    pub async fn expunged(&self, event_ids: &[Uuid]) {
+        let notices: Vec<(Uuid, ChangeNotice)> = event_ids
+            .chunks(10_000)
+            .map(|ids| {
+                (
+                    ids[0],
+                    ChangeNotice::Expunged {
+                        event_ids: ids.to_vec(),
+                    },
+                )
+            })
+            .collect();
+        let pairs: Vec<(Uuid, &ChangeNotice)> = notices.iter().map(|(id, n)| (*id, n)).collect();
+        self.send_all(&pairs).await;
+    }
+
     /// Webhooks deleted (one, or a deleted tenant's all).
     pub async fn deleted(&self, webhook_ids: &[Uuid]) {
         let deleted_at = Utc::now();

@@ -173,7 +173,10 @@ pub struct DeliveryDetail {
     status: String,
     attempt_count: u32,
     attempts: Vec<Attempt>,
+    /// The event's `data` as sent; `null` once erased.
     payload: serde_json::Value,
+    /// When the payload was erased (`POST /v1/admin/events/expunge`); `null` while it is kept.
+    payload_expunged_at: Option<DateTime<Utc>>,
 }
 
 #[derive(ToSchema)]
@@ -219,6 +222,27 @@ pub struct EventTypeInput {
     schema: Option<serde_json::Value>,
     /// An example of the events' `data`, valid against `schema`.
     example: Option<serde_json::Value>,
+}
+
+/// Which events to erase: one of `event_id` and `subject`.
+#[derive(ToSchema)]
+pub struct ExpungeInput {
+    event_id: Option<Uuid>,
+    /// Every event with this subject.
+    subject: Option<String>,
+    /// Only this tenant's events.
+    tenant_id: Option<Uuid>,
+}
+
+/// What an erasure did.
+#[derive(ToSchema)]
+pub struct ExpungeResult {
+    /// Events whose payloads it erased (not counting those erased before).
+    events_expunged: u64,
+    /// Their deliveries, whose recorded response bodies it erased.
+    deliveries_cleared: u64,
+    /// Of those, deliveries still to be attempted, which dispatchers end unsent.
+    deliveries_stopped: u64,
 }
 
 #[derive(ToSchema)]
@@ -491,6 +515,7 @@ impl Modify for Headers {
         crate::routes::admin::retrieve_tenant,
         crate::routes::admin::update_tenant,
         crate::routes::admin::remove_tenant,
+        crate::routes::admin::expunge_events,
         crate::routes::admin::create_tenant,
         crate::routes::admin::list_api_keys,
         crate::routes::admin::create_api_key,

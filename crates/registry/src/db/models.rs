@@ -636,7 +636,8 @@ impl Webhook {
 
     /// A version of what `/v1/internal/routing` answers, changed by every change to it: each
     /// webhook counts with its id and `modified_at` (which every change sets), each catalog type
-    /// with its value and schema, and a deletion changes the count. One scan, nothing sent.
+    /// with its value and schema, and a deletion changes the count; so does each erased event
+    /// listed (`expunged_recently`). One scan of webhooks and catalog, nothing sent.
     pub async fn routing_version(conn: &mut AsyncPgConnection) -> QueryResult<String> {
         #[derive(QueryableByName)]
         struct Version {
@@ -648,13 +649,40 @@ impl Webhook {
                      FROM webhooks) \
                  || '-' || \
                     (SELECT count(*) || '.' || coalesce(sum(hashtextextended(value || ' ' || coalesce(schema::text, ''), 0)), 0) \
-                     FROM event_types) AS version",
+                     FROM event_types) \
+                 || '-' || \
+                    (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text, 0)), 0) \
+                     FROM events WHERE expunged_at IS NOT NULL AND created_at > $1) AS version",
         )
+        .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - EXPUNGED_LISTED_FOR)
         .get_result(conn)
         .await?;
         Ok(row.version)
     }
 }
+
+/// Which events an erasure names.
+#[derive(Debug, Clone, Copy)]
+pub enum Erase<'a> {
+    Event(Uuid),
+    /// Every event with this `subject`.
+    Subject(&'a str),
+}
+
+/// What an erasure did.
+#[derive(Debug, Default)]
+pub struct Expunged {
+    /// The events whose payloads it erased.
+    pub events: Vec<Uuid>,
+    /// Their deliveries (response bodies erased).
+    pub deliveries: usize,
+    /// Of those, the ones still to be attempted: dispatchers end them unsent.
+    pub in_flight: usize,
+}
+
+/// How long an erased event is listed to dispatchers: the longest a delivery can be retried
+/// (`max_age_seconds` is at most 30 days), and a day for parking.
+pub const EXPUNGED_LISTED_FOR: chrono::TimeDelta = chrono::TimeDelta::days(31);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -667,26 +695,29 @@ pub struct EventRow {
     pub payload: serde_json::Value,
     pub is_test: bool,
     pub created_at: DateTime<Utc>,
+    /// When the payload was erased (it is JSON `null` since).
+    pub expunged_at: Option<DateTime<Utc>>,
 }
 
 impl EventRow {
-    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<hookwire_core::messages::Event>> {
-        let row: Option<EventRow> = events::table
+    pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<EventRow>> {
+        events::table
             .find(id)
             .select(EventRow::as_select())
             .first(conn)
             .await
-            .optional()?;
-        Ok(row.map(EventRow::into_event))
+            .optional()
     }
 
-    /// The events of `ids` that the log still holds, by id: one statement however many.
+    /// The events of `ids` that the log still holds with their payloads, by id: one statement
+    /// however many.
     pub async fn find_many(
         conn: &mut AsyncPgConnection,
         ids: &[Uuid],
     ) -> QueryResult<std::collections::HashMap<Uuid, hookwire_core::messages::Event>> {
         let rows: Vec<EventRow> = events::table
             .filter(events::id.eq_any(ids))
+            .filter(events::expunged_at.is_null())
             .select(EventRow::as_select())
             .load(conn)
             .await?;
@@ -694,7 +725,8 @@ impl EventRow {
     }
 
     /// The events created in `[since, until)` that webhook `w` takes as it is now (its tenant's
-    /// and feed events of `types`, its test mode, its channels) and was never sent: no delivery
+    /// and feed events of `types`, its test mode, its channels), whose payloads were not erased,
+    /// and that it was never sent: no delivery
     /// of them to it. Oldest first, at most `limit`. Found by primary key (UUIDv7 ids sort by
     /// creation time), and each delivery looked up on the webhook's index at the event's time.
     pub async fn missed_by(
@@ -715,6 +747,7 @@ impl EventRow {
             .filter(events::tenant_id.eq(w.tenant_id).or(events::tenant_id.is_null()))
             .filter(events::event_type.eq_any(types))
             .filter(events::is_test.eq(w.is_test))
+            .filter(events::expunged_at.is_null())
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 deliveries::table
                     .filter(deliveries::webhook_id.eq(w.id))
@@ -734,7 +767,92 @@ impl EventRow {
         Ok(rows.into_iter().map(EventRow::into_event).collect())
     }
 
-    fn into_event(self) -> hookwire_core::messages::Event {
+    /// Erases the payloads of the events `which` names (of tenant `tenant` only, when given):
+    /// `data` becomes JSON `null`, `expunged_at` is set, and the receivers' response bodies
+    /// recorded for their deliveries go too. Events erased before are left as they are. One
+    /// transaction.
+    pub async fn expunge(
+        conn: &mut AsyncPgConnection,
+        which: Erase<'_>,
+        tenant: Option<Uuid>,
+    ) -> QueryResult<Expunged> {
+        use diesel::sql_types::{Array, Nullable, Timestamptz, Uuid as SqlUuid};
+        #[derive(QueryableByName)]
+        struct Cleared {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            status: String,
+        }
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            let mut erase = diesel::update(events::table)
+                .filter(events::expunged_at.is_null())
+                .into_boxed();
+            erase = match which {
+                Erase::Event(id) => erase.filter(events::id.eq(id)),
+                Erase::Subject(subject) => erase.filter(events::subject.eq(subject.to_owned())),
+            };
+            if let Some(t) = tenant {
+                erase = erase.filter(events::tenant_id.eq(t));
+            }
+            let found: Vec<(Uuid, Option<Uuid>, DateTime<Utc>)> = erase
+                .set((
+                    events::payload.eq(serde_json::Value::Null),
+                    events::expunged_at.eq(Some(Utc::now())),
+                ))
+                .returning((events::id, events::tenant_id, events::created_at))
+                .get_results(conn)
+                .await?;
+            if found.is_empty() {
+                return Ok(Expunged::default());
+            }
+            let ids: Vec<Uuid> = found.iter().map(|e| e.0).collect();
+            // A delivery is made at its event's time, so the log's (tenant, created_at) index
+            // finds them; a feed event's deliveries are looked for in every tenant. The pairs are
+            // made first, so each is one index probe (EXPLAIN ANALYZE: 205 probes in 1.9 ms in
+            // 300,000 deliveries of 200 tenants).
+            let cleared: Vec<Cleared> = diesel::sql_query(
+                "WITH x AS MATERIALIZED (
+                     SELECT e.id, e.created_at, t.id AS tenant_id
+                     FROM UNNEST($1, $2, $3) AS e(id, tenant_id, created_at)
+                     JOIN tenants t ON t.id = e.tenant_id
+                     UNION ALL
+                     SELECT e.id, e.created_at, t.id
+                     FROM UNNEST($1, $2, $3) AS e(id, tenant_id, created_at)
+                     CROSS JOIN tenants t
+                     WHERE e.tenant_id IS NULL)
+                 UPDATE deliveries d SET response_body = NULL FROM x
+                 WHERE d.tenant_id = x.tenant_id AND d.created_at = x.created_at AND d.event_id = x.id
+                 RETURNING d.status",
+            )
+            .bind::<Array<SqlUuid>, _>(&ids)
+            .bind::<Array<Nullable<SqlUuid>>, _>(found.iter().map(|e| e.1).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(found.iter().map(|e| e.2).collect::<Vec<_>>())
+            .load(conn)
+            .await?;
+            let in_flight = cleared
+                .iter()
+                .filter(|c| matches!(c.status.as_str(), "pending" | "retrying"))
+                .count();
+            Ok(Expunged {
+                deliveries: cleared.len(),
+                in_flight,
+                events: ids,
+            })
+        })
+        .await
+    }
+
+    /// The events erased that may still have deliveries to attempt: those made within the
+    /// longest retry span (`max_age_seconds` is at most 30 days), for dispatchers to end unsent.
+    pub async fn expunged_recently(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Uuid>> {
+        events::table
+            .filter(events::expunged_at.is_not_null())
+            .filter(events::created_at.gt(Utc::now() - EXPUNGED_LISTED_FOR))
+            .select(events::id)
+            .load(conn)
+            .await
+    }
+
+    pub fn into_event(self) -> hookwire_core::messages::Event {
         hookwire_core::messages::Event {
             id: self.id,
             event_type: self.event_type,
@@ -937,6 +1055,13 @@ impl Delivery {
             .filter(deliveries::webhook_id.eq(webhook_id))
             .filter(deliveries::status.eq_any(["failed", "exhausted"]))
             .filter(deliveries::created_at.ge(since))
+            // Not those of erased events, which cannot be sent again (and would otherwise come
+            // back at every call).
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                events::table
+                    .filter(events::id.eq(deliveries::event_id))
+                    .filter(events::expunged_at.is_not_null()),
+            )))
             .order(deliveries::created_at.asc())
             .limit(limit)
             .select(Delivery::as_select())
@@ -998,11 +1123,14 @@ impl Delivery {
         })
     }
 
-    /// The event's payload, when the ledger has it.
-    pub async fn payload(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<Option<serde_json::Value>> {
+    /// The event's payload, when the ledger has it, and when it was erased if it was.
+    pub async fn payload(
+        conn: &mut AsyncPgConnection,
+        event_id: Uuid,
+    ) -> QueryResult<Option<(serde_json::Value, Option<DateTime<Utc>>)>> {
         events::table
             .find(event_id)
-            .select(events::payload)
+            .select((events::payload, events::expunged_at))
             .first(conn)
             .await
             .optional()

@@ -87,6 +87,7 @@ diesel::table! {
         payload -> Jsonb,
         is_test -> Bool,
         created_at -> Timestamptz,
+        expunged_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::auth::{new_api_key, Admin, SCOPES};
-use crate::db::models::{ApiKey, ApiKeyChanges, EventType, EventTypeChanges, Page, Tenant};
+use crate::db::models::{ApiKey, ApiKeyChanges, Erase, EventRow, EventType, EventTypeChanges, Expunged, Page, Tenant};
 use crate::pagination::{Collection, Paging, PARAMS};
 use crate::routes::event_types::event_type_view;
 use crate::AppState;
@@ -40,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/admin/event-types", web::post().to(create_event_type))
     .route("/admin/event-types/{value}", web::patch().to(change_event_type))
-    .route("/admin/event-types/{value}", web::delete().to(archive_event_type));
+    .route("/admin/event-types/{value}", web::delete().to(archive_event_type))
+    .route("/admin/events/expunge", web::post().to(expunge_events));
 }
 
 /// A tenant as the admin API shows it.
@@ -225,6 +226,36 @@ pub async fn delete_tenant(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec
         .ok_or(ApiError::NotFound("tenant"))
 }
 
+/// Erases event payloads from `{"event_id"}` or `{"subject"}` (one of them), with
+/// `"tenant_id"?` to keep to one tenant's events: see `EventRow::expunge`. Dispatchers are to
+/// be told of the events it names (`Notices::expunged`).
+pub async fn expunge(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Expunged, ApiError> {
+    let mut f = Fields::new(body);
+    let event_id = f.uuid("event_id").set();
+    let subject = f.string("subject", 256).set();
+    let tenant_id = f.uuid("tenant_id").set();
+    let which = match (&event_id, &subject) {
+        (Some(id), None) => Some(Erase::Event(*id)),
+        (None, Some(s)) if !s.is_empty() => Some(Erase::Subject(s)),
+        _ => {
+            f.error("event_id", "send one of event_id and subject (not empty)");
+            None
+        }
+    };
+    f.finish()?;
+    let which = which.expect("finish() failed without one of event_id and subject");
+    Ok(EventRow::expunge(conn, which, tenant_id).await?)
+}
+
+/// The answer to an erasure.
+pub fn expunged_view(e: &Expunged) -> Value {
+    json!({
+        "events_expunged": e.events.len(),
+        "deliveries_cleared": e.deliveries,
+        "deliveries_stopped": e.in_flight,
+    })
+}
+
 /// Creates an API key from `{"tenant_id", "scopes"?, "webhooks_enabled"?, "max_webhooks"?}`.
 pub async fn api_key(
     conn: &mut AsyncPgConnection,
@@ -232,19 +263,8 @@ pub async fn api_key(
     default_max: i32,
 ) -> Result<Value, ApiError> {
     let mut f = Fields::new(body);
-    let tenant_id = match f.string("tenant_id", 64) {
-        Field::Set(s) => match s.parse::<Uuid>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                f.error("tenant_id", "must be a UUID");
-                None
-            }
-        },
-        _ => {
-            f.error("tenant_id", "is required");
-            None
-        }
-    };
+    let tenant_id = f.uuid("tenant_id");
+    let tenant_id = f.required("tenant_id", tenant_id);
     let scopes = scopes(&mut f)
         .set()
         .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
@@ -681,6 +701,37 @@ pub(crate) async fn remove_tenant(
     let webhooks = delete_tenant(&mut conn, &id).await?;
     state.notices.deleted(&webhooks).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events/expunge",
+    tag = "admin",
+    summary = "Erase event payloads (a data-protection request)",
+    description = "Names events by `event_id`, or by `subject` (every event with it), optionally of one tenant (`tenant_id`). Each event's `data` becomes `null` in the log (`payload_expunged_at` in a delivery's detail), the receivers' response bodies recorded for its deliveries are erased, and dispatchers end its deliveries not yet attempted without sending them (status `failed`, error `payload_expunged`); it can no longer be retried, recovered or replayed. A request already under way completes. Events erased before are counted once. Answers how many events and deliveries it erased.",
+    request_body = crate::openapi::ExpungeInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Erased", body = crate::openapi::ExpungeResult),
+        (status = 400, description = "Neither or both of event_id and subject, or a malformed one", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn expunge_events(
+    state: web::Data<AppState>,
+    _: Admin,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let mut conn = state.pool.get().await?;
+    let erased = expunge(&mut conn, body).await?;
+    state.notices.expunged(&erased.events).await;
+    tracing::info!(
+        events = erased.events.len(),
+        deliveries = erased.deliveries,
+        "event payloads erased"
+    );
+    Ok(HttpResponse::Ok().json(expunged_view(&erased)))
 }
 
 #[utoipa::path(

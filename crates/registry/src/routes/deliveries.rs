@@ -29,7 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 202, description = "Queued", body = crate::openapi::RetryAccepted),
         (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The webhook was deleted", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook was deleted, or the event's payload erased", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -50,6 +50,16 @@ pub(crate) async fn retry(
     let event = crate::db::models::EventRow::find(&mut conn, d.event_id)
         .await?
         .ok_or(ApiError::NotFound("event"))?;
+    if let Some(at) = event.expunged_at {
+        return Err(ApiError::Conflict {
+            code: "payload_expunged",
+            detail: format!(
+                "the event's payload was erased at {}; it cannot be sent again",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
+    }
+    let event = event.into_event();
     let attempts = u32::try_from(d.attempts).unwrap_or(0);
     let task = crate::tasks::task(&state, &w, d.id, &event, attempts);
     crate::tasks::send(&state, &[task], &[]).await?;
@@ -197,6 +207,8 @@ pub(crate) async fn retrieve(
             "signature": a.signature,
         }))
         .collect::<Vec<_>>());
-    body["payload"] = payload.unwrap_or(Value::Null);
+    let (payload, expunged_at) = payload.unwrap_or((Value::Null, None));
+    body["payload"] = payload;
+    body["payload_expunged_at"] = json!(expunged_at);
     Ok(HttpResponse::Ok().json(body))
 }
