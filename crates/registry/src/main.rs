@@ -222,13 +222,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 AdminCommand::RenameTenant { id, name } => {
                     admin::rename_tenant(&mut conn, &id, body([("name", Some(json!(name)))])).await
                 }
-                AdminCommand::DeleteTenant { id } => match admin::delete_tenant(&mut conn, &id).await {
-                    Ok(webhooks) => {
-                        notify(&config, async |n| n.deleted(&webhooks).await).await;
-                        Ok(json!({ "deleted": id, "webhooks_deleted": webhooks }))
+                AdminCommand::DeleteTenant { id } => {
+                    let deleted = admin::delete_tenant(&mut conn, &id).await;
+                    if let Ok(webhooks) = &deleted {
+                        notify(&config, async |n| n.deleted(webhooks).await).await;
                     }
-                    Err(e) => Err(e),
-                },
+                    deleted.map(|webhooks| json!({ "deleted": id, "webhooks_deleted": webhooks }))
+                }
                 AdminCommand::ExpungeEvents {
                     event_id,
                     subject,
@@ -239,13 +239,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         ("subject", subject.map(|s| json!(s))),
                         ("tenant_id", tenant_id.map(|t| json!(t))),
                     ]);
-                    match admin::expunge(&mut conn, given).await {
-                        Ok(erased) => {
-                            notify(&config, async |n| n.expunged(&erased.events).await).await;
-                            Ok(admin::expunged_view(&erased))
-                        }
-                        Err(e) => Err(e),
+                    let erased = admin::expunge(&mut conn, given).await;
+                    if let Ok(erased) = &erased {
+                        notify(&config, async |n| n.expunged(&erased.events).await).await;
                     }
+                    erased.map(|e| admin::expunged_view(&e))
                 }
                 AdminCommand::ListApiKeys {
                     tenant_id,
