@@ -239,6 +239,10 @@ async fn a_postgres_restart_loses_nothing_from_the_results_stream() {
     let (env, mut rx, tenant) = setup(true).await;
     let (stop, stopped) = watch::channel(false);
     let producer = tokio::spawn(load(env.publisher.clone(), tenant, 2, stopped));
+    // Sixteen requests at once leave the registry's pool full of connections.
+    let api = || futures_util::future::join_all((0..16).map(|_| env.admin("GET", "/v1/admin/tenants", None)));
+    let statuses = |answers: Vec<hookwire_test_support::Response>| answers.iter().map(|r| r.status).collect::<Vec<_>>();
+    assert_eq!(statuses(api().await), [200; 16]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let out = std::process::Command::new("pg_ctlcluster")
         .args(["15", "main", "restart"])
@@ -250,6 +254,8 @@ async fn a_postgres_restart_loses_nothing_from_the_results_stream() {
         String::from_utf8_lossy(&out.stderr)
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // The API answers at once: no request is handed a connection PostgreSQL closed.
+    assert_eq!(statuses(api().await), [200; 16], "the API after the restart");
     stop.send(true).unwrap();
     let load = producer.await.unwrap();
     let (seen, _) = collect(&mut rx, &load.accepted, Duration::from_secs(60)).await;
