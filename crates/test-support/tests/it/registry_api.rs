@@ -554,6 +554,42 @@ async fn creates_at_once_with_one_key_never_pass_its_limit() {
     env.stop().await;
 }
 
+/// A key revoked while its create waits for the key's row (the limit check locks it) creates
+/// nothing: the create answers 401, as the key's next request would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_while_its_create_waits_creates_nothing() {
+    let env = TestEnv::start().await;
+    let (tenant, key) = env.tenant_with_key("acme", json!({"max_webhooks": 5})).await;
+    let body = json!({"url": "http://127.0.0.1:1/", "events": ["person.*"]});
+    assert_eq!(
+        env.api("POST", "/v1/webhooks", &key, Some(body.clone())).await.status,
+        201
+    );
+    // The revocation holds the key's row for a second before it commits; the create sent
+    // meanwhile passed authentication (the revocation is not committed yet) and waits on it.
+    let revoking = std::process::Command::new("psql")
+        .args([
+            "-c",
+            &format!(
+                "BEGIN; UPDATE api_keys SET revoked_at = now() WHERE key_hash = sha256(convert_to('{key}', 'UTF8'));
+                 SELECT pg_sleep(1); COMMIT;"
+            ),
+            env.database_url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = env.api("POST", "/v1/webhooks", &key, Some(body)).await;
+    let _ = revoking.wait_with_output();
+    assert_eq!(r.status, 401, "{r:?}");
+    let count = env
+        .psql(&format!("SELECT count(*) FROM webhooks WHERE tenant_id = '{tenant}'"))
+        .unwrap();
+    assert_eq!(count, "1", "only the webhook created before the revocation");
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admin_lists_changes_and_revokes_api_keys() {
     let env = TestEnv::start().await;
