@@ -88,6 +88,10 @@ pub async fn run(
                     };
                     match written {
                         Ok(written) => {
+                            if !written.expunged.is_empty() {
+                                tracing::info!(events = written.expunged.len(), "events erased before they reached the log written without their payloads");
+                                notices.expunged(&written.expunged).await;
+                            }
                             for w in &written.deactivated {
                                 tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
                                 notices.upserted(w).await;

@@ -68,6 +68,8 @@ pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, c
     }
 }
 
+const KEYS_EXPIRE: chrono::TimeDelta = chrono::TimeDelta::hours(crate::db::idempotency::RETENTION_HOURS);
+
 /// Which rows of a table one pass deletes. `choose` selects their `ctid`s in key order; a chunk is
 /// `choose LIMIT $1`, and the log's tables continue from the last key deleted (`$3`), so no chunk
 /// walks again over the index entries of rows the chunks before it deleted.
@@ -81,9 +83,9 @@ struct Rule {
 enum Binds {
     /// `$2` the log's cutoff id, `$3` the `key` to continue from (the column `choose` orders by).
     Log { key: &'static str },
-    /// `$2` when an idempotency key created before it expired. Like `Clock`, a small table,
+    /// `$2` the time `after` ago: rows made before it expired. Like `Clock`, a small table,
     /// deleted without keyset pagination.
-    KeysExpired,
+    Expired { after: chrono::TimeDelta },
     /// None: `choose` compares with `now()` itself.
     Clock,
 }
@@ -98,7 +100,7 @@ enum Binds {
 // (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
 // planner still reads them by primary key, not the whole table: 35–50 ms a chunk once the dead
 // index entries are marked, 226 ms for the first.
-const RULES: [Rule; 6] = [
+const RULES: [Rule; 7] = [
     Rule {
         table: "delivery_attempts",
         choose: "SELECT ctid FROM delivery_attempts a
@@ -128,12 +130,21 @@ const RULES: [Rule; 6] = [
     Rule {
         table: "idempotency_keys",
         choose: "SELECT ctid FROM idempotency_keys WHERE created_at < $2",
-        binds: Binds::KeysExpired,
+        binds: Binds::Expired { after: KEYS_EXPIRE },
     },
     Rule {
         table: "api_idempotency_keys",
         choose: "SELECT ctid FROM api_idempotency_keys WHERE created_at < $2",
-        binds: Binds::KeysExpired,
+        binds: Binds::Expired { after: KEYS_EXPIRE },
+    },
+    // An erasure request is looked for by the ledger until the events it names can no longer
+    // arrive with a result (30 days of retries at most).
+    Rule {
+        table: "event_erasures",
+        choose: "SELECT ctid FROM event_erasures WHERE requested_at < $2",
+        binds: Binds::Expired {
+            after: crate::db::models::EXPUNGED_LISTED_FOR,
+        },
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly
     // as a missing row does.
@@ -171,7 +182,6 @@ pub async fn prune(
 ) -> diesel::QueryResult<()> {
     let keep = chrono::Duration::from_std(config.deliveries).unwrap_or(chrono::Duration::MAX);
     let log_cutoff = v7_floor(Utc::now() - keep);
-    let keys_expired = Utc::now() - chrono::Duration::hours(crate::db::idempotency::RETENTION_HOURS);
     for rule in &RULES {
         let sql = format!(
             "WITH gone AS (
@@ -189,7 +199,7 @@ pub async fn prune(
             let query = diesel::sql_query(&sql).into_boxed::<Pg>().bind::<BigInt, _>(CHUNK);
             match rule.binds {
                 Binds::Log { .. } => query.bind::<SqlUuid, _>(log_cutoff).bind::<SqlUuid, _>(after),
-                Binds::KeysExpired => query.bind::<Timestamptz, _>(keys_expired),
+                Binds::Expired { after } => query.bind::<Timestamptz, _>(Utc::now() - after),
                 Binds::Clock => query,
             }
         })

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::pagination::Cursor;
 
-use super::schema::{api_keys, deleted_tenants, deliveries, delivery_attempts, event_types, events, tenants, webhooks};
+use super::schema::{
+    api_keys, deleted_tenants, deliveries, delivery_attempts, event_erasures, event_types, events, tenants, webhooks,
+};
 
 /// `limit` and `offset` of a page, already validated.
 #[derive(Debug, Clone, Copy)]
@@ -770,7 +772,17 @@ impl EventRow {
     /// Erases the payloads of the events `which` names (of tenant `tenant` only, when given):
     /// `data` becomes JSON `null`, `expunged_at` is set, and the receivers' response bodies
     /// recorded for their deliveries go too. Events erased before are left as they are. One
-    /// transaction.
+    /// transaction, which also records the request in `event_erasures`, so that the ledger
+    /// writes erased the events it names that are not in the log yet (see
+    /// `db::ledger::write_events`).
+    ///
+    /// It locks the log's `events` and `deliveries` against writes (SHARE ROW EXCLUSIVE, which
+    /// readers pass and other erasures wait for) until it commits. A ledger batch written before
+    /// has committed when the lock is granted, so the updates below see its rows; one written
+    /// after takes its statements' snapshots once the lock is released, so it sees the request.
+    /// Without the lock, a batch under way would write an event, or a response body, the
+    /// erasure did not see and the batch did not know to erase. Events first, then deliveries:
+    /// the order a ledger batch takes them in.
     pub async fn expunge(
         conn: &mut AsyncPgConnection,
         which: Erase<'_>,
@@ -783,6 +795,24 @@ impl EventRow {
             status: String,
         }
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            diesel::sql_query("LOCK TABLE events, deliveries IN SHARE ROW EXCLUSIVE MODE")
+                .execute(conn)
+                .await?;
+            let now = Utc::now();
+            let (event_id, subject) = match which {
+                Erase::Event(id) => (Some(id), None),
+                Erase::Subject(subject) => (None, Some(subject.to_owned())),
+            };
+            diesel::insert_into(event_erasures::table)
+                .values((
+                    event_erasures::id.eq(hookwire_core::id::v7()),
+                    event_erasures::tenant_id.eq(tenant),
+                    event_erasures::event_id.eq(event_id),
+                    event_erasures::subject.eq(subject),
+                    event_erasures::requested_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
             let mut erase = diesel::update(events::table)
                 .filter(events::expunged_at.is_null())
                 .into_boxed();
@@ -796,7 +826,7 @@ impl EventRow {
             let found: Vec<(Uuid, Option<Uuid>, DateTime<Utc>)> = erase
                 .set((
                     events::payload.eq(serde_json::Value::Null),
-                    events::expunged_at.eq(Some(Utc::now())),
+                    events::expunged_at.eq(Some(now)),
                 ))
                 .returning((events::id, events::tenant_id, events::created_at))
                 .get_results(conn)

@@ -132,6 +132,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_erasures (id) {
+        id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        event_id -> Nullable<Uuid>,
+        subject -> Nullable<Text>,
+        requested_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -142,4 +152,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_attempts,
     rate_limits,
     deleted_tenants,
+    event_erasures,
 );

@@ -708,7 +708,7 @@ pub(crate) async fn remove_tenant(
     path = "/v1/admin/events/expunge",
     tag = "admin",
     summary = "Erase event payloads (a data-protection request)",
-    description = "Names events by `event_id`, or by `subject` (every event with it), optionally of one tenant (`tenant_id`). Each event's `data` becomes `null` in the log (`payload_expunged_at` in a delivery's detail), the receivers' response bodies recorded for its deliveries are erased, and dispatchers end its deliveries not yet attempted without sending them (status `failed`, error `payload_expunged`); it can no longer be retried, recovered or replayed. A request already under way completes. Events erased before are counted once. Answers how many events and deliveries it erased.",
+    description = "Names events by `event_id`, or by `subject` (every event with it), optionally of one tenant (`tenant_id`). Each event's `data` becomes `null` in the log (`payload_expunged_at` in a delivery's detail), the receivers' response bodies recorded for its deliveries are erased, and dispatchers end its deliveries not yet attempted without sending them (status `failed`, error `payload_expunged`); it can no longer be retried, recovered or replayed. A request already under way completes (its response body is not kept). Events not in the log yet (a ledger backlog) are written erased when they arrive: by subject, those accepted until this request; the request is kept 31 days for that. Events erased before are counted once. Answers how many events and deliveries it erased in the log.",
     request_body = crate::openapi::ExpungeInput,
     security(("bearer" = [])),
     responses(

@@ -716,6 +716,13 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
                 ('\\x00', 'fresh', '\\x00', gen_random_uuid(), now() - interval '23 hours')",
     )
     .expect("the keys are inserted");
+    // Erasure requests are looked for by the ledger for 31 days.
+    env.psql(
+        "INSERT INTO event_erasures (id, subject, requested_at)
+         VALUES (gen_random_uuid(), 'expired', now() - interval '32 days'),
+                (gen_random_uuid(), 'fresh', now() - interval '30 days')",
+    )
+    .expect("the requests are inserted");
     send_to_ledger(&env, entries).await;
 
     // An operator sees what went: one row of each of the log's tables.
@@ -735,6 +742,11 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
     assert!(one_row_each().await.is_some(), "a later pass deleted more");
     assert_eq!(
         env.psql("SELECT string_agg(key, ',') FROM api_idempotency_keys")
+            .as_deref(),
+        Some("fresh")
+    );
+    assert_eq!(
+        env.psql("SELECT string_agg(subject, ',') FROM event_erasures")
             .as_deref(),
         Some("fresh")
     );
@@ -1596,5 +1608,197 @@ async fn an_erased_event_leaves_the_log_and_its_retries_end_unsent() {
     })
     .await;
     receiver.expect_nothing(Duration::from_secs(3)).await;
+    env.stop().await;
+}
+
+/// An erasure asked while the delivery log is behind (the registry down, its ledger queue
+/// growing) covers the events still on their way: they are written without their payloads and
+/// receivers' answers, and their retries end unsent once the log has them. Events of other
+/// subjects, and those accepted after the request, are kept.
+#[tokio::test]
+async fn an_event_erased_before_it_reaches_the_log_is_written_erased() {
+    let mut env = TestEnv::start().await;
+    let mut receiver = Receiver::start(500).await;
+    let (tenant, key) = env.tenant("acme").await;
+    let w1 = env
+        .webhook(
+            &key,
+            json!({"url": receiver.url(), "events": ["person.*"],
+               "retry_policy": {"strategy": "fixed", "interval_seconds": 2, "max_retries": 10}}),
+        )
+        .await;
+    // A second webhook whose receiver takes every event at once, answering 200 "received".
+    let mut taker = Receiver::start(200).await;
+    let w2 = env
+        .webhook(&key, json!({"url": taker.url(), "events": ["person.*"]}))
+        .await;
+    env.wait_routed(2).await;
+    env.stop_registry().await;
+    let publish = |person: &'static str| {
+        let (env, tenant) = (&env, &tenant);
+        async move {
+            let r = env
+                .publish(json!({"type": "person.updated", "tenant_id": tenant, "subject": person,
+                                "data": {"email": format!("{person}@example.com")}}))
+                .await;
+            assert_eq!(r.status, 202, "{r:?}");
+            r.body["event_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (erased, kept) = (publish("person/1").await, publish("person/2").await);
+    // Both are sent (answered 500 "received") while the log cannot take them.
+    let mut first = std::collections::HashSet::new();
+    while first.len() < 2 {
+        let got = receiver.next(Duration::from_secs(10)).await.expect("a first attempt");
+        first.insert(got.header("webhook-id").unwrap_or_default().to_owned());
+    }
+    assert_eq!(first, [erased.clone(), kept.clone()].into(), "first attempts");
+    for _ in 0..2 {
+        taker.next(Duration::from_secs(10)).await.expect("taken");
+    }
+    assert_eq!(
+        env.psql(&format!("SELECT count(*) FROM events WHERE id = '{erased}'")),
+        Some("0".into())
+    );
+
+    let (code, out) = env.registry_admin(&["expunge-events", "--subject", "person/1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"events_expunged\": 0"), "nothing in the log yet: {out}");
+    // Accepted after the request: the same subject, kept.
+    let later = publish("person/1").await;
+    env.start_registry().await;
+
+    let taken = format!(
+        "/v1/deliveries?webhook_id={}&status=success",
+        w2["id"].as_str().unwrap()
+    );
+    let page = env.wait_for(&taken, &key, |b| b["count"] == 3).await;
+    for d in page["results"].as_array().unwrap() {
+        let body = if d["event_id"] == json!(erased) {
+            Value::Null
+        } else {
+            json!("received")
+        };
+        let detail = env
+            .api(
+                "GET",
+                &format!("/v1/deliveries/{}", d["id"].as_str().unwrap()),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(detail.body["response_body"], body, "{detail:?}");
+    }
+    let delivery = |event: &str| {
+        let path = format!(
+            "/v1/deliveries?event_id={event}&webhook_id={}",
+            w1["id"].as_str().unwrap()
+        );
+        let (env, key) = (&env, &key);
+        async move {
+            let page = env.wait_for(&path, key, |b| b["count"] == 1).await;
+            page["results"][0]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let erased_delivery = delivery(&erased).await;
+    let d = env
+        .wait_for(&format!("/v1/deliveries/{erased_delivery}"), &key, |b| {
+            b["status"] == "failed"
+        })
+        .await;
+    assert!(d["error"].as_str().unwrap().starts_with("payload_expunged"), "{d}");
+    assert_eq!(
+        (&d["payload"], &d["response_body"]),
+        (&Value::Null, &Value::Null),
+        "{d}"
+    );
+    assert!(d["payload_expunged_at"].is_string(), "{d}");
+    for (event, email) in [(&kept, "person/2@example.com"), (&later, "person/1@example.com")] {
+        let id = delivery(event).await;
+        let k = env
+            .wait_for(&format!("/v1/deliveries/{id}"), &key, |b| {
+                b["response_body"] == "received"
+            })
+            .await;
+        assert_eq!(
+            (&k["status"], &k["payload"]["email"], &k["payload_expunged_at"]),
+            (&json!("retrying"), &json!(email), &Value::Null),
+            "{k}"
+        );
+    }
+    // From now on the erased event is never sent again; the others' retries go on.
+    let ended = std::time::Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    while ended.elapsed() < Duration::from_secs(5) {
+        if let Some(got) = receiver.next(Duration::from_millis(500)).await {
+            seen.insert(got.header("webhook-id").unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(seen, [kept, later].into(), "retried after the erasure was written");
+    env.stop().await;
+}
+
+/// A ledger batch written while an erasure's transaction is open waits for it, then sees its
+/// request: PostgreSQL takes a statement's snapshot after the statement's locks, so the erasure's
+/// lock on the log is what keeps an event accepted before the request from slipping past both.
+#[tokio::test]
+async fn a_batch_written_during_an_erasure_sees_its_request() {
+    let env = TestEnv::start().await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(&key, json!({"url": receiver.url(), "events": ["person.*"]}))
+        .await;
+    env.wait_routed(1).await;
+    // An erasure's transaction as `EventRow::expunge` makes it: the lock first, then (1 s later,
+    // the event accepted meanwhile) the request, committed a second after that.
+    let url = env.database_url().to_owned();
+    let erasure = std::thread::spawn(move || {
+        std::process::Command::new("psql")
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "BEGIN; LOCK TABLE events, deliveries IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(1);
+                 INSERT INTO event_erasures (id, subject, requested_at)
+                     VALUES (gen_random_uuid(), 'person/7', clock_timestamp());
+                 SELECT pg_sleep(1); COMMIT;",
+                &url,
+            ])
+            .output()
+            .expect("psql runs")
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = env
+        .publish(
+            json!({"type": "person.updated", "tenant_id": tenant, "subject": "person/7",
+                        "data": {"email": "person/7@example.com"}}),
+        )
+        .await;
+    let event = r.body["event_id"].as_str().unwrap().to_owned();
+    let got = receiver.next(Duration::from_secs(10)).await.expect("delivered");
+    assert_eq!(got.header("webhook-id"), Some(event.as_str()));
+    let out = tokio::task::spawn_blocking(move || erasure.join().expect("joined"))
+        .await
+        .expect("joined");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = env
+        .wait_for(&format!("/v1/deliveries?event_id={event}&status=success"), &key, |b| {
+            b["count"] == 1
+        })
+        .await;
+    let d = env
+        .api(
+            "GET",
+            &format!("/v1/deliveries/{}", page["results"][0]["id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (&d.body["payload"], &d.body["response_body"]),
+        (&Value::Null, &Value::Null),
+        "{d:?}"
+    );
+    assert!(d.body["payload_expunged_at"].is_string(), "{d:?}");
     env.stop().await;
 }
