@@ -238,17 +238,17 @@ impl FromRequest for Caller {
             };
             let creating_webhook =
                 request.method() == actix_web::http::Method::POST && request.path() == "/v1/webhooks";
+            // Creating a webhook has its own, tighter limit.
+            let (kind, limit) = if creating_webhook {
+                ("create", state.config.rate_limits.create_webhook)
+            } else {
+                ("default", state.config.rate_limits.default)
+            };
             let mut conn = state.pool.get().await?;
-            let Some(key) = ApiKey::find_by_hash(&mut conn, &hash_key(presented)).await? else {
+            let Some((key, decision)) = crate::ratelimit::admit(&mut conn, &hash_key(presented), kind, limit).await?
+            else {
                 return Err(ApiError::Unauthorized("the API key is not valid"));
             };
-            // Creating a webhook has its own, tighter limit.
-            let (bucket, limit) = if creating_webhook {
-                (format!("{}:create", key.id), state.config.rate_limits.create_webhook)
-            } else {
-                (format!("{}:default", key.id), state.config.rate_limits.default)
-            };
-            let decision = crate::ratelimit::check(&mut conn, &bucket, limit).await?;
             request.extensions_mut().insert(decision);
             if !decision.allowed {
                 return Err(ApiError::TooManyRequests {

@@ -129,6 +129,18 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// The common table expressions that find the API key whose hash is `$1`, not revoked, as `k`,
+/// and write its `last_used_at` (to the minute: at most one write a minute per key).
+macro_rules! key_by_hash {
+    () => {
+        "k AS (SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
+         used AS (UPDATE api_keys SET last_used_at = now() FROM k
+                  WHERE api_keys.id = k.id
+                    AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'))"
+    };
+}
+pub(crate) use key_by_hash;
+
 impl ApiKey {
     pub async fn insert(conn: &mut AsyncPgConnection, key: &ApiKey) -> QueryResult<()> {
         diesel::insert_into(api_keys::table)
@@ -242,17 +254,11 @@ impl ApiKey {
     /// when the last one noted is a minute old or more: one statement either way, and a write
     /// at most once a minute per key.
     pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
-        diesel::sql_query(
-            "WITH k AS (SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
-                  used AS (UPDATE api_keys SET last_used_at = now() FROM k
-                           WHERE api_keys.id = k.id
-                             AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'))
-             SELECT * FROM k",
-        )
-        .bind::<diesel::sql_types::Bytea, _>(hash)
-        .get_result(conn)
-        .await
-        .optional()
+        diesel::sql_query(concat!("WITH ", key_by_hash!(), " SELECT * FROM k"))
+            .bind::<diesel::sql_types::Bytea, _>(hash)
+            .get_result(conn)
+            .await
+            .optional()
     }
 }
 
