@@ -59,6 +59,7 @@ impl DeliveryTask {
             body,
             traceparent: None,
             parked: 0,
+            resent_at: None,
         }
     }
 }
@@ -153,6 +154,11 @@ pub enum ChangeNotice {
     /// deliveries still to be attempted without sending them.
     #[serde(rename = "events_expunged.v1")]
     Expunged { event_ids: Vec<Uuid> },
+    /// A delivery was sent again by request at `at` (its task's `resent_at`) while a chain of
+    /// retries may have been under way: dispatchers drop that chain's tasks (and any other
+    /// sent before `at`) instead of attempting them.
+    #[serde(rename = "delivery_resent.v1")]
+    Resent { delivery_id: Uuid, at: DateTime<Utc> },
 }
 
 /// A catalog entry as the publisher validates events with it.
@@ -320,6 +326,7 @@ impl DeliveryGroup {
                 body: body.clone(),
                 traceparent: traceparent.clone(),
                 parked: 0,
+                resent_at: None,
             })
             .collect()
     }
@@ -349,6 +356,12 @@ pub struct DeliveryTask {
     /// Times this task was parked because its webhook was stalled (each park waits twice as long).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parked: u32,
+    /// When the registry sent the delivery again by request (`POST /v1/deliveries/{id}/retry`,
+    /// a recover), carried on through the retries that follow: a task of the delivery from
+    /// before a later resend (`ChangeNotice::Resent`) is dropped, so one delivery never has two
+    /// chains of retries. `None` for the chain the publisher started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resent_at: Option<DateTime<Utc>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -674,6 +687,7 @@ mod tests {
             body: "{}".into(),
             traceparent: None,
             parked: 0,
+            resent_at: Some(now),
         });
         assert_agrees("delivery_task.v1", &task);
         let mut group = DeliveryGroup::new(&event(serde_json::json!({})), "{}".into(), None);
@@ -722,6 +736,19 @@ mod tests {
         assert_agrees(
             "event_type_upserted.v1",
             &ChangeNotice::EventTypeUpserted { event_type },
+        );
+        assert_agrees(
+            "events_expunged.v1",
+            &ChangeNotice::Expunged {
+                event_ids: vec![Uuid::nil()],
+            },
+        );
+        assert_agrees(
+            "delivery_resent.v1",
+            &ChangeNotice::Resent {
+                delivery_id: Uuid::nil(),
+                at: now,
+            },
         );
     }
 

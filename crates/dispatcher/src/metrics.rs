@@ -22,6 +22,7 @@ pub struct Metrics {
     pub parked: Counter,
     pub not_sent: Counter,
     pub spilled: Counter,
+    pub superseded: Counter,
     pub dead_lettered: Counter,
     pub in_flight: Gauge,
     pub replicas: Gauge,
@@ -38,6 +39,7 @@ impl Default for Metrics {
             parked: Counter::default(),
             not_sent: Counter::default(),
             spilled: Counter::default(),
+            superseded: Counter::default(),
             dead_lettered: Counter::default(),
             in_flight: Gauge::default(),
             replicas: Gauge::default(),
@@ -77,6 +79,11 @@ impl Default for Metrics {
             "spilled",
             "Members of delivery groups sent on as tasks of their own because their webhook was slow",
             m.spilled.clone(),
+        );
+        registry.register(
+            "superseded",
+            "Tasks dropped unsent because their delivery was sent again by request since (a retry by hand while its retries were under way)",
+            m.superseded.clone(),
         );
         registry.register(
             "dead_lettered",

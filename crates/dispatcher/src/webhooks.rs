@@ -3,7 +3,8 @@
 //! `registry.resync_interval`, change notices in between): a deleted or deactivated webhook gets
 //! no further attempt (retries already scheduled included), and a changed one is delivered with
 //! its new URL, secrets and headers. It also knows which events' payloads were erased, whose
-//! deliveries end unsent.
+//! deliveries end unsent, and which deliveries were sent again by request, whose earlier tasks
+//! are dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -43,7 +44,16 @@ struct State {
     /// Events whose payloads were erased: the snapshot's list, and notices since (`follow`
     /// applies again on top of a snapshot the notices that came while it was read).
     expunged: HashSet<Uuid>,
+    /// Deliveries sent again by request (`ChangeNotice::Resent`), and when: their tasks sent
+    /// before are dropped. Known from notices only (the snapshot does not list them), so kept
+    /// across snapshots, for as long as a retry can wait ([`RESENT_KEPT`]).
+    resent: HashMap<Uuid, DateTime<Utc>>,
 }
+
+/// How long a resend is remembered: a task of the chain it replaced comes back at its next
+/// retry, at most `retry::MAX_DELAY` after it was scheduled; the hour covers a park on top.
+const RESENT_KEPT: chrono::TimeDelta =
+    chrono::TimeDelta::seconds(hookwire_core::retry::MAX_DELAY.as_secs() as i64 + 3600);
 
 impl Webhooks {
     /// The latest word on a webhook, for an event accepted at `event_created_at` and routed
@@ -64,6 +74,17 @@ impl Webhooks {
             .map(|_| Known::Deleted)
     }
 
+    /// Whether a task of delivery `id`, sent again by request at `resent_at` (`None`: never),
+    /// belongs to a chain a later resend replaced: it is dropped unsent.
+    pub fn superseded(&self, id: Uuid, resent_at: Option<DateTime<Utc>>) -> bool {
+        let state = self.state.read().expect("webhooks lock is never poisoned");
+        !state.resent.is_empty()
+            && state
+                .resent
+                .get(&id)
+                .is_some_and(|latest| resent_at.is_none_or(|at| at < *latest))
+    }
+
     /// Whether event `id`'s payload was erased: its deliveries are not attempted any more.
     pub fn expunged(&self, id: Uuid) -> bool {
         let state = self.state.read().expect("webhooks lock is never poisoned");
@@ -78,10 +99,12 @@ impl hookwire_broker::follow::Follower for Webhooks {
             .iter()
             .map(|s| (s.target.webhook_id, (s.modified_at, state_of(s))))
             .collect();
-        *self.state.write().expect("webhooks lock is never poisoned") = State {
+        let state = &mut *self.state.write().expect("webhooks lock is never poisoned");
+        *state = State {
             known,
             snapshot_at: Some(asked_at),
             expunged: snapshot.expunged.into_iter().collect(),
+            resent: std::mem::take(&mut state.resent),
         };
     }
 
@@ -106,8 +129,16 @@ impl hookwire_broker::follow::Follower for Webhooks {
                     known.insert(webhook_id, (deleted_at, Known::Deleted));
                 }
                 ChangeNotice::Expunged { event_ids } => state.expunged.extend(event_ids),
+                ChangeNotice::Resent { delivery_id, at } => {
+                    let latest = state.resent.entry(delivery_id).or_insert(at);
+                    *latest = (*latest).max(at);
+                }
                 ChangeNotice::EventTypeUpserted { .. } => {}
             }
+        }
+        if !state.resent.is_empty() {
+            let forgotten = Utc::now() - RESENT_KEPT;
+            state.resent.retain(|_, at| *at > forgotten);
         }
     }
 
@@ -177,6 +208,39 @@ mod tests {
         webhooks.replace(snapshot, Utc::now());
         assert!(webhooks.expunged(listed));
         assert!(!webhooks.expunged(noticed));
+    }
+
+    #[test]
+    fn a_resend_drops_the_tasks_of_the_chain_before_it() {
+        let webhooks = Webhooks::default();
+        let (delivery, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let first = Utc::now() - Duration::minutes(5);
+        let second = Utc::now();
+        assert!(!webhooks.superseded(delivery, None), "nothing heard yet");
+        webhooks.apply(vec![ChangeNotice::Resent {
+            delivery_id: delivery,
+            at: second,
+        }]);
+        // The publisher's chain and an earlier resend's are dropped; this resend's is not.
+        assert!(webhooks.superseded(delivery, None));
+        assert!(webhooks.superseded(delivery, Some(first)));
+        assert!(!webhooks.superseded(delivery, Some(second)));
+        assert!(!webhooks.superseded(other, None), "another delivery");
+        // A notice of the earlier resend arriving late changes nothing.
+        webhooks.apply(vec![ChangeNotice::Resent {
+            delivery_id: delivery,
+            at: first,
+        }]);
+        assert!(!webhooks.superseded(delivery, Some(second)));
+        // Snapshots do not list resends: a reload keeps what the notices said.
+        webhooks.replace(RoutingSnapshot::default(), Utc::now());
+        assert!(webhooks.superseded(delivery, None));
+        // Forgotten once no task of the replaced chain can come back.
+        webhooks.apply(vec![ChangeNotice::Resent {
+            delivery_id: other,
+            at: Utc::now() - RESENT_KEPT - Duration::seconds(1),
+        }]);
+        assert!(!webhooks.superseded(other, None));
     }
 
     #[test]

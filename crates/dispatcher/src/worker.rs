@@ -96,6 +96,8 @@ pub enum Outcome {
     Waiting,
     /// A group's member handed to the deliveries queue as a task of its own.
     Spilled,
+    /// Dropped unsent: its delivery was sent again by request since (`Webhooks::superseded`).
+    Superseded,
 }
 
 impl Worker {
@@ -402,6 +404,15 @@ impl Worker {
         gate: Arc<Gate>,
         park: bool,
     ) -> anyhow::Result<Outcome> {
+        if self.webhooks.superseded(task.delivery_id, task.resent_at) {
+            // Its delivery was sent again by request since: that task's chain carries it on.
+            if !park {
+                gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.metrics.superseded.inc();
+            tracing::debug!(delivery_id = %task.delivery_id, attempt = task.attempts + 1, "task dropped: its delivery was sent again since");
+            return Ok(Outcome::Superseded);
+        }
         if park {
             return self.no_room(publish, sink, task, &gate).await;
         }

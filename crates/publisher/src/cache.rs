@@ -193,7 +193,7 @@ impl Book {
                 changed.push((webhook_id, self.held(webhook_id).cloned()));
                 touched.extend(self.remove(webhook_id));
             }
-            ChangeNotice::EventTypeUpserted { .. } | ChangeNotice::Expunged { .. } => {}
+            ChangeNotice::EventTypeUpserted { .. } | ChangeNotice::Expunged { .. } | ChangeNotice::Resent { .. } => {}
         }
     }
 

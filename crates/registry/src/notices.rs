@@ -5,7 +5,7 @@
 //! publishers and dispatchers still converge: they reload the whole snapshot from
 //! `/v1/internal/routing` every `registry.resync_interval` and whenever they reconnect.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hookwire_broker::{Link, Outgoing};
 use hookwire_core::messages::{AuthHeader, CatalogType, ChangeNotice, Subscription, Target};
 use hookwire_core::retry::RetryPolicy;
@@ -119,6 +119,11 @@ impl Notices {
     pub async fn event_type(&self, t: CatalogType) {
         self.send(Uuid::new_v4(), &ChangeNotice::EventTypeUpserted { event_type: t })
             .await;
+    }
+
+    /// Delivery `delivery_id` was sent again by request at `at` (its task's `resent_at`).
+    pub async fn resent(&self, delivery_id: Uuid, at: DateTime<Utc>) {
+        self.send(delivery_id, &ChangeNotice::Resent { delivery_id, at }).await;
     }
 
     /// Events whose payloads were erased, in notices of at most 10,000 ids.

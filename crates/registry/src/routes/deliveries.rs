@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     path = "/v1/deliveries/{id}/retry",
     tag = "deliveries",
     summary = "A new attempt now",
+    description = "Sends the delivery again now, whatever its status, to the webhook as it is configured now; the attempt is numbered on from the log's. A failed or exhausted delivery shows `retrying` until the attempt is recorded. Of a delivery still under way (`pending`, `retrying`), the retries that were waiting are dropped by dispatchers once told: the attempt now and its own retries replace them.",
     params(("id" = String, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Queued", body = crate::openapi::RetryAccepted),
@@ -59,10 +60,17 @@ pub(crate) async fn retry(
             ),
         });
     }
-    let event = event.into_event();
-    let attempts = u32::try_from(d.attempts).unwrap_or(0);
-    let task = crate::tasks::task(&state, &w, d.id, &event, attempts);
+    let task = crate::tasks::resend(&state, &w, &d, &event.into_event());
+    let resent_at = task.resent_at;
     crate::tasks::send(&state, &[task], &[]).await?;
+    // A delivery still under way has a chain of retries (or its first attempt) waiting:
+    // dispatchers are told to drop it, so this task's chain is its only one. Told after the
+    // task is confirmed: a notice without its task would leave the delivery with no chain.
+    if matches!(d.status.as_str(), "pending" | "retrying") {
+        if let Some(at) = resent_at {
+            state.notices.resent(d.id, at).await;
+        }
+    }
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.
     let marked = Delivery::mark_retrying(&mut conn, &[d.id], &[d.attempts], chrono::Utc::now()).await?;

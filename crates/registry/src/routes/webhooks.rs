@@ -809,8 +809,7 @@ pub(crate) async fn recover(
     let (mut tasks, mut sent) = (Vec::with_capacity(failed.len()), Vec::with_capacity(failed.len()));
     for d in &failed {
         if let Some(event) = events.get(&d.event_id) {
-            let attempts = u32::try_from(d.attempts).unwrap_or(0);
-            tasks.push(crate::tasks::task(&state, &w, d.id, event, attempts));
+            tasks.push(crate::tasks::resend(&state, &w, d, event));
             sent.push(d);
         }
     }

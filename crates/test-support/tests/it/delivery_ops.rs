@@ -1802,3 +1802,59 @@ async fn a_batch_written_during_an_erasure_sees_its_request() {
     assert!(d.body["payload_expunged_at"].is_string(), "{d:?}");
     env.stop().await;
 }
+
+/// A retry by hand while the delivery's retries are under way replaces them: the receiver gets
+/// one chain of attempts (the one by hand, then its retries), each recorded once under its own
+/// number. Before, the chain waiting in the broker went on beside it: two requests per turn, and
+/// attempts of the same number of which the log kept one.
+#[tokio::test]
+async fn a_retry_by_hand_replaces_the_retries_under_way() {
+    let env = TestEnv::start().await;
+    let z = Duration::ZERO;
+    let mut receiver = Receiver::scripted(vec![(500, z), (500, z), (500, z), (200, z)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": receiver.url(), "events": ["person.*"],
+               "retry_policy": {"strategy": "fixed", "interval_seconds": 2, "max_retries": 10}}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    let r = env
+        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    let event = r.body["event_id"].as_str().unwrap().to_owned();
+    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
+    let page = env
+        .wait_for(&format!("/v1/deliveries?event_id={event}"), &key, |b| {
+            b["count"] == 1 && b["results"][0]["status"] == "retrying"
+        })
+        .await;
+    let id = page["results"][0]["id"].as_str().unwrap().to_owned();
+    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    // The attempt by hand (500), its retry 2 s later (500), the next (200); then nothing.
+    let mut received = 1;
+    while receiver.next(Duration::from_secs(5)).await.is_some() {
+        received += 1;
+    }
+    let d = env
+        .wait_for(&format!("/v1/deliveries/{id}"), &key, |b| b["status"] == "success")
+        .await;
+    let numbers: Vec<&Value> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["attempt"])
+        .collect();
+    assert_eq!(
+        (received, &d["attempt_count"], numbers),
+        (4, &json!(4), vec![&json!(1), &json!(2), &json!(3), &json!(4)]),
+        "{d}"
+    );
+    let dropped = env
+        .metric(&env.dispatcher, "hookwire_dispatcher_superseded_total")
+        .await;
+    assert_eq!(dropped, Some(1.0), "the replaced chain's task was dropped once");
+    env.stop().await;
+}
