@@ -1557,18 +1557,7 @@ async fn an_erased_event_leaves_the_log_and_its_retries_end_unsent() {
         kept_seen += 1;
     }
     assert!(kept_seen >= 2, "the kept event's retries went on: {kept_seen}");
-    let d = env
-        .wait_for(&format!("/v1/deliveries/{erased_delivery}"), &key, |b| {
-            b["status"] == "failed"
-        })
-        .await;
-    assert!(d["error"].as_str().unwrap().starts_with("payload_expunged"), "{d}");
-    assert_eq!(
-        (&d["payload"], &d["response_body"]),
-        (&Value::Null, &Value::Null),
-        "{d}"
-    );
-    assert!(d["payload_expunged_at"].is_string(), "{d}");
+    ends_unsent_as_erased(&env, &key, &erased_delivery).await;
     // The delivery that had ended keeps its status, without the receiver's answer.
     let t = env
         .api("GET", &format!("/v1/deliveries/{erased_taken}"), &key, None)
@@ -1609,6 +1598,21 @@ async fn an_erased_event_leaves_the_log_and_its_retries_end_unsent() {
     .await;
     receiver.expect_nothing(Duration::from_secs(3)).await;
     env.stop().await;
+}
+
+/// Waits until delivery `id` has ended unsent because its event's payload was erased, and checks
+/// the log keeps neither the payload nor the receiver's answer.
+async fn ends_unsent_as_erased(env: &TestEnv, key: &str, id: &str) {
+    let d = env
+        .wait_for(&format!("/v1/deliveries/{id}"), key, |b| b["status"] == "failed")
+        .await;
+    assert!(d["error"].as_str().unwrap().starts_with("payload_expunged"), "{d}");
+    assert_eq!(
+        (&d["payload"], &d["response_body"]),
+        (&Value::Null, &Value::Null),
+        "{d}"
+    );
+    assert!(d["payload_expunged_at"].is_string(), "{d}");
 }
 
 /// An erasure asked while the delivery log is behind (the registry down, its ledger queue
@@ -1701,18 +1705,7 @@ async fn an_event_erased_before_it_reaches_the_log_is_written_erased() {
         }
     };
     let erased_delivery = delivery(&erased).await;
-    let d = env
-        .wait_for(&format!("/v1/deliveries/{erased_delivery}"), &key, |b| {
-            b["status"] == "failed"
-        })
-        .await;
-    assert!(d["error"].as_str().unwrap().starts_with("payload_expunged"), "{d}");
-    assert_eq!(
-        (&d["payload"], &d["response_body"]),
-        (&Value::Null, &Value::Null),
-        "{d}"
-    );
-    assert!(d["payload_expunged_at"].is_string(), "{d}");
+    ends_unsent_as_erased(&env, &key, &erased_delivery).await;
     for (event, email) in [(&kept, "person/2@example.com"), (&later, "person/1@example.com")] {
         let id = delivery(event).await;
         let k = env
