@@ -191,6 +191,17 @@ impl From<diesel::result::Error> for ApiError {
                 tracing::warn!(error = %e, "a query reached the database's statement_timeout");
                 Self::QueryTimeout
             }
+            // SQLSTATE 40P01 and 40001: PostgreSQL undid the transaction to let a concurrent one
+            // through (an erasure's lock met a retention chunk, say). Nothing of it stayed: the
+            // caller sends it again.
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::SerializationFailure, _) => {
+                tracing::warn!(error = %e, "a transaction lost to a concurrent one");
+                Self::Unavailable("a concurrent change got in the way and this request was undone; send it again")
+            }
+            diesel::result::Error::DatabaseError(_, ref info) if info.message().starts_with("deadlock detected") => {
+                tracing::warn!(error = %e, "a transaction lost to a concurrent one");
+                Self::Unavailable("a concurrent change got in the way and this request was undone; send it again")
+            }
             other => Self::Internal(other.into()),
         }
     }
@@ -250,7 +261,21 @@ mod tests {
         assert_eq!(e.code(), "query_timeout");
         assert!(e.to_string().contains("narrow the request"));
         // Any other database error stays an internal one.
-        let other = database_error("deadlock detected");
+        let other = database_error("relation \"webhooks\" does not exist");
         assert_eq!(other.error_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_transaction_undone_for_a_concurrent_one_says_to_send_again() {
+        let serialization = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            Box::new(Info("could not serialize access due to concurrent update")),
+        );
+        for e in [database_error("deadlock detected"), ApiError::from(serialization)] {
+            let response = e.error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().get(header::RETRY_AFTER).is_some());
+            assert!(e.to_string().contains("send it again"), "{e}");
+        }
     }
 }
