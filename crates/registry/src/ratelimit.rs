@@ -11,12 +11,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::AstPass;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Deserialize;
 
 use crate::db::models::{key_by_hash, ApiKey};
+use crate::db::prepared::{Binds, Prepared};
 
 /// `count` requests per `period`.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -64,10 +67,28 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// `$1` a key's hash, `$2` the bucket's kind, `$3` the emission interval and `$4` the period in
+/// microseconds: the key as `k` and the request counted in its bucket (`tat` null when refused).
+const ADMIT: &str = concat!(
+    "WITH ",
+    key_by_hash!(),
+    ",
+     c AS (SELECT clock_timestamp() AS now),
+     counted AS (
+         INSERT INTO rate_limits AS r (bucket, tat)
+         SELECT k.id::text || ':' || $2, c.now + $3 * interval '1 microsecond' FROM k, c
+         ON CONFLICT (bucket) DO UPDATE
+             SET tat = GREATEST(r.tat, (SELECT now FROM c)) + $3 * interval '1 microsecond'
+             WHERE GREATEST(r.tat, (SELECT now FROM c)) + $3 * interval '1 microsecond'
+                   - (SELECT now FROM c) <= $4 * interval '1 microsecond'
+         RETURNING r.tat)
+     SELECT k.*, (SELECT tat FROM counted) AS tat, (SELECT now FROM c) AS now FROM k"
+);
+
 /// Finds the live API key whose hash is `key_hash` (as `ApiKey::find_by_hash`) and counts one
 /// request against its bucket `kind` (`{key id}:{kind}`), in one statement: a request's
 /// authentication and its rate limit are one round trip to PostgreSQL. `None` when there is no
-/// such key (nothing is counted).
+/// such key (nothing is counted). Prepared once per connection (`db::prepared`).
 pub async fn admit(
     conn: &mut AsyncPgConnection,
     key_hash: &[u8],
@@ -77,25 +98,31 @@ pub async fn admit(
     let count = limit.count.max(1);
     let period = limit.period.max(Duration::from_millis(1));
     let t = period / count;
-    let found: Option<Admission> = diesel::sql_query(concat!(
-        "WITH ",
-        key_by_hash!(),
-        ",
-         c AS (SELECT clock_timestamp() AS now),
-         counted AS (
-             INSERT INTO rate_limits AS r (bucket, tat)
-             SELECT k.id::text || ':' || $2, c.now + $3 * interval '1 microsecond' FROM k, c
-             ON CONFLICT (bucket) DO UPDATE
-                 SET tat = GREATEST(r.tat, (SELECT now FROM c)) + $3 * interval '1 microsecond'
-                 WHERE GREATEST(r.tat, (SELECT now FROM c)) + $3 * interval '1 microsecond'
-                       - (SELECT now FROM c) <= $4 * interval '1 microsecond'
-             RETURNING r.tat)
-         SELECT k.*, (SELECT tat FROM counted) AS tat, (SELECT now FROM c) AS now FROM k"
-    ))
-    .bind::<Bytea, _>(key_hash)
-    .bind::<Text, _>(kind)
-    .bind::<BigInt, _>(micros(t))
-    .bind::<BigInt, _>(micros(period))
+    struct Given<'a> {
+        key_hash: &'a [u8],
+        kind: &'a str,
+        t: i64,
+        period: i64,
+    }
+    impl Binds for Given<'_> {
+        fn bind<'b>(&'b self, n: usize, out: &mut AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+            match n {
+                1 => out.push_bind_param::<Bytea, _>(self.key_hash),
+                2 => out.push_bind_param::<Text, _>(self.kind),
+                3 => out.push_bind_param::<BigInt, _>(&self.t),
+                _ => out.push_bind_param::<BigInt, _>(&self.period),
+            }
+        }
+    }
+    let found: Option<Admission> = Prepared {
+        sql: ADMIT,
+        binds: Given {
+            key_hash,
+            kind,
+            t: micros(t),
+            period: micros(period),
+        },
+    }
     .get_result(conn)
     .await
     .optional()?;

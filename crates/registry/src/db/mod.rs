@@ -4,6 +4,7 @@
 pub mod idempotency;
 pub mod ledger;
 pub mod models;
+pub mod prepared;
 pub mod schema;
 
 use anyhow::Context as _;

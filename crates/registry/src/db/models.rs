@@ -254,11 +254,26 @@ impl ApiKey {
     /// when the last one noted is a minute old or more: one statement either way, and a write
     /// at most once a minute per key.
     pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
-        diesel::sql_query(concat!("WITH ", key_by_hash!(), " SELECT * FROM k"))
-            .bind::<diesel::sql_types::Bytea, _>(hash)
-            .get_result(conn)
-            .await
-            .optional()
+        super::prepared::Prepared {
+            sql: concat!("WITH ", key_by_hash!(), " SELECT * FROM k"),
+            binds: KeyHash(hash),
+        }
+        .get_result(conn)
+        .await
+        .optional()
+    }
+}
+
+/// The one bind of `ApiKey::find_by_hash`: `$1`, a key's hash.
+struct KeyHash<'a>(&'a [u8]);
+
+impl super::prepared::Binds for KeyHash<'_> {
+    fn bind<'b>(
+        &'b self,
+        _: usize,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_bind_param::<diesel::sql_types::Bytea, _>(self.0)
     }
 }
 

@@ -230,8 +230,16 @@ async fn collections_page_both_ways_and_filter() {
         .api("GET", "/v1/webhooks?page=2&page_size=2&ordering=name", &key, None)
         .await;
     assert_eq!(page.body["results"][0]["name"], "w2");
+    assert_eq!(page.body["count"], 3);
     assert!(page.body["next"].is_null());
     assert!(page.body["previous"].as_str().unwrap().contains("page=1"));
+    // Past the end: no results, and still the count.
+    let past = env.api("GET", "/v1/webhooks?offset=10", &key, None).await;
+    assert_eq!(
+        (&past.body["count"], past.body["results"].as_array().map(Vec::len)),
+        (&json!(3), Some(0)),
+        "{past:?}"
+    );
     let matching = env
         .api("GET", "/v1/webhooks?event_type=company.updated", &key, None)
         .await;
