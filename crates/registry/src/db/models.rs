@@ -130,10 +130,16 @@ pub struct ApiKey {
 }
 
 /// The common table expressions that find the API key whose hash is `$1`, not revoked, as `k`,
-/// and write its `last_used_at` (to the minute: at most one write a minute per key).
+/// and write its `last_used_at` (to the minute: at most one write a minute per key). Its columns
+/// are named: the statements built on it are prepared once per connection (`db::prepared`), and
+/// PostgreSQL refuses to run a prepared `SELECT *` whose columns changed ("cached plan must not
+/// change result type"), so a column added by a migration would fail every request of the
+/// registries still running until they restart.
 macro_rules! key_by_hash {
     () => {
-        "k AS (SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
+        "k AS (SELECT id, tenant_id, key_hash, key_prefix, scopes, webhooks_enabled, max_webhooks,
+                      created_at, revoked_at, last_used_at
+               FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
          used AS (UPDATE api_keys SET last_used_at = now() FROM k
                   WHERE api_keys.id = k.id
                     AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'))"

@@ -1076,3 +1076,21 @@ async fn the_admin_acts_for_one_tenant_on_the_customer_api() {
     assert_eq!((r.status, r.header("idempotent-replayed")), (404, None), "{r:?}");
     env.stop().await;
 }
+
+/// A migration that adds a column to `api_keys` while registries run (a rolling upgrade) fails
+/// none of their requests: the key's statement, prepared once per connection, names its columns.
+#[tokio::test]
+async fn a_column_added_to_api_keys_under_a_running_registry_fails_no_request() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let get = || env.api("GET", "/v1/webhooks", &key, None);
+    // Every pooled connection has prepared the statement.
+    let warm = futures_util::future::join_all((0..16).map(|_| get())).await;
+    assert!(warm.iter().all(|r| r.status == 200), "{warm:?}");
+    env.psql("ALTER TABLE api_keys ADD COLUMN note text")
+        .expect("the column is added");
+    let after = futures_util::future::join_all((0..16).map(|_| get())).await;
+    let failed: Vec<_> = after.iter().filter(|r| r.status != 200).collect();
+    assert!(failed.is_empty(), "{} of 16 failed: {:?}", failed.len(), failed.first());
+    env.stop().await;
+}
