@@ -78,17 +78,16 @@ impl Webhooks {
     /// belongs to a chain a later resend replaced: it is dropped unsent.
     pub fn superseded(&self, id: Uuid, resent_at: Option<DateTime<Utc>>) -> bool {
         let state = self.state.read().expect("webhooks lock is never poisoned");
-        !state.resent.is_empty()
-            && state
-                .resent
-                .get(&id)
-                .is_some_and(|latest| resent_at.is_none_or(|at| at < *latest))
+        state
+            .resent
+            .get(&id)
+            .is_some_and(|latest| resent_at.is_none_or(|at| at < *latest))
     }
 
     /// Whether event `id`'s payload was erased: its deliveries are not attempted any more.
     pub fn expunged(&self, id: Uuid) -> bool {
         let state = self.state.read().expect("webhooks lock is never poisoned");
-        !state.expunged.is_empty() && state.expunged.contains(&id)
+        state.expunged.contains(&id)
     }
 }
 

@@ -194,11 +194,10 @@ impl From<diesel::result::Error> for ApiError {
             // SQLSTATE 40P01 and 40001: PostgreSQL undid the transaction to let a concurrent one
             // through (an erasure's lock met a retention chunk, say). Nothing of it stayed: the
             // caller sends it again.
-            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::SerializationFailure, _) => {
-                tracing::warn!(error = %e, "a transaction lost to a concurrent one");
-                Self::Unavailable("a concurrent change got in the way and this request was undone; send it again")
-            }
-            diesel::result::Error::DatabaseError(_, ref info) if info.message().starts_with("deadlock detected") => {
+            diesel::result::Error::DatabaseError(kind, ref info)
+                if matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure)
+                    || info.message().starts_with("deadlock detected") =>
+            {
                 tracing::warn!(error = %e, "a transaction lost to a concurrent one");
                 Self::Unavailable("a concurrent change got in the way and this request was undone; send it again")
             }

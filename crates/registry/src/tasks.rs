@@ -57,13 +57,19 @@ pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMes
 }
 
 /// The task that sends delivery `d` (of `event` to webhook `w`, as it is configured now) again
-/// by request, after the attempts it has made: a retry by hand or a recover. It carries the
-/// time, so dispatchers told of it (`Notices::resent`) drop the tasks of the delivery's chain
-/// from before.
-pub fn resend(state: &AppState, w: &Webhook, d: &crate::db::models::Delivery, event: &Event) -> DeliveryTask {
+/// by request at `at`, after the attempts it has made: a retry by hand or a recover. It carries
+/// the time, so dispatchers told of it (`Notices::resent`) drop the tasks of the delivery's
+/// chain from before.
+pub fn resend(
+    state: &AppState,
+    w: &Webhook,
+    d: &crate::db::models::Delivery,
+    event: &Event,
+    at: chrono::DateTime<chrono::Utc>,
+) -> DeliveryTask {
     let attempts = u32::try_from(d.attempts).unwrap_or(0);
     let mut task = task(state, w, d.id, event, attempts);
-    task.resent_at = Some(chrono::Utc::now());
+    task.resent_at = Some(at);
     task
 }
 

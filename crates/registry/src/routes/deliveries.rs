@@ -60,16 +60,14 @@ pub(crate) async fn retry(
             ),
         });
     }
-    let task = crate::tasks::resend(&state, &w, &d, &event.into_event());
-    let resent_at = task.resent_at;
+    let resent_at = chrono::Utc::now();
+    let task = crate::tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
     crate::tasks::send(&state, &[task], &[]).await?;
     // A delivery still under way has a chain of retries (or its first attempt) waiting:
     // dispatchers are told to drop it, so this task's chain is its only one. Told after the
     // task is confirmed: a notice without its task would leave the delivery with no chain.
     if matches!(d.status.as_str(), "pending" | "retrying") {
-        if let Some(at) = resent_at {
-            state.notices.resent(d.id, at).await;
-        }
+        state.notices.resent(d.id, resent_at).await;
     }
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.

@@ -807,9 +807,10 @@ pub(crate) async fn recover(
     let event_ids: Vec<Uuid> = failed.iter().map(|d| d.event_id).collect();
     let events = crate::db::models::EventRow::find_many(&mut conn, &event_ids).await?;
     let (mut tasks, mut sent) = (Vec::with_capacity(failed.len()), Vec::with_capacity(failed.len()));
+    let resent_at = Utc::now();
     for d in &failed {
         if let Some(event) = events.get(&d.event_id) {
-            tasks.push(crate::tasks::resend(&state, &w, d, event));
+            tasks.push(crate::tasks::resend(&state, &w, d, event, resent_at));
             sent.push(d);
         }
     }
