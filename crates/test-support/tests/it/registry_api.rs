@@ -933,7 +933,16 @@ async fn a_post_sent_again_with_its_idempotency_key_is_answered_once() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Until that transaction holds the row (a fixed wait was too short on a loaded machine).
+    hookwire_test_support::eventually(std::time::Duration::from_secs(10), || async {
+        env.psql(
+            "SELECT 1 FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event = 'PgSleep' AND query LIKE '%FOR UPDATE%'",
+        )
+        .filter(|row| row == "1")
+    })
+    .await
+    .expect("psql holds the key's row");
     let slow = json!({"url": "http://127.0.0.1:4/", "events": ["person.created"]});
     let gave_up = tokio::time::timeout(
         std::time::Duration::from_millis(300),
