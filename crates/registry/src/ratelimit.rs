@@ -11,15 +11,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
-use diesel::query_builder::AstPass;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Deserialize;
 
 use crate::db::models::{key_by_hash, ApiKey};
-use crate::db::prepared::{Binds, Prepared};
+use crate::db::prepared::Prepared;
 
 /// `count` requests per `period`.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -98,34 +96,14 @@ pub async fn admit(
     let count = limit.count.max(1);
     let period = limit.period.max(Duration::from_millis(1));
     let t = period / count;
-    struct Given<'a> {
-        key_hash: &'a [u8],
-        kind: &'a str,
-        t: i64,
-        period: i64,
-    }
-    impl Binds for Given<'_> {
-        fn bind<'b>(&'b self, n: usize, out: &mut AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
-            match n {
-                1 => out.push_bind_param::<Bytea, _>(self.key_hash),
-                2 => out.push_bind_param::<Text, _>(self.kind),
-                3 => out.push_bind_param::<BigInt, _>(&self.t),
-                _ => out.push_bind_param::<BigInt, _>(&self.period),
-            }
-        }
-    }
-    let found: Option<Admission> = Prepared {
-        sql: ADMIT,
-        binds: Given {
-            key_hash,
-            kind,
-            t: micros(t),
-            period: micros(period),
-        },
-    }
-    .get_result(conn)
-    .await
-    .optional()?;
+    let found: Option<Admission> = Prepared::new(ADMIT)
+        .bind::<Bytea, _>(key_hash)
+        .bind::<Text, _>(kind)
+        .bind::<BigInt, _>(micros(t))
+        .bind::<BigInt, _>(micros(period))
+        .get_result(conn)
+        .await
+        .optional()?;
     let Some(found) = found else {
         return Ok(None);
     };

@@ -6,6 +6,8 @@
 //! A delivery's latest attempt lives in its row (outcome columns and `signature`). An attempt
 //! gets a row of its own in `delivery_attempts` only once a later attempt supersedes it, or when
 //! it arrives after a later one. A delivery that succeeds at its first attempt is one row.
+//!
+//! Each statement is prepared once per connection (`db::prepared`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use hookwire_core::messages::{DeliveryStatus, Event, LedgerMessage};
 use uuid::Uuid;
 
 use crate::db::models::Webhook;
+use crate::db::prepared::Prepared;
 
 /// The latest known state of one delivery within a batch.
 #[derive(Debug, Clone)]
@@ -327,7 +330,7 @@ async fn write_events(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel:
     // events: 0.15 ms a batch with the lookups skipped (10,000 requests kept or none), 2.8 ms
     // when all 500 are looked up in 10,000 requests (a backlog written after an erasure); the
     // `OFFSET 0` keeps the planner from running the lookups once per use of `at`.
-    diesel::sql_query(
+    Prepared::new(
         "WITH written AS (
              INSERT INTO events (id, tenant_id, event_type, subject, channels, payload, is_test,
                                  created_at, expunged_at)
@@ -373,7 +376,7 @@ async fn keep_superseded(
     if ids.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    Prepared::new(
         "INSERT INTO delivery_attempts (delivery_id, attempt, attempted_at, response_status, error,
                                         duration_ms, signature)
          SELECT d.id, d.attempts, d.last_attempt_at, d.response_status, d.error,
@@ -414,7 +417,7 @@ async fn write_deliveries(
             rows.iter().map($f).collect::<Vec<_>>()
         };
     }
-    diesel::sql_query(
+    Prepared::new(
         "INSERT INTO deliveries (id, webhook_id, tenant_id, event_id, event_type, subject, status,
                                  attempts, response_status, response_body, error, duration_ms,
                                  is_test, created_at, last_attempt_at, next_retry_at, signature)
@@ -466,7 +469,7 @@ async fn write_attempts(conn: &mut AsyncPgConnection, attempts: &[&AttemptRow]) 
     if attempts.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    Prepared::new(
         "INSERT INTO delivery_attempts (delivery_id, attempt, attempted_at, response_status, error,
                                         duration_ms, signature)
          SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7)
@@ -489,7 +492,7 @@ async fn write_stats(conn: &mut AsyncPgConnection, stats: &HashMap<Uuid, Webhook
         return Ok(());
     }
     let rows: Vec<(&Uuid, &WebhookStats)> = stats.iter().collect();
-    diesel::sql_query(
+    Prepared::new(
         "UPDATE webhooks AS w SET
              last_triggered_at = GREATEST(w.last_triggered_at, s.last_triggered_at),
              last_success_at = GREATEST(w.last_success_at, s.last_success_at),

@@ -260,26 +260,11 @@ impl ApiKey {
     /// when the last one noted is a minute old or more: one statement either way, and a write
     /// at most once a minute per key.
     pub async fn find_by_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
-        super::prepared::Prepared {
-            sql: concat!("WITH ", key_by_hash!(), " SELECT * FROM k"),
-            binds: KeyHash(hash),
-        }
-        .get_result(conn)
-        .await
-        .optional()
-    }
-}
-
-/// The one bind of `ApiKey::find_by_hash`: `$1`, a key's hash.
-struct KeyHash<'a>(&'a [u8]);
-
-impl super::prepared::Binds for KeyHash<'_> {
-    fn bind<'b>(
-        &'b self,
-        _: usize,
-        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        out.push_bind_param::<diesel::sql_types::Bytea, _>(self.0)
+        super::prepared::Prepared::new(concat!("WITH ", key_by_hash!(), " SELECT * FROM k"))
+            .bind::<diesel::sql_types::Bytea, _>(hash)
+            .get_result(conn)
+            .await
+            .optional()
     }
 }
 
@@ -673,7 +658,7 @@ impl Webhook {
             #[diesel(sql_type = diesel::sql_types::Text)]
             version: String,
         }
-        let row: Version = diesel::sql_query(
+        let row: Version = super::prepared::Prepared::new(
             "SELECT (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text || modified_at::text, 0)), 0) \
                      FROM webhooks) \
                  || '-' || \
@@ -1137,7 +1122,7 @@ impl Delivery {
         at: DateTime<Utc>,
     ) -> QueryResult<usize> {
         use diesel::sql_types::{Array, Int4, Timestamptz, Uuid as SqlUuid};
-        diesel::sql_query(
+        super::prepared::Prepared::new(
             "UPDATE deliveries AS d SET status = 'retrying', next_retry_at = $3
              FROM UNNEST($1, $2) AS t(id, attempts)
              WHERE d.id = t.id AND d.attempts = t.attempts AND d.status IN ('failed', 'exhausted')",

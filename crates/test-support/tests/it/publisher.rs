@@ -211,6 +211,52 @@ async fn an_idempotency_key_sends_an_event_once() {
     env.stop().await;
 }
 
+/// A settlement commits without waiting for the WAL flush, and only it: the connection it ran
+/// on goes back to the pool, where the delivery log's writer may take it next, and that writer
+/// acknowledges ledger messages once their transaction commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settling_keys_leaves_the_connections_later_commits_durable() {
+    use diesel::QueryableByName;
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    use hookwire_core::idempotency::{Claim, Claimed, Settlement};
+    use hookwire_registry::db::idempotency;
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        synchronous_commit: String,
+    }
+    let env = TestEnv::start().await;
+    let mut conn = AsyncPgConnection::establish(env.database_url()).await.unwrap();
+    let claim = |key: &str| Claim {
+        scope: "feed".into(),
+        key: key.into(),
+        event_id: uuid::Uuid::new_v4(),
+        holder: Some(uuid::Uuid::new_v4()),
+    };
+    let (done, released) = (claim("settle-1"), claim("settle-2"));
+    for how in [Settlement::Done, Settlement::Released] {
+        let c = if how == Settlement::Done { &done } else { &released };
+        let claimed = idempotency::claim(&mut conn, std::slice::from_ref(c)).await.unwrap();
+        assert_eq!(claimed, [Claimed::New]);
+        idempotency::settle(&mut conn, std::slice::from_ref(c), how)
+            .await
+            .unwrap();
+        let setting: Setting = diesel::sql_query("SHOW synchronous_commit")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(setting.synchronous_commit, "on", "after {how:?}");
+    }
+    // Seen from another connection: one key done, the other free again.
+    assert_eq!(
+        env.psql("SELECT string_agg(key || '=' || state, ',' ORDER BY key) FROM idempotency_keys")
+            .as_deref(),
+        Some("settle-1=done")
+    );
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keyed_batch_is_sent_once_even_when_posted_twice_at_the_same_time() {
     let env = TestEnv::start().await;
