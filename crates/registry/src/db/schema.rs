@@ -142,13 +142,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    delivery_resends (delivery_id) {
-        delivery_id -> Uuid,
-        resent_at -> Timestamptz,
-    }
-}
-
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -160,5 +153,4 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limits,
     deleted_tenants,
     event_erasures,
-    delivery_resends,
 );
