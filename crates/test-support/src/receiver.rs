@@ -154,6 +154,21 @@ impl Receiver {
             );
         }
     }
+
+    /// Asserts that nothing is received from `since` until `quiet` from now. Requests received
+    /// before `since`, still waiting to be read, are passed over: a retry sent before a change
+    /// took effect is not one sent after it.
+    pub async fn expect_nothing_since(&mut self, since: Instant, quiet: Duration) {
+        let until = Instant::now() + quiet;
+        while let Some(r) = self.next(until.saturating_duration_since(Instant::now())).await {
+            assert!(
+                r.at < since,
+                "expected no request, got one with webhook-id {:?}, {:?} after the change",
+                r.header("webhook-id"),
+                r.at - since
+            );
+        }
+    }
 }
 
 impl Drop for Receiver {
