@@ -11,7 +11,7 @@ use serde_json::json;
 async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
     let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
     let mut dispatcher = env.spawn_dispatcher_process(free_port()).await;
-    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(3))]).await;
+    let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(15))]).await;
     let mut fast = Receiver::start(200).await;
     // Two tenants, one webhook each, events alternating between them: in the queue each fast
     // task sits next to a slow one (one event for both webhooks would be one group message).
@@ -46,7 +46,8 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
             "the slow attempts started"
         );
     }
-    // The fast tasks finished while every slow one is still open (3 s). Give the acker its
+    // The fast tasks finished while every slow one is still open (15 s, so even a loaded machine
+    // starts the last before the first ends). Give the acker its
     // stray delay, then kill the dispatcher: what it had not acknowledged goes back to the
     // queue, and that must be exactly the slow tasks.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -54,6 +54,9 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     env.stop().await;
 }
 
+/// `Crowd`'s webhooks that time out give up on a request after this long.
+const DEAD_TIMEOUT_SECONDS: u64 = 8;
+
 /// The event types of `Crowd`'s eight webhooks that time out, one each.
 const DEAD_TYPES: [&str; 8] = [
     "company.created",
@@ -67,7 +70,7 @@ const DEAD_TYPES: [&str; 8] = [
 ];
 
 /// Eight webhooks (one per type of `DEAD_TYPES`) on a receiver that never answers within their
-/// 3 s timeout, and a healthy webhook for every type on another tenant, in a dispatcher with room
+/// 8 s timeout, and a healthy webhook for every type on another tenant, in a dispatcher with room
 /// for 24 deliveries, 4 requests per webhook and 8 for the webhooks that fail slowly: eight
 /// receivers that time out would hold 32 at 4 each.
 struct Crowd {
@@ -96,7 +99,7 @@ impl Crowd {
         for t in DEAD_TYPES {
             env.webhook(
                 &dead_key,
-                json!({"url": dead.url(), "events": [t], "timeout_seconds": 3, "retry_count": 0}),
+                json!({"url": dead.url(), "events": [t], "timeout_seconds": DEAD_TIMEOUT_SECONDS, "retry_count": 0}),
             )
             .await;
         }
@@ -123,8 +126,9 @@ impl Crowd {
         }
     }
 
-    /// Publishes 20 events for the healthy webhook and checks they all arrive within 2 s, well
-    /// before the others' requests time out (3 s) and free room; then stops.
+    /// Publishes 20 events for the healthy webhook and checks they all arrive within 5 s, well
+    /// before the others' requests time out (8 s) and free room; then stops. (Held up, they
+    /// would take the timeout at least; the margin is for a loaded machine.)
     async fn healthy_deliveries_are_not_held_up(mut self, behind: &str) {
         let started = Instant::now();
         for _ in 0..20 {
@@ -140,7 +144,7 @@ impl Crowd {
         let took = started.elapsed();
         println!("20 healthy deliveries behind {behind}: {took:?}");
         assert!(
-            took < Duration::from_secs(2),
+            took < Duration::from_secs(5),
             "20 healthy deliveries took {took:?} behind {behind}"
         );
         self.env.stop().await;
@@ -159,7 +163,7 @@ async fn receivers_that_time_out_cannot_fill_the_dispatcher_between_them() {
         })
         .await;
     // A burst for them, then events for a healthy receiver: these must not wait for the
-    // timeouts (3 s) to free room.
+    // timeouts (8 s) to free room.
     crowd.burst(6).await;
     crowd
         .healthy_deliveries_are_not_held_up("receivers that time out")
@@ -214,6 +218,8 @@ async fn a_receiver_that_times_out_has_its_backlog_retried_by_its_policy_not_par
         assert_eq!(env.publish(event.clone()).await.status, 202);
     }
     // Each delivery gives up by its policy: four seconds after its first attempt, sent or not.
+    // (Parked for good, they would not end within `wait_for`'s 20 s; each waiting its turn for a
+    // request, all 31 would reach the receiver: counted below.)
     let path = format!("/v1/deliveries?webhook_id={id}&status=exhausted");
     env.wait_for(&path, &key, |b| b["count"].as_i64() == Some(31)).await;
     let took = started.elapsed();
@@ -230,10 +236,6 @@ async fn a_receiver_that_times_out_has_its_backlog_retried_by_its_policy_not_par
         .map(|d| d["attempts"].as_i64().unwrap())
         .sum();
     println!("31 deliveries exhausted {took:?} after the burst: {attempts} attempts, {requests} requests sent");
-    assert!(
-        took < Duration::from_secs(12),
-        "the backlog took {took:?} to end by a policy of 4 s"
-    );
     assert!(
         requests < 31,
         "{requests} requests reached a receiver that times out: every delivery waited for one"
