@@ -47,9 +47,9 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
         );
     }
     // The fast tasks finished while every slow one is still open (15 s, so even a loaded machine
-    // starts the last before the first ends). Give the acker its
-    // stray delay, then kill the dispatcher: what it had not acknowledged goes back to the
-    // queue, and that must be exactly the slow tasks.
+    // starts the last before the first ends). Give the acker its stray delay, then kill the
+    // dispatcher: what it had not acknowledged goes back to the queue, and that must be exactly
+    // the slow tasks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     dispatcher.kill().expect("SIGKILL the dispatcher");
     let _ = dispatcher.wait();
