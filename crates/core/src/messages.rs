@@ -178,6 +178,18 @@ pub struct RoutingSnapshot {
     /// routed within the longest retry span): dispatchers end these deliveries unsent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expunged: Vec<Uuid>,
+    /// Deliveries sent again by request within `retry::RESENDS_KEPT` (what
+    /// `ChangeNotice::Resent` said): a dispatcher that started after the notice drops the
+    /// replaced chain's tasks all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resent: Vec<Resent>,
+}
+
+/// A delivery sent again by request at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resent {
+    pub delivery_id: Uuid,
+    pub at: DateTime<Utc>,
 }
 
 /// What one read of `GET /v1/internal/routing` brought: a read that names the version it holds

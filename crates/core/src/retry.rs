@@ -31,6 +31,11 @@ pub struct RetryPolicy {
 /// The longest delay between two attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a delivery sent again by request is remembered (by the registry, for the routing
+/// snapshot, and by dispatchers): a task of the chain it replaced comes back at its next retry,
+/// at most `MAX_DELAY` after it was scheduled; the hour covers a park on top.
+pub const RESENDS_KEPT: Duration = Duration::from_secs(MAX_DELAY.as_secs() + 3600);
+
 impl RetryPolicy {
     /// The delay before the next attempt, after `attempts` attempts have been made, or `None`
     /// when the policy is used up. `age` is the time since the first attempt; `jitter` is a

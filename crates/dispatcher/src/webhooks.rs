@@ -4,7 +4,7 @@
 //! no further attempt (retries already scheduled included), and a changed one is delivered with
 //! its new URL, secrets and headers. It also knows which events' payloads were erased, whose
 //! deliveries end unsent, and which deliveries were sent again by request, whose earlier tasks
-//! are dropped.
+//! are dropped (both from the snapshot and from notices).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -44,16 +44,15 @@ struct State {
     /// Events whose payloads were erased: the snapshot's list, and notices since (`follow`
     /// applies again on top of a snapshot the notices that came while it was read).
     expunged: HashSet<Uuid>,
-    /// Deliveries sent again by request (`ChangeNotice::Resent`), and when: their tasks sent
-    /// before are dropped. Known from notices only (the snapshot does not list them), so kept
-    /// across snapshots, for as long as a retry can wait ([`RESENT_KEPT`]).
+    /// Deliveries sent again by request, and when: their tasks sent before are dropped. From
+    /// the snapshot's list and notices (`ChangeNotice::Resent`), the latest time of each; kept
+    /// across snapshots (a notice may come before the snapshot that lists it), for as long as a
+    /// retry can wait ([`RESENDS_KEPT`]).
     resent: HashMap<Uuid, DateTime<Utc>>,
 }
 
-/// How long a resend is remembered: a task of the chain it replaced comes back at its next
-/// retry, at most `retry::MAX_DELAY` after it was scheduled; the hour covers a park on top.
-const RESENT_KEPT: chrono::TimeDelta =
-    chrono::TimeDelta::seconds(hookwire_core::retry::MAX_DELAY.as_secs() as i64 + 3600);
+/// `retry::RESENDS_KEPT`, to compare with times.
+const RESENDS_KEPT: chrono::TimeDelta = chrono::TimeDelta::seconds(hookwire_core::retry::RESENDS_KEPT.as_secs() as i64);
 
 impl Webhooks {
     /// The latest word on a webhook, for an event accepted at `event_created_at` and routed
@@ -99,11 +98,13 @@ impl hookwire_broker::follow::Follower for Webhooks {
             .map(|s| (s.target.webhook_id, (s.modified_at, state_of(s))))
             .collect();
         let state = &mut *self.state.write().expect("webhooks lock is never poisoned");
+        let mut resent = std::mem::take(&mut state.resent);
+        note_resends(&mut resent, snapshot.resent.into_iter().map(|r| (r.delivery_id, r.at)));
         *state = State {
             known,
             snapshot_at: Some(asked_at),
             expunged: snapshot.expunged.into_iter().collect(),
-            resent: std::mem::take(&mut state.resent),
+            resent,
         };
     }
 
@@ -115,6 +116,7 @@ impl hookwire_broker::follow::Follower for Webhooks {
     fn apply(&self, notices: Vec<ChangeNotice>) {
         let state = &mut *self.state.write().expect("webhooks lock is never poisoned");
         let known = &mut state.known;
+        let mut resent = Vec::new();
         for notice in notices {
             match notice {
                 ChangeNotice::Upserted { subscription } => {
@@ -128,16 +130,12 @@ impl hookwire_broker::follow::Follower for Webhooks {
                     known.insert(webhook_id, (deleted_at, Known::Deleted));
                 }
                 ChangeNotice::Expunged { event_ids } => state.expunged.extend(event_ids),
-                ChangeNotice::Resent { delivery_id, at } => {
-                    let latest = state.resent.entry(delivery_id).or_insert(at);
-                    *latest = (*latest).max(at);
-                }
+                ChangeNotice::Resent { delivery_id, at } => resent.push((delivery_id, at)),
                 ChangeNotice::EventTypeUpserted { .. } => {}
             }
         }
-        if !state.resent.is_empty() {
-            let forgotten = Utc::now() - RESENT_KEPT;
-            state.resent.retain(|_, at| *at > forgotten);
+        if !resent.is_empty() {
+            note_resends(&mut state.resent, resent);
         }
     }
 
@@ -147,6 +145,19 @@ impl hookwire_broker::follow::Follower for Webhooks {
             .expect("webhooks lock is never poisoned")
             .snapshot_at
             .is_some()
+    }
+}
+
+/// Adds resends to those remembered (the latest time of each delivery wins), and forgets those
+/// older than [`RESENDS_KEPT`].
+fn note_resends(resent: &mut HashMap<Uuid, DateTime<Utc>>, new: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>) {
+    for (id, at) in new {
+        let latest = resent.entry(id).or_insert(at);
+        *latest = (*latest).max(at);
+    }
+    if !resent.is_empty() {
+        let forgotten = Utc::now() - RESENDS_KEPT;
+        resent.retain(|_, at| *at > forgotten);
     }
 }
 
@@ -231,15 +242,51 @@ mod tests {
             at: first,
         }]);
         assert!(!webhooks.superseded(delivery, Some(second)));
-        // Snapshots do not list resends: a reload keeps what the notices said.
+        // A snapshot read before the notice does not list it: the reload keeps what the notices
+        // said.
         webhooks.replace(RoutingSnapshot::default(), Utc::now());
         assert!(webhooks.superseded(delivery, None));
         // Forgotten once no task of the replaced chain can come back.
         webhooks.apply(vec![ChangeNotice::Resent {
             delivery_id: other,
-            at: Utc::now() - RESENT_KEPT - Duration::seconds(1),
+            at: Utc::now() - RESENDS_KEPT - Duration::seconds(1),
         }]);
         assert!(!webhooks.superseded(other, None));
+    }
+
+    #[test]
+    fn a_dispatcher_that_missed_the_notice_learns_the_resend_from_the_snapshot() {
+        let webhooks = Webhooks::default();
+        let (delivery, old) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let at = Utc::now() - Duration::hours(3);
+        let snapshot = RoutingSnapshot {
+            resent: vec![
+                hookwire_core::messages::Resent {
+                    delivery_id: delivery,
+                    at,
+                },
+                hookwire_core::messages::Resent {
+                    delivery_id: old,
+                    at: Utc::now() - RESENDS_KEPT - Duration::seconds(1),
+                },
+            ],
+            ..RoutingSnapshot::default()
+        };
+        webhooks.replace(snapshot, Utc::now());
+        assert!(webhooks.superseded(delivery, None), "the publisher's chain");
+        assert!(
+            webhooks.superseded(delivery, Some(at - Duration::seconds(1))),
+            "an earlier resend's"
+        );
+        assert!(!webhooks.superseded(delivery, Some(at)), "the resend's own chain");
+        assert!(!webhooks.superseded(old, None), "too old to have a chain left");
+        // A later notice for it is newer than what the snapshot said.
+        let later = Utc::now();
+        webhooks.apply(vec![ChangeNotice::Resent {
+            delivery_id: delivery,
+            at: later,
+        }]);
+        assert!(webhooks.superseded(delivery, Some(at)));
     }
 
     #[test]

@@ -100,7 +100,7 @@ enum Binds {
 // (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
 // planner still reads them by primary key, not the whole table: 35–50 ms a chunk once the dead
 // index entries are marked, 226 ms for the first.
-const RULES: [Rule; 7] = [
+const RULES: [Rule; 8] = [
     Rule {
         table: "delivery_attempts",
         choose: "SELECT ctid FROM delivery_attempts a
@@ -144,6 +144,15 @@ const RULES: [Rule; 7] = [
         choose: "SELECT ctid FROM event_erasures WHERE requested_at < $2",
         binds: Binds::Expired {
             after: crate::db::models::EXPUNGED_LISTED_FOR,
+        },
+    },
+    // A resend is listed in the routing snapshot while a task of the chain it replaced can
+    // still come back.
+    Rule {
+        table: "delivery_resends",
+        choose: "SELECT ctid FROM delivery_resends WHERE resent_at < $2",
+        binds: Binds::Expired {
+            after: crate::db::models::RESENDS_KEPT,
         },
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly

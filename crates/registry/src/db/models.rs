@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use hookwire_core::messages::Resent;
 use uuid::Uuid;
 
 use crate::pagination::Cursor;
@@ -651,7 +652,8 @@ impl Webhook {
     /// A version of what `/v1/internal/routing` answers, changed by every change to it: each
     /// webhook counts with its id and `modified_at` (which every change sets), each catalog type
     /// with its value and schema, and a deletion changes the count; so does each erased event
-    /// listed (`expunged_recently`). One scan of webhooks and catalog, nothing sent.
+    /// listed (`expunged_recently`), and so does each resend listed (`resent_recently`). One
+    /// scan of webhooks and catalog, nothing sent.
     pub async fn routing_version(conn: &mut AsyncPgConnection) -> QueryResult<String> {
         #[derive(QueryableByName)]
         struct Version {
@@ -666,9 +668,13 @@ impl Webhook {
                      FROM event_types) \
                  || '-' || \
                     (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text, 0)), 0) \
-                     FROM events WHERE expunged_at IS NOT NULL AND created_at > $1) AS version",
+                     FROM events WHERE expunged_at IS NOT NULL AND created_at > $1) \
+                 || '-' || \
+                    (SELECT count(*) || '.' || coalesce(sum(hashtextextended(delivery_id::text || resent_at::text, 0)), 0) \
+                     FROM delivery_resends WHERE resent_at > $2) AS version",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - EXPUNGED_LISTED_FOR)
+        .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - RESENDS_KEPT)
         .get_result(conn)
         .await?;
         Ok(row.version)
@@ -697,6 +703,10 @@ pub struct Expunged {
 /// How long an erased event is listed to dispatchers: the longest a delivery can be retried
 /// (`max_age_seconds` is at most 30 days), and a day for parking.
 pub const EXPUNGED_LISTED_FOR: chrono::TimeDelta = chrono::TimeDelta::days(31);
+
+/// `retry::RESENDS_KEPT`, to compare with times.
+pub const RESENDS_KEPT: chrono::TimeDelta =
+    chrono::TimeDelta::seconds(hookwire_core::retry::RESENDS_KEPT.as_secs() as i64);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -1132,6 +1142,35 @@ impl Delivery {
         .bind::<Timestamptz, _>(at)
         .execute(conn)
         .await
+    }
+
+    /// Notes that delivery `id` was sent again by request at `at` while its chain of retries
+    /// was under way, for the routing snapshot's `resent` (see migration 18).
+    pub async fn record_resend(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> QueryResult<()> {
+        super::prepared::Prepared::new(
+            "INSERT INTO delivery_resends (delivery_id, resent_at) VALUES ($1, $2)
+             ON CONFLICT (delivery_id) DO UPDATE
+                 SET resent_at = GREATEST(delivery_resends.resent_at, excluded.resent_at)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Timestamptz, _>(at)
+        .execute(conn)
+        .await
+        .map(drop)
+    }
+
+    /// The deliveries sent again by request within `retry::RESENDS_KEPT`.
+    pub async fn resent_recently(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Resent>> {
+        use super::schema::delivery_resends::dsl as r;
+        let rows: Vec<(Uuid, DateTime<Utc>)> = r::delivery_resends
+            .filter(r::resent_at.gt(Utc::now() - RESENDS_KEPT))
+            .select((r::delivery_id, r::resent_at))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(delivery_id, at)| Resent { delivery_id, at })
+            .collect())
     }
 
     /// Every attempt, oldest first: the superseded ones from `delivery_attempts`, and the latest

@@ -142,6 +142,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    delivery_resends (delivery_id) {
+        delivery_id -> Uuid,
+        resent_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -153,4 +160,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limits,
     deleted_tenants,
     event_erasures,
+    delivery_resends,
 );

@@ -66,8 +66,12 @@ pub(crate) async fn retry(
     // A delivery still under way has a chain of retries (or its first attempt) waiting:
     // dispatchers are told to drop it, so this task's chain is its only one. Told after the
     // task is confirmed: a notice without its task would leave the delivery with no chain.
+    // Noted in the log too, for the routing snapshot of dispatchers that start after the
+    // notice; the notice goes out even if the note failed (the error is answered after it).
     if matches!(d.status.as_str(), "pending" | "retrying") {
+        let noted = Delivery::record_resend(&mut conn, d.id, resent_at).await;
         state.notices.resent(d.id, resent_at).await;
+        noted?;
     }
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.

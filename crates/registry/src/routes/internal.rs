@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Admin;
 use crate::db::idempotency;
-use crate::db::models::{EventRow, EventType, Webhook};
+use crate::db::models::{Delivery, EventRow, EventType, Webhook};
 use crate::notices::subscription;
 use crate::AppState;
 use hookwire_core::idempotency::{Answers, Claims, Settle};
@@ -62,10 +62,12 @@ async fn routing(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> Resu
     let webhooks = Webhook::all(&mut conn).await?;
     let event_types = EventType::catalog(&mut conn).await?;
     let expunged = EventRow::expunged_recently(&mut conn).await?;
+    let resent = Delivery::resent_recently(&mut conn).await?;
     let policy = state.config.webhooks.default_retry_policy;
     Ok(HttpResponse::Ok().insert_header(ETag(tag)).json(RoutingSnapshot {
         subscriptions: webhooks.iter().map(|w| subscription(w, policy)).collect(),
         event_types,
         expunged,
+        resent,
     }))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hookwire_core::messages::{AttemptRecord, DeliveryStatus, LedgerMessage};
 use hookwire_core::signing::{verify, SigningKey};
-use hookwire_test_support::{eventually, Receiver, TestEnv};
+use hookwire_test_support::{eventually, free_port, terminate, Receiver, TestEnv};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -723,6 +723,13 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
                 (gen_random_uuid(), 'fresh', now() - interval '30 days')",
     )
     .expect("the requests are inserted");
+    // Resends by hand are listed for dispatchers for 25 hours.
+    env.psql(
+        "INSERT INTO delivery_resends (delivery_id, resent_at)
+         VALUES ('00000000-0000-0000-0000-000000000001', now() - interval '26 hours'),
+                ('00000000-0000-0000-0000-000000000002', now() - interval '24 hours')",
+    )
+    .expect("the resends are inserted");
     send_to_ledger(&env, entries).await;
 
     // An operator sees what went: one row of each of the log's tables.
@@ -749,6 +756,11 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
         env.psql("SELECT string_agg(subject, ',') FROM event_erasures")
             .as_deref(),
         Some("fresh")
+    );
+    assert_eq!(
+        env.psql("SELECT string_agg(delivery_id::text, ',') FROM delivery_resends")
+            .as_deref(),
+        Some("00000000-0000-0000-0000-000000000002")
     );
 
     let detail = |id: Uuid| {
@@ -1853,5 +1865,56 @@ async fn a_retry_by_hand_replaces_the_retries_under_way() {
         .metric(&env.dispatcher, "hookwire_dispatcher_superseded_total")
         .await;
     assert_eq!(dropped, Some(1.0), "the replaced chain's task was dropped once");
+    env.stop().await;
+}
+
+/// A dispatcher that starts after a retry by hand (a new replica, or every one after a rollout)
+/// did not hear the notice that replaced the delivery's chain; it learns it from the registry's
+/// routing snapshot, and drops the old chain's task all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dispatcher_started_after_a_retry_by_hand_drops_the_chain_it_replaced() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let first = env.spawn_dispatcher_process(free_port()).await;
+    let z = Duration::ZERO;
+    let mut receiver = Receiver::scripted(vec![(500, z), (200, z)]).await;
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": receiver.url(), "events": ["person.*"],
+               "retry_policy": {"strategy": "fixed", "interval_seconds": 6, "max_retries": 10}}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    let r = env
+        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    let event = r.body["event_id"].as_str().unwrap().to_owned();
+    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
+    let page = env
+        .wait_for(&format!("/v1/deliveries?event_id={event}"), &key, |b| {
+            b["count"] == 1 && b["results"][0]["status"] == "retrying"
+        })
+        .await;
+    let id = page["results"][0]["id"].as_str().unwrap().to_owned();
+    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    receiver
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the attempt by hand");
+    // The only dispatcher that heard the notice goes; the chain's retry is still 6 s away.
+    assert!(terminate(first).success());
+    let port = free_port();
+    let _second = env.spawn_dispatcher_process(port).await;
+    env.wait_for(&format!("/v1/deliveries/{id}"), &key, |b| b["status"] == "success")
+        .await;
+    receiver.expect_nothing(Duration::from_secs(8)).await;
+    let dropped = env
+        .metric(
+            &format!("http://127.0.0.1:{port}"),
+            "hookwire_dispatcher_superseded_total",
+        )
+        .await;
+    assert_eq!(dropped, Some(1.0), "the replaced chain's task was dropped");
     env.stop().await;
 }
