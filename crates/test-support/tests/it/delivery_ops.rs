@@ -1821,27 +1821,7 @@ async fn a_retry_by_hand_replaces_the_retries_under_way() {
     let env = TestEnv::start().await;
     let z = Duration::ZERO;
     let mut receiver = Receiver::scripted(vec![(500, z), (500, z), (500, z), (200, z)]).await;
-    let (tenant, key) = env.tenant("acme").await;
-    env.webhook(
-        &key,
-        json!({"url": receiver.url(), "events": ["person.*"],
-               "retry_policy": {"strategy": "fixed", "interval_seconds": 2, "max_retries": 10}}),
-    )
-    .await;
-    env.wait_routed(1).await;
-    let r = env
-        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {"n": 1}}))
-        .await;
-    let event = r.body["event_id"].as_str().unwrap().to_owned();
-    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
-    let page = env
-        .wait_for(&format!("/v1/deliveries?event_id={event}"), &key, |b| {
-            b["count"] == 1 && b["results"][0]["status"] == "retrying"
-        })
-        .await;
-    let id = page["results"][0]["id"].as_str().unwrap().to_owned();
-    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
-    assert_eq!(r.status, 202, "{r:?}");
+    let (key, id) = retry_by_hand_under_way(&env, &mut receiver, 2).await;
     // The attempt by hand (500), its retry 2 s later (500), the next (200); then nothing.
     let mut received = 1;
     while receiver.next(Duration::from_secs(5)).await.is_some() {
@@ -1877,27 +1857,7 @@ async fn a_dispatcher_started_after_a_retry_by_hand_drops_the_chain_it_replaced(
     let first = env.spawn_dispatcher_process(free_port()).await;
     let z = Duration::ZERO;
     let mut receiver = Receiver::scripted(vec![(500, z), (200, z)]).await;
-    let (tenant, key) = env.tenant("acme").await;
-    env.webhook(
-        &key,
-        json!({"url": receiver.url(), "events": ["person.*"],
-               "retry_policy": {"strategy": "fixed", "interval_seconds": 6, "max_retries": 10}}),
-    )
-    .await;
-    env.wait_routed(1).await;
-    let r = env
-        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {"n": 1}}))
-        .await;
-    let event = r.body["event_id"].as_str().unwrap().to_owned();
-    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
-    let page = env
-        .wait_for(&format!("/v1/deliveries?event_id={event}"), &key, |b| {
-            b["count"] == 1 && b["results"][0]["status"] == "retrying"
-        })
-        .await;
-    let id = page["results"][0]["id"].as_str().unwrap().to_owned();
-    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
-    assert_eq!(r.status, 202, "{r:?}");
+    let (key, id) = retry_by_hand_under_way(&env, &mut receiver, 6).await;
     receiver
         .next(Duration::from_secs(10))
         .await
@@ -1917,4 +1877,32 @@ async fn a_dispatcher_started_after_a_retry_by_hand_drops_the_chain_it_replaced(
         .await;
     assert_eq!(dropped, Some(1.0), "the replaced chain's task was dropped");
     env.stop().await;
+}
+
+/// A webhook retrying every `interval` seconds, an event whose first attempt `receiver` fails,
+/// and a retry by hand of its delivery while the retry waits: the tenant's key and the
+/// delivery's id.
+async fn retry_by_hand_under_way(env: &TestEnv, receiver: &mut Receiver, interval: u32) -> (String, String) {
+    let (tenant, key) = env.tenant("acme").await;
+    env.webhook(
+        &key,
+        json!({"url": receiver.url(), "events": ["person.*"],
+               "retry_policy": {"strategy": "fixed", "interval_seconds": interval, "max_retries": 10}}),
+    )
+    .await;
+    env.wait_routed(1).await;
+    let r = env
+        .publish(json!({"type": "person.updated", "tenant_id": tenant, "data": {"n": 1}}))
+        .await;
+    let event = r.body["event_id"].as_str().unwrap().to_owned();
+    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
+    let page = env
+        .wait_for(&format!("/v1/deliveries?event_id={event}"), &key, |b| {
+            b["count"] == 1 && b["results"][0]["status"] == "retrying"
+        })
+        .await;
+    let id = page["results"][0]["id"].as_str().unwrap().to_owned();
+    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    (key, id)
 }
