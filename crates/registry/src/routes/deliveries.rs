@@ -63,21 +63,52 @@ pub(crate) async fn retry(
     let resent_at = chrono::Utc::now();
     let task = crate::tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
     crate::tasks::send(&state, &[task], &[]).await?;
+    // The broker has the task: from here on the answer is 202 whatever the database says, so
+    // a client is never told to send again a retry that went out. What fails is logged.
+    //
     // A delivery still under way has a chain of retries (or its first attempt) waiting:
     // dispatchers are told to drop it, so this task's chain is its only one. Told after the
     // task is confirmed: a notice without its task would leave the delivery with no chain.
     // Noted in the log too, for the routing snapshot of dispatchers that start after the
-    // notice; the notice goes out even if the note failed (the error is answered after it).
+    // notice; the notice goes out even if the note failed.
     if matches!(d.status.as_str(), "pending" | "retrying") {
-        let noted = Delivery::record_resend(&mut conn, d.id, resent_at).await;
+        if let Err(e) = Delivery::record_resend(&mut conn, d.id, resent_at).await {
+            tracing::warn!(
+                delivery_id = %d.id,
+                error = %e,
+                "a retry by hand was sent but not noted for the routing snapshot: a dispatcher that \
+                 starts before the replaced chain's next retry, without the notice, sends it too"
+            );
+        }
         state.notices.resent(d.id, resent_at).await;
-        noted?;
     }
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.
-    let marked = Delivery::mark_retrying(&mut conn, &[d.id], &[d.attempts], chrono::Utc::now()).await?;
-    let status = if marked == 1 { "retrying" } else { d.status.as_str() };
+    let status = match marked_retrying(&mut conn, &[d.id], &[d.attempts]).await {
+        1 => "retrying",
+        _ => d.status.as_str(),
+    };
     Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": status})))
+}
+
+/// [`Delivery::mark_retrying`] for retries the broker has confirmed: a database error is logged
+/// and counts as none marked, as the retries went out all the same (the next retry or recover
+/// before their attempts are recorded may send them again: at least once).
+pub(crate) async fn marked_retrying(
+    conn: &mut diesel_async::AsyncPgConnection,
+    ids: &[Uuid],
+    attempts: &[i32],
+) -> usize {
+    Delivery::mark_retrying(conn, ids, attempts, chrono::Utc::now())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(
+                deliveries = ids.len(),
+                error = %e,
+                "retries were sent but not marked retrying in the log"
+            );
+            0
+        })
 }
 
 /// The caller's delivery named in the path; a malformed id names nothing, the same 404.

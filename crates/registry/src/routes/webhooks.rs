@@ -818,7 +818,7 @@ pub(crate) async fn recover(
     // Confirmed by the broker: until their attempts are recorded they are `retrying`, so
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
-    crate::db::models::Delivery::mark_retrying(&mut conn, &ids, &attempts, Utc::now()).await?;
+    super::deliveries::marked_retrying(&mut conn, &ids, &attempts).await;
     Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == PER_CALL})))
 }
 

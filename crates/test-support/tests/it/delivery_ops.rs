@@ -1909,3 +1909,91 @@ async fn retry_by_hand_under_way(env: &TestEnv, receiver: &mut Receiver, interva
     assert_eq!(r.status, 202, "{r:?}");
     (key, id)
 }
+
+/// Once the broker has confirmed a retry's task, the retry went out: a database write that
+/// fails after it (noting a resend for the routing snapshot, marking recovered deliveries
+/// `retrying`) is logged, and the caller still gets 202, never an error that would have it send
+/// the retry again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_the_broker_took_is_answered_202_when_the_log_write_after_it_fails() {
+    let env = TestEnv::start().await;
+    let z = Duration::ZERO;
+
+    env.psql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+    )
+    .expect("the function is created");
+
+    // A retry by hand of a delivery under way, whose resend cannot be noted.
+    env.psql(
+        "CREATE TRIGGER refuse_resends BEFORE INSERT ON delivery_resends FOR EACH ROW
+             EXECUTE FUNCTION refuse()",
+    )
+    .expect("the trigger is created");
+    let mut under_way = Receiver::scripted(vec![(500, z), (200, z)]).await;
+    let (key, id) = retry_by_hand_under_way(&env, &mut under_way, 30).await;
+    under_way
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the attempt by hand went out");
+    env.wait_for(&format!("/v1/deliveries/{id}"), &key, |b| b["status"] == "success")
+        .await;
+    env.psql("DROP TRIGGER refuse_resends ON delivery_resends")
+        .expect("the trigger is dropped");
+    assert_eq!(
+        env.psql("SELECT count(*) FROM delivery_resends").as_deref(),
+        Some("0"),
+        "the resend was not noted"
+    );
+
+    // A recover whose deliveries cannot be marked `retrying`.
+    let mut receiver = Receiver::scripted(vec![(500, z), (200, z)]).await;
+    let (tenant, key) = env.tenant("recover").await;
+    let w = env
+        .webhook(
+            &key,
+            json!({"url": receiver.url(), "events": ["task.*"], "retry_count": 0}),
+        )
+        .await;
+    let webhook = w["id"].as_str().unwrap().to_owned();
+    env.wait_routed(2).await;
+    env.publish(json!({"type": "task.updated", "tenant_id": tenant, "data": {}}))
+        .await;
+    receiver.next(Duration::from_secs(10)).await.expect("the first attempt");
+    env.wait_for(
+        &format!("/v1/deliveries?webhook_id={webhook}&status=exhausted"),
+        &key,
+        |b| b["count"] == 1,
+    )
+    .await;
+    env.psql(
+        "CREATE TRIGGER refuse_retrying BEFORE UPDATE ON deliveries FOR EACH ROW
+             WHEN (NEW.status = 'retrying' AND OLD.status IN ('failed', 'exhausted'))
+             EXECUTE FUNCTION refuse()",
+    )
+    .expect("the trigger is created");
+    let since = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let r = env
+        .api(
+            "POST",
+            &format!("/v1/webhooks/{webhook}/recover"),
+            &key,
+            Some(json!({"since": since})),
+        )
+        .await;
+    env.psql("DROP TRIGGER refuse_retrying ON deliveries")
+        .expect("the trigger is dropped");
+    assert_eq!((r.status, &r.body["retried"]), (202, &json!(1)), "{r:?}");
+    receiver
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the recovered delivery went out");
+    env.wait_for(
+        &format!("/v1/deliveries?webhook_id={webhook}&status=success"),
+        &key,
+        |b| b["count"] == 1,
+    )
+    .await;
+    env.stop().await;
+}
