@@ -33,8 +33,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a delivery sent again by request is remembered (by the registry, for the routing
 /// snapshot, and by dispatchers): a task of the chain it replaced comes back at its next retry,
-/// at most `MAX_DELAY` after it was scheduled; the hour covers a park on top.
-pub const RESENDS_KEPT: Duration = Duration::from_secs(MAX_DELAY.as_secs() + 3600);
+/// at most `MAX_DELAY` after it was scheduled; the hour covers a park on top. A `TimeDelta`:
+/// every use compares it with times.
+pub const RESENDS_KEPT: chrono::TimeDelta = chrono::TimeDelta::seconds(MAX_DELAY.as_secs() as i64 + 3600);
 
 impl RetryPolicy {
     /// The delay before the next attempt, after `attempts` attempts have been made, or `None`

@@ -11,6 +11,7 @@ use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 use hookwire_core::messages::{ChangeNotice, RoutingSnapshot, Subscription, Target};
+use hookwire_core::retry::RESENDS_KEPT;
 use uuid::Uuid;
 
 /// The latest word on one webhook.
@@ -50,9 +51,6 @@ struct State {
     /// retry can wait ([`RESENDS_KEPT`]).
     resent: HashMap<Uuid, DateTime<Utc>>,
 }
-
-/// `retry::RESENDS_KEPT`, to compare with times.
-const RESENDS_KEPT: chrono::TimeDelta = chrono::TimeDelta::seconds(hookwire_core::retry::RESENDS_KEPT.as_secs() as i64);
 
 impl Webhooks {
     /// The latest word on a webhook, for an event accepted at `event_created_at` and routed

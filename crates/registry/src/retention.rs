@@ -152,7 +152,7 @@ const RULES: [Rule; 8] = [
         table: "delivery_resends",
         choose: "SELECT ctid FROM delivery_resends WHERE resent_at < $2",
         binds: Binds::Expired {
-            after: crate::db::models::RESENDS_KEPT,
+            after: hookwire_core::retry::RESENDS_KEPT,
         },
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly

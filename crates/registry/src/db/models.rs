@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use hookwire_core::messages::Resent;
+use hookwire_core::retry::RESENDS_KEPT;
 use uuid::Uuid;
 
 use crate::pagination::Cursor;
@@ -703,10 +704,6 @@ pub struct Expunged {
 /// How long an erased event is listed to dispatchers: the longest a delivery can be retried
 /// (`max_age_seconds` is at most 30 days), and a day for parking.
 pub const EXPUNGED_LISTED_FOR: chrono::TimeDelta = chrono::TimeDelta::days(31);
-
-/// `retry::RESENDS_KEPT`, to compare with times.
-pub const RESENDS_KEPT: chrono::TimeDelta =
-    chrono::TimeDelta::seconds(hookwire_core::retry::RESENDS_KEPT.as_secs() as i64);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
