@@ -1,7 +1,9 @@
 //! Configuration loading shared by the services: compiled-in defaults, then an optional TOML file,
-//! then environment variables `HOOKWIRE__SECTION__KEY` (double underscores). Secrets never come from
-//! files: they are read from `HOOKWIRE_ADMIN_TOKEN`, `HOOKWIRE_PRODUCER_TOKEN`,
+//! then environment variables `HOOKWIRE__SECTION__KEY` (double underscores). Secrets are never in
+//! the TOML file: they are read from `HOOKWIRE_ADMIN_TOKEN`, `HOOKWIRE_PRODUCER_TOKEN`,
 //! `HOOKWIRE_ENCRYPTION_KEY` and `HOOKWIRE_ENCRYPTION_KEYS_RETIRED` by [`Secrets::from_env`].
+//! Any of these variables, and any `HOOKWIRE__SECTION__KEY` (a URL with a password), may instead
+//! be given as `NAME_FILE`, the path of a file holding the value, as Kubernetes mounts secrets.
 
 use std::path::Path;
 
@@ -23,17 +25,52 @@ pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> anyhow:
     if let Some(path) = file {
         builder = builder.add_source(::config::File::from(path).required(true));
     }
+    let environment = with_files(std::env::vars())?;
     builder
         .add_source(
             ::config::Environment::with_prefix("HOOKWIRE")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(environment.into_iter().collect())),
         )
         .build()
         .context("reading configuration sources")?
         .try_deserialize()
         .context("configuration has a missing or invalid key")
+}
+
+/// Suffix of a variable that names a file holding the value of the variable without it.
+const FILE_SUFFIX: &str = "_FILE";
+
+/// The environment with every `NAME_FILE=path` replaced by `NAME=<the file's content>` (one
+/// trailing line break dropped, as editors and `kubectl create secret --from-file` leave one).
+/// Setting both `NAME` and `NAME_FILE` is an error: which one wins would be a guess.
+pub fn with_files(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let mut plain = std::collections::HashMap::new();
+    let mut files = Vec::new();
+    for (name, value) in vars {
+        match name.strip_suffix(FILE_SUFFIX) {
+            Some(base) if base.starts_with("HOOKWIRE") => files.push((base.to_owned(), value)),
+            _ => {
+                plain.insert(name, value);
+            }
+        }
+    }
+    for (name, path) in files {
+        anyhow::ensure!(
+            !plain.contains_key(&name),
+            "both {name} and {name}{FILE_SUFFIX} are set; set one of them"
+        );
+        let content =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {name}{FILE_SUFFIX} ({path})"))?;
+        let content = content.strip_suffix('\n').unwrap_or(&content);
+        let content = content.strip_suffix('\r').unwrap_or(content);
+        plain.insert(name, content.to_owned());
+    }
+    Ok(plain)
 }
 
 /// Which safety rules apply. `development` allows `http://` and loopback webhook URLs and has
@@ -121,10 +158,11 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Reads the secrets from the environment. In production each must be set and must differ
-    /// from its development default.
+    /// Reads the secrets from the environment (each may be given as `NAME_FILE`). In production
+    /// each must be set and must differ from its development default.
     pub fn from_env(profile: Profile) -> anyhow::Result<Self> {
-        Self::from_lookup(profile, |name| std::env::var(name).ok())
+        let environment = with_files(std::env::vars())?;
+        Self::from_lookup(profile, |name| environment.get(name).cloned())
     }
 
     fn from_lookup(profile: Profile, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
@@ -184,6 +222,45 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("development default"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_can_come_from_a_mounted_file() {
+        let dir = std::env::temp_dir().join(format!("hookwire-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("admin-token");
+        std::fs::write(&token, "s3cret-from-a-file\n").unwrap();
+        let path = token.display().to_string();
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+
+        let env = with_files(vars(&[("HOOKWIRE_ADMIN_TOKEN_FILE", &path), ("HOME", "/root")])).unwrap();
+        assert_eq!(
+            env.get("HOOKWIRE_ADMIN_TOKEN").map(String::as_str),
+            Some("s3cret-from-a-file")
+        );
+        assert_eq!(env.get("HOME").map(String::as_str), Some("/root"));
+        let secrets = Secrets::from_lookup(Profile::Development, |n| env.get(n).cloned()).unwrap();
+        assert!(token_matches(&secrets.admin_token, "s3cret-from-a-file"));
+
+        let env = with_files(vars(&[("HOOKWIRE__DATABASE__URL_FILE", &path)])).unwrap();
+        assert_eq!(
+            env.get("HOOKWIRE__DATABASE__URL").map(String::as_str),
+            Some("s3cret-from-a-file")
+        );
+
+        let both = with_files(vars(&[
+            ("HOOKWIRE_ADMIN_TOKEN", "x"),
+            ("HOOKWIRE_ADMIN_TOKEN_FILE", &path),
+        ]));
+        assert!(both.unwrap_err().to_string().contains("set one of them"));
+        let missing = with_files(vars(&[("HOOKWIRE_ADMIN_TOKEN_FILE", "/nonexistent/token")]));
+        assert!(missing.unwrap_err().to_string().contains("HOOKWIRE_ADMIN_TOKEN_FILE"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
