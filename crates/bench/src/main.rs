@@ -717,7 +717,7 @@ async fn main() -> anyhow::Result<()> {
         for (i, (rate, batch)) in LATENCY_SHAPES.into_iter().enumerate() {
             if i > 0 {
                 // Each shape starts from quiet, as each scenario does, not while the last one's
-                // records are still being written (docs/benchmarks-history.md, "After run 37").
+                // records are still being written (bench/history.md, "After run 37").
                 drain(&b).await;
             }
             eprintln!("3. latency at {rate} events/s in batches of {batch}");
@@ -1096,7 +1096,7 @@ async fn settle(b: &mut Bench) {
 /// Starts RabbitMQ's write-ahead log afresh and waits until the old one's entries are written to
 /// the quorum queues' segment files. Ra does this by itself whenever the log reaches 512 MiB, in
 /// one burst of writes that held deliveries for up to 750 ms when forced during scenario 3 at
-/// 2,000/s (docs/benchmarks-history.md, "Runs 27–29"); fan-out fills the log two or three times. Done
+/// 2,000/s (bench/history.md, "Runs 27–29"); fan-out fills the log two or three times. Done
 /// here, one scenario's traffic does not roll the log over during the next. Needs `rabbitmqctl`
 /// for the local node; skipped (and said) without it.
 async fn roll_broker_log() {
@@ -1148,7 +1148,7 @@ async fn run_step(mut command: std::process::Command, done: &str, failed: &str) 
 /// checkpoint that PostgreSQL spreads over up to 4.5 minutes (`checkpoint_completion_target` of
 /// `checkpoint_timeout`), writing as it goes and then calling `fsync` on every file it wrote, on
 /// the disk that holds RabbitMQ's log. Without this step a checkpoint started by fan-out's
-/// volume of log began inside scenario 3 (docs/benchmarks-history.md, "Checkpoints between
+/// volume of log began inside scenario 3 (bench/history.md, "Checkpoints between
 /// scenarios"). Needs the `pg_checkpoint` role, which `make bench` grants.
 async fn checkpoint() {
     psql_step("CHECKPOINT", "checkpointed PostgreSQL", "PostgreSQL did not checkpoint").await;

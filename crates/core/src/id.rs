@@ -4,7 +4,7 @@
 //! (`clippy.toml`). uuid's `now_v7` keeps one context behind a process-wide mutex and may call
 //! the random source while holding it, so two threads making ids at the same moment take turns:
 //! in the publisher a request was seen waiting on that lock while another worker held it
-//! (docs/benchmarks-history.md, "Runs 27–29"). Here each thread keeps its own context: ids stay unique
+//! (bench/history.md, "Runs 27–29"). Here each thread keeps its own context: ids stay unique
 //! (42 random-seeded counter bits and 32 random bits besides the millisecond) and increase
 //! within a thread; two threads' ids from the same millisecond are in no set order, which is
 //! what ids from two replicas have always been.

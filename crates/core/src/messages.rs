@@ -412,7 +412,7 @@ mod tagged {
     //! Decoding of the `kind`-tagged messages that cross the broker in bulk (`TaskMessage`,
     //! `LedgerMessage`). serde's derive for an internally tagged enum first copies the whole
     //! message into a tree of owned values, because the tag may come last; for a group of 100
-    //! deliveries that copy was 5 % of the dispatcher's CPU in the fan-out benchmark. Our
+    //! deliveries that copy showed in the dispatcher's profile of the fan-out benchmark. Our
     //! encoders (serde's, for these enums) write `kind` first, so the variant is known after the
     //! first key and the rest of the object decodes straight into it. An object from another
     //! encoder with `kind` elsewhere is still accepted, through a `serde_json::Value`.

@@ -144,8 +144,8 @@ fn error_code(e: &hyper_util::client::legacy::Error) -> &'static str {
 }
 
 /// Opens sealed secrets, remembering the last few thousand: a webhook's secrets are the same in
-/// every task, and opening one (base64, then XChaCha20-Poly1305) cost about 4 % of the
-/// dispatcher's CPU. The plaintext is held in memory only, as it is during signing anyway.
+/// every task, and opening one (base64, then XChaCha20-Poly1305) per task showed in the
+/// dispatcher's profile. The plaintext is held in memory only, as it is during signing anyway.
 pub struct Opener {
     keyring: Keyring,
     opened: std::sync::Mutex<std::collections::HashMap<String, String>>,

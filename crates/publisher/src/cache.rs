@@ -2,10 +2,9 @@
 //!
 //! Readers take an `Arc` of the current snapshot and route without holding a lock; a change
 //! builds a new snapshot and swaps it in. Subscriptions are held by tenant, so a tenant's event
-//! is matched against that tenant's webhooks only (0.6 µs with 100,000 webhooks in 10,000
-//! tenants, against 1.2 ms when every event went through all of them), and a batch of notices
-//! copies the tenants' index once and rebuilds only the lists it changed (0.13 ms a notice
-//! there, against 1.5 ms for a copy of everything). A feed event (no tenant) goes to its type's
+//! is matched against that tenant's webhooks only, not the installation's, and a batch of notices
+//! copies the tenants' index once and rebuilds only the lists it changed, not everything
+//! (figures in docs/benchmarks.md, "Routing"). A feed event (no tenant) goes to its type's
 //! subscribers, found by the type's first feed event and patched as its subscribers change.
 //! `hookwire_broker::follow` keeps it in step with the
 //! registry: its snapshot at every broker (re)connect and every `registry.resync_interval`, and
@@ -31,8 +30,8 @@ pub struct Routes {
     by_tenant: HashMap<Uuid, Arc<[Arc<Subscription>]>>,
     /// Each catalog type's subscribers across tenants (whose patterns take it), found by the
     /// first feed event of the type that needs them and patched as they change (`refeed`): a
-    /// feed event (no tenant) then costs its type's subscribers, not every webhook (7 µs
-    /// against 37 ms for 100 matches with 100,000 webhooks), also right after a change.
+    /// feed event (no tenant) then costs its type's subscribers, not every webhook, also right
+    /// after a change.
     by_type: HashMap<String, OnceLock<Feed>>,
     /// Subscriptions in all.
     count: usize,

@@ -98,3 +98,87 @@ fn the_operations_guide_names_every_publisher_key_with_its_default() {
 fn the_operations_guide_names_every_dispatcher_key_with_its_default() {
     check("Dispatcher", include_str!("../../../dispatcher/config/default.toml"));
 }
+
+/// The repository's root, from this crate's manifest.
+fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// Every Markdown file a reader meets: the README, CONTRIBUTING, docs/, bench/, proto/ and the
+/// crates' READMEs.
+fn markdown_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a readable folder").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
+    for dir in ["docs", "bench", "proto"] {
+        walk(&root.join(dir), &mut files);
+    }
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/").flatten() {
+        let readme = entry.path().join("README.md");
+        if readme.exists() {
+            files.push(readme);
+        }
+    }
+    files
+}
+
+/// The targets of the Markdown links `[text](target)` outside code blocks.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                targets.push(rest[..end].to_owned());
+                rest = &rest[end..];
+            }
+        }
+    }
+    targets
+}
+
+#[test]
+fn every_link_in_the_docs_resolves_to_a_file_in_the_repository() {
+    let root = repository();
+    let mut broken = Vec::new();
+    for file in markdown_files(&root) {
+        let text = std::fs::read_to_string(&file).expect("a readable Markdown file");
+        let name = file.strip_prefix(&root).expect("inside the repository").display().to_string();
+        if text.contains("../shared/") {
+            broken.push(format!("{name}: names ../shared/, which users do not have"));
+        }
+        for target in link_targets(&text) {
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap_or_default();
+            let resolved = file.parent().expect("a file's folder").join(path);
+            match resolved.canonicalize() {
+                Ok(real) if real.starts_with(&root) => {}
+                Ok(_) => broken.push(format!("{name}: {target} is outside the repository")),
+                Err(_) => broken.push(format!("{name}: {target} does not exist")),
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links: {broken:#?}");
+}
