@@ -555,41 +555,7 @@ pub struct RoutedDelivery {
     pub tenant_id: Uuid,
 }
 
-/// The state of a delivery after an attempt (contract §3 Deliveries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Retrying,
-    Success,
-    Failed,
-    Exhausted,
-}
-
-impl DeliveryStatus {
-    /// Every status, in the order a delivery can pass through them.
-    pub const ALL: [Self; 5] = [
-        Self::Pending,
-        Self::Retrying,
-        Self::Success,
-        Self::Failed,
-        Self::Exhausted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Retrying => "retrying",
-            Self::Success => "success",
-            Self::Failed => "failed",
-            Self::Exhausted => "exhausted",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-}
+pub use hookwire_api::deliveries::DeliveryStatus;
 
 /// What one attempt did, and what the delivery's state is after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

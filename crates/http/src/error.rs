@@ -8,26 +8,11 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://hookwire.dev/problems/";
 
-/// One invalid field of a request.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use hookwire_api::{FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -41,6 +26,8 @@ pub enum ApiError {
     Forbidden { code: &'static str, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this resource does not answer this method; the Allow header lists those it does")]
+    MethodNotAllowed,
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     /// Well-formed, but cannot be done as asked (e.g. an idempotency key reused for another request).
@@ -60,17 +47,6 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
-}
-
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -81,6 +57,7 @@ impl ApiError {
             | Self::Unprocessable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
@@ -96,6 +73,7 @@ impl ApiError {
             Self::Unauthorized(_) => "Authentication required",
             Self::Forbidden { .. } => "Forbidden",
             Self::NotFound(_) => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict { .. } => "Conflict",
             Self::Unprocessable { .. } => "Unprocessable request",
             Self::PayloadTooLarge { .. } => "Payload too large",
@@ -132,6 +110,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -152,11 +131,11 @@ impl ResponseError for ApiError {
         };
         let problem = Problem {
             kind: format!("{PROBLEM_BASE}{}", self.code()),
-            title: self.title(),
+            title: self.title().to_owned(),
             status: status.as_u16(),
             detail,
             errors: match self {
-                Self::Validation(errors) => Some(errors),
+                Self::Validation(errors) => Some(errors.clone()),
                 _ => None,
             },
         };

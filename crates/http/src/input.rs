@@ -2,8 +2,6 @@
 //! bad field at once, and query strings with unknown parameters refused. One place, so every
 //! endpoint answers bad input the same way (problem+json, `errors: [{field, message}]`).
 
-use std::collections::BTreeMap;
-
 use actix_web::web;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
@@ -118,10 +116,6 @@ impl<T> Field<T> {
             _ => None,
         }
     }
-
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Field::Absent)
-    }
 }
 
 /// Takes typed fields out of a JSON object, collecting one error per bad field.
@@ -172,23 +166,8 @@ impl Fields {
         }
     }
 
-    pub fn uuid(&mut self, name: &str) -> Field<uuid::Uuid> {
-        self.take(name, "a UUID", |v| v.as_str().and_then(|s| s.parse().ok()))
-    }
-
     pub fn bool(&mut self, name: &str) -> Field<bool> {
         self.take(name, "true or false", Value::as_bool)
-    }
-
-    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Field<i64> {
-        let f = self.take(name, "an integer", Value::as_i64);
-        match f {
-            Field::Set(n) if n < min || n > max => {
-                self.error(name, format!("must be between {min} and {max}"));
-                Field::Absent
-            }
-            other => other,
-        }
     }
 
     pub fn string_list(&mut self, name: &str, max_items: usize, max_len: usize) -> Field<Vec<String>> {
@@ -211,29 +190,8 @@ impl Fields {
         }
     }
 
-    pub fn string_map(&mut self, name: &str) -> Field<BTreeMap<String, String>> {
-        self.take(name, "an object of string values", |v| {
-            v.as_object()?
-                .iter()
-                .map(|(k, x)| Some((k.clone(), x.as_str()?.to_owned())))
-                .collect()
-        })
-    }
-
-    pub fn object(&mut self, name: &str) -> Field<Map<String, Value>> {
-        self.take(name, "an object", |v| v.as_object().cloned())
-    }
-
     pub fn any(&mut self, name: &str) -> Field<Value> {
         self.take(name, "a value", |v| Some(v.clone()))
-    }
-
-    /// A field that may be changed but not cleared: its value when sent, an error when null.
-    pub fn not_null<T>(&mut self, name: &str, field: Field<T>) -> Option<T> {
-        if let Field::Null = field {
-            self.error(name, "must not be null");
-        }
-        field.set()
     }
 
     /// A field that must be sent: its value, else "is required" (unless the value sent was of
@@ -262,39 +220,4 @@ impl Fields {
             Err(ApiError::Validation(self.errors))
         }
     }
-}
-
-/// A query string as name → value, refusing parameters not in `allowed` and repeated ones.
-pub fn query(query_string: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut out = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            errors.push(FieldError::new(k.to_string(), "is not a known query parameter"));
-        } else if v.contains('\0') {
-            errors.push(FieldError::new(k.to_string(), "must not contain the character U+0000"));
-        } else if out.insert(k.to_string(), v.to_string()).is_some() {
-            errors.push(FieldError::new(k.to_string(), "is given more than once"));
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
-/// Parses one query parameter, naming it in the error.
-pub fn parse_param<T: std::str::FromStr>(
-    params: &BTreeMap<String, String>,
-    name: &str,
-    what: &str,
-) -> Result<Option<T>, ApiError> {
-    params
-        .get(name)
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|_| ApiError::Validation(vec![FieldError::new(name, format!("must be {what}"))]))
-        })
-        .transpose()
 }

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod input;
 pub mod registry_client;
+pub mod typed;
 
 use std::time::Instant;
 
@@ -112,6 +113,23 @@ pub fn metrics_response(registry: &Registry) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(render(registry))
+}
+
+/// Error handler (`actix_web::middleware::ErrorHandlers`) for the empty 405 a resource answers
+/// to a method it has no route for: the same answer as problem+json, its `Allow` header kept.
+pub fn method_not_allowed<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::ResponseError as _;
+    let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
+    let (req, _) = res.into_parts();
+    let mut answer = ApiError::MethodNotAllowed.error_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(actix_web::http::header::ALLOW, allow);
+    }
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, answer).map_into_right_body(),
+    ))
 }
 
 /// The handler for every path a service does not serve.

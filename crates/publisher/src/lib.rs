@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context as _;
+use hookwire_api::events::{Accepted, BatchAccepted};
 use hookwire_broker::Link;
 use hookwire_core::config::Secrets;
 use hookwire_core::topology::Topology;
@@ -148,12 +149,16 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(http_metrics.clone())
+                .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+                    actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                    hookwire_http::method_not_allowed,
+                ))
                 .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(metrics_endpoint))
-                .route("/v1/events", web::post().to(publish_one))
-                .route("/v1/events:batch", web::post().to(publish_batch))
+                .service(web::resource("/healthz").route(web::get().to(healthz)))
+                .service(web::resource("/readyz").route(web::get().to(readyz)))
+                .service(web::resource("/metrics").route(web::get().to(metrics_endpoint)))
+                .service(web::resource("/v1/events").route(web::post().to(publish_one)))
+                .service(web::resource("/v1/events:batch").route(web::post().to(publish_batch)))
                 .default_service(web::to(hookwire_http::not_found))
         })
         // Answers leave at once, never held back by Nagle for an earlier segment's ACK.
@@ -245,7 +250,7 @@ async fn accept(
     state: &AppState,
     maps: Vec<serde_json::Map<String, Value>>,
     batch: bool,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Accepted>, ApiError> {
     if !state.cache.is_loaded() {
         return Err(ApiError::Unavailable("routing data is not loaded yet; retry shortly"));
     }
@@ -271,7 +276,7 @@ pub async fn deliver(
     state: &AppState,
     routes: &cache::Routes,
     events: Vec<ingest::Accepted>,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Accepted>, ApiError> {
     // Idempotency: claim every key first; duplicates are answered with the first event id and
     // not sent again; keys are settled once the broker has confirmed (or released if not).
     let mut claims = idempotency::claims(&events);
@@ -285,11 +290,15 @@ pub async fn deliver(
     }
     let outcomes = outcomes?;
     let mut to_send = Vec::with_capacity(events.len());
-    let mut answers: Vec<Option<Value>> = vec![None; events.len()];
+    let mut answers: Vec<Option<Accepted>> = vec![None; events.len()];
     for (i, mut event) in events.into_iter().enumerate() {
         match outcomes.get(&i) {
             Some(idempotency::Outcome::Duplicate(first)) => {
-                answers[i] = Some(json!({"event_id": first, "matched": 0, "duplicate": true}));
+                answers[i] = Some(Accepted {
+                    event_id: *first,
+                    matched: 0,
+                    duplicate: true,
+                });
             }
             Some(idempotency::Outcome::Resume(id)) => {
                 event.event.id = *id;
@@ -338,7 +347,11 @@ pub async fn deliver(
             })
             .inc();
         state.metrics.tasks_published.inc_by(*matched as u64);
-        answers[*i] = Some(json!({"event_id": event.id, "matched": matched}));
+        answers[*i] = Some(Accepted {
+            event_id: event.id,
+            matched: *matched as u32,
+            duplicate: false,
+        });
     }
     Ok(answers
         .into_iter()
@@ -398,5 +411,5 @@ async fn publish_batch(
     }
     let span = ingest_span(&req, &mut maps);
     let answers = accept(&state, maps, true).instrument(span).await?;
-    Ok(HttpResponse::Accepted().json(json!({"results": answers})))
+    Ok(HttpResponse::Accepted().json(BatchAccepted { results: answers }))
 }

@@ -126,6 +126,10 @@ impl Application {
                     .app_data(web::JsonConfig::default().error_handler(|e, _| {
                         hookwire_http::ApiError::bad_request("malformed_json", e.to_string()).into()
                     }))
+                    .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+                        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                        hookwire_http::method_not_allowed,
+                    ))
                     .wrap(actix_web::middleware::from_fn(api_idempotency::middleware))
                     .wrap(actix_web::middleware::from_fn(ratelimit_headers))
                     .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use hookwire_api as api;
 use hookwire_core::config::Secrets;
 use hookwire_registry::db::models::EventType;
 use hookwire_registry::notices::Notices;
 use hookwire_registry::{db, routes::admin, Application, Config};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 #[derive(Parser)]
 #[command(
@@ -45,12 +46,12 @@ enum AdminCommand {
     /// Create an API key for a tenant; prints the key once.
     CreateApiKey {
         #[arg(long)]
-        tenant_id: String,
+        tenant_id: uuid::Uuid,
         /// Comma-separated scopes (default: webhooks:read,webhooks:write).
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
         #[arg(long)]
-        max_webhooks: Option<i64>,
+        max_webhooks: Option<u32>,
         #[arg(long)]
         webhooks_disabled: bool,
     },
@@ -69,12 +70,12 @@ enum AdminCommand {
     /// request), as `POST /v1/admin/events/expunge`; dispatchers are told at once.
     ExpungeEvents {
         #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
-        event_id: Option<String>,
+        event_id: Option<uuid::Uuid>,
         #[arg(long)]
         subject: Option<String>,
         /// Only this tenant's events.
         #[arg(long)]
-        tenant_id: Option<String>,
+        tenant_id: Option<uuid::Uuid>,
     },
     /// List API keys (never the keys themselves), with how many webhooks each created.
     ListApiKeys {
@@ -90,7 +91,7 @@ enum AdminCommand {
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
         #[arg(long)]
-        max_webhooks: Option<i64>,
+        max_webhooks: Option<u32>,
         #[arg(long)]
         webhooks_enabled: Option<bool>,
     },
@@ -134,19 +135,23 @@ enum AdminCommand {
     },
 }
 
-/// A request body of the options given: one not given (`None`) is left out, and a JSON null is
-/// kept (`--schema null` lifts a schema).
-fn body<const N: usize>(given: [(&str, Option<Value>); N]) -> Map<String, Value> {
+/// Scopes given by name (`webhooks:read`).
+fn scopes_arg(given: Option<Vec<String>>) -> anyhow::Result<Option<Vec<api::api_keys::Scope>>> {
     given
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_owned(), v?)))
-        .collect()
+        .map(|names| serde_json::from_value(json!(names)))
+        .transpose()
+        .context("--scopes takes webhooks:read and/or webhooks:write")
 }
 
-/// An option given as JSON (`--schema`, `--example`).
-fn json_arg(name: &str, given: Option<String>) -> anyhow::Result<Option<Value>> {
+/// What a command answers, as the JSON it prints.
+fn printed<T: serde::Serialize>(answer: Result<T, hookwire_http::ApiError>) -> Result<Value, hookwire_http::ApiError> {
+    answer.map(|v| serde_json::to_value(v).expect("an API type serializes"))
+}
+
+/// An option given as JSON (`--schema`, `--example`): `Some(None)` for `null`.
+fn json_arg(name: &str, given: Option<String>) -> anyhow::Result<Option<Option<Value>>> {
     given
-        .map(|s| serde_json::from_str(&s))
+        .map(|s| serde_json::from_str::<Value>(&s).map(|v| (!v.is_null()).then_some(v)))
         .transpose()
         .with_context(|| format!("--{name} is not JSON"))
 }
@@ -178,7 +183,7 @@ async fn announced(
 ) -> Result<Value, hookwire_http::ApiError> {
     let t = added_or_changed?;
     notify(config, async |n| n.event_type(t.catalog_entry()).await).await;
-    Ok(hookwire_registry::routes::event_types::event_type_view(&t))
+    printed(Ok(hookwire_registry::routes::event_types::event_type_view(&t)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -202,7 +207,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
             let result = match task {
                 AdminCommand::CreateTenant { name } => {
-                    admin::tenant(&mut conn, body([("name", Some(json!(name)))])).await
+                    printed(admin::tenant(&mut conn, api::tenants::TenantIn { name }).await)
                 }
                 AdminCommand::CreateApiKey {
                     tenant_id,
@@ -210,17 +215,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     max_webhooks,
                     webhooks_disabled,
                 } => {
-                    let given = body([
-                        ("tenant_id", Some(json!(tenant_id))),
-                        ("webhooks_enabled", Some(json!(!webhooks_disabled))),
-                        ("scopes", scopes.map(|s| json!(s))),
-                        ("max_webhooks", max_webhooks.map(|m| json!(m))),
-                    ]);
-                    admin::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await
+                    let given = api::api_keys::ApiKeyIn {
+                        tenant_id,
+                        scopes: scopes_arg(scopes)?,
+                        webhooks_enabled: Some(!webhooks_disabled),
+                        max_webhooks,
+                    };
+                    printed(admin::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await)
                 }
-                AdminCommand::ListTenants => admin::all_tenants(&mut conn).await,
+                AdminCommand::ListTenants => printed(admin::all_tenants(&mut conn).await),
                 AdminCommand::RenameTenant { id, name } => {
-                    admin::rename_tenant(&mut conn, &id, body([("name", Some(json!(name)))])).await
+                    printed(admin::rename_tenant(&mut conn, &id, api::tenants::TenantIn { name }).await)
                 }
                 AdminCommand::DeleteTenant { id } => {
                     let deleted = admin::delete_tenant(&mut conn, &id).await;
@@ -234,37 +239,41 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     subject,
                     tenant_id,
                 } => {
-                    let given = body([
-                        ("event_id", event_id.map(|e| json!(e))),
-                        ("subject", subject.map(|s| json!(s))),
-                        ("tenant_id", tenant_id.map(|t| json!(t))),
-                    ]);
+                    let given = match (event_id, subject) {
+                        (Some(event_id), _) => {
+                            api::erasure::ExpungeIn::Event(api::erasure::ExpungeEvent { event_id, tenant_id })
+                        }
+                        (None, subject) => api::erasure::ExpungeIn::Subject(api::erasure::ExpungeSubject {
+                            subject: subject.unwrap_or_default(),
+                            tenant_id,
+                        }),
+                    };
                     let erased = admin::expunge(&mut conn, given).await;
                     if let Ok(erased) = &erased {
                         notify(&config, async |n| n.expunged(&erased.events).await).await;
                     }
-                    erased.map(|e| admin::expunged_view(&e))
+                    printed(erased.map(|e| admin::expunged_view(&e)))
                 }
                 AdminCommand::ListApiKeys {
                     tenant_id,
                     include_revoked,
-                } => admin::all_api_keys(&mut conn, tenant_id.as_deref(), include_revoked).await,
+                } => printed(admin::all_api_keys(&mut conn, tenant_id.as_deref(), include_revoked).await),
                 AdminCommand::UpdateApiKey {
                     id,
                     scopes,
                     max_webhooks,
                     webhooks_enabled,
                 } => {
-                    let given = body([
-                        ("scopes", scopes.map(|s| json!(s))),
-                        ("max_webhooks", max_webhooks.map(|m| json!(m))),
-                        ("webhooks_enabled", webhooks_enabled.map(|e| json!(e))),
-                    ]);
-                    admin::update_key(&mut conn, &id, given).await
+                    let given = api::api_keys::ApiKeyPatch {
+                        scopes: scopes_arg(scopes)?,
+                        webhooks_enabled,
+                        max_webhooks,
+                    };
+                    printed(admin::update_key(&mut conn, &id, given).await)
                 }
-                AdminCommand::RevokeApiKey { id } => admin::revoke_key(&mut conn, &id).await,
+                AdminCommand::RevokeApiKey { id } => printed(admin::revoke_key(&mut conn, &id).await),
                 AdminCommand::ListEventTypes { include_archived } => {
-                    admin::all_event_types(&mut conn, include_archived).await
+                    printed(admin::all_event_types(&mut conn, include_archived).await)
                 }
                 AdminCommand::AddEventType {
                     value,
@@ -273,13 +282,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     schema,
                     example,
                 } => {
-                    let given = body([
-                        ("value", Some(json!(value))),
-                        ("label", Some(json!(label))),
-                        ("description", description.map(|d| json!(d))),
-                        ("schema", json_arg("schema", schema)?),
-                        ("example", json_arg("example", example)?),
-                    ]);
+                    let given = api::event_types::EventTypeIn {
+                        value,
+                        label,
+                        description,
+                        schema: json_arg("schema", schema)?.flatten(),
+                        example: json_arg("example", example)?.flatten(),
+                    };
                     announced(&config, admin::event_type(&mut conn, given).await).await
                 }
                 AdminCommand::UpdateEventType {
@@ -290,13 +299,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     example,
                     archived,
                 } => {
-                    let given = body([
-                        ("label", label.map(|l| json!(l))),
-                        ("description", description.map(|d| json!(d))),
-                        ("schema", json_arg("schema", schema)?),
-                        ("example", json_arg("example", example)?),
-                        ("archived", archived.map(|a| json!(a))),
-                    ]);
+                    let given = api::event_types::EventTypePatch {
+                        label,
+                        description: description.map(Some),
+                        schema: json_arg("schema", schema)?,
+                        example: json_arg("example", example)?,
+                        archived,
+                    };
                     announced(&config, admin::update_event_type(&mut conn, &value, given).await).await
                 }
             };

@@ -2,21 +2,14 @@
 //! `{"count", "next", "previous", "results"}` with `next`/`previous` as URLs or null.
 //! The delivery log, which grows to millions of rows, pages by [`Cursor`] too: its `next` links
 //! carry one, so following them costs the same on every page (an offset walks that many index
-//! entries first), and a delivery written meanwhile
-//! does not shift the pages.
-
-use std::collections::BTreeMap;
+//! entries first), and a delivery written meanwhile does not shift the pages.
 
 use actix_web::HttpRequest;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use hookwire_api::Page as Answer;
 use uuid::Uuid;
 
 use crate::db::models::Page;
-use hookwire_http::error::{ApiError, FieldError};
-use hookwire_http::input::parse_param;
 
 /// The query parameters pagination owns, to add to each endpoint's own.
 pub const PARAMS: [&str; 4] = ["limit", "offset", "page", "page_size"];
@@ -53,49 +46,26 @@ impl Paging {
         }
     }
 
-    /// Reads the paging parameters; `default` and `max` are the endpoint's limits.
-    pub fn from_params(params: &BTreeMap<String, String>, default: i64, max: i64) -> Result<Self, ApiError> {
-        let invalid = |field: &str, message: String| ApiError::Validation(vec![FieldError::new(field, message)]);
-        let limit = parse_param::<i64>(params, "limit", "an integer")?;
-        let offset = parse_param::<i64>(params, "offset", "an integer")?;
-        let page = parse_param::<i64>(params, "page", "an integer")?;
-        let page_size = parse_param::<i64>(params, "page_size", "an integer")?;
-        if (limit.is_some() || offset.is_some()) && (page.is_some() || page_size.is_some()) {
-            return Err(invalid(
-                "page",
-                "use either limit/offset or page/page_size, not both".into(),
-            ));
-        }
-        let check_size = |field: &str, n: i64| {
-            if (1..=max).contains(&n) {
-                Ok(n)
-            } else {
-                Err(invalid(field, format!("must be between 1 and {max}")))
-            }
-        };
-        if page.is_some() || page_size.is_some() {
-            let size = check_size("page_size", page_size.unwrap_or(default))?;
-            let page = page.unwrap_or(1);
-            if page < 1 {
-                return Err(invalid("page", "must be 1 or more".into()));
-            }
-            return Ok(Self {
+    /// The page a query asked for (its ranges checked by its schema); `default` is the
+    /// collection's page size. `page` and `page_size` win over `limit` and `offset`.
+    pub fn new(p: hookwire_api::page::PageParams, default: i64) -> Self {
+        if p.page.is_some() || p.page_size.is_some() {
+            let size = p.page_size.unwrap_or(default);
+            return Self {
                 page: Page {
                     limit: size,
-                    offset: (page - 1).saturating_mul(size),
+                    offset: (p.page.unwrap_or(1) - 1).saturating_mul(size),
                 },
                 style: Style::Pages,
-            });
+            };
         }
-        let limit = check_size("limit", limit.unwrap_or(default))?;
-        let offset = offset.unwrap_or(0);
-        if offset < 0 {
-            return Err(invalid("offset", "must be 0 or more".into()));
-        }
-        Ok(Self {
-            page: Page { limit, offset },
+        Self {
+            page: Page {
+                limit: p.limit.unwrap_or(default),
+                offset: p.offset.unwrap_or(0),
+            },
             style: Style::Offset,
-        })
+        }
     }
 }
 
@@ -109,15 +79,15 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// `o` (older) or `n` (newer), the row's time in microseconds, `.`, its id: the form the
+    /// document's pattern for `cursor` describes (`hookwire_api::deliveries::DeliveryQuery`).
     pub fn encode(&self) -> String {
         let way = if self.older { 'o' } else { 'n' };
-        let raw = format!("{way}{}.{}", self.at.timestamp_micros(), self.id.simple());
-        URL_SAFE_NO_PAD.encode(raw)
+        format!("{way}{}.{}", self.at.timestamp_micros(), self.id.simple())
     }
 
     /// The cursor of a token made by [`Cursor::encode`]; `None` for anything else.
-    pub fn decode(token: &str) -> Option<Self> {
-        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    pub fn decode(raw: &str) -> Option<Self> {
         let older = match raw.get(..1)? {
             "o" => true,
             "n" => false,
@@ -129,20 +99,6 @@ impl Cursor {
             id: Uuid::try_parse(id).ok()?,
             older,
         })
-    }
-
-    /// Reads `cursor`, which excludes an offset or a page.
-    pub fn from_params(params: &BTreeMap<String, String>) -> Result<Option<Self>, ApiError> {
-        let Some(token) = params.get("cursor") else {
-            return Ok(None);
-        };
-        let invalid = |message: &str| ApiError::Validation(vec![FieldError::new("cursor", message)]);
-        if ["offset", "page"].iter().any(|p| params.contains_key(*p)) {
-            return Err(invalid("use either cursor or offset/page, not both"));
-        }
-        Self::decode(token)
-            .map(Some)
-            .ok_or_else(|| invalid("is not a cursor of this API; take it from a `next` or `previous` link"))
     }
 }
 
@@ -175,23 +131,14 @@ fn link(req: &HttpRequest, public_url: &str, paging: Vec<(&str, String)>) -> Str
     format!("{base}{}?{query}", req.path())
 }
 
-#[derive(Debug, Serialize)]
-pub struct Collection<T> {
-    pub count: i64,
-    /// Said by collections that stop counting past a bound (the delivery log): `false` when
-    /// `count` is a lower bound.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count_exact: Option<bool>,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<T>,
-}
+/// Builds the pages of collections (`hookwire_api::Page`) with their links.
+pub struct Collection;
 
-impl<T> Collection<T> {
-    pub fn new(req: &HttpRequest, public_url: &str, paging: Paging, count: i64, results: Vec<T>) -> Self {
+impl Collection {
+    pub fn page<T>(req: &HttpRequest, public_url: &str, paging: Paging, count: i64, results: Vec<T>) -> Answer<T> {
         let Page { limit, offset } = paging.page;
         let link = |offset: i64| link(req, public_url, paging.params(offset));
-        Self {
+        Answer {
             count,
             count_exact: None,
             // Saturating: `offset` may be anything up to i64::MAX (the fuzzer sends it).
@@ -203,14 +150,15 @@ impl<T> Collection<T> {
 
     /// A page of a log read newest first (see [`LogPage`]). `next` carries a cursor from the
     /// page's oldest row; `previous` one from its newest, or the offset before it.
-    pub fn of_log(
+    pub fn of_log<T>(
         req: &HttpRequest,
         public_url: &str,
         paging: Paging,
         read: LogPage,
         count: i64,
         results: Vec<T>,
-    ) -> Self {
+        count_exact: bool,
+    ) -> Answer<T> {
         let limit = paging.page.limit;
         let LogPage {
             cursor,
@@ -236,20 +184,12 @@ impl<T> Collection<T> {
             Some(c) if c.older => (more.then(|| to(oldest, true)).flatten(), to(newest, false)),
             Some(_) => (to(oldest, true), more.then(|| to(newest, false)).flatten()),
         };
-        Self {
+        Answer {
             count,
-            count_exact: None,
+            count_exact: Some(count_exact),
             next,
             previous,
             results,
-        }
-    }
-
-    /// Says whether `count` is exact.
-    pub fn count_exact(self, exact: bool) -> Self {
-        Self {
-            count_exact: Some(exact),
-            ..self
         }
     }
 }
@@ -268,12 +208,7 @@ mod tests {
             };
             assert_eq!(Cursor::decode(&c.encode()), Some(c));
         }
-        for bad in [
-            "",
-            "abc",
-            "bjEuMQ",
-            &URL_SAFE_NO_PAD.encode("x1.00000000000000000000000000000000"),
-        ] {
+        for bad in ["", "abc", "o1.1", "x1.00000000000000000000000000000000"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }

@@ -1199,17 +1199,4 @@ impl Delivery {
             signature: self.signature.clone()?,
         })
     }
-
-    /// The event's payload, when the ledger has it, and when it was erased if it was.
-    pub async fn payload(
-        conn: &mut AsyncPgConnection,
-        event_id: Uuid,
-    ) -> QueryResult<Option<(serde_json::Value, Option<DateTime<Utc>>)>> {
-        events::table
-            .find(event_id)
-            .select((events::payload, events::expunged_at))
-            .first(conn)
-            .await
-            .optional()
-    }
 }

@@ -4,16 +4,18 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
-use serde_json::{json, Map, Value};
+use hookwire_api as api;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::{new_api_key, Admin, SCOPES};
+use crate::auth::{new_api_key, Admin};
 use crate::db::models::{ApiKey, ApiKeyChanges, Erase, EventRow, EventType, EventTypeChanges, Expunged, Page, Tenant};
-use crate::pagination::{Collection, Paging, PARAMS};
+use crate::pagination::{Collection, Paging};
 use crate::routes::event_types::event_type_view;
 use crate::AppState;
+use hookwire_api::page::Paged as _;
 use hookwire_http::error::{ApiError, FieldError};
-use hookwire_http::input::{self, Field, Fields};
+use hookwire_http::typed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -38,55 +40,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update_api_key))
             .route(web::delete().to(revoke_api_key)),
     )
-    .route("/admin/event-types", web::post().to(create_event_type))
-    .route("/admin/event-types/{value}", web::patch().to(change_event_type))
-    .route("/admin/event-types/{value}", web::delete().to(archive_event_type))
-    .route("/admin/events/expunge", web::post().to(expunge_events));
+    .service(web::resource("/admin/event-types").route(web::post().to(create_event_type)))
+    .service(
+        web::resource("/admin/event-types/{value}")
+            .route(web::patch().to(change_event_type))
+            .route(web::delete().to(archive_event_type)),
+    )
+    .service(web::resource("/admin/events/expunge").route(web::post().to(expunge_events)));
 }
 
 /// A tenant as the admin API shows it.
-pub fn tenant_view(t: &Tenant) -> Value {
-    json!({"id": t.id, "name": t.name, "created_at": t.created_at})
+pub fn tenant_view(t: &Tenant) -> api::tenants::Tenant {
+    api::tenants::Tenant {
+        id: t.id,
+        name: t.name.clone(),
+        created_at: t.created_at,
+    }
 }
 
 /// A key as the admin API shows it: never its hash, and its plaintext only on creation.
 /// `webhook_count` is what `max_webhooks` counts: the webhooks created with it.
-pub fn api_key_view(key: &ApiKey, webhook_count: i64) -> Value {
-    json!({
-        "id": key.id,
-        "tenant_id": key.tenant_id,
-        "key_prefix": key.key_prefix,
-        "scopes": key.scopes,
-        "webhooks_enabled": key.webhooks_enabled,
-        "max_webhooks": key.max_webhooks,
-        "webhook_count": webhook_count,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "last_used_at": key.last_used_at,
-    })
+pub fn api_key_view(key: &ApiKey, webhook_count: i64) -> api::api_keys::ApiKey {
+    api::api_keys::ApiKey {
+        id: key.id,
+        tenant_id: key.tenant_id,
+        key: None,
+        key_prefix: key.key_prefix.clone(),
+        scopes: key.scopes.clone(),
+        webhooks_enabled: key.webhooks_enabled,
+        max_webhooks: key.max_webhooks.max(0) as u32,
+        webhook_count: webhook_count.max(0) as u32,
+        created_at: key.created_at,
+        revoked_at: key.revoked_at,
+        last_used_at: key.last_used_at,
+    }
 }
 
-/// `scopes`, each checked against [`SCOPES`].
-fn scopes(f: &mut Fields) -> Field<Vec<String>> {
-    let field = f.string_list("scopes", 10, 64);
-    if let Field::Set(list) = &field {
-        if let Some(bad) = list.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-            f.error(
-                "scopes",
-                format!("`{bad}` is not a scope; use webhooks:read and/or webhooks:write"),
-            );
-        }
-    }
-    field
-}
-
-/// `max_webhooks`: 0 (no webhooks) to 100,000.
-fn max_webhooks(f: &mut Fields) -> Field<i32> {
-    match f.int("max_webhooks", 0, 100_000) {
-        Field::Set(n) => Field::Set(i32::try_from(n).expect("checked to be at most 100,000")),
-        Field::Null => Field::Null,
-        Field::Absent => Field::Absent,
-    }
+/// The scopes as the database keeps them.
+fn scope_names(scopes: &[api::api_keys::Scope]) -> Vec<String> {
+    scopes.iter().map(|s| s.as_str().to_owned()).collect()
 }
 
 /// The id in an admin path. A malformed id cannot name anything: the same 404 as a missing one.
@@ -96,22 +88,18 @@ fn path_id(id: &str, what: &'static str) -> Result<Uuid, ApiError> {
 
 /// Changes a live key from `{"scopes"?, "webhooks_enabled"?, "max_webhooks"?}` (at least one).
 /// Takes effect on the key's next request; a lower `max_webhooks` keeps the webhooks it has.
-pub async fn update_key(conn: &mut AsyncPgConnection, id: &str, body: Map<String, Value>) -> Result<Value, ApiError> {
+pub async fn update_key(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    patch: api::api_keys::ApiKeyPatch,
+) -> Result<api::api_keys::ApiKey, ApiError> {
     let id = path_id(id, "API key")?;
-    let empty = body.is_empty();
-    let mut f = Fields::new(body);
-    let scopes = scopes(&mut f);
-    let enabled = f.bool("webhooks_enabled");
-    let max = max_webhooks(&mut f);
+    let patch = typed::checked(patch)?;
     let changes = ApiKeyChanges {
-        scopes: f.not_null("scopes", scopes),
-        webhooks_enabled: f.not_null("webhooks_enabled", enabled),
-        max_webhooks: f.not_null("max_webhooks", max),
+        scopes: patch.scopes.as_deref().map(scope_names),
+        webhooks_enabled: patch.webhooks_enabled,
+        max_webhooks: patch.max_webhooks.map(|m| m as i32),
     };
-    if empty {
-        f.error("body", "send at least one of scopes, webhooks_enabled, max_webhooks");
-    }
-    f.finish()?;
     match ApiKey::update(conn, id, &changes).await? {
         Some(_) => key_view(conn, id).await,
         None => match ApiKey::find(conn, id).await? {
@@ -144,13 +132,16 @@ async fn every_page<T>(
 }
 
 /// Every tenant, for the CLI.
-pub async fn all_tenants(conn: &mut AsyncPgConnection) -> Result<Value, ApiError> {
+pub async fn all_tenants(conn: &mut AsyncPgConnection) -> Result<Vec<api::tenants::Tenant>, ApiError> {
     let rows = every_page(async |page| Tenant::list(conn, page).await).await?;
     Ok(rows.iter().map(tenant_view).collect())
 }
 
 /// The whole catalog (archived types too, when asked), for the CLI.
-pub async fn all_event_types(conn: &mut AsyncPgConnection, include_archived: bool) -> Result<Value, ApiError> {
+pub async fn all_event_types(
+    conn: &mut AsyncPgConnection,
+    include_archived: bool,
+) -> Result<Vec<api::event_types::EventType>, ApiError> {
     let rows = every_page(async |page| EventType::list(conn, page, include_archived).await).await?;
     Ok(rows.iter().map(event_type_view).collect())
 }
@@ -160,7 +151,7 @@ pub async fn all_api_keys(
     conn: &mut AsyncPgConnection,
     tenant_id: Option<&str>,
     with_revoked: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<api::api_keys::ApiKey>, ApiError> {
     let tenant_id = tenant_id
         .map(str::parse::<Uuid>)
         .transpose()
@@ -172,7 +163,7 @@ pub async fn all_api_keys(
 /// Revokes a key: from now on it is refused (401) on every registry replica, and a webhook
 /// create it had started is refused too. Its webhooks stay, and keep receiving deliveries.
 /// Revoking a revoked key changes nothing.
-pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<Value, ApiError> {
+pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<api::api_keys::ApiKey, ApiError> {
     let key = ApiKey::revoke(conn, path_id(id, "API key")?)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
@@ -180,39 +171,30 @@ pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<Value,
 }
 
 /// A key as the admin API shows it, read now with its webhook count.
-async fn key_view(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Value, ApiError> {
+async fn key_view(conn: &mut AsyncPgConnection, id: Uuid) -> Result<api::api_keys::ApiKey, ApiError> {
     let (key, n) = ApiKey::find(conn, id).await?.ok_or(ApiError::NotFound("API key"))?;
     Ok(api_key_view(&key, n))
 }
 
-/// The `name` of a tenant, required and not blank.
-fn tenant_name(body: Map<String, Value>) -> Result<String, ApiError> {
-    let mut f = Fields::new(body);
-    let name = match f.string("name", 200) {
-        Field::Set(n) if !n.trim().is_empty() => Some(n),
-        _ => {
-            f.error("name", "is required");
-            None
-        }
-    };
-    f.finish()?;
-    Ok(name.unwrap_or_default())
-}
-
-/// Creates a tenant from a request body `{"name"}`.
-pub async fn tenant(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Value, ApiError> {
-    let t = Tenant::create(conn, &tenant_name(body)?).await?;
+/// Creates a tenant.
+pub async fn tenant(
+    conn: &mut AsyncPgConnection,
+    body: api::tenants::TenantIn,
+) -> Result<api::tenants::Tenant, ApiError> {
+    let body = typed::checked(body)?;
+    let t = Tenant::create(conn, &body.name).await?;
     Ok(tenant_view(&t))
 }
 
-/// Renames a tenant from `{"name"}`.
+/// Renames a tenant.
 pub async fn rename_tenant(
     conn: &mut AsyncPgConnection,
     id: &str,
-    body: Map<String, Value>,
-) -> Result<Value, ApiError> {
+    body: api::tenants::TenantIn,
+) -> Result<api::tenants::Tenant, ApiError> {
     let id = path_id(id, "tenant")?;
-    let t = Tenant::rename(conn, id, &tenant_name(body)?)
+    let body = typed::checked(body)?;
+    let t = Tenant::rename(conn, id, &body.name)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
     Ok(tenant_view(&t))
@@ -226,52 +208,40 @@ pub async fn delete_tenant(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec
         .ok_or(ApiError::NotFound("tenant"))
 }
 
-/// Erases event payloads from `{"event_id"}` or `{"subject"}` (one of them), with
-/// `"tenant_id"?` to keep to one tenant's events: see `EventRow::expunge`. Dispatchers are to
-/// be told of the events it names (`Notices::expunged`).
-pub async fn expunge(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<Expunged, ApiError> {
-    let mut f = Fields::new(body);
-    let event_id = f.uuid("event_id").set();
-    let subject = f.string("subject", 256).set();
-    let tenant_id = f.uuid("tenant_id").set();
-    let which = match (&event_id, &subject) {
-        (Some(id), None) => Some(Erase::Event(*id)),
-        (None, Some(s)) if !s.is_empty() => Some(Erase::Subject(s)),
-        _ => {
-            f.error("event_id", "send one of event_id and subject (not empty)");
-            None
+/// Erases event payloads: one event, or every event with a subject, optionally only one
+/// tenant's: see `EventRow::expunge`. Dispatchers are to be told of the events it names
+/// (`Notices::expunged`).
+pub async fn expunge(conn: &mut AsyncPgConnection, body: api::erasure::ExpungeIn) -> Result<Expunged, ApiError> {
+    let (which, tenant_id) = match typed::checked(body)? {
+        api::erasure::ExpungeIn::Event(e) => (Erase::Event(e.event_id), e.tenant_id),
+        api::erasure::ExpungeIn::Subject(s) => {
+            let tenant_id = s.tenant_id;
+            return Ok(EventRow::expunge(conn, Erase::Subject(&s.subject), tenant_id).await?);
         }
     };
-    f.finish()?;
-    let which = which.expect("finish() failed without one of event_id and subject");
     Ok(EventRow::expunge(conn, which, tenant_id).await?)
 }
 
 /// The answer to an erasure.
-pub fn expunged_view(e: &Expunged) -> Value {
-    json!({
-        "events_expunged": e.events.len(),
-        "deliveries_cleared": e.deliveries,
-        "deliveries_stopped": e.in_flight,
-    })
+pub fn expunged_view(e: &Expunged) -> api::erasure::Expunged {
+    api::erasure::Expunged {
+        events_expunged: e.events.len() as u64,
+        deliveries_cleared: e.deliveries as u64,
+        deliveries_stopped: e.in_flight as u64,
+    }
 }
 
-/// Creates an API key from `{"tenant_id", "scopes"?, "webhooks_enabled"?, "max_webhooks"?}`.
+/// Creates an API key; it is shown in this answer only.
 pub async fn api_key(
     conn: &mut AsyncPgConnection,
-    body: Map<String, Value>,
+    body: api::api_keys::ApiKeyIn,
     default_max: i32,
-) -> Result<Value, ApiError> {
-    let mut f = Fields::new(body);
-    let tenant_id = f.uuid("tenant_id");
-    let tenant_id = f.required("tenant_id", tenant_id);
-    let scopes = scopes(&mut f)
-        .set()
-        .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
-    let enabled = f.bool("webhooks_enabled").set().unwrap_or(true);
-    let max = max_webhooks(&mut f).set().unwrap_or(default_max);
-    f.finish()?;
-    let tenant_id = tenant_id.expect("finish() failed if tenant_id was missing");
+) -> Result<api::api_keys::ApiKey, ApiError> {
+    let body = typed::checked(body)?;
+    let tenant_id = body.tenant_id;
+    let scopes = scope_names(body.scopes.as_deref().unwrap_or(&api::api_keys::Scope::ALL));
+    let enabled = body.webhooks_enabled.unwrap_or(true);
+    let max = body.max_webhooks.map_or(default_max, |m| m as i32);
     if !Tenant::exists(conn, tenant_id).await? {
         return Err(ApiError::Validation(vec![FieldError::new(
             "tenant_id",
@@ -280,45 +250,22 @@ pub async fn api_key(
     }
     let (plaintext, key) = new_api_key(tenant_id, scopes, enabled, max);
     ApiKey::insert(conn, &key).await?;
-    let mut view = api_key_view(&key, 0);
-    view["key"] = json!(plaintext);
-    Ok(view)
+    Ok(api::api_keys::ApiKey {
+        key: Some(plaintext),
+        ..api_key_view(&key, 0)
+    })
 }
 
-/// The fields of a type a request may set, each checked by itself.
-struct TypeDetails {
-    label: Field<String>,
-    description: Field<String>,
-    schema: Field<Value>,
-    example: Field<Value>,
-}
-
-fn type_details(f: &mut Fields) -> TypeDetails {
-    let label = f.string("label", 200);
-    if matches!(&label, Field::Set(l) if l.trim().is_empty()) {
-        f.error("label", "must not be empty");
-    }
-    let description = f.string("description", 2000);
-    let schema = f.any("schema");
-    if let Field::Set(s) = &schema {
-        if !s.is_object() && !s.is_boolean() {
-            f.error("schema", "must be a JSON Schema (an object)");
-        } else if let Err(e) = jsonschema::validator_for(s) {
-            f.error("schema", format!("is not a valid JSON Schema: {e}"));
-        }
-    }
-    let example = f.any("example");
-    TypeDetails {
-        label,
-        description,
-        schema,
-        example,
+/// A type's JSON Schema must be one (the document says "an object"; this checks it compiles).
+fn check_schema(errors: &mut Vec<FieldError>, schema: Option<&Value>) {
+    if let Some(Err(e)) = schema.map(jsonschema::validator_for) {
+        errors.push(FieldError::new("schema", format!("is not a valid JSON Schema: {e}")));
     }
 }
 
 /// Reports on `field` an example that the type's schema refuses (a schema that is not valid is
 /// reported by itself).
-fn check_example(f: &mut Fields, field: &str, schema: Option<&Value>, example: Option<&Value>) {
+fn check_example(errors: &mut Vec<FieldError>, field: &str, schema: Option<&Value>, example: Option<&Value>) {
     let (Some(schema), Some(example)) = (schema, example) else {
         return;
     };
@@ -332,17 +279,25 @@ fn check_example(f: &mut Fields, field: &str, schema: Option<&Value>, example: O
         } else {
             "refuses the type's example; send a new `example` with it, or `example: null`"
         };
-        f.error(field, format!("{message}: {}", violations.join("; ")));
+        errors.push(FieldError::new(field, format!("{message}: {}", violations.join("; "))));
     }
 }
 
-/// A field that null clears: absent leaves it, null empties it, a value sets it.
-fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
-    match field {
-        Field::Absent => None,
-        Field::Null => Some(None),
-        Field::Set(v) => Some(Some(v)),
+/// A type's body read as `T`, or refused with every bad field: what the schema names, and a
+/// `schema` that is no JSON Schema where the document's schema took it.
+async fn type_body<T>(payload: web::Payload, limit: usize) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + utoipa::ToSchema + 'static,
+{
+    let body = Value::Object(hookwire_http::input::json_object(payload, limit).await?);
+    let mut errors = match typed::from_value::<T>(body.clone()) {
+        Err(ApiError::Validation(errors)) => errors,
+        other => return other,
+    };
+    if !typed::names(&errors, "schema") {
+        check_schema(&mut errors, body.get("schema").filter(|s| !s.is_null()));
     }
+    Err(ApiError::Validation(errors))
 }
 
 fn reserved(value: &str) -> ApiError {
@@ -352,43 +307,32 @@ fn reserved(value: &str) -> ApiError {
     )
 }
 
-/// Adds a catalog type from `{"value", "label", "description"?, "schema"?, "example"?}`.
-pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) -> Result<EventType, ApiError> {
-    let mut f = Fields::new(body);
-    let value = f.string("value", 128).set();
-    let TypeDetails {
-        label,
-        description,
-        schema,
-        example,
-    } = type_details(&mut f);
-    let (schema, example) = (schema.set(), example.set());
-    check_example(&mut f, "example", schema.as_ref(), example.as_ref());
-    match &value {
-        None => f.error("value", "is required"),
-        Some(v) => {
-            if let Err(e) = hookwire_core::patterns::validate_type(v) {
-                f.error("value", e.to_string());
-            } else if hookwire_core::patterns::is_reserved(v) {
-                f.error(
-                    "value",
-                    "the `hookwire` namespace is reserved for Hookwire's own events",
-                );
-            }
-        }
+fn valid(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
     }
-    if matches!(label, Field::Absent | Field::Null) {
-        f.error("label", "is required");
-    }
-    f.finish()?;
+}
+
+/// Adds a catalog type.
+pub async fn event_type(
+    conn: &mut AsyncPgConnection,
+    body: api::event_types::EventTypeIn,
+) -> Result<EventType, ApiError> {
+    let body = typed::checked(body)?;
+    let mut errors = Vec::new();
+    check_schema(&mut errors, body.schema.as_ref());
+    check_example(&mut errors, "example", body.schema.as_ref(), body.example.as_ref());
+    valid(errors)?;
     let t = EventType {
-        value: value.expect("checked above"),
-        label: label.set().expect("checked above"),
-        description: description.set().unwrap_or_default(),
-        schema,
+        value: body.value,
+        label: body.label,
+        description: body.description.unwrap_or_default(),
+        schema: body.schema,
         created_at: Utc::now(),
         archived: false,
-        example,
+        example: body.example,
     };
     if !EventType::insert(conn, &t).await? {
         return Err(ApiError::Conflict {
@@ -399,45 +343,30 @@ pub async fn event_type(conn: &mut AsyncPgConnection, body: Map<String, Value>) 
     Ok(t)
 }
 
-/// Changes a catalog type from `{"label"?, "description"?, "schema"?, "example"?, "archived"?}`
-/// (at least one; a null `description` empties it, a null `schema` lifts it, a null `example`
-/// removes it; the example and schema it ends with must agree). A new schema holds for events
-/// published from then on; events accepted before are sent as they are. An archived type leaves
-/// the catalog customers see and subscribe from; producers still publish it and the webhooks
-/// subscribed to it still get it.
+/// Changes a catalog type (a null `description` empties it, a null `schema` lifts it, a null
+/// `example` removes it; the example and schema it ends with must agree). A new schema holds for
+/// events published from then on; events accepted before are sent as they are. An archived type
+/// leaves the catalog customers see and subscribe from; producers still publish it and the
+/// webhooks subscribed to it still get it.
 pub async fn update_event_type(
     conn: &mut AsyncPgConnection,
     value: &str,
-    body: Map<String, Value>,
+    patch: api::event_types::EventTypePatch,
 ) -> Result<EventType, ApiError> {
     if hookwire_core::patterns::is_reserved(value) {
         return Err(reserved(value));
     }
-    let empty = body.is_empty();
-    let mut f = Fields::new(body);
-    let TypeDetails {
-        label,
-        description,
-        schema,
-        example,
-    } = type_details(&mut f);
-    let archived = f.bool("archived");
+    let patch = typed::checked(patch)?;
     let changes = EventTypeChanges {
-        archived: f.not_null("archived", archived),
-        label: f.not_null("label", label),
-        description: match description {
-            Field::Absent => None,
-            Field::Null => Some(String::new()),
-            Field::Set(d) => Some(d),
-        },
-        schema: nullable(schema),
-        example: nullable(example),
+        archived: patch.archived,
+        label: patch.label,
+        description: patch.description.map(Option::unwrap_or_default),
+        schema: patch.schema,
+        example: patch.example,
     };
-    if empty {
-        f.error(
-            "body",
-            "send at least one of label, description, schema, example, archived",
-        );
+    let mut errors = Vec::new();
+    if let Some(schema) = &changes.schema {
+        check_schema(&mut errors, schema.as_ref());
     }
     // The example and the schema the type will have must agree.
     if changes.schema.is_some() || changes.example.is_some() {
@@ -451,9 +380,9 @@ pub async fn update_event_type(
             .clone()
             .unwrap_or_else(|| current.and_then(|t| t.example));
         let field = if changes.example.is_some() { "example" } else { "schema" };
-        check_example(&mut f, field, schema.as_ref(), example.as_ref());
+        check_example(&mut errors, field, schema.as_ref(), example.as_ref());
     }
-    f.finish()?;
+    valid(errors)?;
     EventType::update(conn, value, &changes)
         .await?
         .ok_or(ApiError::NotFound("event type"))
@@ -464,12 +393,12 @@ pub async fn update_event_type(
     path = "/v1/admin/tenants",
     tag = "admin",
     summary = "Create a tenant",
-    request_body = crate::openapi::TenantInput,
+    request_body = hookwire_api::tenants::TenantIn,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = crate::openapi::Tenant),
-        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = hookwire_api::tenants::Tenant),
+        (status = 400, description = "Invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = hookwire_api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_tenant(
@@ -477,7 +406,7 @@ pub(crate) async fn create_tenant(
     _: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Created().json(tenant(&mut conn, body).await?))
 }
@@ -487,12 +416,12 @@ pub(crate) async fn create_tenant(
     path = "/v1/admin/api-keys",
     tag = "admin",
     summary = "Create an API key",
-    request_body = crate::openapi::ApiKeyInput,
+    request_body = hookwire_api::api_keys::ApiKeyIn,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created; the key is shown once", body = crate::openapi::ApiKeyCreated),
-        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created; the key is shown once", body = hookwire_api::api_keys::ApiKey),
+        (status = 400, description = "Invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = hookwire_api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_api_key(
@@ -500,7 +429,7 @@ pub(crate) async fn create_api_key(
     _: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let key = api_key(&mut conn, body, state.config.webhooks.default_max_webhooks).await?;
     Ok(HttpResponse::Created().json(key))
@@ -511,13 +440,13 @@ pub(crate) async fn create_api_key(
     path = "/v1/admin/event-types",
     tag = "admin",
     summary = "Add an event type to the catalog",
-    request_body = crate::openapi::EventTypeInput,
+    request_body = hookwire_api::event_types::EventTypeIn,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = crate::openapi::EventType),
-        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not the admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Exists already", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = hookwire_api::event_types::EventType),
+        (status = 400, description = "Invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not the admin token", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Exists already", body = hookwire_api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_event_type(
@@ -525,7 +454,7 @@ pub(crate) async fn create_event_type(
     _: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = type_body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let created = event_type(&mut conn, body).await?;
     state.notices.event_type(created.catalog_entry()).await;
@@ -539,12 +468,12 @@ pub(crate) async fn create_event_type(
     summary = "Change a catalog type's label, description or schema",
     description = "A new schema (or none, with `schema: null`) holds for events published from then on; events accepted before are sent as they are. Hookwire's own types cannot be changed.",
     params(("value" = String, Path, description = "The type, e.g. `invoice.paid`")),
-    request_body = crate::openapi::EventTypeChangesInput,
+    request_body = hookwire_api::event_types::EventTypePatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The type as changed", body = crate::openapi::EventType),
-        (status = 400, description = "Invalid, empty, or one of Hookwire's own types", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The type as changed", body = hookwire_api::event_types::EventType),
+        (status = 400, description = "Invalid, empty, or one of Hookwire's own types", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such type", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -554,7 +483,7 @@ pub(crate) async fn change_event_type(
     value: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = type_body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let t = update_event_type(&mut conn, &value, body).await?;
     state.notices.event_type(t.catalog_entry()).await;
@@ -571,8 +500,8 @@ pub(crate) async fn change_event_type(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Archived"),
-        (status = 400, description = "One of Hookwire's own types", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "One of Hookwire's own types", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such type", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -582,8 +511,11 @@ pub(crate) async fn archive_event_type(
     value: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    let body = Map::from_iter([("archived".to_owned(), Value::Bool(true))]);
-    update_event_type(&mut conn, &value, body).await?;
+    let archive = api::event_types::EventTypePatch {
+        archived: Some(true),
+        ..Default::default()
+    };
+    update_event_type(&mut conn, &value, archive).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -592,7 +524,7 @@ pub(crate) async fn archive_event_type(
 pub enum AdminErrors {
     /// Not the admin token
     #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(crate::openapi::Problem),
+    Unauthorized(hookwire_api::Problem),
 }
 
 #[utoipa::path(
@@ -600,11 +532,11 @@ pub enum AdminErrors {
     path = "/v1/admin/tenants",
     tag = "admin",
     summary = "List tenants, oldest first",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
+    params(hookwire_api::page::PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of tenants", body = crate::openapi::TenantList),
-        (status = 400, description = "Invalid paging", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of tenants", body = hookwire_api::Page<hookwire_api::tenants::Tenant>),
+        (status = 400, description = "Invalid paging", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -613,12 +545,12 @@ pub(crate) async fn list_tenants(
     _: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let params = input::query(req.query_string(), &PARAMS)?;
-    let paging = Paging::from_params(&params, 100, 500)?;
+    let query: api::page::PageQuery = typed::query(req.query_string())?;
+    let paging = Paging::new(query.paging(), 100);
     let mut conn = state.pool.get().await?;
     let (count, rows) = Tenant::list(&mut conn, paging.page).await?;
     let results = rows.iter().map(tenant_view).collect();
-    Ok(HttpResponse::Ok().json(Collection::new(
+    Ok(HttpResponse::Ok().json(Collection::page(
         &req,
         &state.config.http.public_url,
         paging,
@@ -635,8 +567,8 @@ pub(crate) async fn list_tenants(
     params(("id" = Uuid, Path, description = "Tenant id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The tenant", body = crate::openapi::Tenant),
-        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The tenant", body = hookwire_api::tenants::Tenant),
+        (status = 404, description = "No such tenant", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -658,12 +590,12 @@ pub(crate) async fn retrieve_tenant(
     tag = "admin",
     summary = "Rename a tenant",
     params(("id" = Uuid, Path, description = "Tenant id")),
-    request_body = crate::openapi::TenantInput,
+    request_body = hookwire_api::tenants::TenantIn,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The tenant as renamed", body = crate::openapi::Tenant),
-        (status = 400, description = "Invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The tenant as renamed", body = hookwire_api::tenants::Tenant),
+        (status = 400, description = "Invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -673,7 +605,7 @@ pub(crate) async fn update_tenant(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(rename_tenant(&mut conn, &id, body).await?))
 }
@@ -688,7 +620,7 @@ pub(crate) async fn update_tenant(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such tenant", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -709,11 +641,11 @@ pub(crate) async fn remove_tenant(
     tag = "admin",
     summary = "Erase event payloads (a data-protection request)",
     description = "Names events by `event_id`, or by `subject` (every event with it), optionally of one tenant (`tenant_id`). Each event's `data` becomes `null` in the log (`payload_expunged_at` in a delivery's detail), the receivers' response bodies recorded for its deliveries are erased, and dispatchers end its deliveries not yet attempted without sending them (status `failed`, error `payload_expunged`); it can no longer be retried, recovered or replayed. A request already under way completes (its response body is not kept). Events not in the log yet (a ledger backlog) are written erased when they arrive: by subject, those accepted until this request; the request is kept 31 days for that. Events erased before are counted once. Answers how many events and deliveries it erased in the log.",
-    request_body = crate::openapi::ExpungeInput,
+    request_body = hookwire_api::erasure::ExpungeIn,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Erased", body = crate::openapi::ExpungeResult),
-        (status = 400, description = "Neither or both of event_id and subject, or a malformed one", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Erased", body = hookwire_api::erasure::Expunged),
+        (status = 400, description = "Neither or both of event_id and subject, or a malformed one", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -722,7 +654,7 @@ pub(crate) async fn expunge_events(
     _: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let erased = expunge(&mut conn, body).await?;
     state.notices.expunged(&erased.events).await;
@@ -739,15 +671,11 @@ pub(crate) async fn expunge_events(
     path = "/v1/admin/api-keys",
     tag = "admin",
     summary = "List API keys, oldest first",
-    params(
-        ("tenant_id" = Option<Uuid>, Query, description = "Only this tenant's keys"),
-        ("include_revoked" = Option<bool>, Query, description = "Also list revoked keys (default false)"),
-        ("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,),
-    ),
+    params(hookwire_api::api_keys::ApiKeyQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of keys (never the keys themselves)", body = crate::openapi::ApiKeyList),
-        (status = 400, description = "Invalid filter or paging", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of keys (never the keys themselves)", body = hookwire_api::Page<hookwire_api::api_keys::ApiKey>),
+        (status = 400, description = "Invalid filter or paging", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -756,16 +684,13 @@ pub(crate) async fn list_api_keys(
     _: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut allowed = vec!["tenant_id", "include_revoked"];
-    allowed.extend(PARAMS);
-    let params = input::query(req.query_string(), &allowed)?;
-    let tenant_id = input::parse_param::<Uuid>(&params, "tenant_id", "a UUID")?;
-    let with_revoked = input::parse_param::<bool>(&params, "include_revoked", "true or false")?.unwrap_or(false);
-    let paging = Paging::from_params(&params, 100, 500)?;
+    let query: api::api_keys::ApiKeyQuery = typed::query(req.query_string())?;
+    let (tenant_id, with_revoked) = (query.tenant_id, query.include_revoked.unwrap_or(false));
+    let paging = Paging::new(query.paging(), 100);
     let mut conn = state.pool.get().await?;
     let (count, rows) = ApiKey::list(&mut conn, tenant_id, with_revoked, paging.page).await?;
     let results = rows.iter().map(|(k, n)| api_key_view(k, *n)).collect();
-    Ok(HttpResponse::Ok().json(Collection::new(
+    Ok(HttpResponse::Ok().json(Collection::page(
         &req,
         &state.config.http.public_url,
         paging,
@@ -782,8 +707,8 @@ pub(crate) async fn list_api_keys(
     params(("id" = String, Path, description = "API key id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key", body = crate::openapi::ApiKeyInfo),
-        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The key", body = hookwire_api::api_keys::ApiKey),
+        (status = 404, description = "No such key", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -802,13 +727,13 @@ pub(crate) async fn retrieve_api_key(
     tag = "admin",
     summary = "Change an API key's scopes, webhooks flag or webhook limit",
     params(("id" = String, Path, description = "API key id")),
-    request_body = crate::openapi::ApiKeyChangesInput,
+    request_body = hookwire_api::api_keys::ApiKeyPatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key as changed; its next request sees the change", body = crate::openapi::ApiKeyInfo),
-        (status = 400, description = "Invalid or empty", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key is revoked", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The key as changed; its next request sees the change", body = hookwire_api::api_keys::ApiKey),
+        (status = 400, description = "Invalid or empty", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key is revoked", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]
@@ -818,7 +743,7 @@ pub(crate) async fn update_api_key(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(update_key(&mut conn, &id, body).await?))
 }
@@ -833,7 +758,7 @@ pub(crate) async fn update_api_key(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
     )
 )]

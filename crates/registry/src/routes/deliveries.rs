@@ -1,22 +1,22 @@
 //! `/v1/deliveries`: the delivery log (contract §3 Deliveries).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use hookwire_core::messages::DeliveryStatus;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::models::{Delivery, DeliveryFilter};
-use crate::pagination::{Collection, Cursor, LogPage, Paging, PARAMS};
+use crate::db::models::{Delivery, DeliveryFilter, EventRow};
+use crate::pagination::{Collection, Cursor, LogPage, Paging};
 use crate::AppState;
+use hookwire_api::deliveries as api;
+use hookwire_api::page::Paged as _;
 use hookwire_http::error::{ApiError, FieldError};
-use hookwire_http::input;
+use hookwire_http::typed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/deliveries", web::get().to(list))
-        .route("/deliveries/{id}", web::get().to(retrieve))
-        .route("/deliveries/{id}/retry", web::post().to(retry));
+    cfg.service(web::resource("/deliveries").route(web::get().to(list)))
+        .service(web::resource("/deliveries/{id}").route(web::get().to(retrieve)))
+        .service(web::resource("/deliveries/{id}/retry").route(web::post().to(retry)));
 }
 
 /// A new attempt now, whatever the delivery's status, to the webhook as it is configured now.
@@ -28,9 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     description = "Sends the delivery again now, whatever its status, to the webhook as it is configured now; the attempt is numbered on from the log's. A failed or exhausted delivery shows `retrying` until the attempt is recorded. Of a delivery still under way (`pending`, `retrying`), the retries that were waiting are dropped by dispatchers once told: the attempt now and its own retries replace them.",
     params(("id" = String, Path, description = "Delivery id")),
     responses(
-        (status = 202, description = "Queued", body = crate::openapi::RetryAccepted),
-        (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The webhook was deleted, or the event's payload erased", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Queued", body = hookwire_api::deliveries::RetryAccepted),
+        (status = 404, description = "No such delivery", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook was deleted, or the event's payload erased", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -48,7 +48,7 @@ pub(crate) async fn retry(
             code: "webhook_deleted",
             detail: "the delivery's webhook was deleted; it cannot be retried".into(),
         })?;
-    let event = crate::db::models::EventRow::find(&mut conn, d.event_id)
+    let event = EventRow::find(&mut conn, d.event_id)
         .await?
         .ok_or(ApiError::NotFound("event"))?;
     if let Some(at) = event.expunged_at {
@@ -85,10 +85,13 @@ pub(crate) async fn retry(
     // As after a recover: a failed or exhausted delivery shows `retrying` until the attempt is
     // recorded; any other keeps its status until then.
     let status = match marked_retrying(&mut conn, &[d.id], &[d.attempts]).await {
-        1 => "retrying",
-        _ => d.status.as_str(),
+        1 => DeliveryStatus::Retrying,
+        _ => status(&d),
     };
-    Ok(HttpResponse::Accepted().json(json!({"delivery_id": d.id, "status": status})))
+    Ok(HttpResponse::Accepted().json(api::RetryAccepted {
+        delivery_id: d.id,
+        status,
+    }))
 }
 
 /// [`Delivery::mark_retrying`] for retries the broker has confirmed: a database error is logged
@@ -119,24 +122,30 @@ async fn find(conn: &mut diesel_async::AsyncPgConnection, caller: &Caller, id: &
         .ok_or(ApiError::NotFound("delivery"))
 }
 
-fn view(d: &Delivery) -> Value {
-    json!({
-        "id": d.id,
-        "webhook_id": d.webhook_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "subject": d.subject,
-        "status": d.status,
-        "attempts": d.attempts,
-        "response_status": d.response_status,
-        "response_body": d.response_body,
-        "error": d.error,
-        "duration_ms": d.duration_ms,
-        "is_test": d.is_test,
-        "created_at": d.created_at,
-        "last_attempt_at": d.last_attempt_at,
-        "next_retry_at": d.next_retry_at,
-    })
+/// The status the log holds; a value the code does not know reads as `pending`, which no
+/// writer produces (the column's check constraint names the five).
+fn status(d: &Delivery) -> DeliveryStatus {
+    DeliveryStatus::parse(&d.status).unwrap_or(DeliveryStatus::Pending)
+}
+
+fn view(d: &Delivery) -> api::Delivery {
+    api::Delivery {
+        id: d.id,
+        webhook_id: d.webhook_id,
+        event_id: d.event_id,
+        event_type: d.event_type.clone(),
+        subject: d.subject.clone(),
+        status: status(d),
+        attempts: d.attempts.max(0) as u32,
+        response_status: d.response_status.map(|s| s as u16),
+        response_body: d.response_body.clone(),
+        error: d.error.clone(),
+        duration_ms: d.duration_ms.map(|ms| ms.max(0) as u32),
+        is_test: d.is_test,
+        created_at: d.created_at,
+        last_attempt_at: d.last_attempt_at,
+        next_retry_at: d.next_retry_at,
+    }
 }
 
 #[utoipa::path(
@@ -144,10 +153,10 @@ fn view(d: &Delivery) -> Value {
     path = "/v1/deliveries",
     tag = "deliveries",
     summary = "The delivery log, newest first",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("webhook_id" = Option<String>, Query,), ("event_id" = Option<String>, Query, description = "The deliveries of one event: the `webhook-id` its receivers got"), ("event_type" = Option<String>, Query,), ("status" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("since" = Option<String>, Query,), ("until" = Option<String>, Query,), ("cursor" = Option<String>, Query, description = "Where to read on from: taken from a page's `next` or `previous` link (instead of an offset or a page)")),
+    params(hookwire_api::deliveries::DeliveryQuery),
     responses(
-        (status = 200, description = "A page of deliveries", body = crate::openapi::DeliveryList),
-        (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of deliveries", body = hookwire_api::Page<hookwire_api::deliveries::Delivery>),
+        (status = 400, description = "Invalid query", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -157,37 +166,27 @@ pub(crate) async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
-    let mut allowed = vec![
-        "webhook_id",
-        "event_id",
-        "event_type",
-        "status",
-        "is_test",
-        "since",
-        "until",
-        "cursor",
-    ];
-    allowed.extend(PARAMS);
-    let params = input::query(req.query_string(), &allowed)?;
-    let paging = Paging::from_params(&params, 500, 500)?;
-    let cursor = Cursor::from_params(&params)?;
-    let status = params.get("status").cloned();
-    if let Some(s) = &status {
-        if DeliveryStatus::parse(s).is_none() {
+    let query: api::DeliveryQuery = typed::query(req.query_string())?;
+    let paging = Paging::new(query.paging(), 500);
+    let cursor = match query.cursor.as_deref().map(Cursor::decode) {
+        // The schema's pattern admits only what decodes.
+        Some(None) => {
             return Err(ApiError::Validation(vec![FieldError::new(
-                "status",
-                "must be one of pending, retrying, success, failed, exhausted",
-            )]));
+                "cursor",
+                "is not a cursor of this API",
+            )]))
         }
-    }
+        Some(c) => c,
+        None => None,
+    };
     let filter = DeliveryFilter {
-        webhook_id: input::parse_param::<Uuid>(&params, "webhook_id", "a UUID")?,
-        event_id: input::parse_param::<Uuid>(&params, "event_id", "a UUID")?,
-        event_type: params.get("event_type").cloned(),
-        status,
-        is_test: input::parse_param(&params, "is_test", "true or false")?,
-        since: input::parse_param::<DateTime<Utc>>(&params, "since", "an RFC 3339 time")?,
-        until: input::parse_param::<DateTime<Utc>>(&params, "until", "an RFC 3339 time")?,
+        webhook_id: query.webhook_id,
+        event_id: query.event_id,
+        event_type: query.event_type,
+        status: query.status.map(|s| s.as_str().to_owned()),
+        is_test: query.is_test,
+        since: query.since,
+        until: query.until,
     };
     let mut conn = state.pool.get().await?;
     let (count, more, rows) = Delivery::list(
@@ -205,10 +204,15 @@ pub(crate) async fn list(
         oldest: rows.last().map(|d| (d.created_at, d.id)),
     };
     let results = rows.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(
-        Collection::of_log(&req, &state.config.http.public_url, paging, read, count.value, results)
-            .count_exact(count.exact),
-    ))
+    Ok(HttpResponse::Ok().json(Collection::of_log(
+        &req,
+        &state.config.http.public_url,
+        paging,
+        read,
+        count.value,
+        results,
+        count.exact,
+    )))
 }
 
 #[utoipa::path(
@@ -218,8 +222,8 @@ pub(crate) async fn list(
     summary = "A delivery with its attempts and payload",
     params(("id" = String, Path, description = "Delivery id")),
     responses(
-        (status = 200, description = "The delivery", body = crate::openapi::DeliveryDetail),
-        (status = 404, description = "No such delivery", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The delivery", body = hookwire_api::deliveries::DeliveryDetail),
+        (status = 404, description = "No such delivery", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -232,24 +236,42 @@ pub(crate) async fn retrieve(
     let mut conn = state.pool.get().await?;
     let d = find(&mut conn, &caller, &id).await?;
     let attempts = d.load_attempts(&mut conn).await?;
-    let payload = Delivery::payload(&mut conn, d.event_id).await?;
-    // In the detailed view `attempts` is the list of attempts (contract §3); its length was the
-    // number the collection shows, kept as `attempt_count`.
-    let mut body = view(&d);
-    body["attempt_count"] = json!(d.attempts);
-    body["attempts"] = json!(attempts
+    let event = EventRow::find(&mut conn, d.event_id).await?;
+    let payload_expunged_at = event.as_ref().and_then(|e| e.expunged_at);
+    // The body the receiver got, rebuilt from the event as the dispatcher builds it.
+    let payload = event
+        .filter(|e| e.expunged_at.is_none())
+        .map(|e| serde_json::from_str(&e.into_event().request_body()).expect("a request body is JSON"));
+    let attempts = attempts
         .iter()
-        .map(|a| json!({
-            "attempt": a.attempt,
-            "attempted_at": a.attempted_at,
-            "response_status": a.response_status,
-            "duration_ms": a.duration_ms,
-            "error": a.error,
-            "signature": a.signature,
-        }))
-        .collect::<Vec<_>>());
-    let (payload, expunged_at) = payload.unwrap_or((Value::Null, None));
-    body["payload"] = payload;
-    body["payload_expunged_at"] = json!(expunged_at);
+        .map(|a| api::Attempt {
+            attempt: a.attempt.max(0) as u32,
+            attempted_at: a.attempted_at,
+            response_status: a.response_status.map(|s| s as u16),
+            duration_ms: a.duration_ms.max(0) as u32,
+            error: a.error.clone(),
+            signature: a.signature.clone(),
+        })
+        .collect();
+    let body = api::DeliveryDetail {
+        id: d.id,
+        webhook_id: d.webhook_id,
+        event_id: d.event_id,
+        event_type: d.event_type.clone(),
+        subject: d.subject.clone(),
+        status: status(&d),
+        attempt_count: d.attempts.max(0) as u32,
+        attempts,
+        response_status: d.response_status.map(|s| s as u16),
+        response_body: d.response_body.clone(),
+        error: d.error.clone(),
+        duration_ms: d.duration_ms.map(|ms| ms.max(0) as u32),
+        is_test: d.is_test,
+        created_at: d.created_at,
+        last_attempt_at: d.last_attempt_at,
+        next_retry_at: d.next_retry_at,
+        payload,
+        payload_expunged_at,
+    };
     Ok(HttpResponse::Ok().json(body))
 }

@@ -4,26 +4,27 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Caller;
 use crate::db::models::EventType;
-use crate::pagination::{Collection, Paging, PARAMS};
+use crate::pagination::{Collection, Paging};
 use crate::AppState;
+use hookwire_api::page::Paged as _;
 use hookwire_http::error::ApiError;
-use hookwire_http::input;
+use hookwire_http::typed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/event-types", web::get().to(list))
-        .route("/event-types/{value}", web::get().to(retrieve));
+    cfg.service(web::resource("/event-types").route(web::get().to(list)))
+        .service(web::resource("/event-types/{value}").route(web::get().to(retrieve)));
 }
 
 /// A catalog type as the API shows it.
-pub fn event_type_view(t: &EventType) -> serde_json::Value {
-    serde_json::json!({
-        "value": t.value,
-        "label": t.label,
-        "description": t.description,
-        "schema": t.schema,
-        "archived": t.archived,
-        "example": t.example,
-    })
+pub fn event_type_view(t: &EventType) -> hookwire_api::event_types::EventType {
+    hookwire_api::event_types::EventType {
+        value: t.value.clone(),
+        label: t.label.clone(),
+        description: t.description.clone(),
+        schema: t.schema.clone(),
+        archived: t.archived,
+        example: t.example.clone(),
+    }
 }
 
 /// The development profile's catalog (contract §3 Event types).
@@ -46,11 +47,9 @@ pub fn development_seed() -> Vec<(String, String)> {
     tag = "event types",
     summary = "The event-type catalog",
     description = "Archived types (still delivered to the webhooks subscribed to them) are listed only with `include_archived=true`.",
-    params(
-        ("include_archived" = Option<bool>, Query, description = "List archived types too"),
-        ("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,)),
+    params(hookwire_api::event_types::EventTypeQuery),
     responses(
-        (status = 200, description = "A page of types", body = crate::openapi::EventTypeList),
+        (status = 200, description = "A page of types", body = hookwire_api::Page<hookwire_api::event_types::EventType>),
         crate::openapi::KeyErrors,
     )
 )]
@@ -59,15 +58,13 @@ pub(crate) async fn list(
     _caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut allowed = vec!["include_archived"];
-    allowed.extend(PARAMS);
-    let params = input::query(req.query_string(), &allowed)?;
-    let paging = Paging::from_params(&params, 100, 500)?;
-    let include_archived = input::parse_param::<bool>(&params, "include_archived", "true or false")?.unwrap_or(false);
+    let query: hookwire_api::event_types::EventTypeQuery = typed::query(req.query_string())?;
+    let paging = Paging::new(query.paging(), 100);
+    let include_archived = query.include_archived.unwrap_or(false);
     let mut conn = state.pool.get().await?;
     let (count, rows) = EventType::list(&mut conn, paging.page, include_archived).await?;
     let results = rows.iter().map(event_type_view).collect();
-    Ok(HttpResponse::Ok().json(Collection::new(
+    Ok(HttpResponse::Ok().json(Collection::page(
         &req,
         &state.config.http.public_url,
         paging,
@@ -83,8 +80,8 @@ pub(crate) async fn list(
     summary = "One catalog type, with the JSON Schema its events follow",
     params(("value" = String, Path, description = "The type, e.g. `person.created`")),
     responses(
-        (status = 200, description = "The type", body = crate::openapi::EventType),
-        (status = 404, description = "No such type", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The type", body = hookwire_api::event_types::EventType),
+        (status = 404, description = "No such type", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]

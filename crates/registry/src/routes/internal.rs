@@ -15,9 +15,9 @@ use hookwire_core::messages::RoutingSnapshot;
 use hookwire_http::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/routing", web::get().to(routing))
-        .route("/internal/idempotency/claim", web::post().to(claim))
-        .route("/internal/idempotency/settle", web::post().to(settle));
+    cfg.service(web::resource("/internal/routing").route(web::get().to(routing)))
+        .service(web::resource("/internal/idempotency/claim").route(web::post().to(claim)))
+        .service(web::resource("/internal/idempotency/settle").route(web::post().to(settle)));
 }
 
 /// Claims idempotency keys for events about to be published; one answer per claim, in order.

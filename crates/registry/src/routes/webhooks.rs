@@ -9,17 +9,20 @@ use diesel_async::AsyncPgConnection;
 use hookwire_core::config::Profile;
 use hookwire_core::messages::{DeliveryStatus, LedgerMessage};
 use hookwire_core::patterns;
-use hookwire_core::retry::{RetryPolicy, Strategy};
+use hookwire_core::retry::RetryPolicy;
 use hookwire_core::signing::SigningKey;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{EventType, Refused, Webhook, WebhookFilter, WebhookOrder};
 use crate::pagination::{Collection, Paging};
 use crate::AppState;
-use hookwire_http::error::ApiError;
-use hookwire_http::input::{self, Field, Fields};
+use hookwire_api::page::Paged as _;
+use hookwire_api::webhooks as api;
+use hookwire_http::error::{ApiError, FieldError};
+use hookwire_http::input;
+use hookwire_http::typed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -33,11 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .route("/webhooks/{id}/rotate-secret", web::post().to(rotate_secret))
-    .route("/webhooks/{id}/test", web::post().to(send_test))
-    .route("/webhooks/{id}/recover", web::post().to(recover))
-    .route("/webhooks/{id}/replay", web::post().to(replay))
-    .route("/webhooks/{id}/stats", web::get().to(stats));
+    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
+    .service(web::resource("/webhooks/{id}/test").route(web::post().to(send_test)))
+    .service(web::resource("/webhooks/{id}/recover").route(web::post().to(recover)))
+    .service(web::resource("/webhooks/{id}/replay").route(web::post().to(replay)))
+    .service(web::resource("/webhooks/{id}/stats").route(web::get().to(stats)));
 }
 
 /// Headers the platform sets itself; a webhook's custom headers may not replace them.
@@ -52,18 +55,6 @@ const RESERVED_HEADERS: [&str; 9] = [
     "traceparent",
     "transfer-encoding",
 ];
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn is_header_value(value: &str) -> bool {
-    value.len() <= 4096 && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-}
 
 /// Checks a webhook URL: syntax, scheme, and in production https and a public destination
 /// (resolved now; the dispatcher checks the resolved address again on every delivery).
@@ -98,248 +89,191 @@ async fn check_url(raw: &str, profile: Profile) -> Result<String, String> {
     Ok(url.to_string())
 }
 
-/// Reads `retry_policy` (any subset of its fields) and `retry_count` onto `current`.
-fn read_retry_policy(fields: &mut Fields, current: RetryPolicy) -> Option<RetryPolicy> {
-    let mut policy = current;
-    let mut changed = false;
-    if let Field::Set(obj) = fields.object("retry_policy") {
-        changed = true;
-        let mut inner = Fields::new(obj);
-        match inner.string("strategy", 20) {
-            Field::Set(s) if s == "exponential" => policy.strategy = Strategy::Exponential,
-            Field::Set(s) if s == "fixed" => policy.strategy = Strategy::Fixed,
-            Field::Set(_) | Field::Null => inner.error("strategy", "must be `exponential` or `fixed`"),
-            Field::Absent => {}
-        }
-        if let Field::Set(n) = inner.int("max_retries", 0, 100) {
-            policy.max_retries = n as u32;
-        }
-        if let Field::Set(n) = inner.int("retry_count", 0, 100) {
-            policy.max_retries = n as u32;
-        }
-        if let Field::Set(n) = inner.int("interval_seconds", 1, 86_400) {
-            policy.interval_seconds = n as u32;
-        }
-        if let Field::Set(n) = inner.int("max_age_seconds", 0, 30 * 86_400) {
-            policy.max_age_seconds = n as u32;
-        }
-        if let Err(ApiError::Validation(errors)) = inner.finish() {
-            for e in errors {
-                fields.error(&format!("retry_policy.{}", e.field), e.message);
-            }
+/// What is wrong with `list` as a webhook's patterns, against the catalog: each must match a
+/// live type (a pattern the webhook has already, `current`, stays whatever was archived since).
+async fn check_events(state: &AppState, current: &[String], list: &[String]) -> Result<Option<FieldError>, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let catalog = EventType::all_values(&mut conn).await?;
+    let matching = |p: &str, archived_too: bool| {
+        catalog
+            .iter()
+            .any(|(t, archived)| (archived_too || !archived) && patterns::matches(p, t))
+    };
+    let mut bad = Vec::new();
+    for p in list {
+        if let Err(e) = patterns::validate_pattern(p) {
+            bad.push(format!("`{p}` {e}"));
+        } else if current.contains(p) || matching(p, false) {
+        } else if matching(p, true) {
+            bad.push(format!("`{p}` matches only archived event types"));
+        } else {
+            bad.push(format!("`{p}` matches no event type in the catalog"));
         }
     }
-    if let Field::Set(n) = fields.int("retry_count", 0, 100) {
-        changed = true;
-        policy.max_retries = n as u32;
-    }
-    changed.then_some(policy)
+    Ok((!bad.is_empty()).then(|| FieldError::new("events", bad.join("; "))))
 }
 
-/// Applies the fields of a create or update request onto `w`. Every bad field is reported.
-async fn apply(state: &AppState, map: Map<String, Value>, w: &mut Webhook, creating: bool) -> Result<(), ApiError> {
-    let mut f = Fields::new(map);
-    let url = f.string("url", 2048);
-    let events = f.string_list("events", 100, 128);
-    let name = f.string("name", 200);
-    let description = f.string("description", 2000);
-    let channels = f.string_list("channels", 50, 128);
-    let is_active = f.bool("is_active");
-    let is_test = f.bool("is_test");
-    let header_name = f.string("header_name", 128);
-    let prefix = f.string("prefix", 64);
-    let auth_secret = f.string("auth_secret", 4096);
-    let headers = f.string_map("headers");
-    let timeout = f.int("timeout_seconds", 1, 60);
-    let rate_limit = f.int("rate_limit_per_second", 1, 100_000);
-    let secret = f.string("secret", 200);
-    let current_policy: RetryPolicy =
-        serde_json::from_value(w.retry_policy.clone()).unwrap_or(state.config.webhooks.default_retry_policy);
-    let policy = read_retry_policy(&mut f, current_policy);
+/// A body its schema refused, read as `T` or refused with every bad field: what the schema
+/// names, and what the URL and the patterns have wrong where the schema took them.
+async fn read_or_refuse<T>(
+    state: &AppState,
+    current: impl AsyncFnOnce() -> Result<Vec<String>, ApiError>,
+    body: Value,
+) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + utoipa::ToSchema + 'static,
+{
+    let mut errors = match typed::from_value::<T>(body.clone()) {
+        Err(ApiError::Validation(errors)) => errors,
+        other => return other,
+    };
+    if let (Some(url), false) = (body["url"].as_str(), typed::names(&errors, "url")) {
+        if let Err(msg) = check_url(url, state.config.profile).await {
+            errors.push(FieldError::new("url", msg));
+        }
+    }
+    let list: Option<Vec<String>> = serde_json::from_value(body["events"].clone()).ok();
+    if let (Some(list), false) = (list, typed::names(&errors, "events")) {
+        errors.extend(check_events(state, &current().await?, &list).await?);
+    }
+    Err(ApiError::Validation(errors))
+}
 
-    if creating && url.is_absent() {
-        f.error("url", "is required");
-    }
-    match url {
-        Field::Set(u) => match check_url(&u, state.config.profile).await {
+/// Applies a create's or an update's fields onto `w`: what the schema cannot say (the URL's
+/// destination, patterns against the catalog, headers Hookwire sets itself) is checked here,
+/// and every bad field is reported.
+async fn apply(state: &AppState, p: api::WebhookPatch, w: &mut Webhook) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if let Some(url) = p.url {
+        match check_url(&url, state.config.profile).await {
             Ok(u) => w.url = u,
-            Err(msg) => f.error("url", msg),
-        },
-        Field::Null => f.error("url", "must not be null"),
-        Field::Absent => {}
+            Err(msg) => errors.push(FieldError::new("url", msg)),
+        }
     }
-    match events {
-        Field::Set(list) if list.is_empty() => f.error("events", "must name at least one event type or pattern"),
-        Field::Set(list) => {
-            let mut conn = state.pool.get().await?;
-            let catalog = EventType::all_values(&mut conn).await?;
-            let mut bad = Vec::new();
-            let matching = |p: &str, archived_too: bool| {
-                catalog
-                    .iter()
-                    .any(|(t, archived)| (archived_too || !archived) && patterns::matches(p, t))
-            };
-            for p in &list {
-                if let Err(e) = patterns::validate_pattern(p) {
-                    bad.push(format!("`{p}` {e}"));
-                } else if w.events.contains(p) || matching(p, false) {
-                    // A pattern the webhook has already stays, whatever was archived since.
-                } else if matching(p, true) {
-                    bad.push(format!("`{p}` matches only archived event types"));
-                } else {
-                    bad.push(format!("`{p}` matches no event type in the catalog"));
-                }
-            }
-            if bad.is_empty() {
-                let mut list = list;
+    if let Some(mut list) = p.events {
+        match check_events(state, &w.events, &list).await? {
+            Some(e) => errors.push(e),
+            None => {
                 list.dedup();
                 w.events = list;
-            } else {
-                f.error("events", bad.join("; "));
             }
         }
-        Field::Null => f.error("events", "must not be null"),
-        Field::Absent if creating => f.error("events", "is required"),
-        Field::Absent => {}
     }
-    if let Field::Set(v) = name {
-        w.name = v;
+    if let Some(v) = p.name {
+        w.name = v.unwrap_or_default();
     }
-    if let Field::Set(v) = description {
-        w.description = v;
+    if let Some(v) = p.description {
+        w.description = v.unwrap_or_default();
     }
-    match channels {
-        Field::Set(v) => w.channels = v,
-        Field::Null => w.channels = Vec::new(),
-        Field::Absent => {}
+    if let Some(v) = p.channels {
+        w.channels = v.unwrap_or_default();
     }
-    if let Field::Set(v) = is_active {
+    if let Some(v) = p.is_active {
         if v && !w.is_active {
             w.disabled_reason = None;
             w.failing_since = None;
         }
         w.is_active = v;
     }
-    if let Field::Set(v) = is_test {
+    if let Some(v) = p.is_test {
         w.is_test = v;
     }
-    match header_name {
-        Field::Set(h) if !is_token(&h) => f.error("header_name", "must be a valid HTTP header name"),
-        Field::Set(h) if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) => {
-            f.error("header_name", "is set by Hookwire itself and cannot be used")
-        }
-        Field::Set(h) => w.header_name = Some(h),
-        Field::Null => w.header_name = None,
-        Field::Absent => {}
+    match p.header_name {
+        Some(Some(h)) if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) => errors.push(FieldError::new(
+            "header_name",
+            "is set by Hookwire itself and cannot be used",
+        )),
+        Some(h) => w.header_name = h,
+        None => {}
     }
-    match prefix {
-        Field::Set(p) if !is_header_value(&p) || p.contains(' ') => {
-            f.error("prefix", "must be one word of printable characters")
-        }
-        Field::Set(p) => w.prefix = Some(p).filter(|p| !p.is_empty()),
-        Field::Null => w.prefix = None,
-        Field::Absent => {}
+    if let Some(v) = p.prefix {
+        w.prefix = v.filter(|p| !p.is_empty());
     }
-    match auth_secret {
-        Field::Set(s) if s.is_empty() || !is_header_value(&s) => {
-            f.error("auth_secret", "must be a non-empty string of printable characters")
-        }
-        Field::Set(s) => {
+    match p.auth_secret {
+        Some(Some(s)) => {
             let chars: Vec<char> = s.chars().collect();
             w.auth_secret_last4 = Some(chars[chars.len().saturating_sub(4)..].iter().collect());
             w.auth_secret_sealed = Some(state.secrets.keyring.seal(&s));
         }
-        Field::Null => {
+        Some(None) => {
             w.auth_secret_sealed = None;
             w.auth_secret_last4 = None;
         }
-        Field::Absent => {}
+        None => {}
     }
     if w.auth_secret_sealed.is_some() != w.header_name.is_some() {
-        f.error(
+        errors.push(FieldError::new(
             "auth_secret",
             "header_name and auth_secret go together: set both or neither",
-        );
+        ));
     }
-    match headers {
-        Field::Set(h) => {
-            if h.len() > 20 {
-                f.error("headers", "must have at most 20 headers");
+    if let Some(h) = p.headers {
+        let h = h.unwrap_or_default();
+        for k in h.keys() {
+            if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+                errors.push(FieldError::new(
+                    format!("headers.{k}"),
+                    "is set by Hookwire itself and cannot be overridden",
+                ));
             }
-            for (k, v) in &h {
-                if !is_token(k) {
-                    f.error(&format!("headers.{k}"), "is not a valid HTTP header name");
-                } else if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
-                    f.error(
-                        &format!("headers.{k}"),
-                        "is set by Hookwire itself and cannot be overridden",
-                    );
-                } else if !is_header_value(v) {
-                    f.error(&format!("headers.{k}"), "must be printable and at most 4096 bytes");
-                }
-            }
-            w.headers = json!(h);
         }
-        Field::Null => w.headers = json!({}),
-        Field::Absent => {}
+        w.headers = json!(h);
     }
-    if let Field::Set(t) = timeout {
+    if let Some(t) = p.timeout_seconds {
         w.timeout_seconds = t as i32;
     }
-    match rate_limit {
-        Field::Set(r) => w.rate_limit_per_second = Some(r as i32),
-        Field::Null => w.rate_limit_per_second = None,
-        Field::Absent => {}
+    if let Some(r) = p.rate_limit_per_second {
+        w.rate_limit_per_second = r.map(|r| r as i32);
     }
-    match secret {
-        Field::Set(s) if creating => match SigningKey::parse(&s) {
-            Ok(_) => w.secret_sealed = state.secrets.keyring.seal(&s),
-            Err(e) => f.error("secret", e.to_string()),
-        },
-        Field::Set(_) | Field::Null => f.error("secret", "can only be set on create; use rotate-secret"),
-        Field::Absent => {}
+    if p.retry_policy.is_some() || p.retry_count.is_some() {
+        let current: RetryPolicy =
+            serde_json::from_value(w.retry_policy.clone()).unwrap_or(state.config.webhooks.default_retry_policy);
+        let mut policy = p.retry_policy.unwrap_or_default().apply(current);
+        if let Some(n) = p.retry_count {
+            policy.max_retries = n;
+        }
+        w.retry_policy = serde_json::to_value(policy).expect("a retry policy serializes");
     }
-    if let Some(p) = policy {
-        w.retry_policy = serde_json::to_value(p).expect("a retry policy serializes");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
     }
-    f.finish()
 }
 
-/// The JSON of a webhook; `secret` only where the contract allows it.
-pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, ApiError> {
-    let mut v = json!({
-        "id": w.id,
-        "name": w.name,
-        "description": w.description,
-        "url": w.url,
-        "events": w.events,
-        "channels": w.channels,
-        "is_active": w.is_active,
-        "is_test": w.is_test,
-        "header_name": w.header_name,
-        "prefix": w.prefix,
-        "masked_auth_secret": w.auth_secret_last4.as_ref().map(|l| format!("****{l}")),
-        "headers": w.headers,
-        "timeout_seconds": w.timeout_seconds,
-        "retry_policy": w.retry_policy,
-        "rate_limit_per_second": w.rate_limit_per_second,
-        "failure_count": w.failure_count,
-        "last_triggered_at": w.last_triggered_at,
-        "last_success_at": w.last_success_at,
-        "last_failure_at": w.last_failure_at,
-        "disabled_reason": w.disabled_reason,
-        "created_at": w.created_at,
-        "modified_at": w.modified_at,
-    });
-    if with_secret {
-        let secret = state
-            .secrets
-            .keyring
-            .open(&w.secret_sealed)
-            .map_err(ApiError::internal)?;
-        v["secret"] = json!(secret);
-    }
-    Ok(v)
+/// A webhook as the API shows it; `secret` only where the contract allows it.
+pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<api::Webhook, ApiError> {
+    let secret = with_secret
+        .then(|| state.secrets.keyring.open(&w.secret_sealed))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok(api::Webhook {
+        id: w.id,
+        name: w.name.clone(),
+        description: w.description.clone(),
+        url: w.url.clone(),
+        events: w.events.clone(),
+        channels: w.channels.clone(),
+        is_active: w.is_active,
+        is_test: w.is_test,
+        header_name: w.header_name.clone(),
+        prefix: w.prefix.clone(),
+        masked_auth_secret: w.auth_secret_last4.as_ref().map(|l| format!("****{l}")),
+        // Written by `apply` as a map of strings, and the policy as a whole policy.
+        headers: serde_json::from_value(w.headers.clone()).map_err(ApiError::internal)?,
+        timeout_seconds: w.timeout_seconds.max(0) as u32,
+        retry_policy: serde_json::from_value(w.retry_policy.clone())
+            .unwrap_or(state.config.webhooks.default_retry_policy),
+        rate_limit_per_second: w.rate_limit_per_second.map(|r| r.max(0) as u32),
+        failure_count: w.failure_count.max(0) as u32,
+        last_triggered_at: w.last_triggered_at,
+        last_success_at: w.last_success_at,
+        last_failure_at: w.last_failure_at,
+        disabled_reason: w.disabled_reason.clone(),
+        created_at: w.created_at,
+        modified_at: w.modified_at,
+        secret,
+    })
 }
 
 #[utoipa::path(
@@ -347,11 +281,11 @@ pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<Value, A
     path = "/v1/webhooks",
     tag = "webhooks",
     summary = "Create a webhook",
-    request_body = crate::openapi::WebhookInput,
+    request_body = hookwire_api::webhooks::WebhookIn,
     responses(
-        (status = 201, description = "Created, with its signing secret", body = crate::openapi::Webhook),
-        (status = 400, description = "Invalid fields", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing scope, webhooks disabled, or limit reached", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created, with its signing secret", body = hookwire_api::webhooks::Webhook),
+        (status = 400, description = "Invalid fields", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing scope, webhooks disabled, or limit reached", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -369,6 +303,7 @@ pub(crate) async fn create(
         ));
     };
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body: api::WebhookIn = read_or_refuse(&state, async || Ok(Vec::new()), Value::Object(body)).await?;
     let now = crate::db::now();
     let mut w = Webhook {
         id: hookwire_core::id::v7(),
@@ -385,7 +320,7 @@ pub(crate) async fn create(
         prefix: None,
         auth_secret_sealed: None,
         auth_secret_last4: None,
-        secret_sealed: state.secrets.keyring.seal(&SigningKey::generate()),
+        secret_sealed: String::new(),
         previous_secret_sealed: None,
         previous_secret_expires_at: None,
         headers: json!({}),
@@ -401,7 +336,12 @@ pub(crate) async fn create(
         modified_at: now,
         failing_since: None,
     };
-    apply(&state, body, &mut w, true).await?;
+    let secret = match body.secret.as_deref().map(SigningKey::parse) {
+        Some(Err(e)) => return Err(ApiError::Validation(vec![FieldError::new("secret", e.to_string())])),
+        Some(Ok(_)) | None => body.secret.clone().unwrap_or_else(SigningKey::generate),
+    };
+    w.secret_sealed = state.secrets.keyring.seal(&secret);
+    apply(&state, body.into(), &mut w).await?;
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
     match Webhook::insert_within_limit(&mut conn, &w, key.id).await? {
@@ -472,8 +412,8 @@ async fn change(
     summary = "Retrieve a webhook",
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 200, description = "The webhook, with its signing secret", body = crate::openapi::Webhook),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The webhook, with its signing secret", body = hookwire_api::webhooks::Webhook),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -492,13 +432,13 @@ pub(crate) async fn retrieve(
     path = "/v1/webhooks/{id}",
     tag = "webhooks",
     summary = "Change some fields of a webhook",
-    request_body = crate::openapi::WebhookInput,
+    request_body = hookwire_api::webhooks::WebhookIn,
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 200, description = "The webhook", body = crate::openapi::Webhook),
-        (status = 400, description = "Empty or invalid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The webhook", body = hookwire_api::webhooks::Webhook),
+        (status = 400, description = "Empty or invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -510,16 +450,15 @@ pub(crate) async fn update(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_update",
-            "send at least one field to change",
-        ));
+    if body.contains_key("secret") {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "secret",
+            "can only be set on create; use rotate-secret",
+        )]));
     }
-    let w = change(&state, &caller, &id, async |w| {
-        apply(&state, body.clone(), w, false).await
-    })
-    .await?;
+    let current = async || Ok(find(&state, &caller, &id).await?.events);
+    let patch: api::WebhookPatch = read_or_refuse(&state, current, Value::Object(body)).await?;
+    let w = change(&state, &caller, &id, async |w| apply(&state, patch.clone(), w).await).await?;
     Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
 }
 
@@ -531,7 +470,7 @@ pub(crate) async fn update(
     params(("id" = String, Path, description = "Webhook id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -577,10 +516,10 @@ fn patterns_matching(event_type: &str) -> Vec<String> {
     path = "/v1/webhooks",
     tag = "webhooks",
     summary = "List webhooks",
-    params(("limit" = Option<i64>, Query,), ("offset" = Option<i64>, Query,), ("page" = Option<i64>, Query,), ("page_size" = Option<i64>, Query,), ("event_type" = Option<String>, Query,), ("is_test" = Option<bool>, Query,), ("is_active" = Option<bool>, Query,), ("channel" = Option<String>, Query,), ("ordering" = Option<String>, Query, description = "created, -created, modified, -modified, name, -name")),
+    params(hookwire_api::webhooks::WebhookQuery),
     responses(
-        (status = 200, description = "A page of webhooks", body = crate::openapi::WebhookList),
-        (status = 400, description = "Invalid query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of webhooks", body = hookwire_api::Page<hookwire_api::webhooks::Webhook>),
+        (status = 400, description = "Invalid query", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -590,29 +529,21 @@ pub(crate) async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
-    let mut allowed = vec!["event_type", "is_test", "is_active", "channel", "ordering"];
-    allowed.extend(crate::pagination::PARAMS);
-    let params = input::query(req.query_string(), &allowed)?;
-    let paging = Paging::from_params(&params, 100, 500)?;
+    let query: api::WebhookQuery = typed::query(req.query_string())?;
+    let paging = Paging::new(query.paging(), 100);
     let filter = WebhookFilter {
-        patterns: params.get("event_type").map(|t| patterns_matching(t)),
-        is_test: input::parse_param(&params, "is_test", "true or false")?,
-        is_active: input::parse_param(&params, "is_active", "true or false")?,
-        channel: params.get("channel").cloned(),
+        patterns: query.event_type.as_deref().map(patterns_matching),
+        is_test: query.is_test,
+        is_active: query.is_active,
+        channel: query.channel,
     };
-    let order = match params.get("ordering").map(String::as_str) {
-        None | Some("created") => WebhookOrder::Created,
-        Some("-created") => WebhookOrder::CreatedDesc,
-        Some("modified") => WebhookOrder::Modified,
-        Some("-modified") => WebhookOrder::ModifiedDesc,
-        Some("name") => WebhookOrder::Name,
-        Some("-name") => WebhookOrder::NameDesc,
-        Some(_) => {
-            return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
-                "ordering",
-                "must be one of created, -created, modified, -modified, name, -name",
-            )]))
-        }
+    let order = match query.ordering.unwrap_or_default() {
+        api::WebhookOrdering::Created => WebhookOrder::Created,
+        api::WebhookOrdering::CreatedDesc => WebhookOrder::CreatedDesc,
+        api::WebhookOrdering::Modified => WebhookOrder::Modified,
+        api::WebhookOrdering::ModifiedDesc => WebhookOrder::ModifiedDesc,
+        api::WebhookOrdering::Name => WebhookOrder::Name,
+        api::WebhookOrdering::NameDesc => WebhookOrder::NameDesc,
     };
     let mut conn = state.pool.get().await?;
     let (count, rows) = Webhook::list(&mut conn, caller.tenant_id(), &filter, order, paging.page).await?;
@@ -620,7 +551,7 @@ pub(crate) async fn list(
         .iter()
         .map(|w| view(&state, w, false))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Collection::new(
+    Ok(HttpResponse::Ok().json(Collection::page(
         &req,
         &state.config.http.public_url,
         paging,
@@ -637,9 +568,9 @@ pub(crate) async fn list(
     summary = "Rotate the signing secret",
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 200, description = "The webhook with its new secret; the old one signs alongside for 24 h", body = crate::openapi::Webhook),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The webhook with its new secret; the old one signs alongside for 24 h", body = hookwire_api::webhooks::Webhook),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook kept changing while the request was applied; send it again", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -679,13 +610,13 @@ async fn types_taken(conn: &mut AsyncPgConnection, w: &Webhook) -> Result<Vec<(S
     path = "/v1/webhooks/{id}/test",
     tag = "webhooks",
     summary = "Send a test event",
-    request_body(content = Option<crate::openapi::TestInput>, description = "Optional: which type, and which data"),
+    request_body(content = Option<hookwire_api::webhooks::TestIn>, description = "Optional: which type, and which data"),
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 202, description = "Sent", body = crate::openapi::TestSent),
-        (status = 400, description = "A type the webhook does not take, data its schema refuses, or no example", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Broker unavailable", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Sent", body = hookwire_api::webhooks::TestSent),
+        (status = 400, description = "A type the webhook does not take, data its schema refuses, or no example", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Broker unavailable", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -696,21 +627,16 @@ pub(crate) async fn send_test(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
-    let body = input::optional_json_object(payload, state.config.http.max_body_bytes).await?;
+    let body: api::TestIn = typed::optional_body(payload, state.config.http.max_body_bytes).await?;
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
-    let mut f = Fields::new(body);
-    let asked = f.string("event_type", 128);
-    let asked = f.not_null("event_type", asked);
-    let data = f.any("data");
-    let data = f.not_null("data", data);
-    let example = f.bool("example");
-    let example = f.not_null("example", example).unwrap_or(false);
+    let mut errors = Vec::new();
+    let (data, example) = (body.data, body.example.unwrap_or(false));
     let taken = types_taken(&mut conn, &w).await?;
-    let event_type = match asked {
+    let event_type = match body.event_type {
         Some(t) if taken.iter().any(|(v, _)| *v == t) => Some(t),
         Some(_) => {
-            f.error("event_type", "is not a type this webhook takes");
+            errors.push(FieldError::new("event_type", "is not a type this webhook takes"));
             None
         }
         // One of its types customers see, else one it still gets though archived.
@@ -721,7 +647,10 @@ pub(crate) async fn send_test(
             .map(|(_, t)| t),
     };
     if data.is_some() && example {
-        f.error("example", "send either `data` or `example: true`, not both");
+        errors.push(FieldError::new(
+            "example",
+            "send either `data` or `example: true`, not both",
+        ));
     }
     let catalog = match &event_type {
         Some(t) => EventType::find(&mut conn, t).await?,
@@ -733,20 +662,25 @@ pub(crate) async fn send_test(
                 .schema
                 .map_or_else(Vec::new, |s| hookwire_core::schema::check(&s, &data, 5));
             if !violations.is_empty() {
-                f.error(
+                errors.push(FieldError::new(
                     "data",
                     format!("does not match the type's schema: {}", violations.join("; ")),
-                );
+                ));
             }
             data
         }
         (None, Some(t)) if example => t.example.unwrap_or_else(|| {
-            f.error("example", format!("the event type `{}` has no example", t.value));
+            errors.push(FieldError::new(
+                "example",
+                format!("the event type `{}` has no example", t.value),
+            ));
             Value::Null
         }),
         (data, _) => data.unwrap_or_else(|| json!({"hookwire_test": true, "webhook_id": w.id})),
     };
-    f.finish()?;
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let Some(event_type) = event_type else {
         return Err(ApiError::bad_request(
             "no_event_type",
@@ -766,8 +700,11 @@ pub(crate) async fn send_test(
     let task = crate::tasks::task(&state, &w, hookwire_core::id::v7(), &event, 0);
     let record = crate::tasks::routed(&event, &task);
     crate::tasks::send(&state, std::slice::from_ref(&task), &[record]).await?;
-    Ok(HttpResponse::Accepted()
-        .json(json!({"event_id": event.id, "delivery_id": task.delivery_id, "event_type": event.event_type})))
+    Ok(HttpResponse::Accepted().json(api::TestSent {
+        event_id: event.id,
+        delivery_id: task.delivery_id,
+        event_type: event.event_type,
+    }))
 }
 
 /// Most deliveries one recover or replay call sends; the answer says when there were more.
@@ -779,12 +716,12 @@ const PER_CALL: i64 = 10_000;
     path = "/v1/webhooks/{id}/recover",
     tag = "webhooks",
     summary = "Retry failed and exhausted deliveries since a time",
-    request_body = crate::openapi::RecoverInput,
+    request_body = hookwire_api::webhooks::RecoverIn,
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 202, description = "Retries sent", body = crate::openapi::RecoverResult),
-        (status = 400, description = "Invalid since", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Retries sent", body = hookwire_api::webhooks::Recovered),
+        (status = 400, description = "Invalid since", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -796,11 +733,7 @@ pub(crate) async fn recover(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    let mut f = Fields::new(body);
-    let since = time_field(&mut f, "since", true);
-    f.finish()?;
-    let since = since.expect("finish() failed without since");
+    let api::RecoverIn { since } = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
     let failed =
         crate::db::models::Delivery::failed_since(&mut conn, caller.tenant_id(), w.id, since, PER_CALL).await?;
@@ -819,25 +752,10 @@ pub(crate) async fn recover(
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
     super::deliveries::marked_retrying(&mut conn, &ids, &attempts).await;
-    Ok(HttpResponse::Accepted().json(json!({"retried": tasks.len(), "more": failed.len() as i64 == PER_CALL})))
-}
-
-/// An RFC 3339 time field of a request body; `required` says whether leaving it out is an error.
-fn time_field(f: &mut Fields, name: &str, required: bool) -> Option<chrono::DateTime<Utc>> {
-    match f.string(name, 64) {
-        Field::Set(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                f.error(name, "must be an RFC 3339 time");
-                None
-            }
-        },
-        Field::Absent if !required => None,
-        _ => {
-            f.error(name, if required { "is required" } else { "must not be null" });
-            None
-        }
-    }
+    Ok(HttpResponse::Accepted().json(api::Recovered {
+        retried: tasks.len() as u32,
+        more: failed.len() as i64 == PER_CALL,
+    }))
 }
 
 /// Sends the webhook the events it takes that were published in `[since, until)` and never sent
@@ -848,13 +766,13 @@ fn time_field(f: &mut Fields, name: &str, required: bool) -> Option<chrono::Date
     tag = "webhooks",
     summary = "Send the events since a time that the webhook never got",
     description = "Each event the webhook takes as it is configured now (types, channels, test mode; its tenant's events and feed events) published in `[since, until)` (`until` defaults to now) and never delivered to it becomes a new delivery, oldest first, with the event's own `webhook-id`. At most 10,000 per call: when `more` is true, call again. The log keeps events for `retention.deliveries`.",
-    request_body = crate::openapi::ReplayInput,
+    request_body = hookwire_api::webhooks::ReplayIn,
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 202, description = "Deliveries sent", body = crate::openapi::ReplayResult),
-        (status = 400, description = "Invalid times", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The webhook is not active", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Deliveries sent", body = hookwire_api::webhooks::Replayed),
+        (status = 400, description = "Invalid times", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook is not active", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -866,29 +784,28 @@ pub(crate) async fn replay(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    let mut f = Fields::new(body);
-    let since = time_field(&mut f, "since", true);
-    let until = time_field(&mut f, "until", false);
-    if let (Some(s), Some(u)) = (since, until) {
-        if u <= s {
-            f.error("until", "must be after since");
-        }
+    let api::ReplayIn { since, until } = typed::body(payload, state.config.http.max_body_bytes).await?;
+    if until.is_some_and(|u| u <= since) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "until",
+            "must be after since",
+        )]));
     }
-    f.finish()?;
     if !w.is_active {
         return Err(ApiError::Conflict {
             code: "webhook_inactive",
             detail: "the webhook is not active: activate it (`is_active: true`) to replay events to it".into(),
         });
     }
-    let since = since.expect("finish() failed without since");
     let until = until.map_or_else(Utc::now, |u| u.min(Utc::now()));
     let mut conn = state.pool.get().await?;
     let types: Vec<String> = types_taken(&mut conn, &w).await?.into_iter().map(|(t, _)| t).collect();
     let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), PER_CALL).await?;
     if missed.is_empty() {
-        return Ok(HttpResponse::Accepted().json(json!({"replayed": 0, "more": false})));
+        return Ok(HttpResponse::Accepted().json(api::Replayed {
+            replayed: 0,
+            more: false,
+        }));
     }
     let tasks: Vec<_> = missed
         .iter()
@@ -903,7 +820,10 @@ pub(crate) async fn replay(
         .map(|(e, t)| crate::tasks::routed(e, t))
         .collect();
     crate::tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
-    Ok(HttpResponse::Accepted().json(json!({"replayed": tasks.len(), "more": missed.len() as i64 == PER_CALL})))
+    Ok(HttpResponse::Accepted().json(api::Replayed {
+        replayed: tasks.len() as u32,
+        more: missed.len() as i64 == PER_CALL,
+    }))
 }
 
 /// How the webhook's deliveries of a window fared.
@@ -915,13 +835,12 @@ pub(crate) async fn replay(
     description = "Counts by status of the deliveries created in `[since, until)` (default: the last 24 hours), and `success_rate`: success over the deliveries that ended (success, failed, exhausted), null when none did.",
     params(
         ("id" = String, Path, description = "Webhook id"),
-        ("since" = Option<String>, Query, description = "RFC 3339; default 24 hours before `until`"),
-        ("until" = Option<String>, Query, description = "RFC 3339; default now"),
+        hookwire_api::webhooks::StatsQuery,
     ),
     responses(
-        (status = 200, description = "The counts", body = crate::openapi::WebhookStats),
-        (status = 400, description = "Invalid times", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The counts", body = hookwire_api::webhooks::WebhookStats),
+        (status = 400, description = "Invalid times", body = hookwire_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook", body = hookwire_api::Problem, content_type = "application/problem+json"),
         crate::openapi::KeyErrors,
     )
 )]
@@ -932,9 +851,7 @@ pub(crate) async fn stats(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:read")?;
-    let params = input::query(req.query_string(), &["since", "until"])?;
-    let until = input::parse_param::<chrono::DateTime<Utc>>(&params, "until", "an RFC 3339 time")?;
-    let since = input::parse_param::<chrono::DateTime<Utc>>(&params, "since", "an RFC 3339 time")?;
+    let api::StatsQuery { since, until } = typed::query(req.query_string())?;
     let until = until.unwrap_or_else(Utc::now);
     let since = since.unwrap_or(until - chrono::Duration::hours(24));
     if until <= since {
@@ -947,20 +864,27 @@ pub(crate) async fn stats(
     let mut conn = state.pool.get().await?;
     let rows =
         crate::db::models::Delivery::count_by_status(&mut conn, caller.tenant_id(), w.id, (since, until)).await?;
-    let count = |status: &str| rows.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-    let counts: Map<String, Value> = DeliveryStatus::ALL
-        .iter()
-        .map(|s| (s.as_str().to_owned(), json!(count(s.as_str()))))
-        .collect();
-    let ended = count("success") + count("failed") + count("exhausted");
-    Ok(HttpResponse::Ok().json(json!({
-        "webhook_id": w.id,
-        "since": since,
-        "until": until,
-        "total": rows.iter().map(|(_, n)| n).sum::<i64>(),
-        "counts": counts,
-        "success_rate": (ended > 0).then(|| count("success") as f64 / ended as f64),
-    })))
+    let count = |status: DeliveryStatus| {
+        rows.iter()
+            .find(|(s, _)| s == status.as_str())
+            .map_or(0, |(_, n)| (*n).max(0) as u64)
+    };
+    let counts = api::StatusCounts {
+        pending: count(DeliveryStatus::Pending),
+        retrying: count(DeliveryStatus::Retrying),
+        success: count(DeliveryStatus::Success),
+        failed: count(DeliveryStatus::Failed),
+        exhausted: count(DeliveryStatus::Exhausted),
+    };
+    let ended = counts.success + counts.failed + counts.exhausted;
+    Ok(HttpResponse::Ok().json(api::WebhookStats {
+        webhook_id: w.id,
+        since,
+        until,
+        total: rows.iter().map(|(_, n)| (*n).max(0) as u64).sum(),
+        success_rate: (ended > 0).then(|| counts.success as f64 / ended as f64),
+        counts,
+    }))
 }
 
 #[cfg(test)]

@@ -772,7 +772,7 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
         let d = detail(kept).await;
         assert_eq!(d.status, 200);
         assert_eq!(d.body["attempts"].as_array().map(Vec::len), Some(2), "{:?}", d.body);
-        assert!(d.body["payload"]["at"].is_string(), "{:?}", d.body);
+        assert!(d.body["payload"]["data"]["at"].is_string(), "{:?}", d.body);
     }
     let listed = env.api("GET", "/v1/deliveries", &key, None).await;
     assert_eq!(listed.body["count"], 2);
@@ -1583,7 +1583,11 @@ async fn an_erased_event_leaves_the_log_and_its_retries_end_unsent() {
     let k = env
         .api("GET", &format!("/v1/deliveries/{kept_delivery}"), &key, None)
         .await;
-    assert_eq!(k.body["payload"], json!({"email": "person/2@example.com"}), "{k:?}");
+    assert_eq!(
+        k.body["payload"]["data"],
+        json!({"email": "person/2@example.com"}),
+        "{k:?}"
+    );
     assert_eq!(
         (&k.body["response_body"], &k.body["payload_expunged_at"]),
         (&json!("received"), &Value::Null)
@@ -1727,7 +1731,7 @@ async fn an_event_erased_before_it_reaches_the_log_is_written_erased() {
             })
             .await;
         assert_eq!(
-            (&k["status"], &k["payload"]["email"], &k["payload_expunged_at"]),
+            (&k["status"], &k["payload"]["data"]["email"], &k["payload_expunged_at"]),
             (&json!("retrying"), &json!(email), &Value::Null),
             "{k}"
         );

@@ -163,7 +163,11 @@ fn every_link_in_the_docs_resolves_to_a_file_in_the_repository() {
     let mut broken = Vec::new();
     for file in markdown_files(&root) {
         let text = std::fs::read_to_string(&file).expect("a readable Markdown file");
-        let name = file.strip_prefix(&root).expect("inside the repository").display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .expect("inside the repository")
+            .display()
+            .to_string();
         if text.contains("../shared/") {
             broken.push(format!("{name}: names ../shared/, which users do not have"));
         }

@@ -722,7 +722,7 @@ async fn the_admin_lists_changes_and_revokes_api_keys() {
     fields.sort();
     assert_eq!(
         fields,
-        ["colour", "max_webhooks", "scopes", "webhooks_enabled"],
+        ["colour", "max_webhooks", "scopes[0]", "webhooks_enabled"],
         "{r:?}"
     );
     assert_eq!(env.admin("PATCH", &path, Some(json!({}))).await.status, 400);
@@ -1101,5 +1101,35 @@ async fn a_column_added_to_api_keys_under_a_running_registry_fails_no_request() 
     let after = futures_util::future::join_all((0..16).map(|_| get())).await;
     let failed: Vec<_> = after.iter().filter(|r| r.status != 200).collect();
     assert!(failed.is_empty(), "{} of 16 failed: {:?}", failed.len(), failed.first());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_method_a_resource_does_not_answer_is_405_with_allow() {
+    let env = TestEnv::start().await;
+    let (_, key) = env.tenant("acme").await;
+    let id = env.webhook(&key, webhook("http://127.0.0.1:9/hook")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path, allow) in [
+        ("TRACE", "/v1/admin/event-types".to_owned(), "POST"),
+        ("DELETE", "/v1/deliveries".to_owned(), "GET"),
+        ("PUT", format!("/v1/webhooks/{id}"), "DELETE, GET, PATCH"),
+        ("GET", format!("/v1/webhooks/{id}/rotate-secret"), "POST"),
+    ] {
+        let r = env.api(method, &path, &key, None).await;
+        assert_eq!(r.status, 405, "{method} {path}: {r:?}");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"), "{r:?}");
+        assert_eq!(
+            r.body["type"], "https://hookwire.dev/problems/method_not_allowed",
+            "{r:?}"
+        );
+        let mut allowed: Vec<&str> = r.header("allow").unwrap_or_default().split(", ").collect();
+        allowed.sort_unstable();
+        assert_eq!(allowed.join(", "), allow, "{method} {path}");
+    }
+    // A path that does not exist is still 404.
+    assert_eq!(env.api("GET", "/v1/nothing-here", &key, None).await.status, 404);
     env.stop().await;
 }
