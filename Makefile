@@ -1,6 +1,6 @@
 # Hookwire. `make run` starts everything; `make test` runs every check. Both set up PostgreSQL
 # and RabbitMQ first (Debian packages, as root) when they are missing or stopped.
-.PHONY: run stop test bench deploy-check deps-up deps-down fmt lint unit migrate ci
+.PHONY: run stop test bench fuzz deploy-check deps-up deps-down fmt lint unit migrate ci
 
 run:
 	bash scripts/run.sh
@@ -10,6 +10,11 @@ stop:
 
 bench:
 	bash scripts/bench.sh
+
+# The API fuzzed deeper than `make test` does: 1,000 examples per operation (docs/api-fuzzing.md).
+fuzz: deps-up
+	bash scripts/test-deps.sh
+	HOOKWIRE_FUZZ_EXAMPLES=$${HOOKWIRE_FUZZ_EXAMPLES:-1000} cargo test --locked -p hookwire-test-support --test it -- fuzz --nocapture
 
 deps-up:
 	bash scripts/deps-up.sh

@@ -107,9 +107,13 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit_per_second: Option<u32>,
-    /// A `whsec_…` signing secret; generated when absent.
+    /// A `whsec_…` signing secret: `whsec_` and the base64 of 24 to 64 random bytes; generated
+    /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 200, pattern = "^whsec_")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$"
+    )]
     pub secret: Option<String>,
 }
 

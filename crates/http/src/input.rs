@@ -37,10 +37,11 @@ pub async fn json_object(payload: web::Payload, limit: usize) -> Result<Map<Stri
     parse_object(&body)
 }
 
-/// Reads a JSON object body of at most `limit` bytes, or none: an empty map.
+/// Reads a JSON object body of at most `limit` bytes, or none (or `null`): an empty map.
 pub async fn optional_json_object(payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
     let body = bytes(payload, limit).await?;
-    if body.is_empty() {
+    // No body, or a JSON null: nothing given.
+    if body.is_empty() || body.trim_ascii() == b"null" {
         Ok(Map::new())
     } else {
         parse_object(&body)

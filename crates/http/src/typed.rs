@@ -23,6 +23,8 @@ static VALIDATORS: LazyLock<Mutex<HashMap<TypeId, Arc<Compiled>>>> = LazyLock::n
 /// A type's validator, and for query types the JSON type of each parameter.
 struct Compiled {
     validator: jsonschema::Validator,
+    /// The schema the validator was built from (bodies only; `Null` for queries).
+    root: Value,
     params: HashMap<String, Option<Type>>,
 }
 
@@ -62,6 +64,7 @@ fn body_validator<T: ToSchema + 'static>() -> Arc<Compiled> {
         });
         Compiled {
             validator: compile(&root),
+            root,
             params: HashMap::new(),
         }
     })
@@ -105,6 +108,7 @@ fn query_validator<T: IntoParams + 'static>() -> Arc<Compiled> {
         });
         Compiled {
             validator: compile(&root),
+            root: Value::Null,
             params: types,
         }
     })
@@ -219,6 +223,55 @@ fn enum_names(options: &Value) -> String {
         .join(", ")
 }
 
+/// Writes `497.0` as `497` where the schema asks for an integer: JSON Schema counts a number
+/// with no fraction as an integer, serde does not. Data the schema leaves open is untouched.
+fn whole_numbers(value: &mut Value, schema: &Value, root: &Value, depth: u8) {
+    if depth > 32 {
+        return;
+    }
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        if let Some(target) = reference.strip_prefix('#').and_then(|p| root.pointer(p)) {
+            whole_numbers(value, target, root, depth + 1);
+        }
+        return;
+    }
+    for combined in ["oneOf", "anyOf", "allOf"] {
+        for branch in schema.get(combined).and_then(Value::as_array).into_iter().flatten() {
+            whole_numbers(value, branch, root, depth + 1);
+        }
+    }
+    let integer = match schema.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+        _ => false,
+    };
+    match value {
+        Value::Number(n) if integer && n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(properties) = schema.get("properties") {
+                for (k, v) in map.iter_mut() {
+                    if let Some(s) = properties.get(k) {
+                        whole_numbers(v, s, root, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for v in items {
+                    whole_numbers(v, s, root, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Checks `value` against `T`'s schema, then reads it as `T`.
 pub fn from_value<T: DeserializeOwned + ToSchema + 'static>(value: Value) -> Result<T, ApiError> {
     let compiled = body_validator::<T>();
@@ -226,6 +279,8 @@ pub fn from_value<T: DeserializeOwned + ToSchema + 'static>(value: Value) -> Res
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let mut value = value;
+    whole_numbers(&mut value, &compiled.root, &compiled.root, 0);
     // The schema is derived from `T`: what passes it deserializes, but say so if not.
     serde_json::from_value(value).map_err(|e| ApiError::Validation(vec![FieldError::new("body", e.to_string())]))
 }

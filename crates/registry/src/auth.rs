@@ -105,7 +105,13 @@ pub fn credential(req: &HttpRequest) -> Option<Credential<'_>> {
     if req.path().starts_with("/v1/admin/") {
         return bearer.map(Credential::Admin);
     }
-    if let Some(tenant) = header(ACT_FOR) {
+    // Present, even empty, the header asks to act for a tenant: an empty one is refused as
+    // malformed, not ignored.
+    let act_for = req
+        .headers()
+        .get(ACT_FOR)
+        .map(|v| v.to_str().map(str::trim).unwrap_or("?"));
+    if let Some(tenant) = act_for {
         return bearer.map(|token| Credential::AdminFor { token, tenant });
     }
     header("x-api-key").or(bearer).map(Credential::Key)

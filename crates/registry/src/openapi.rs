@@ -55,7 +55,9 @@ impl Modify for Headers {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
-                    .max_length(Some(255)),
+                    .max_length(Some(255))
+                    // Printable ASCII, neither blank nor `""` once trimmed and unquoted.
+                    .pattern(Some(r#"^(?!""$)[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"#)),
             ))
             .build();
         let problem = |description: &str| {
@@ -82,12 +84,21 @@ impl Modify for Headers {
             ))))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/admin/") {
-                for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]
-                    .into_iter()
-                    .flatten()
-                {
+            let customer = !path.starts_with("/v1/admin/");
+            for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                // Every operation reads headers (and most a body or a query) it may refuse.
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| problem("A header, the query or the body is invalid").into());
+                if customer {
                     op.parameters.get_or_insert_with(Vec::new).push(act_for.clone().into());
+                    responses
+                        .entry("404".into())
+                        .or_insert_with(|| problem("Hookwire-Tenant-Id names no tenant").into());
                 }
             }
             if let Some(post) = item.post.as_mut() {

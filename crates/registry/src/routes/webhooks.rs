@@ -785,12 +785,7 @@ pub(crate) async fn replay(
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
     let api::ReplayIn { since, until } = typed::body(payload, state.config.http.max_body_bytes).await?;
-    if until.is_some_and(|u| u <= since) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "until",
-            "must be after since",
-        )]));
-    }
+    // A window that ends before it starts holds nothing: nothing is sent.
     if !w.is_active {
         return Err(ApiError::Conflict {
             code: "webhook_inactive",
@@ -854,12 +849,7 @@ pub(crate) async fn stats(
     let api::StatsQuery { since, until } = typed::query(req.query_string())?;
     let until = until.unwrap_or_else(Utc::now);
     let since = since.unwrap_or(until - chrono::Duration::hours(24));
-    if until <= since {
-        return Err(ApiError::Validation(vec![hookwire_http::error::FieldError::new(
-            "until",
-            "must be after since",
-        )]));
-    }
+    // A window that ends before it starts holds nothing: every count is 0.
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
     let rows =

@@ -1334,8 +1334,13 @@ async fn a_replay_sends_the_events_a_webhook_never_got_once() {
     // Bad times are refused; so is a webhook that is not active.
     let r = replay(json!({})).await;
     assert_eq!((r.status, r.error_fields()), (400, vec!["since"]));
+    // A window that ends where it starts holds nothing.
     let r = replay(json!({"since": since.to_rfc3339(), "until": since.to_rfc3339()})).await;
-    assert_eq!((r.status, r.error_fields()), (400, vec!["until"]));
+    assert_eq!(
+        (r.status, &r.body),
+        (202, &json!({"replayed": 0, "more": false})),
+        "{r:?}"
+    );
     env.patch_webhook(&key, &hook_id, json!({"is_active": false})).await;
     let r = replay(json!({"since": since.to_rfc3339()})).await;
     assert_eq!(
@@ -1398,7 +1403,8 @@ async fn a_webhooks_stats_count_its_deliveries_of_a_window_by_status() {
     let none = env
         .api("GET", &format!("{path}?until={since}&since={until}"), &key, None)
         .await;
-    assert_eq!((none.status, none.error_fields()), (400, vec!["until"]));
+    // A window that ends before it starts holds nothing.
+    assert_eq!((none.status, &none.body["total"]), (200, &json!(0)), "{none:?}");
     assert_eq!(env.api("GET", &path, &other_key, None).await.status, 404);
     env.stop().await;
 }
