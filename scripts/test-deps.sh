@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond PostgreSQL and RabbitMQ: the reference Standard Webhooks
-# library (Python), which the end-to-end tests use to verify real deliveries, and schemathesis,
-# which fuzzes the management API from its OpenAPI document.
+# library (Python), which the end-to-end tests use to verify real deliveries; schemathesis,
+# which fuzzes the management API from its OpenAPI document; and openapi-python-client, which
+# generates the client a test scenario runs with.
 set -euo pipefail
 if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
   echo "[deps] installing the standardwebhooks Python library"
@@ -10,4 +11,8 @@ fi
 if ! command -v schemathesis >/dev/null 2>&1; then
   echo "[deps] installing schemathesis"
   python3 -m pip install --quiet --disable-pip-version-check schemathesis
+fi
+if ! command -v openapi-python-client >/dev/null 2>&1; then
+  echo "[deps] installing openapi-python-client"
+  python3 -m pip install --quiet --disable-pip-version-check openapi-python-client
 fi

@@ -54,6 +54,15 @@ fn unix_millis(id: Uuid) -> Option<u64> {
     Some(seconds * 1000 + u64::from(nanos) / 1_000_000)
 }
 
+/// The smallest UUIDv7 created at `at`: every v7 id made before `at`'s millisecond sorts below
+/// it (PostgreSQL compares uuids bytewise, and v7 starts with the big-endian millisecond).
+pub fn v7_floor(at: chrono::DateTime<chrono::Utc>) -> Uuid {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    Uuid::from_bytes(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

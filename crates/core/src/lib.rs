@@ -3,10 +3,10 @@
 
 pub mod config;
 pub mod crypto;
+pub mod event_keys;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod id;
-pub mod idempotency;
 pub mod messages;
 pub mod net;
 pub mod operational;

@@ -4,7 +4,7 @@
 pub mod amqp_ingest;
 pub mod cache;
 pub mod config;
-pub mod idempotency;
+pub mod event_keys;
 pub mod ingest;
 
 use std::future::Future;
@@ -279,9 +279,9 @@ pub async fn deliver(
 ) -> Result<Vec<Accepted>, ApiError> {
     // Idempotency: claim every key first; duplicates are answered with the first event id and
     // not sent again; keys are settled once the broker has confirmed (or released if not).
-    let mut claims = idempotency::claims(&events);
+    let mut claims = event_keys::claims(&events);
     let started = std::time::Instant::now();
-    let outcomes = idempotency::claim(&state.registry, &mut claims).await;
+    let outcomes = event_keys::claim(&state.registry, &mut claims).await;
     if !claims.is_empty() {
         state
             .metrics
@@ -293,14 +293,14 @@ pub async fn deliver(
     let mut answers: Vec<Option<Accepted>> = vec![None; events.len()];
     for (i, mut event) in events.into_iter().enumerate() {
         match outcomes.get(&i) {
-            Some(idempotency::Outcome::Duplicate(first)) => {
+            Some(event_keys::Outcome::Duplicate(first)) => {
                 answers[i] = Some(Accepted {
                     event_id: *first,
                     matched: 0,
                     duplicate: true,
                 });
             }
-            Some(idempotency::Outcome::Resume(id)) => {
+            Some(event_keys::Outcome::Resume(id)) => {
                 event.event.id = *id;
                 to_send.push((i, event));
             }
@@ -315,17 +315,17 @@ pub async fn deliver(
         .filter(|(i, _)| {
             matches!(
                 outcomes.get(i),
-                Some(idempotency::Outcome::New | idempotency::Outcome::Resume(_))
+                Some(event_keys::Outcome::New | event_keys::Outcome::Resume(_))
             )
         })
         .map(|(_, c)| c.clone())
         .collect();
     let settlement = match &published {
-        Ok(()) => idempotency::Settlement::Done,
-        Err(e) if e.nothing_sent() => idempotency::Settlement::Released,
-        Err(_) => idempotency::Settlement::Unconfirmed,
+        Ok(()) => event_keys::Settlement::Done,
+        Err(e) if e.nothing_sent() => event_keys::Settlement::Released,
+        Err(_) => event_keys::Settlement::Unconfirmed,
     };
-    idempotency::settle(&state.registry, held, settlement).await;
+    event_keys::settle(&state.registry, held, settlement).await;
     if let Err(e) = published {
         state.metrics.publish_failures.inc();
         tracing::warn!(error = %e, events = sending.len(), "publish not confirmed; answering 503");

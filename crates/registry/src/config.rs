@@ -39,9 +39,9 @@ pub struct RetentionConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RateLimitsConfig {
     /// `POST /v1/webhooks` per API key. Default 5 per hour.
-    pub create_webhook: crate::ratelimit::Limit,
+    pub create_webhook: Limit,
     /// Every other API-key call. Default 120 per minute.
-    pub default: crate::ratelimit::Limit,
+    pub default: Limit,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,4 +126,14 @@ mod tests {
             Duration::from_secs(30 * 86_400)
         );
     }
+}
+
+/// `count` requests per `period`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Limit {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period, e.g. `1h`.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub period: std::time::Duration,
 }

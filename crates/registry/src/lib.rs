@@ -1,10 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-pub mod api_idempotency;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod delivery_tasks;
+pub mod idempotent_requests;
 pub mod ledger;
 pub mod metrics;
 pub mod notices;
@@ -14,7 +15,6 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod retention;
 pub mod routes;
-pub mod tasks;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -130,10 +130,11 @@ impl Application {
                         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
                         hookwire_http::method_not_allowed,
                     ))
-                    .wrap(actix_web::middleware::from_fn(api_idempotency::middleware))
+                    .wrap(actix_web::middleware::from_fn(idempotent_requests::middleware))
                     .wrap(actix_web::middleware::from_fn(ratelimit_headers))
                     .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
                     .configure(routes::configure)
+                    .configure(openapi::configure)
                     .default_service(web::to(hookwire_http::not_found))
             })
             // Answers leave at once, never held back by Nagle for an earlier segment's ACK.

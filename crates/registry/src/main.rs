@@ -8,7 +8,8 @@ use hookwire_api as api;
 use hookwire_core::config::Secrets;
 use hookwire_registry::db::models::EventType;
 use hookwire_registry::notices::Notices;
-use hookwire_registry::{db, routes::admin, Application, Config};
+use hookwire_registry::routes::{api_keys, erasure, event_types, tenants};
+use hookwire_registry::{db, Application, Config};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -183,7 +184,7 @@ async fn announced(
 ) -> Result<Value, hookwire_http::ApiError> {
     let t = added_or_changed?;
     notify(config, async |n| n.event_type(t.catalog_entry()).await).await;
-    printed(Ok(hookwire_registry::routes::event_types::event_type_view(&t)))
+    printed(Ok(event_types::event_type_view(&t)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -207,7 +208,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
             let result = match task {
                 AdminCommand::CreateTenant { name } => {
-                    printed(admin::tenant(&mut conn, api::tenants::TenantIn { name }).await)
+                    printed(tenants::tenant(&mut conn, api::tenants::TenantIn { name }).await)
                 }
                 AdminCommand::CreateApiKey {
                     tenant_id,
@@ -221,14 +222,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         webhooks_enabled: Some(!webhooks_disabled),
                         max_webhooks,
                     };
-                    printed(admin::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await)
+                    printed(api_keys::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await)
                 }
-                AdminCommand::ListTenants => printed(admin::all_tenants(&mut conn).await),
+                AdminCommand::ListTenants => printed(tenants::all_tenants(&mut conn).await),
                 AdminCommand::RenameTenant { id, name } => {
-                    printed(admin::rename_tenant(&mut conn, &id, api::tenants::TenantIn { name }).await)
+                    printed(tenants::rename_tenant(&mut conn, &id, api::tenants::TenantIn { name }).await)
                 }
                 AdminCommand::DeleteTenant { id } => {
-                    let deleted = admin::delete_tenant(&mut conn, &id).await;
+                    let deleted = tenants::delete_tenant(&mut conn, &id).await;
                     if let Ok(webhooks) = &deleted {
                         notify(&config, async |n| n.deleted(webhooks).await).await;
                     }
@@ -248,16 +249,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                             tenant_id,
                         }),
                     };
-                    let erased = admin::expunge(&mut conn, given).await;
+                    let erased = erasure::expunge(&mut conn, given).await;
                     if let Ok(erased) = &erased {
                         notify(&config, async |n| n.expunged(&erased.events).await).await;
                     }
-                    printed(erased.map(|e| admin::expunged_view(&e)))
+                    printed(erased.map(|e| erasure::expunged_view(&e)))
                 }
                 AdminCommand::ListApiKeys {
                     tenant_id,
                     include_revoked,
-                } => printed(admin::all_api_keys(&mut conn, tenant_id.as_deref(), include_revoked).await),
+                } => printed(api_keys::all_api_keys(&mut conn, tenant_id.as_deref(), include_revoked).await),
                 AdminCommand::UpdateApiKey {
                     id,
                     scopes,
@@ -269,11 +270,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         webhooks_enabled,
                         max_webhooks,
                     };
-                    printed(admin::update_key(&mut conn, &id, given).await)
+                    printed(api_keys::update_key(&mut conn, &id, given).await)
                 }
-                AdminCommand::RevokeApiKey { id } => printed(admin::revoke_key(&mut conn, &id).await),
+                AdminCommand::RevokeApiKey { id } => printed(api_keys::revoke_key(&mut conn, &id).await),
                 AdminCommand::ListEventTypes { include_archived } => {
-                    printed(admin::all_event_types(&mut conn, include_archived).await)
+                    printed(event_types::all_event_types(&mut conn, include_archived).await)
                 }
                 AdminCommand::AddEventType {
                     value,
@@ -289,7 +290,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         schema: json_arg("schema", schema)?.flatten(),
                         example: json_arg("example", example)?.flatten(),
                     };
-                    announced(&config, admin::event_type(&mut conn, given).await).await
+                    announced(&config, event_types::event_type(&mut conn, given).await).await
                 }
                 AdminCommand::UpdateEventType {
                     value,
@@ -306,7 +307,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         example: json_arg("example", example)?,
                         archived,
                     };
-                    announced(&config, admin::update_event_type(&mut conn, &value, given).await).await
+                    announced(&config, event_types::update_event_type(&mut conn, &value, given).await).await
                 }
             };
             match result {

@@ -1,22 +1,11 @@
 //! The OpenAPI 3.1 document of the management API, generated from the handlers' annotations and
-//! the schema types below, served at `/v1/openapi.json`. `docs/openapi.json` is a copy checked
+//! the types of `hookwire-api`, served at `/v1/openapi.json`. `docs/openapi.json` is a copy checked
 //! for drift by a test (`UPDATE_OPENAPI=1 cargo test -p hookwire-registry` rewrites it).
 //!
 //! Every body is a type of `hookwire_api`, used both to answer and to document.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-/// The failures every API-key call can meet.
-#[derive(utoipa::IntoResponses)]
-pub enum KeyErrors {
-    /// No or unknown API key
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(hookwire_api::Problem),
-    /// Rate limit exceeded (see `Retry-After`)
-    #[response(status = 429, content_type = "application/problem+json")]
-    RateLimited(hookwire_api::Problem),
-}
 
 struct Security;
 
@@ -35,7 +24,7 @@ impl Modify for Security {
 }
 
 /// The request headers every operation of a kind takes: `Idempotency-Key` on every POST
-/// (`crate::api_idempotency`), with the two answers it adds, and `Hookwire-Tenant-Id` on the
+/// (`crate::idempotent_requests`), with the two answers it adds, and `Hookwire-Tenant-Id` on the
 /// customer API (`crate::auth::Credential::AdminFor`).
 struct Headers;
 
@@ -94,6 +83,9 @@ impl Modify for Headers {
                 responses
                     .entry("400".into())
                     .or_insert_with(|| problem("A header, the query or the body is invalid").into());
+                responses.entry("503".into()).or_insert_with(|| {
+                    problem("The database or the broker is unavailable, or a concurrent transaction won; retry after `Retry-After`").into()
+                });
                 if customer {
                     op.parameters.get_or_insert_with(Vec::new).push(act_for.clone().into());
                     responses
@@ -136,25 +128,36 @@ impl Modify for Headers {
         crate::routes::deliveries::retry,
         crate::routes::event_types::list,
         crate::routes::event_types::retrieve,
-        crate::routes::admin::list_tenants,
-        crate::routes::admin::retrieve_tenant,
-        crate::routes::admin::update_tenant,
-        crate::routes::admin::remove_tenant,
-        crate::routes::admin::expunge_events,
-        crate::routes::admin::create_tenant,
-        crate::routes::admin::list_api_keys,
-        crate::routes::admin::create_api_key,
-        crate::routes::admin::retrieve_api_key,
-        crate::routes::admin::update_api_key,
-        crate::routes::admin::revoke_api_key,
-        crate::routes::admin::create_event_type,
-        crate::routes::admin::change_event_type,
-        crate::routes::admin::archive_event_type,
+        crate::routes::tenants::list_tenants,
+        crate::routes::tenants::retrieve_tenant,
+        crate::routes::tenants::update_tenant,
+        crate::routes::tenants::remove_tenant,
+        crate::routes::erasure::expunge_events,
+        crate::routes::tenants::create_tenant,
+        crate::routes::api_keys::list_api_keys,
+        crate::routes::api_keys::create_api_key,
+        crate::routes::api_keys::retrieve_api_key,
+        crate::routes::api_keys::update_api_key,
+        crate::routes::api_keys::revoke_api_key,
+        crate::routes::event_types::create_event_type,
+        crate::routes::event_types::change_event_type,
+        crate::routes::event_types::archive_event_type,
     ),
     modifiers(&Security, &Headers),
     security(("api_key" = []), ("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+/// Serves the document at `/v1/openapi.json`.
+pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(actix_web::web::resource("/v1/openapi.json").route(actix_web::web::get().to(serve)));
+}
+
+async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
 
 /// The document as served.
 pub fn document() -> String {

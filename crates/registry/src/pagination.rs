@@ -9,7 +9,19 @@ use chrono::{DateTime, Utc};
 use hookwire_api::Page as Answer;
 use uuid::Uuid;
 
-use crate::db::models::Page;
+/// `limit` and `offset` of a page, already validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// How many rows a filter matches: exact, or, past a bound, at least `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub value: i64,
+    pub exact: bool,
+}
 
 /// The query parameters pagination owns, to add to each endpoint's own.
 pub const PARAMS: [&str; 4] = ["limit", "offset", "page", "page_size"];

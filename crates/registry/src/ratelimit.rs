@@ -14,20 +14,11 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Deserialize;
 
 use crate::db::models::{key_by_hash, ApiKey};
 use crate::db::prepared::Prepared;
 
-/// `count` requests per `period`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Limit {
-    /// Requests allowed per period.
-    pub count: u32,
-    /// The period, e.g. `1h`.
-    #[serde(with = "hookwire_core::config::humantime_serde")]
-    pub period: Duration,
-}
+pub use crate::config::Limit;
 
 /// The answer for one request, and the `RateLimit-*` header values.
 #[derive(Debug, Clone, Copy)]

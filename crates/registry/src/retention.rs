@@ -34,15 +34,6 @@ use crate::metrics::Metrics;
 /// Most rows one statement deletes.
 const CHUNK: i64 = 5_000;
 
-/// The smallest UUIDv7 created at `at`: every v7 id made before `at`'s millisecond sorts below
-/// it (PostgreSQL compares uuids bytewise, and v7 starts with the big-endian millisecond).
-pub fn v7_floor(at: DateTime<Utc>) -> Uuid {
-    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    Uuid::from_bytes(bytes)
-}
-
 /// Runs the retention pass every `config.interval` until `cancel` fires.
 pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, cancel: CancellationToken) {
     if config.interval.is_zero() {
@@ -68,7 +59,7 @@ pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, c
     }
 }
 
-const KEYS_EXPIRE: chrono::TimeDelta = chrono::TimeDelta::hours(crate::db::idempotency::RETENTION_HOURS);
+const KEYS_EXPIRE: chrono::TimeDelta = chrono::TimeDelta::hours(crate::db::event_keys::RETENTION_HOURS);
 
 /// Which rows of a table one pass deletes. `choose` selects their `ctid`s in key order; a chunk is
 /// `choose LIMIT $1`, and the log's tables continue from the last key deleted (`$3`), so no chunk
@@ -189,7 +180,7 @@ pub async fn prune(
     cancel: &CancellationToken,
 ) -> diesel::QueryResult<()> {
     let keep = chrono::Duration::from_std(config.deliveries).unwrap_or(chrono::Duration::MAX);
-    let log_cutoff = v7_floor(Utc::now() - keep);
+    let log_cutoff = hookwire_core::id::v7_floor(Utc::now() - keep);
     for rule in &RULES {
         let sql = format!(
             "WITH gone AS (
@@ -283,7 +274,7 @@ mod tests {
     #[test]
     fn the_floor_sorts_between_the_ids_of_the_millisecond_before_and_its_own() {
         let at = Utc::now();
-        let floor = v7_floor(at);
+        let floor = hookwire_core::id::v7_floor(at);
         let ms = |d: DateTime<Utc>| {
             let ms = u64::try_from(d.timestamp_millis()).unwrap();
             Uuid::new_v7(uuid::Timestamp::from_unix(

@@ -1,7 +1,7 @@
 //! PostgreSQL: the connection pool, embedded migrations, the schema and the model functions.
 //! Every model function takes `&mut AsyncPgConnection` and scopes its queries by tenant.
 
-pub mod idempotency;
+pub mod event_keys;
 pub mod ledger;
 pub mod models;
 pub mod prepared;

@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 202, description = "Queued", body = hookwire_api::deliveries::RetryAccepted),
         (status = 404, description = "No such delivery", body = hookwire_api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The webhook was deleted, or the event's payload erased", body = hookwire_api::Problem, content_type = "application/problem+json"),
-        crate::openapi::KeyErrors,
+        crate::routes::KeyErrors,
     )
 )]
 pub(crate) async fn retry(
@@ -61,8 +61,8 @@ pub(crate) async fn retry(
         });
     }
     let resent_at = chrono::Utc::now();
-    let task = crate::tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
-    crate::tasks::send(&state, &[task], &[]).await?;
+    let task = crate::delivery_tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
+    crate::delivery_tasks::send(&state, &[task], &[]).await?;
     // The broker has the task: from here on the answer is 202 whatever the database says, so
     // a client is never told to send again a retry that went out. What fails is logged.
     //
@@ -157,7 +157,7 @@ fn view(d: &Delivery) -> api::Delivery {
     responses(
         (status = 200, description = "A page of deliveries", body = hookwire_api::Page<hookwire_api::deliveries::Delivery>),
         (status = 400, description = "Invalid query", body = hookwire_api::Problem, content_type = "application/problem+json"),
-        crate::openapi::KeyErrors,
+        crate::routes::KeyErrors,
     )
 )]
 pub(crate) async fn list(
@@ -224,7 +224,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The delivery", body = hookwire_api::deliveries::DeliveryDetail),
         (status = 404, description = "No such delivery", body = hookwire_api::Problem, content_type = "application/problem+json"),
-        crate::openapi::KeyErrors,
+        crate::routes::KeyErrors,
     )
 )]
 pub(crate) async fn retrieve(

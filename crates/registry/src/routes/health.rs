@@ -9,14 +9,7 @@ use crate::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
         .service(web::resource("/readyz").route(web::get().to(readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics)))
-        .service(web::resource("/v1/openapi.json").route(web::get().to(openapi)));
-}
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(crate::openapi::document())
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
 async fn healthz() -> HttpResponse {

@@ -6,11 +6,11 @@ use actix_web::http::header::{ETag, EntityTag, Header as _, IfNoneMatch};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Admin;
-use crate::db::idempotency;
+use crate::db::event_keys;
 use crate::db::models::{Delivery, EventRow, EventType, Webhook};
 use crate::notices::subscription;
 use crate::AppState;
-use hookwire_core::idempotency::{Answers, Claims, Settle};
+use hookwire_core::event_keys::{Answers, Claims, Settle};
 use hookwire_core::messages::RoutingSnapshot;
 use hookwire_http::error::ApiError;
 
@@ -34,14 +34,14 @@ async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) ->
         ));
     }
     let mut conn = state.pool.get().await?;
-    let results = idempotency::claim(&mut conn, &body.claims).await?;
+    let results = event_keys::claim(&mut conn, &body.claims).await?;
     Ok(HttpResponse::Ok().json(Answers { results }))
 }
 
 /// Settles claims, all of a request's keys in one statement.
 async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    idempotency::settle(&mut conn, &body.claims, body.settlement()).await?;
+    event_keys::settle(&mut conn, &body.claims, body.settlement()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,10 +1,13 @@
 //! The HTTP routes, one module per resource.
 
 pub mod admin;
+pub mod api_keys;
 pub mod deliveries;
+pub mod erasure;
 pub mod event_types;
 pub mod health;
 pub mod internal;
+pub mod tenants;
 pub mod webhooks;
 
 use actix_web::web;
@@ -19,4 +22,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(deliveries::configure)
             .configure(internal::configure),
     );
+}
+
+/// The failures every API-key call can meet.
+#[derive(utoipa::IntoResponses)]
+pub enum KeyErrors {
+    /// No or unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(hookwire_api::Problem),
+    /// Rate limit exceeded (see `Retry-After`)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(hookwire_api::Problem),
 }

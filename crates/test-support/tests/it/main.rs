@@ -2,6 +2,7 @@
 
 mod acks;
 mod broker;
+mod client;
 mod delivery;
 mod delivery_ops;
 mod docs;

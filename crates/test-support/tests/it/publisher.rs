@@ -218,8 +218,8 @@ async fn an_idempotency_key_sends_an_event_once() {
 async fn settling_keys_leaves_the_connections_later_commits_durable() {
     use diesel::QueryableByName;
     use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-    use hookwire_core::idempotency::{Claim, Claimed, Settlement};
-    use hookwire_registry::db::idempotency;
+    use hookwire_core::event_keys::{Claim, Claimed, Settlement};
+    use hookwire_registry::db::event_keys;
 
     #[derive(QueryableByName)]
     struct Setting {
@@ -237,9 +237,9 @@ async fn settling_keys_leaves_the_connections_later_commits_durable() {
     let (done, released) = (claim("settle-1"), claim("settle-2"));
     for how in [Settlement::Done, Settlement::Released] {
         let c = if how == Settlement::Done { &done } else { &released };
-        let claimed = idempotency::claim(&mut conn, std::slice::from_ref(c)).await.unwrap();
+        let claimed = event_keys::claim(&mut conn, std::slice::from_ref(c)).await.unwrap();
         assert_eq!(claimed, [Claimed::New]);
-        idempotency::settle(&mut conn, std::slice::from_ref(c), how)
+        event_keys::settle(&mut conn, std::slice::from_ref(c), how)
             .await
             .unwrap();
         let setting: Setting = diesel::sql_query("SHOW synchronous_commit")

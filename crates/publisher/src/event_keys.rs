@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-pub use hookwire_core::idempotency::Settlement;
-use hookwire_core::idempotency::{Answers, Claim, Claimed, Claims, Settle};
+pub use hookwire_core::event_keys::Settlement;
+use hookwire_core::event_keys::{Answers, Claim, Claimed, Claims, Settle};
 use hookwire_http::registry_client::RegistryClient;
 use hookwire_http::ApiError;
 use uuid::Uuid;

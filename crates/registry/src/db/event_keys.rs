@@ -7,7 +7,7 @@ use diesel::data_types::PgInterval;
 use diesel::sql_types::{Array, Interval, Nullable, Text, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hookwire_core::idempotency::{Claim, Claimed, Settlement};
+use hookwire_core::event_keys::{Claim, Claimed, Settlement};
 use uuid::Uuid;
 
 use crate::db::prepared::Prepared;

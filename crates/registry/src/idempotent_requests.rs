@@ -26,7 +26,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::db::idempotency::RETENTION_HOURS;
+use crate::db::event_keys::RETENTION_HOURS;
 use crate::AppState;
 use hookwire_http::error::ApiError;
 

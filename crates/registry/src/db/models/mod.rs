@@ -1,0 +1,19 @@
+//! Rows and the queries over them. Tenant-owned rows are only ever read through functions that
+//! take the tenant id, so an unscoped query is the hard one to write. One file per entity;
+//! every type is re-exported here.
+
+mod api_key;
+mod delivery;
+mod event;
+mod event_type;
+mod tenant;
+mod webhook;
+
+pub use api_key::*;
+pub use delivery::*;
+pub use event::*;
+pub use event_type::*;
+pub use tenant::*;
+pub use webhook::*;
+
+pub use crate::pagination::{Count, Page};
