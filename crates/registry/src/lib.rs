@@ -133,8 +133,9 @@ impl Application {
                     .wrap(actix_web::middleware::from_fn(idempotent_requests::middleware))
                     .wrap(actix_web::middleware::from_fn(ratelimit_headers))
                     .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
-                    .configure(routes::configure)
+                    // Before the routes' `/v1` scope, which would take its path.
                     .configure(openapi::configure)
+                    .configure(routes::configure)
                     .default_service(web::to(hookwire_http::not_found))
             })
             // Answers leave at once, never held back by Nagle for an earlier segment's ACK.

@@ -1133,3 +1133,17 @@ async fn a_method_a_resource_does_not_answer_is_405_with_allow() {
     assert_eq!(env.api("GET", "/v1/nothing-here", &key, None).await.status, 404);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_document_is_served_as_committed() {
+    let env = TestEnv::start().await;
+    let r = env
+        .http
+        .get(&format!("{}/v1/openapi.json", env.registry), &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let committed: Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    assert_eq!(r.body, committed);
+    env.stop().await;
+}
