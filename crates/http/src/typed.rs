@@ -5,7 +5,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use actix_web::web;
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, FieldError};
 
 /// Compiled validators, one per type, built on first use.
-static VALIDATORS: LazyLock<Mutex<HashMap<TypeId, Arc<Compiled>>>> = LazyLock::new(Default::default);
+static VALIDATORS: LazyLock<RwLock<HashMap<TypeId, Arc<Compiled>>>> = LazyLock::new(Default::default);
 
 /// A type's validator, and for query types the JSON type of each parameter.
 struct Compiled {
@@ -51,7 +51,14 @@ fn compile(root: &Value) -> jsonschema::Validator {
 }
 
 fn cached(id: TypeId, build: impl FnOnce() -> Compiled) -> Arc<Compiled> {
-    let mut all = VALIDATORS.lock().expect("the validator cache is never poisoned");
+    if let Some(compiled) = VALIDATORS
+        .read()
+        .expect("the validator cache is never poisoned")
+        .get(&id)
+    {
+        return compiled.clone();
+    }
+    let mut all = VALIDATORS.write().expect("the validator cache is never poisoned");
     all.entry(id).or_insert_with(|| Arc::new(build())).clone()
 }
 
@@ -142,6 +149,10 @@ fn join(parent: &str, child: &str) -> String {
 /// What a schema violation says to the caller, per field.
 fn field_errors(validator: &jsonschema::Validator, value: &Value) -> Vec<FieldError> {
     use jsonschema::error::ValidationErrorKind as Kind;
+    // Most requests are valid: the yes-or-no check is much cheaper than collecting errors.
+    if validator.is_valid(value) {
+        return Vec::new();
+    }
     let mut errors = Vec::new();
     for e in validator.iter_errors(value) {
         let at = field_of(e.instance_path().as_str());
