@@ -24,6 +24,8 @@ async fn schemathesis(
         std::process::Command::new("schemathesis")
             .args(["--config-file", config, "run", &spec])
             .args(["--checks", "all", "--max-examples", &examples(), "--seed", "42"])
+            // A slow CI machine answers slowly, not wrongly: no 10 s read timeout.
+            .args(["--request-timeout", "60"])
             .args(paths)
             .args(excluded)
             .args(["-H", &credential])
