@@ -31,13 +31,17 @@ impl Event {
     /// The request body a receiver gets (contract §5): `{"id", "type", "timestamp", "data"}`,
     /// the timestamp being when the event was accepted (RFC 3339, milliseconds).
     pub fn request_body(&self) -> String {
+        self.request_json().to_string()
+    }
+
+    /// [`Event::request_body`] before it is written out (the delivery log shows it).
+    pub fn request_json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
             "type": self.event_type,
             "timestamp": self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "data": self.data,
         })
-        .to_string()
     }
 }
 

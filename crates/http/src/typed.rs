@@ -285,12 +285,21 @@ fn whole_numbers(value: &mut Value, schema: &Value, root: &Value, depth: u8) {
 
 /// Checks `value` against `T`'s schema, then reads it as `T`.
 pub fn from_value<T: DeserializeOwned + ToSchema + 'static>(value: Value) -> Result<T, ApiError> {
-    let compiled = body_validator::<T>();
-    let errors = field_errors(&compiled.validator, &value);
+    let errors = errors::<T>(&value);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut value = value;
+    read(value)
+}
+
+/// What `T`'s schema refuses in `value`, per field: empty when it passes.
+pub fn errors<T: ToSchema + 'static>(value: &Value) -> Vec<FieldError> {
+    field_errors(&body_validator::<T>().validator, value)
+}
+
+/// Reads a `value` that passed `T`'s schema ([`errors`]) as `T`.
+pub fn read<T: DeserializeOwned + ToSchema + 'static>(mut value: Value) -> Result<T, ApiError> {
+    let compiled = body_validator::<T>();
     whole_numbers(&mut value, &compiled.root, &compiled.root, 0);
     // The schema is derived from `T`: what passes it deserializes, but say so if not.
     serde_json::from_value(value).map_err(|e| ApiError::Validation(vec![FieldError::new("body", e.to_string())]))

@@ -144,6 +144,18 @@ fn scopes_arg(given: Option<Vec<String>>) -> anyhow::Result<Option<Vec<api::api_
         .context("--scopes takes webhooks:read and/or webhooks:write")
 }
 
+/// Runs `op` on `input` once its JSON passes the schema a request's body would have to: a
+/// command's options are held to the same rules as the API's requests.
+async fn checked<T, R>(
+    input: T,
+    op: impl AsyncFnOnce(T) -> Result<R, hookwire_http::ApiError>,
+) -> Result<R, hookwire_http::ApiError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + utoipa::ToSchema + 'static,
+{
+    op(hookwire_http::typed::checked(input)?).await
+}
+
 /// What a command answers, as the JSON it prints.
 fn printed<T: serde::Serialize>(answer: Result<T, hookwire_http::ApiError>) -> Result<Value, hookwire_http::ApiError> {
     answer.map(|v| serde_json::to_value(v).expect("an API type serializes"))
@@ -207,9 +219,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let pool = db::pool(&config.database)?;
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
             let result = match task {
-                AdminCommand::CreateTenant { name } => {
-                    printed(tenants::tenant(&mut conn, api::tenants::TenantIn { name }).await)
-                }
+                AdminCommand::CreateTenant { name } => printed(
+                    checked(api::tenants::TenantIn { name }, async |b| {
+                        tenants::tenant(&mut conn, b).await
+                    })
+                    .await,
+                ),
                 AdminCommand::CreateApiKey {
                     tenant_id,
                     scopes,
@@ -222,12 +237,20 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         webhooks_enabled: Some(!webhooks_disabled),
                         max_webhooks,
                     };
-                    printed(api_keys::api_key(&mut conn, given, config.webhooks.default_max_webhooks).await)
+                    printed(
+                        checked(given, async |b| {
+                            api_keys::api_key(&mut conn, b, config.webhooks.default_max_webhooks).await
+                        })
+                        .await,
+                    )
                 }
                 AdminCommand::ListTenants => printed(tenants::all_tenants(&mut conn).await),
-                AdminCommand::RenameTenant { id, name } => {
-                    printed(tenants::rename_tenant(&mut conn, &id, api::tenants::TenantIn { name }).await)
-                }
+                AdminCommand::RenameTenant { id, name } => printed(
+                    checked(api::tenants::TenantIn { name }, async |b| {
+                        tenants::rename_tenant(&mut conn, &id, b).await
+                    })
+                    .await,
+                ),
                 AdminCommand::DeleteTenant { id } => {
                     let deleted = tenants::delete_tenant(&mut conn, &id).await;
                     if let Ok(webhooks) = &deleted {
@@ -249,7 +272,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                             tenant_id,
                         }),
                     };
-                    let erased = erasure::expunge(&mut conn, given).await;
+                    let erased = checked(given, async |b| erasure::expunge(&mut conn, b).await).await;
                     if let Ok(erased) = &erased {
                         notify(&config, async |n| n.expunged(&erased.events).await).await;
                     }
@@ -270,7 +293,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         webhooks_enabled,
                         max_webhooks,
                     };
-                    printed(api_keys::update_key(&mut conn, &id, given).await)
+                    printed(checked(given, async |b| api_keys::update_key(&mut conn, &id, b).await).await)
                 }
                 AdminCommand::RevokeApiKey { id } => printed(api_keys::revoke_key(&mut conn, &id).await),
                 AdminCommand::ListEventTypes { include_archived } => {
@@ -290,7 +313,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         schema: json_arg("schema", schema)?.flatten(),
                         example: json_arg("example", example)?.flatten(),
                     };
-                    announced(&config, event_types::event_type(&mut conn, given).await).await
+                    announced(
+                        &config,
+                        checked(given, async |b| event_types::event_type(&mut conn, b).await).await,
+                    )
+                    .await
                 }
                 AdminCommand::UpdateEventType {
                     value,
@@ -307,7 +334,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         example: json_arg("example", example)?,
                         archived,
                     };
-                    announced(&config, event_types::update_event_type(&mut conn, &value, given).await).await
+                    announced(
+                        &config,
+                        checked(given, async |b| {
+                            event_types::update_event_type(&mut conn, &value, b).await
+                        })
+                        .await,
+                    )
+                    .await
                 }
             };
             match result {

@@ -241,7 +241,7 @@ pub(crate) async fn retrieve(
     // The body the receiver got, rebuilt from the event as the dispatcher builds it.
     let payload = event
         .filter(|e| e.expunged_at.is_none())
-        .map(|e| serde_json::from_str(&e.into_event().request_body()).expect("a request body is JSON"));
+        .map(|e| e.into_event().request_json());
     let attempts = attempts
         .iter()
         .map(|a| api::Attempt {

@@ -15,7 +15,7 @@ use hookwire_http::typed;
 /// tenant's: see `EventRow::expunge`. Dispatchers are to be told of the events it names
 /// (`Notices::expunged`).
 pub async fn expunge(conn: &mut AsyncPgConnection, body: api::erasure::ExpungeIn) -> Result<Expunged, ApiError> {
-    let (which, tenant_id) = match typed::checked(body)? {
+    let (which, tenant_id) = match body {
         api::erasure::ExpungeIn::Event(e) => (Erase::Event(e.event_id), e.tenant_id),
         api::erasure::ExpungeIn::Subject(s) => {
             let tenant_id = s.tenant_id;

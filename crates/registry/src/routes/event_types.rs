@@ -147,10 +147,10 @@ where
     T: serde::de::DeserializeOwned + utoipa::ToSchema + 'static,
 {
     let body = Value::Object(hookwire_http::input::json_object(payload, limit).await?);
-    let mut errors = match typed::from_value::<T>(body.clone()) {
-        Err(ApiError::Validation(errors)) => errors,
-        other => return other,
-    };
+    let mut errors = typed::errors::<T>(&body);
+    if errors.is_empty() {
+        return typed::read(body);
+    }
     if !typed::names(&errors, "schema") {
         check_schema(&mut errors, body.get("schema").filter(|s| !s.is_null()));
     }
@@ -177,7 +177,6 @@ pub async fn event_type(
     conn: &mut AsyncPgConnection,
     body: api::event_types::EventTypeIn,
 ) -> Result<EventType, ApiError> {
-    let body = typed::checked(body)?;
     let mut errors = Vec::new();
     check_schema(&mut errors, body.schema.as_ref());
     check_example(&mut errors, "example", body.schema.as_ref(), body.example.as_ref());
@@ -213,7 +212,6 @@ pub async fn update_event_type(
     if hookwire_core::patterns::is_reserved(value) {
         return Err(reserved(value));
     }
-    let patch = typed::checked(patch)?;
     let changes = EventTypeChanges {
         archived: patch.archived,
         label: patch.label,

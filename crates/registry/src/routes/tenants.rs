@@ -35,7 +35,6 @@ pub async fn tenant(
     conn: &mut AsyncPgConnection,
     body: api::tenants::TenantIn,
 ) -> Result<api::tenants::Tenant, ApiError> {
-    let body = typed::checked(body)?;
     let t = Tenant::create(conn, &body.name).await?;
     Ok(tenant_view(&t))
 }
@@ -47,7 +46,6 @@ pub async fn rename_tenant(
     body: api::tenants::TenantIn,
 ) -> Result<api::tenants::Tenant, ApiError> {
     let id = path_id(id, "tenant")?;
-    let body = typed::checked(body)?;
     let t = Tenant::rename(conn, id, &body.name)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;

@@ -94,10 +94,10 @@ pub(super) async fn read_or_refuse<T>(
 where
     T: serde::de::DeserializeOwned + utoipa::ToSchema + 'static,
 {
-    let mut errors = match typed::from_value::<T>(body.clone()) {
-        Err(ApiError::Validation(errors)) => errors,
-        other => return other,
-    };
+    let mut errors = typed::errors::<T>(&body);
+    if errors.is_empty() {
+        return typed::read(body);
+    }
     if let (Some(url), false) = (body["url"].as_str(), typed::names(&errors, "url")) {
         if let Err(msg) = check_url(url, state.config.profile).await {
             errors.push(FieldError::new("url", msg));
