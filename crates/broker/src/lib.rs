@@ -493,6 +493,27 @@ impl Link {
             .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))?
     }
 
+    /// How many messages wait in each of `queues` (ready, not those delivered and unacknowledged),
+    /// by a passive declare; `None` while the link is down. Only for queues `declare` creates: a
+    /// passive declare of a missing queue closes the channel.
+    pub async fn queue_depths(&self, queues: &[String]) -> Option<Vec<(String, u32)>> {
+        let open = self.open()?;
+        let mut depths = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let options = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let q = open
+                .channel
+                .queue_declare(queue.as_str().into(), options, FieldTable::default())
+                .await
+                .ok()?;
+            depths.push((queue.clone(), q.message_count()));
+        }
+        Some(depths)
+    }
+
     /// Waits until the link is up, or `timeout` passes.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

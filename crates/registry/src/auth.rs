@@ -1,5 +1,6 @@
-//! Who is calling: the admin (by `HOOKWIRE_ADMIN_TOKEN`) or a tenant's API key (hashed at rest,
-//! presented as `Authorization: Bearer <key>` or `X-API-Key: <key>`).
+//! Who is calling: the admin (by `HOOKWIRE_ADMIN_TOKEN`), a tenant's API key (hashed at rest,
+//! presented as `Authorization: Bearer <key>` or `X-API-Key: <key>`), or a browser holding a
+//! portal session's cookie (`console::session`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::models::ApiKey;
+use crate::db::models::{ApiKey, PortalSession};
 use crate::AppState;
 use hookwire_http::error::ApiError;
 
@@ -72,6 +73,8 @@ pub enum Credential<'a> {
     /// An API key: `X-API-Key` first (a caller may send both, e.g. an admin token as the
     /// bearer), else the bearer.
     Key(&'a str),
+    /// A portal session's cookie, when the request carries no other credential.
+    Session(&'a str),
 }
 
 impl Credential<'_> {
@@ -87,6 +90,10 @@ impl Credential<'_> {
                 hash.update(tenant);
             }
             Self::Key(key) => hash.update(key),
+            Self::Session(cookie) => {
+                hash.update("session\n");
+                hash.update(cookie);
+            }
         }
         hash.finalize().to_vec()
     }
@@ -114,7 +121,21 @@ pub fn credential(req: &HttpRequest) -> Option<Credential<'_>> {
     if let Some(tenant) = act_for {
         return bearer.map(|token| Credential::AdminFor { token, tenant });
     }
-    header("x-api-key").or(bearer).map(Credential::Key)
+    header("x-api-key")
+        .or(bearer)
+        .map(Credential::Key)
+        .or_else(|| session_cookie(req).map(Credential::Session))
+}
+
+/// The portal session's cookie, read from the header itself so the credential can borrow it.
+fn session_cookie(req: &HttpRequest) -> Option<&str> {
+    let name = crate::console::session::COOKIE;
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .filter(|v| !v.is_empty())
 }
 
 /// The tenant the admin acts for, when `token` is the admin token and `tenant` one that exists.
@@ -149,6 +170,7 @@ pub async fn credential_is_valid(
         Some(Credential::Admin(token)) => hookwire_core::config::token_matches(&state.secrets.admin_token, token),
         Some(Credential::AdminFor { token, tenant }) => acting_for(&state, conn, token, tenant).await.is_ok(),
         Some(Credential::Key(key)) => ApiKey::find_by_hash(conn, &hash_key(key)).await?.is_some(),
+        Some(Credential::Session(cookie)) => PortalSession::live(conn, &hash_key(cookie)).await?.is_some(),
     })
 }
 
@@ -184,9 +206,20 @@ pub struct Caller {
     /// The key; `None` when the admin acts for the tenant (every scope, no rate limit, no
     /// webhook created: a webhook belongs to a key, whose limit it counts against).
     pub key: Option<ApiKey>,
+    /// The portal session the call came with, if it came from the console.
+    pub session: Option<Uuid>,
 }
 
 impl Caller {
+    /// A caller with a session's authority.
+    pub(crate) fn of_session(tenant_id: Uuid, key: Option<ApiKey>, session: Uuid) -> Self {
+        Caller {
+            tenant_id,
+            key,
+            session: Some(session),
+        }
+    }
+
     pub fn tenant_id(&self) -> Uuid {
         self.tenant_id
     }
@@ -234,7 +267,15 @@ impl FromRequest for Caller {
                     let mut conn = state.pool.get().await?;
                     let tenant_id = acting_for(&state, &mut conn, token, tenant).await?;
                     tracing::info!(%tenant_id, method = %request.method(), path = %request.path(), "the admin acts for a tenant");
-                    return Ok(Caller { tenant_id, key: None });
+                    return Ok(Caller {
+                        tenant_id,
+                        key: None,
+                        session: None,
+                    });
+                }
+                Some(Credential::Session(cookie)) => {
+                    let mut conn = state.pool.get().await?;
+                    return crate::console::session::caller(&request, &mut conn, cookie).await;
                 }
                 Some(Credential::Admin(_)) | None => {
                     return Err(ApiError::Unauthorized(
@@ -264,6 +305,7 @@ impl FromRequest for Caller {
             Ok(Caller {
                 tenant_id: key.tenant_id,
                 key: Some(key),
+                session: None,
             })
         })
     }

@@ -20,6 +20,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub rate_limits: RateLimitsConfig,
     pub retention: RetentionConfig,
+    pub console: ConsoleConfig,
     pub telemetry: TelemetryConfig,
     pub runtime: RuntimeConfig,
 }
@@ -34,6 +35,23 @@ pub struct RetentionConfig {
     /// How often old rows are deleted; 0 turns retention off. Default 10 min.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub interval: Duration,
+}
+
+/// The console (`/console/`): the customer portal and the operator dashboard.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleConfig {
+    /// Serve the console. Default true.
+    pub enabled: bool,
+    /// The name the portal shows. Default `Hookwire`.
+    pub name: String,
+    /// The accent colour, `#rrggbb`. Default `#2457d6`.
+    pub color: String,
+    /// A PNG, SVG or JPEG file shown as the portal's logo; empty for none. Read at start.
+    pub logo: String,
+    /// Origins allowed to embed the console in an iframe (CSP `frame-ancestors`), e.g.
+    /// `https://app.example.com`. Empty: no site may frame it. When set, the session cookie is
+    /// `SameSite=None; Secure; Partitioned`, which an embedded console needs.
+    pub frame_ancestors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +123,21 @@ impl Config {
             config.retention.deliveries >= Duration::from_secs(3600),
             "retention.deliveries must be at least 1h"
         );
+        anyhow::ensure!(
+            config.console.color.len() == 7
+                && config.console.color.starts_with('#')
+                && config.console.color[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+            "console.color must be #rrggbb, not {:?}",
+            config.console.color
+        );
+        for origin in &config.console.frame_ancestors {
+            let url =
+                url::Url::parse(origin).map_err(|e| anyhow::anyhow!("console.frame_ancestors: {origin:?}: {e}"))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "https" | "http") && url.path() == "/" && url.query().is_none(),
+                "console.frame_ancestors: {origin:?} must be an origin such as https://app.example.com"
+            );
+        }
         Ok(config)
     }
 }

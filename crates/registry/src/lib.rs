@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod delivery_tasks;
 pub mod idempotent_requests;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Exchange and queue names of this installation.
     pub topology: Topology,
+    pub console: console::Console,
 }
 
 /// A built registry: listening, consuming, not yet serving until `run_until_stopped`.
@@ -109,7 +111,9 @@ impl Application {
             TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
         let workers = config.http.workers;
+        let console = console::Console::new(&config.console)?;
         let state = web::Data::new(AppState {
+            console,
             notices,
             config,
             secrets,
@@ -135,6 +139,7 @@ impl Application {
                     .wrap(actix_web::middleware::from_fn(hookwire_http::request_context))
                     // Before the routes' `/v1` scope, which would take its path.
                     .configure(openapi::configure)
+                    .configure(console::configure)
                     .configure(routes::configure)
                     .default_service(web::to(hookwire_http::not_found))
             })

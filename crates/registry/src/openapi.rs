@@ -20,6 +20,11 @@ impl Modify for Security {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The console's: set by `POST /v1/portal-sessions/open`; changes also need `X-CSRF-Token`.
+        components.add_security_scheme(
+            "portal_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::console::session::COOKIE))),
+        );
     }
 }
 
@@ -139,12 +144,20 @@ impl Modify for Headers {
         crate::routes::api_keys::retrieve_api_key,
         crate::routes::api_keys::update_api_key,
         crate::routes::api_keys::revoke_api_key,
+        crate::routes::event_types::list_for_admin,
         crate::routes::event_types::create_event_type,
         crate::routes::event_types::change_event_type,
         crate::routes::event_types::archive_event_type,
+        crate::routes::overview::show,
+        crate::routes::portal_sessions::create_for_tenant,
+        crate::routes::portal_sessions::revoke,
+        crate::routes::portal_sessions::create,
+        crate::routes::portal_sessions::open,
+        crate::routes::portal_sessions::current,
+        crate::routes::portal_sessions::end,
     ),
     modifiers(&Security, &Headers),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("portal_session" = [])),
 )]
 pub struct ApiDoc;
 

@@ -134,13 +134,17 @@ fn link(req: &HttpRequest, public_url: &str, paging: Vec<(&str, String)>) -> Str
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
-    let base = if public_url.is_empty() {
+    format!("{}{}?{query}", base_url(req, public_url), req.path())
+}
+
+/// This server's address as callers reach it: `http.public_url`, else from the request.
+pub fn base_url(req: &HttpRequest, public_url: &str) -> String {
+    if public_url.is_empty() {
         let info = req.connection_info();
         format!("{}://{}", info.scheme(), info.host())
     } else {
         public_url.trim_end_matches('/').to_owned()
-    };
-    format!("{base}{}?{query}", req.path())
+    }
 }
 
 /// Builds the pages of collections (`hookwire_api::Page`) with their links.

@@ -90,7 +90,7 @@ enum Binds {
 // only those below the cutoff). Its statistics are stale by then, but measured on a scratch copy
 // (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
 // planner still reads them by primary key, not the whole table.
-const RULES: [Rule; 8] = [
+const RULES: [Rule; 9] = [
     Rule {
         table: "delivery_attempts",
         choose: "SELECT ctid FROM delivery_attempts a
@@ -143,6 +143,14 @@ const RULES: [Rule; 8] = [
         choose: "SELECT ctid FROM delivery_resends WHERE resent_at < $2",
         binds: Binds::Expired {
             after: hookwire_core::retry::RESENDS_KEPT,
+        },
+    },
+    // A portal session is listed (and can be revoked) for a day after it ended.
+    Rule {
+        table: "portal_sessions",
+        choose: "SELECT ctid FROM portal_sessions WHERE expires_at < $2",
+        binds: Binds::Expired {
+            after: chrono::TimeDelta::days(1),
         },
     },
     // A bucket whose theoretical arrival time has passed lets its next request through exactly

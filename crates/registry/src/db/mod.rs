@@ -4,6 +4,7 @@
 pub mod event_keys;
 pub mod ledger;
 pub mod models;
+pub mod overview;
 pub mod prepared;
 pub mod schema;
 

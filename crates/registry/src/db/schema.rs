@@ -149,6 +149,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    portal_sessions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        api_key_id -> Nullable<Uuid>,
+        read_only -> Bool,
+        token_hash -> Bytea,
+        session_hash -> Nullable<Bytea>,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        opened_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -161,4 +177,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deleted_tenants,
     event_erasures,
     delivery_resends,
+    portal_sessions,
 );

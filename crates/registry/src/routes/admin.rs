@@ -32,7 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(api_keys::update_api_key))
             .route(web::delete().to(api_keys::revoke_api_key)),
     )
-    .service(web::resource("/admin/event-types").route(web::post().to(event_types::create_event_type)))
+    .service(
+        web::resource("/admin/event-types")
+            .route(web::get().to(event_types::list_for_admin))
+            .route(web::post().to(event_types::create_event_type)),
+    )
     .service(
         web::resource("/admin/event-types/{value}")
             .route(web::patch().to(event_types::change_event_type))

@@ -65,6 +65,32 @@ pub(crate) async fn list(
     _caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    catalog_page(&state, &req).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/event-types",
+    tag = "admin",
+    summary = "The event-type catalog, for the operator",
+    description = "Archived types are listed only with `include_archived=true`.",
+    params(hookwire_api::event_types::EventTypeQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of types", body = hookwire_api::Page<hookwire_api::event_types::EventType>),
+        super::admin::AdminErrors,
+    )
+)]
+pub(crate) async fn list_for_admin(
+    state: web::Data<AppState>,
+    _: crate::auth::Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    catalog_page(&state, &req).await
+}
+
+/// A page of the catalog, as the query asks.
+async fn catalog_page(state: &AppState, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     let query: hookwire_api::event_types::EventTypeQuery = typed::query(req.query_string())?;
     let paging = Paging::new(query.paging(), 100);
     let include_archived = query.include_archived.unwrap_or(false);
@@ -72,7 +98,7 @@ pub(crate) async fn list(
     let (count, rows) = EventType::list(&mut conn, paging.page, include_archived).await?;
     let results = rows.iter().map(event_type_view).collect();
     Ok(HttpResponse::Ok().json(Collection::page(
-        &req,
+        req,
         &state.config.http.public_url,
         paging,
         count,

@@ -7,6 +7,8 @@ pub mod erasure;
 pub mod event_types;
 pub mod health;
 pub mod internal;
+pub mod overview;
+pub mod portal_sessions;
 pub mod tenants;
 pub mod webhooks;
 
@@ -20,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(event_types::configure)
             .configure(webhooks::configure)
             .configure(deliveries::configure)
+            .configure(overview::configure)
+            .configure(portal_sessions::configure)
             .configure(internal::configure),
     );
 }

@@ -6,6 +6,7 @@ mod api_key;
 mod delivery;
 mod event;
 mod event_type;
+mod portal_session;
 mod tenant;
 mod webhook;
 
@@ -13,6 +14,7 @@ pub use api_key::*;
 pub use delivery::*;
 pub use event::*;
 pub use event_type::*;
+pub use portal_session::*;
 pub use tenant::*;
 pub use webhook::*;
 
