@@ -53,6 +53,8 @@ pub struct Receiver {
     script: Script,
     /// Connections the receiver holds open.
     open: Arc<AtomicUsize>,
+    /// The body of every answer (`received` unless a test sets another).
+    body: Arc<Mutex<Bytes>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -72,16 +74,18 @@ impl Receiver {
         let s = script.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let counted = open.clone();
+        let body = Arc::new(Mutex::new(Bytes::from_static(b"received")));
+        let answer_body = body.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (tx, s, counted) = (tx.clone(), s.clone(), counted.clone());
+                let (tx, s, counted, answer_body) = (tx.clone(), s.clone(), counted.clone(), answer_body.clone());
                 counted.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (tx, s) = (tx.clone(), s.clone());
+                        let (tx, s, answer_body) = (tx.clone(), s.clone(), answer_body.clone());
                         async move {
                             let at = Instant::now();
                             let headers = req
@@ -104,7 +108,7 @@ impl Receiver {
                                 res = res.header("retry-after", RETRY_AFTER_SECONDS.to_string());
                             }
                             Ok::<_, std::convert::Infallible>(
-                                res.body(Full::new(Bytes::from_static(b"received")))
+                                res.body(Full::new(answer_body.lock().expect("body lock").clone()))
                                     .expect("a valid response"),
                             )
                         }
@@ -121,6 +125,7 @@ impl Receiver {
             rx,
             script,
             open,
+            body,
             task,
         }
     }
@@ -133,6 +138,11 @@ impl Receiver {
     /// The URL to subscribe with.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// Answers every next request with `body`.
+    pub fn answer_body(&self, body: &str) {
+        *self.body.lock().expect("body lock") = Bytes::copy_from_slice(body.as_bytes());
     }
 
     /// Replaces the script for the next requests.

@@ -54,7 +54,17 @@ fn leaves(defaults: &str) -> Vec<(String, String)> {
                     walk(&key, value, out);
                 }
             }
-            Err(_) => out.push((prefix.to_owned(), value.to_string())),
+            Err(_) => {
+                // A list reads as `[a, b]`.
+                let text = match value.clone().into_array() {
+                    Ok(items) => format!(
+                        "[{}]",
+                        items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                    Err(_) => value.to_string(),
+                };
+                out.push((prefix.to_owned(), text));
+            }
         }
     }
     let root = Config::builder()

@@ -3,6 +3,7 @@
 mod acks;
 mod broker;
 mod client;
+mod console;
 mod delivery;
 mod delivery_ops;
 mod docs;
@@ -10,5 +11,6 @@ mod fuzz;
 mod groups;
 mod isolation;
 mod observability;
+mod portal_sessions;
 mod publisher;
 mod registry_api;
