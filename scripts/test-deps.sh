@@ -2,8 +2,15 @@
 # What the test suite needs beyond PostgreSQL and RabbitMQ: the reference Standard Webhooks
 # library (Python), which the end-to-end tests use to verify real deliveries; schemathesis,
 # which fuzzes the management API from its OpenAPI document; and openapi-python-client, which
-# generates the client a test scenario runs with.
+# generates the client a test scenario runs with; Chromium and its WebDriver, which the console's
+# tests drive headless.
 set -euo pipefail
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "[deps] installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
 if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
   echo "[deps] installing the standardwebhooks Python library"
   python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
