@@ -1113,7 +1113,7 @@ async fn a_method_a_resource_does_not_answer_is_405_with_allow() {
         .unwrap()
         .to_owned();
     for (method, path, allow) in [
-        ("TRACE", "/v1/admin/event-types".to_owned(), "POST"),
+        ("TRACE", "/v1/admin/event-types".to_owned(), "GET, POST"),
         ("DELETE", "/v1/deliveries".to_owned(), "GET"),
         ("PUT", format!("/v1/webhooks/{id}"), "DELETE, GET, PATCH"),
         ("GET", format!("/v1/webhooks/{id}/rotate-secret"), "POST"),
