@@ -9,7 +9,8 @@ use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
 use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -154,6 +155,15 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     for (queue, key) in bound {
         declare_bound(channel, &queue, &poison_limited, &deliveries, key).await?;
     }
+    // Relayed requests of `hookwire listen` live only while someone waits for them: not durable.
+    channel
+        .exchange_declare(
+            topology.relay_exchange().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     let ingest = topology.ingest_exchange();
     channel
         .exchange_declare(
@@ -196,10 +206,13 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     Ok(())
 }
 
-/// Binds a private queue (exclusive, gone with the connection) to the changes exchange and
-/// consumes it without acks: notices only matter to a running service, and a restarted one
-/// reloads what it needs anyway.
-pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) -> lapin::Result<lapin::Consumer> {
+/// A private queue (exclusive, server-named, gone with the connection), consumed without acks:
+/// what a relay waits on. Bound to `exchange` with `key` when given. Says its name.
+pub async fn private_queue(
+    channel: &Channel,
+    bind: Option<(&str, &str)>,
+    tag: &str,
+) -> lapin::Result<(String, lapin::Consumer)> {
     let queue = channel
         .queue_declare(
             "".into(),
@@ -211,26 +224,34 @@ pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) 
             FieldTable::default(),
         )
         .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            topology.changes_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+    let name = queue.name().to_string();
+    if let Some((exchange, key)) = bind {
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let consumer = channel
+        .basic_consume(name.as_str().into(), tag.into(), options, FieldTable::default())
         .await?;
-    channel
-        .basic_consume(
-            queue.name().clone(),
-            tag.into(),
-            lapin::options::BasicConsumeOptions {
-                no_ack: true,
-                ..lapin::options::BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
+    Ok((name, consumer))
+}
+
+/// Binds a private queue (exclusive, gone with the connection) to the changes exchange and
+/// consumes it without acks: notices only matter to a running service, and a restarted one
+/// reloads what it needs anyway.
+pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) -> lapin::Result<lapin::Consumer> {
+    let changes = topology.changes_exchange();
+    Ok(private_queue(channel, Some((&changes, "")), tag).await?.1)
 }
 
 /// How much [`next_batch`] gathers at most.
@@ -491,6 +512,34 @@ impl Link {
         tokio::time::timeout(CONFIRM_TIMEOUT, publish_confirmed(&open.channel, messages))
             .await
             .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))?
+    }
+
+    /// Sends `body` to the private queue `reply_to` with `correlation_id` (the relay's answers,
+    /// `hookwire_core::relay`), confirmed. A queue gone with its dispatcher drops it.
+    pub async fn reply(&self, reply_to: &str, correlation_id: &str, body: &[u8]) -> Result<(), PublishError> {
+        let open = self.open().ok_or(PublishError::Unavailable)?;
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_correlation_id(correlation_id.into());
+        let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            open.channel
+                .basic_publish(
+                    "".into(),
+                    reply_to.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await
+        .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))??;
+        if confirm.is_ack() {
+            Ok(())
+        } else {
+            Err(PublishError::Nacked)
+        }
     }
 
     /// How many messages wait in each of `queues` (ready, not those delivered and unacknowledged),

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod net;
 pub mod operational;
 pub mod patterns;
+pub mod relay;
 pub mod retry;
 pub mod schema;
 pub mod shutdown;

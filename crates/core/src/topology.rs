@@ -78,6 +78,12 @@ impl Topology {
         format!("{}.ingest", self.prefix)
     }
 
+    /// Direct exchange of `hookwire listen`'s relayed requests, routed by listen id
+    /// (`crate::relay`).
+    pub fn relay_exchange(&self) -> String {
+        format!("{}.relay", self.prefix)
+    }
+
     /// Quorum queue of messages no service could decode.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead", self.prefix)

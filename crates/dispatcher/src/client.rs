@@ -176,9 +176,16 @@ impl Opener {
     }
 }
 
+/// Where attempts go: receivers over HTTP, relayed webhooks through the broker.
+pub struct Senders<'a> {
+    pub http: &'a HttpClient,
+    pub relay: &'a crate::relay::Relay,
+    pub topology: &'a hookwire_core::topology::Topology,
+}
+
 /// Sends one attempt of `task`.
 pub async fn attempt(
-    client: &HttpClient,
+    senders: Senders<'_>,
     secrets: &Opener,
     profile: Profile,
     task: &DeliveryTask,
@@ -204,11 +211,12 @@ pub async fn attempt(
     let timestamp = now.timestamp();
     let signature = signature_header(&keys, &msg_id, timestamp, task.body.as_bytes());
 
+    let relayed = hookwire_core::relay::listen_id(&target.url);
     let uri: hyper::Uri = match target.url.parse() {
         Ok(u) => u,
         Err(e) => return Attempt::failed("invalid_request", e, started, signature),
     };
-    if profile == Profile::Production {
+    if profile == Profile::Production && relayed.is_none() {
         if uri.scheme_str() != Some("https") {
             return Attempt::failed("forbidden", "production webhooks must use https", started, signature);
         }
@@ -247,8 +255,11 @@ pub async fn attempt(
         Err(e) => return Attempt::failed("invalid_request", e, started, signature),
     };
     let timeout = Duration::from_secs(u64::from(target.timeout_seconds.clamp(1, 60)));
+    if let Some(listen_id) = relayed {
+        return relay(senders, listen_id, request, task, timeout, started, signature).await;
+    }
     let deadline = tokio::time::Instant::now() + timeout;
-    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+    let response = match tokio::time::timeout_at(deadline, senders.http.request(request)).await {
         Err(_) => {
             return Attempt::failed(
                 "timeout",
@@ -300,6 +311,61 @@ pub async fn attempt(
     }
 }
 
+/// An attempt through the relay of `hookwire listen`: the same request, answered by the CLI.
+async fn relay(
+    senders: Senders<'_>,
+    listen_id: &str,
+    request: hyper::Request<Full<Bytes>>,
+    task: &DeliveryTask,
+    timeout: Duration,
+    started: Instant,
+    signature: String,
+) -> Attempt {
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let relayed = hookwire_core::relay::RelayRequest {
+        kind: hookwire_core::relay::REQUEST_KIND.into(),
+        headers,
+        body: task.body.clone(),
+    };
+    match senders.relay.send(senders.topology, listen_id, &relayed, timeout).await {
+        Err((code, message)) => Attempt::failed(code, message, started, signature),
+        Ok(reply) => {
+            let ok = reply.status.is_some_and(|s| (200..300).contains(&s));
+            let mut body = reply.body;
+            if let Some(b) = body.as_mut() {
+                // At most what an HTTP attempt keeps, cut on a character boundary.
+                let mut end = b.len().min(MAX_RESPONSE_BYTES);
+                while !b.is_char_boundary(end) {
+                    end -= 1;
+                }
+                b.truncate(end);
+            }
+            Attempt {
+                response_status: reply.status,
+                response_body: body.filter(|b| !b.is_empty()),
+                error: match (reply.error, reply.status) {
+                    (Some(e), _) => Some(e),
+                    (None, Some(s)) if !ok => Some(format!("http_status: the receiver answered {s}")),
+                    (None, None) => Some("connect: the listener sent no answer".into()),
+                    _ => None,
+                },
+                duration: started.elapsed(),
+                signature,
+                retry_after: None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +411,10 @@ mod tests {
         let opener = Opener::new(Keyring::new(hookwire_core::config::dev_defaults::ENCRYPTION_KEY, "").unwrap());
         let settings = crate::config::Config::load(None).expect("the defaults load").delivery;
         let client = build(Profile::Production, &settings);
+        let (relay, topology) = (
+            crate::relay::Relay::default(),
+            hookwire_core::topology::Topology::new("t"),
+        );
         for url in [
             "https://127.0.0.1:1/",
             "https://10.0.0.1/",
@@ -352,7 +422,12 @@ mod tests {
             "https://localhost:1/",
         ] {
             let tp = hookwire_core::trace::TraceParent::new_root().header();
-            let a = attempt(&client, &opener, Profile::Production, &task(url, &keyring), &tp).await;
+            let senders = Senders {
+                http: &client,
+                relay: &relay,
+                topology: &topology,
+            };
+            let a = attempt(senders, &opener, Profile::Production, &task(url, &keyring), &tp).await;
             let error = a.error.unwrap_or_default();
             assert!(error.starts_with("forbidden"), "{url}: {error}");
             assert_eq!(a.response_status, None);

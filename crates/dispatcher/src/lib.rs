@@ -5,6 +5,7 @@ mod acks;
 pub mod client;
 pub mod config;
 pub mod metrics;
+pub mod relay;
 pub mod webhooks;
 pub mod worker;
 

@@ -73,6 +73,8 @@ pub struct Worker {
     pub config: Config,
     pub secrets: client::Opener,
     pub client: HttpClient,
+    /// Attempts to `hookwire listen` sessions.
+    pub relay: crate::relay::Relay,
     pub topology: Topology,
     pub metrics: Arc<Metrics>,
     pub webhooks: Arc<Webhooks>,
@@ -109,6 +111,7 @@ impl Worker {
             config,
             secrets: client::Opener::new(keyring),
             client,
+            relay: crate::relay::Relay::default(),
             metrics,
             webhooks,
             gates: Mutex::new(HashMap::new()),
@@ -289,6 +292,7 @@ impl Worker {
             pending,
         )));
         let _census = AbortOnDropHandle::new(tokio::spawn(self.clone().census(conn.create_channel().await?)));
+        let _relay = self.relay.open(&conn).await?;
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
@@ -468,7 +472,12 @@ impl Worker {
         hookwire_core::trace::continue_from(&span, task.traceparent.as_deref());
         // The receiver sees this attempt's span as the parent.
         let traceparent = hookwire_core::trace::next_hop(&span, parent.as_ref()).header();
-        let attempt = client::attempt(&self.client, &self.secrets, self.config.profile, &task, &traceparent)
+        let senders = client::Senders {
+            http: &self.client,
+            relay: &self.relay,
+            topology: &self.topology,
+        };
+        let attempt = client::attempt(senders, &self.secrets, self.config.profile, &task, &traceparent)
             .instrument(span)
             .await;
         gate.last_progress_ms.fetch_max(self.elapsed_ms(), Ordering::AcqRel);
