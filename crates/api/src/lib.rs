@@ -5,6 +5,7 @@ pub mod deliveries;
 pub mod erasure;
 pub mod event_types;
 pub mod events;
+pub mod listen;
 pub mod overview;
 pub mod page;
 pub mod portal;

@@ -209,7 +209,7 @@ impl RetryPolicyIn {
 }
 
 /// A webhook's event patterns: 1 to 100, each at most 128 characters.
-fn patterns() -> utoipa::openapi::Array {
+pub(crate) fn patterns() -> utoipa::openapi::Array {
     string_list(
         1,
         100,

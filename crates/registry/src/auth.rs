@@ -292,6 +292,20 @@ impl FromRequest for Caller {
                 ("default", state.config.rate_limits.default)
             };
             let mut conn = state.pool.get().await?;
+            // `hookwire listen` answers once per relayed delivery: not a call the limit is for.
+            let relaying = request.method() == actix_web::http::Method::POST
+                && request.path().starts_with("/v1/listen/")
+                && request.path().ends_with("/responses");
+            if relaying {
+                let key = ApiKey::find_by_hash(&mut conn, &hash_key(presented))
+                    .await?
+                    .ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+                return Ok(Caller {
+                    tenant_id: key.tenant_id,
+                    key: Some(key),
+                    session: None,
+                });
+            }
             let Some((key, decision)) = crate::ratelimit::admit(&mut conn, &hash_key(presented), kind, limit).await?
             else {
                 return Err(ApiError::Unauthorized("the API key is not valid"));

@@ -54,6 +54,7 @@ pub struct Application {
     cancel: CancellationToken,
     ledger: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    listen_sweep: tokio::task::JoinHandle<()>,
 }
 
 /// Seeds the development catalog (contract §3 Event types). Existing types are left alone.
@@ -107,6 +108,7 @@ impl Application {
             metrics.clone(),
             cancel.clone(),
         ));
+        let listen_sweep = tokio::spawn(routes::listen::sweep(pool.clone(), notices.clone(), cancel.clone()));
         let listener =
             TcpListener::bind(&config.http.listen).with_context(|| format!("binding {}", config.http.listen))?;
         let port = listener.local_addr()?.port();
@@ -156,6 +158,7 @@ impl Application {
             cancel,
             ledger,
             retention,
+            listen_sweep,
         })
     }
 
@@ -174,6 +177,7 @@ impl Application {
         self.cancel.cancel();
         let _ = self.ledger.await;
         let _ = self.retention.await;
+        let _ = self.listen_sweep.await;
         server.await.context("server task")?.context("server")?;
         Ok(())
     }

@@ -165,6 +165,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    listen_sessions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        webhook_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -178,4 +188,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_erasures,
     delivery_resends,
     portal_sessions,
+    listen_sessions,
 );

@@ -7,6 +7,7 @@ pub mod erasure;
 pub mod event_types;
 pub mod health;
 pub mod internal;
+pub mod listen;
 pub mod overview;
 pub mod portal_sessions;
 pub mod tenants;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(webhooks::configure)
             .configure(deliveries::configure)
             .configure(overview::configure)
+            .configure(listen::configure)
             .configure(portal_sessions::configure)
             .configure(internal::configure),
     );

@@ -58,10 +58,11 @@ async fn schemathesis_finds_the_api_as_its_document_says() {
     let (_, key) = env.tenant_with_key("fuzz", json!({"max_webhooks": 100000})).await;
     let spec = format!("{}/v1/openapi.json", env.registry);
     // The customer API with a tenant's key, then the admin API with the admin token: the admin
-    // pass deletes tenants and revokes keys, so it goes last.
+    // pass deletes tenants and revokes keys, so it goes last. A listen session's stream of
+    // requests never ends by design (tests/it/cli.rs covers it), so it is left out.
     schemathesis(
         spec.clone(),
-        ["--exclude-path-regex", "^/v1/admin/"],
+        ["--exclude-path-regex", "^/v1/admin/|^/v1/listen/[^/]+/requests$"],
         format!("X-API-Key: {key}"),
         &[],
     )

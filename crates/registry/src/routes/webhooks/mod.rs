@@ -66,14 +66,28 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     caller.require_webhooks_enabled()?;
+    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
+    let body: api::WebhookIn = read_or_refuse(&state, async || Ok(Vec::new()), Value::Object(body)).await?;
+    let w = create_webhook(&state, &caller, body, None).await?;
+    Ok(HttpResponse::Created().json(view(&state, &w, true)?))
+}
+
+/// Creates a webhook with one of the tenant's keys (within its limit) and tells the services.
+/// `url` replaces the body's (a relayed webhook's, which no caller may send).
+pub(crate) async fn create_webhook(
+    state: &AppState,
+    caller: &Caller,
+    body: api::WebhookIn,
+    url: Option<String>,
+) -> Result<Webhook, ApiError> {
+    caller.require("webhooks:write")?;
+    caller.require_webhooks_enabled()?;
     let Some(key) = &caller.key else {
         return Err(ApiError::forbidden(
             "admin_cannot_create",
             "a webhook is created with one of the tenant's API keys (it counts against that key's limit), not by the admin",
         ));
     };
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    let body: api::WebhookIn = read_or_refuse(&state, async || Ok(Vec::new()), Value::Object(body)).await?;
     let now = crate::db::now();
     let mut w = Webhook {
         id: hookwire_core::id::v7(),
@@ -111,7 +125,10 @@ pub(crate) async fn create(
         Some(Ok(_)) | None => body.secret.clone().unwrap_or_else(SigningKey::generate),
     };
     w.secret_sealed = state.secrets.keyring.seal(&secret);
-    apply(&state, body.into(), &mut w).await?;
+    apply(state, body.into(), &mut w).await?;
+    if let Some(url) = url {
+        w.url = url;
+    }
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
     match Webhook::insert_within_limit(&mut conn, &w, key.id).await? {
@@ -125,7 +142,7 @@ pub(crate) async fn create(
         Err(Refused::KeyRevoked) => return Err(ApiError::Unauthorized("the API key is not valid")),
     }
     state.notices.upserted(&w).await;
-    Ok(HttpResponse::Created().json(view(&state, &w, true)?))
+    Ok(w)
 }
 
 pub(super) async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, ApiError> {

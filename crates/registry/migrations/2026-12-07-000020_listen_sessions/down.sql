@@ -1,0 +1,1 @@
+DROP TABLE listen_sessions;
