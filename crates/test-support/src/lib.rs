@@ -472,6 +472,38 @@ impl TestEnv {
         self.wait_ready(&url).await;
     }
 
+    /// Starts another registry replica on the same database and broker; its base URL. It stops
+    /// with the others.
+    pub async fn add_registry(&mut self) -> String {
+        let secrets = Secrets::from_env(Profile::Development).expect("development secrets");
+        let mut config = self.registry_config.clone();
+        config.http.listen = "127.0.0.1:0".into();
+        let registry = hookwire_registry::Application::build(config, secrets)
+            .await
+            .expect("a second registry starts");
+        let url = format!("http://127.0.0.1:{}", registry.port());
+        self.services
+            .push(spawn(|rx| registry.run_until_stopped(until_stopped(rx))));
+        self.wait_ready(&url).await;
+        url
+    }
+
+    /// The `hookwire` CLI, pointed at this installation with `key` (the admin and producer
+    /// tokens too), its config file in a fresh temporary directory.
+    pub fn cli(&self, key: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(service_binary("hookwire"));
+        let home = std::env::temp_dir().join(format!("hookwire-cli-{}", uuid::Uuid::new_v4().simple()));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOOKWIRE_CONFIG", home.join("config.toml"))
+            .env("HOOKWIRE_URL", &self.registry)
+            .env("HOOKWIRE_PRODUCER_URL", &self.publisher)
+            .env("HOOKWIRE_API_KEY", key)
+            .env("HOOKWIRE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HOOKWIRE_PRODUCER_TOKEN", PRODUCER_TOKEN);
+        cmd
+    }
+
     /// Stops the services and removes the database and the queues.
     pub async fn stop(mut self) {
         for s in self.services.drain(..).rev() {

@@ -2,6 +2,7 @@
 
 mod acks;
 mod broker;
+mod cli;
 mod client;
 mod console;
 mod delivery;
