@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api_keys;
+pub mod audit;
 pub mod deliveries;
 pub mod erasure;
 pub mod event_types;
@@ -10,6 +11,7 @@ pub mod overview;
 pub mod page;
 pub mod portal;
 pub mod problem;
+pub mod producer_tokens;
 pub mod retry;
 pub mod tenants;
 pub mod webhooks;

@@ -34,10 +34,17 @@ pub struct RelayedRequest {
     /// Send both back with the answer.
     pub correlation_id: String,
     pub reply_to: String,
-    /// Header names and values, as a receiver gets them (`webhook-id`, `webhook-signature`, …).
-    pub headers: Vec<(String, String)>,
+    /// The headers, in order, as a receiver gets them (`webhook-id`, `webhook-signature`, …).
+    pub headers: Vec<Header>,
     /// The request body, byte for byte as signed.
     pub body: String,
+}
+
+/// One header of a relayed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
 }
 
 /// The body of `POST /v1/listen/{id}/responses`: what the local receiver answered.
@@ -52,9 +59,9 @@ pub struct RelayedResponse {
     #[serde(default)]
     #[schema(minimum = 100, maximum = 599)]
     pub status: Option<u16>,
-    /// The start of what it answered (kept up to 1 KiB in the delivery log).
+    /// The start of what it answered (the delivery log keeps 1 KiB).
     #[serde(default)]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 4096)]
     pub body: Option<String>,
     /// Why there is no status, e.g. `connect: connection refused`.
     #[serde(default)]

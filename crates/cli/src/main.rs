@@ -67,6 +67,8 @@ enum Command {
     },
     /// Relay a temporary webhook's deliveries to a local URL.
     Listen(listen::ListenArgs),
+    /// The tenant's changes, newest first: who, what, which fields.
+    AuditLog(admin::AuditArgs),
     /// Operator commands (admin token): tenants, API keys, event types, portal links, overview.
     #[command(subcommand)]
     Admin(admin::Admin),
@@ -163,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Portal { read_only } => admin::portal(&ctx, read_only).await,
         Command::Listen(args) => listen::run(&ctx, args).await,
+        Command::AuditLog(args) => admin::audit_log(&ctx, &ctx.customer()?, "/v1/audit-log", args).await,
         Command::Admin(c) => admin::run(&ctx, c).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hookwire", &mut std::io::stdout());

@@ -163,6 +163,29 @@ pub enum ChangeNotice {
     /// sent before `at`) instead of attempting them.
     #[serde(rename = "delivery_resent.v1")]
     Resent { delivery_id: Uuid, at: DateTime<Utc> },
+    /// A producer token was created: publishers accept it from now on.
+    #[serde(rename = "producer_token_upserted.v1")]
+    ProducerTokenUpserted { token: ProducerGrant },
+    /// A producer token was revoked: publishers refuse it from now on.
+    #[serde(rename = "producer_token_revoked.v1")]
+    ProducerTokenRevoked { id: Uuid },
+}
+
+/// What a producer token may publish, as publishers check it: the token itself never leaves the
+/// registry, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerGrant {
+    pub id: Uuid,
+    /// Names the producer in logs and metrics.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Patterns of the types it may publish; `None`: any.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// The tenants it may publish for; `None`: any, feed events (no tenant) included.
+    #[serde(default)]
+    pub tenant_ids: Option<Vec<Uuid>>,
 }
 
 /// A catalog entry as the publisher validates events with it.
@@ -187,6 +210,9 @@ pub struct RoutingSnapshot {
     /// replaced chain's tasks all the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resent: Vec<Resent>,
+    /// The live producer tokens (publishers accept these besides the bootstrap token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub producer_tokens: Vec<ProducerGrant>,
 }
 
 /// A delivery sent again by request at `at`.
@@ -731,6 +757,21 @@ mod tests {
                 delivery_id: Uuid::nil(),
                 at: now,
             },
+        );
+        let token = ProducerGrant {
+            id: Uuid::nil(),
+            name: "billing".into(),
+            token_hash: "00".repeat(32),
+            event_types: Some(vec!["invoice.*".into()]),
+            tenant_ids: None,
+        };
+        assert_agrees(
+            "producer_token_upserted.v1",
+            &ChangeNotice::ProducerTokenUpserted { token },
+        );
+        assert_agrees(
+            "producer_token_revoked.v1",
+            &ChangeNotice::ProducerTokenRevoked { id: Uuid::nil() },
         );
     }
 

@@ -129,7 +129,9 @@ impl hookwire_broker::follow::Follower for Webhooks {
                 }
                 ChangeNotice::Expunged { event_ids } => state.expunged.extend(event_ids),
                 ChangeNotice::Resent { delivery_id, at } => resent.push((delivery_id, at)),
-                ChangeNotice::EventTypeUpserted { .. } => {}
+                ChangeNotice::EventTypeUpserted { .. }
+                | ChangeNotice::ProducerTokenUpserted { .. }
+                | ChangeNotice::ProducerTokenRevoked { .. } => {}
             }
         }
         if !resent.is_empty() {

@@ -59,6 +59,10 @@ impl HttpMetrics {
     }
 }
 
+/// The request's id (`X-Request-Id`), in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Middleware: takes the caller's `X-Request-Id` (or makes one), runs the request inside a span
 /// that carries it, echoes it on the response, and records the request's metrics when the app
 /// has `web::Data<HttpMetrics>`.
@@ -74,6 +78,7 @@ pub async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
     hookwire_core::trace::continue_from(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = req.method().to_string();

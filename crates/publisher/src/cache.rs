@@ -123,6 +123,8 @@ pub struct Cache {
     loaded: std::sync::atomic::AtomicBool,
     /// [`PATCH_BUDGET`] (tests lower it).
     patch_budget: usize,
+    /// Producer tokens, kept in step with the rest.
+    pub producers: crate::producers::Producers,
 }
 
 impl Default for Cache {
@@ -132,6 +134,7 @@ impl Default for Cache {
             book: Mutex::default(),
             loaded: std::sync::atomic::AtomicBool::default(),
             patch_budget: PATCH_BUDGET,
+            producers: Default::default(),
         }
     }
 }
@@ -192,7 +195,11 @@ impl Book {
                 changed.push((webhook_id, self.held(webhook_id).cloned()));
                 touched.extend(self.remove(webhook_id));
             }
-            ChangeNotice::EventTypeUpserted { .. } | ChangeNotice::Expunged { .. } | ChangeNotice::Resent { .. } => {}
+            ChangeNotice::EventTypeUpserted { .. }
+            | ChangeNotice::Expunged { .. }
+            | ChangeNotice::Resent { .. }
+            | ChangeNotice::ProducerTokenUpserted { .. }
+            | ChangeNotice::ProducerTokenRevoked { .. } => {}
         }
     }
 
@@ -265,6 +272,7 @@ impl Cache {
     }
 
     pub fn replace(&self, snapshot: RoutingSnapshot) {
+        self.producers.replace(snapshot.producer_tokens);
         let mut book = Book::default();
         for s in snapshot.subscriptions {
             book.insert(Arc::new(s));
@@ -299,7 +307,7 @@ impl Cache {
             if let ChangeNotice::EventTypeUpserted { event_type } = notice {
                 let compiled = compile(&event_type.value, event_type.schema);
                 types.push((event_type.value, compiled));
-            } else {
+            } else if !self.producers.apply(&notice) {
                 book.apply(notice, &mut tenants, &mut changed);
             }
         }

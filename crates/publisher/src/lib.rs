@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod event_keys;
 pub mod ingest;
+pub mod producers;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -38,11 +39,18 @@ pub struct TypeLabels {
     pub event_type: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProducerLabels {
+    pub producer: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     /// By event type: bounded by the catalog.
     pub events_accepted: Family<TypeLabels, Counter>,
     pub events_rejected: Counter,
+    /// By producer token (its name; `bootstrap` for the configuration's token).
+    pub events_by_producer: Family<ProducerLabels, Counter>,
     pub tasks_published: Counter,
     pub publish_failures: Counter,
     /// Claiming a request's idempotency keys: the round trip to the registry and its database,
@@ -62,6 +70,12 @@ impl Default for Metrics {
             events_accepted.clone(),
         );
         registry.register("events_rejected", "Events refused as invalid", events_rejected.clone());
+        let events_by_producer = Family::<ProducerLabels, Counter>::default();
+        registry.register(
+            "events_by_producer",
+            "Events accepted, by producer token",
+            events_by_producer.clone(),
+        );
         registry.register(
             "tasks_published",
             "Delivery tasks published and confirmed",
@@ -82,6 +96,7 @@ impl Default for Metrics {
             registry,
             events_accepted,
             events_rejected,
+            events_by_producer,
             tasks_published,
             publish_failures,
             idempotency_claim_seconds,
@@ -216,9 +231,13 @@ async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
 
 /// The span of one ingest request, continuing the producer's `traceparent`; every event of the
 /// request carries the trace on (its tasks name this span as their parent).
-fn ingest_span(req: &HttpRequest, maps: &mut [serde_json::Map<String, Value>]) -> tracing::Span {
+fn ingest_span(
+    req: &HttpRequest,
+    producer: &producers::Producer,
+    maps: &mut [serde_json::Map<String, Value>],
+) -> tracing::Span {
     let header = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
-    let span = tracing::info_span!("ingest", events = maps.len());
+    let span = tracing::info_span!("ingest", events = maps.len(), producer = producer.name());
     hookwire_core::trace::continue_from(&span, header);
     let hop = hookwire_core::trace::next_hop(
         &span,
@@ -230,15 +249,24 @@ fn ingest_span(req: &HttpRequest, maps: &mut [serde_json::Map<String, Value>]) -
     span
 }
 
-fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+/// Who publishes: the configuration's bootstrap token, or a producer token the registry issued.
+fn authorize(state: &AppState, req: &HttpRequest) -> Result<producers::Producer, ApiError> {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
     match token {
-        Some(t) if hookwire_core::config::token_matches(&state.producer_token, t.trim()) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("the producer token is not valid")),
+        Some(t) if hookwire_core::config::token_matches(&state.producer_token, t) => Ok(producers::Producer::Bootstrap),
+        Some(t) => match state.cache.producers.find(t) {
+            Some(grant) => Ok(producers::Producer::Token(grant)),
+            // Producer tokens come with the routing data: until it is loaded, none is known.
+            None if !state.cache.is_loaded() => {
+                Err(ApiError::Unavailable("routing data is not loaded yet; retry shortly"))
+            }
+            None => Err(ApiError::Unauthorized("the producer token is not valid")),
+        },
         None => Err(ApiError::Unauthorized(
             "send the producer token as `Authorization: Bearer <token>`",
         )),
@@ -248,6 +276,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
 /// Validates, routes and publishes `events`; the answer of each, in order.
 async fn accept(
     state: &AppState,
+    producer: &producers::Producer,
     maps: Vec<serde_json::Map<String, Value>>,
     batch: bool,
 ) -> Result<Vec<Accepted>, ApiError> {
@@ -268,7 +297,23 @@ async fn accept(
         state.metrics.events_rejected.inc();
         return Err(ApiError::Validation(errors));
     }
-    deliver(state, &routes, events).await
+    for (i, a) in events.iter().enumerate() {
+        if let Some(why) = producer.refusal(&a.event.event_type, a.event.tenant_id) {
+            state.metrics.events_rejected.inc();
+            let at = if batch { format!("events[{i}]: ") } else { String::new() };
+            return Err(ApiError::forbidden("producer_not_allowed", format!("{at}{why}")));
+        }
+    }
+    let count = events.len() as u64;
+    let answers = deliver(state, &routes, events).await?;
+    state
+        .metrics
+        .events_by_producer
+        .get_or_create(&ProducerLabels {
+            producer: producer.name().to_owned(),
+        })
+        .inc_by(count);
+    Ok(answers)
 }
 
 /// Publishes validated events (claiming their idempotency keys first); the answer of each.
@@ -364,10 +409,10 @@ async fn publish_one(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
+    let producer = authorize(&state, &req)?;
     let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    let span = ingest_span(&req, std::slice::from_mut(&mut map));
-    let mut answers = accept(&state, vec![map], false).instrument(span).await?;
+    let span = ingest_span(&req, &producer, std::slice::from_mut(&mut map));
+    let mut answers = accept(&state, &producer, vec![map], false).instrument(span).await?;
     Ok(HttpResponse::Accepted().json(answers.remove(0)))
 }
 
@@ -376,7 +421,7 @@ async fn publish_batch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
+    let producer = authorize(&state, &req)?;
     let mut map = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let events = map.remove("events");
     if let Some(extra) = map.keys().next() {
@@ -409,7 +454,7 @@ async fn publish_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let span = ingest_span(&req, &mut maps);
-    let answers = accept(&state, maps, true).instrument(span).await?;
+    let span = ingest_span(&req, &producer, &mut maps);
+    let answers = accept(&state, &producer, maps, true).instrument(span).await?;
     Ok(HttpResponse::Accepted().json(BatchAccepted { results: answers }))
 }

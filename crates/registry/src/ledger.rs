@@ -80,10 +80,13 @@ pub async fn run(
                 let mut failures = 0u32;
                 let written = loop {
                     let written = match pool.get().await {
-                        Ok(mut conn) => batch
-                            .write(&mut conn, config.webhooks.auto_disable_after)
-                            .await
-                            .map_err(anyhow::Error::from),
+                        Ok(mut conn) => {
+                            let written = batch.write(&mut conn, config.webhooks.auto_disable_after).await;
+                            if let Ok(w) = &written {
+                                audit_deactivations(&mut conn, &w.deactivated).await;
+                            }
+                            written.map_err(anyhow::Error::from)
+                        }
                         Err(e) => Err(anyhow::Error::from(e)),
                     };
                     match written {
@@ -144,5 +147,23 @@ async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
     tokio::select! {
         () = stop.cancelled() => false,
         () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Records in the audit log the webhooks a batch deactivated for failing too long.
+async fn audit_deactivations(conn: &mut diesel_async::AsyncPgConnection, deactivated: &[crate::db::models::Webhook]) {
+    let by = crate::audit::By::system("automatic deactivation");
+    for w in deactivated {
+        let change = crate::audit::Change {
+            tenant_id: Some(w.tenant_id),
+            action: "webhook.deactivated",
+            resource_type: "webhook",
+            resource_id: w.id.to_string(),
+            changes: serde_json::json!({
+                "is_active": { "before": true, "after": false },
+                "disabled_reason": { "before": null, "after": w.disabled_reason },
+            }),
+        };
+        crate::audit::record(conn, &by, change).await;
     }
 }

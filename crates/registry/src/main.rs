@@ -218,10 +218,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Admin(task) => {
             let pool = db::pool(&config.database)?;
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
+            let by = hookwire_registry::audit::By::command();
             let result = match task {
                 AdminCommand::CreateTenant { name } => printed(
                     checked(api::tenants::TenantIn { name }, async |b| {
-                        tenants::tenant(&mut conn, b).await
+                        tenants::tenant(&mut conn, &by, b).await
                     })
                     .await,
                 ),
@@ -239,7 +240,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     };
                     printed(
                         checked(given, async |b| {
-                            api_keys::api_key(&mut conn, b, config.webhooks.default_max_webhooks).await
+                            api_keys::api_key(&mut conn, &by, b, config.webhooks.default_max_webhooks).await
                         })
                         .await,
                     )
@@ -247,12 +248,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 AdminCommand::ListTenants => printed(tenants::all_tenants(&mut conn).await),
                 AdminCommand::RenameTenant { id, name } => printed(
                     checked(api::tenants::TenantIn { name }, async |b| {
-                        tenants::rename_tenant(&mut conn, &id, b).await
+                        tenants::rename_tenant(&mut conn, &by, &id, b).await
                     })
                     .await,
                 ),
                 AdminCommand::DeleteTenant { id } => {
-                    let deleted = tenants::delete_tenant(&mut conn, &id).await;
+                    let deleted = tenants::delete_tenant(&mut conn, &by, &id).await;
                     if let Ok(webhooks) = &deleted {
                         notify(&config, async |n| n.deleted(webhooks).await).await;
                     }
@@ -272,7 +273,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                             tenant_id,
                         }),
                     };
-                    let erased = checked(given, async |b| erasure::expunge(&mut conn, b).await).await;
+                    let erased = checked(given, async |b| erasure::expunge(&mut conn, &by, b).await).await;
                     if let Ok(erased) = &erased {
                         notify(&config, async |n| n.expunged(&erased.events).await).await;
                     }
@@ -293,9 +294,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         webhooks_enabled,
                         max_webhooks,
                     };
-                    printed(checked(given, async |b| api_keys::update_key(&mut conn, &id, b).await).await)
+                    printed(checked(given, async |b| api_keys::update_key(&mut conn, &by, &id, b).await).await)
                 }
-                AdminCommand::RevokeApiKey { id } => printed(api_keys::revoke_key(&mut conn, &id).await),
+                AdminCommand::RevokeApiKey { id } => printed(api_keys::revoke_key(&mut conn, &by, &id).await),
                 AdminCommand::ListEventTypes { include_archived } => {
                     printed(event_types::all_event_types(&mut conn, include_archived).await)
                 }
@@ -315,7 +316,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     };
                     announced(
                         &config,
-                        checked(given, async |b| event_types::event_type(&mut conn, b).await).await,
+                        checked(given, async |b| event_types::event_type(&mut conn, &by, b).await).await,
                     )
                     .await
                 }
@@ -337,7 +338,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     announced(
                         &config,
                         checked(given, async |b| {
-                            event_types::update_event_type(&mut conn, &value, b).await
+                            event_types::update_event_type(&mut conn, &by, &value, b).await
                         })
                         .await,
                     )

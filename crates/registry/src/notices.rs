@@ -153,4 +153,15 @@ impl Notices {
         let pairs: Vec<(Uuid, &ChangeNotice)> = webhook_ids.iter().copied().zip(&notices).collect();
         self.send_all(&pairs).await;
     }
+
+    /// A producer token was created: publishers accept it from now on.
+    pub async fn producer_token(&self, grant: hookwire_core::messages::ProducerGrant) {
+        self.send(grant.id, &ChangeNotice::ProducerTokenUpserted { token: grant })
+            .await;
+    }
+
+    /// A producer token was revoked: publishers refuse it from now on.
+    pub async fn producer_token_revoked(&self, id: Uuid) {
+        self.send(id, &ChangeNotice::ProducerTokenRevoked { id }).await;
+    }
 }

@@ -90,7 +90,7 @@ enum Binds {
 // only those below the cutoff). Its statistics are stale by then, but measured on a scratch copy
 // (2 million newer deliveries, 1 million old ones just deleted, analyzed before the delete) the
 // planner still reads them by primary key, not the whole table.
-const RULES: [Rule; 9] = [
+const RULES: [Rule; 10] = [
     Rule {
         table: "delivery_attempts",
         choose: "SELECT ctid FROM delivery_attempts a
@@ -115,6 +115,12 @@ const RULES: [Rule; 9] = [
                    AND id <> ALL(ARRAY(
                        SELECT event_id FROM deliveries WHERE id < $2 AND status IN ('pending', 'retrying')))
                  ORDER BY id",
+        binds: Binds::Log { key: "id" },
+    },
+    // The audit log is kept as long as the delivery log.
+    Rule {
+        table: "audit_log",
+        choose: "SELECT ctid FROM audit_log WHERE id >= $3 AND id < $2 ORDER BY id",
         binds: Binds::Log { key: "id" },
     },
     Rule {

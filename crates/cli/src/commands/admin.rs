@@ -31,6 +31,79 @@ pub enum Admin {
     },
     /// Throughput, queue depths, failing and slow webhooks.
     Overview,
+    #[command(subcommand, name = "producer-tokens")]
+    ProducerTokens(ProducerTokens),
+    /// Every change, newest first.
+    AuditLog(AuditArgs),
+}
+
+#[derive(Subcommand)]
+pub enum ProducerTokens {
+    List,
+    /// A token for one producing service (shown once).
+    Create {
+        name: String,
+        /// Patterns of the types it may publish (default any).
+        #[arg(long, value_delimiter = ',')]
+        event_types: Option<Vec<String>>,
+        /// The tenants it may publish for (default any).
+        #[arg(long = "tenant", value_delimiter = ',')]
+        tenant_ids: Option<Vec<String>>,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+/// Filters of the audit log.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// One tenant's changes (the admin's log only).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Changes to one resource (a webhook's or key's id, an event type).
+    #[arg(long)]
+    resource: Option<String>,
+    /// One action, e.g. webhook.updated.
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Prints a page of the audit log.
+pub async fn audit_log(ctx: &Context, api: &crate::client::Client, path: &str, args: AuditArgs) -> anyhow::Result<()> {
+    let path = with_query(
+        path,
+        &[
+            ("tenant_id", args.tenant),
+            ("resource_id", args.resource),
+            ("action", args.action),
+            ("limit", Some(args.limit.to_string())),
+        ],
+    );
+    let page: Page<hookwire_api::audit::AuditEntry> = api.get(&path).await?;
+    if ctx.json {
+        return output::json(&page);
+    }
+    let rows: Vec<Vec<String>> = page
+        .results
+        .iter()
+        .map(|e| {
+            let fields: Vec<&String> = e.changes.as_object().map(|c| c.keys().collect()).unwrap_or_default();
+            let who = format!("{} {}", e.actor.kind, e.actor.name.clone().unwrap_or_default());
+            let what: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+            vec![
+                time(&e.at),
+                who.trim().to_owned(),
+                e.action.clone(),
+                e.resource_id.clone(),
+                what.join(","),
+            ]
+        })
+        .collect();
+    output::table(&["AT", "WHO", "ACTION", "RESOURCE", "FIELDS"], &rows);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -176,6 +249,51 @@ pub async fn run(ctx: &Context, command: Admin) -> anyhow::Result<()> {
                 .await?;
             print_portal(ctx, &s)?;
         }
+        Admin::ProducerTokens(ProducerTokens::List) => {
+            let page: Page<hookwire_api::producer_tokens::ProducerToken> =
+                api.get("/v1/admin/producer-tokens?limit=100").await?;
+            if ctx.json {
+                return output::json(&page);
+            }
+            let rows: Vec<Vec<String>> = page
+                .results
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.name.clone(),
+                        format!("{}…", t.token_prefix),
+                        t.event_types.as_ref().map_or("any".into(), |p| p.join(",")),
+                        t.tenant_ids.as_ref().map_or("any".into(), |t| t.len().to_string()),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "NAME", "TOKEN", "TYPES", "TENANTS"], &rows);
+        }
+        Admin::ProducerTokens(ProducerTokens::Create {
+            name,
+            event_types,
+            tenant_ids,
+        }) => {
+            let mut body = json!({ "name": name });
+            if let Some(p) = event_types {
+                body["event_types"] = json!(p);
+            }
+            if let Some(t) = tenant_ids {
+                body["tenant_ids"] = json!(t);
+            }
+            let t: hookwire_api::producer_tokens::ProducerToken = api.post("/v1/admin/producer-tokens", &body).await?;
+            if ctx.json {
+                return output::json(&t);
+            }
+            println!("{}", t.token.unwrap_or_default());
+            eprintln!("The token is shown once: store it now.");
+        }
+        Admin::ProducerTokens(ProducerTokens::Revoke { id }) => {
+            api.delete(&format!("/v1/admin/producer-tokens/{id}")).await?;
+            println!("Revoked producer token {id}.");
+        }
+        Admin::AuditLog(args) => audit_log(ctx, &api, "/v1/admin/audit-log", args).await?,
         Admin::Overview => {
             let o: Overview = api.get("/v1/admin/overview").await?;
             if ctx.json {

@@ -37,9 +37,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--forward-to {}: {e}", args.forward_to))?;
     let session: Listening = api.post("/v1/listen", &json!({ "events": args.events })).await?;
-    println!("Ready: forwarding {} to {}", session.events.join(", "), args.forward_to);
-    println!("Signing secret: {}", session.secret);
-    println!("Webhook: {} (removed when you press Ctrl-C)", session.webhook_id);
+    let mut announced = false;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
@@ -49,7 +47,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     let ended = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break None,
-            outcome = follow(&api, &session, &local, &target) => match outcome {
+            outcome = follow(&api, &session, &local, &target, &mut announced, &args.forward_to) => match outcome {
                 Ok(()) => break Some("the registry ended the session (it expired)"),
                 Err(e) => {
                     eprintln!("stream interrupted ({e}); reconnecting");
@@ -67,10 +65,23 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the session's stream until the registry ends it (`Ok`) or it breaks (`Err`).
-async fn follow(api: &Client, session: &Listening, local: &Local, target: &hyper::Uri) -> anyhow::Result<()> {
+async fn follow(
+    api: &Client,
+    session: &Listening,
+    local: &Local,
+    target: &hyper::Uri,
+    announced: &mut bool,
+    forward_to: &str,
+) -> anyhow::Result<()> {
     let (_, mut body) = api
         .raw("GET", &format!("/v1/listen/{}/requests", session.id), None)
         .await?;
+    // The registry answers once its queue is bound: from now on no delivery is missed.
+    if !std::mem::replace(announced, true) {
+        println!("Ready: forwarding {} to {forward_to}", session.events.join(", "));
+        println!("Signing secret: {}", session.secret);
+        println!("Webhook: {} (removed when you press Ctrl-C)", session.webhook_id);
+    }
     let mut buffer = String::new();
     while let Some(frame) = body.frame().await {
         let frame = frame?;
@@ -112,8 +123,8 @@ async fn relay(api: &Client, local: &Local, target: &hyper::Uri, id: uuid::Uuid,
         request
             .headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.clone())
             .unwrap_or_default()
     };
     let event_id = header("webhook-id");
@@ -123,12 +134,12 @@ async fn relay(api: &Client, local: &Local, target: &hyper::Uri, id: uuid::Uuid,
         .unwrap_or_default();
     let started = Instant::now();
     let mut req = hyper::Request::post(target.clone());
-    for (k, v) in &request.headers {
+    for h in &request.headers {
         if !matches!(
-            k.to_ascii_lowercase().as_str(),
+            h.name.to_ascii_lowercase().as_str(),
             "host" | "content-length" | "connection"
         ) {
-            req = req.header(k.as_str(), v.as_str());
+            req = req.header(h.name.as_str(), h.value.as_str());
         }
     }
     let answer = match req.body(Full::new(Bytes::from(request.body.clone()))) {

@@ -175,6 +175,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        tenant_id -> Nullable<Uuid>,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        actor_name -> Nullable<Text>,
+        action -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        changes -> Jsonb,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    producer_tokens (id) {
+        id -> Uuid,
+        name -> Text,
+        token_hash -> Bytea,
+        token_prefix -> Text,
+        event_types -> Nullable<Array<Text>>,
+        tenant_ids -> Nullable<Array<Uuid>>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -189,4 +218,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_resends,
     portal_sessions,
     listen_sessions,
+    audit_log,
+    producer_tokens,
 );

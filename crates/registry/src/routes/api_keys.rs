@@ -7,6 +7,7 @@ use hookwire_api as api;
 use uuid::Uuid;
 
 use super::admin::{every_page, path_id, AdminErrors};
+use crate::audit::{self, By, Change};
 use crate::auth::{new_api_key, Admin};
 use crate::db::models::{ApiKey, ApiKeyChanges, Tenant};
 use crate::pagination::{Collection, Paging};
@@ -42,17 +43,24 @@ fn scope_names(scopes: &[api::api_keys::Scope]) -> Vec<String> {
 /// Takes effect on the key's next request; a lower `max_webhooks` keeps the webhooks it has.
 pub async fn update_key(
     conn: &mut AsyncPgConnection,
+    by: &By,
     id: &str,
     patch: api::api_keys::ApiKeyPatch,
 ) -> Result<api::api_keys::ApiKey, ApiError> {
     let id = path_id(id, "API key")?;
+    let before = key_view(conn, id).await?;
     let changes = ApiKeyChanges {
         scopes: patch.scopes.as_deref().map(scope_names),
         webhooks_enabled: patch.webhooks_enabled,
         max_webhooks: patch.max_webhooks.map(|m| m as i32),
     };
     match ApiKey::update(conn, id, &changes).await? {
-        Some(_) => key_view(conn, id).await,
+        Some(_) => {
+            let after = key_view(conn, id).await?;
+            let changes = audit::diff(&audit::json(&before), &audit::json(&after));
+            audit::record(conn, by, key_change(&after, "api_key.updated", changes)).await;
+            Ok(after)
+        }
         None => match ApiKey::find(conn, id).await? {
             Some(_) => Err(ApiError::Conflict {
                 code: "api_key_revoked",
@@ -80,11 +88,26 @@ pub async fn all_api_keys(
 /// Revokes a key: from now on it is refused (401) on every registry replica, and a webhook
 /// create it had started is refused too. Its webhooks stay, and keep receiving deliveries.
 /// Revoking a revoked key changes nothing.
-pub async fn revoke_key(conn: &mut AsyncPgConnection, id: &str) -> Result<api::api_keys::ApiKey, ApiError> {
-    let key = ApiKey::revoke(conn, path_id(id, "API key")?)
-        .await?
-        .ok_or(ApiError::NotFound("API key"))?;
-    key_view(conn, key.id).await
+pub async fn revoke_key(conn: &mut AsyncPgConnection, by: &By, id: &str) -> Result<api::api_keys::ApiKey, ApiError> {
+    let id = path_id(id, "API key")?;
+    let before = key_view(conn, id).await?;
+    let key = ApiKey::revoke(conn, id).await?.ok_or(ApiError::NotFound("API key"))?;
+    let after = key_view(conn, key.id).await?;
+    if before.revoked_at.is_none() {
+        let changes = audit::diff(&audit::json(&before), &audit::json(&after));
+        audit::record(conn, by, key_change(&after, "api_key.revoked", changes)).await;
+    }
+    Ok(after)
+}
+
+fn key_change(k: &api::api_keys::ApiKey, action: &'static str, changes: serde_json::Value) -> Change<'static> {
+    Change {
+        tenant_id: Some(k.tenant_id),
+        action,
+        resource_type: "api_key",
+        resource_id: k.id.to_string(),
+        changes,
+    }
 }
 
 /// A key as the admin API shows it, read now with its webhook count.
@@ -96,6 +119,7 @@ async fn key_view(conn: &mut AsyncPgConnection, id: Uuid) -> Result<api::api_key
 /// Creates an API key; it is shown in this answer only.
 pub async fn api_key(
     conn: &mut AsyncPgConnection,
+    by: &By,
     body: api::api_keys::ApiKeyIn,
     default_max: i32,
 ) -> Result<api::api_keys::ApiKey, ApiError> {
@@ -111,9 +135,12 @@ pub async fn api_key(
     }
     let (plaintext, key) = new_api_key(tenant_id, scopes, enabled, max);
     ApiKey::insert(conn, &key).await?;
+    let view = api_key_view(&key, 0);
+    let changes = audit::created(&audit::json(&view));
+    audit::record(conn, by, key_change(&view, "api_key.created", changes)).await;
     Ok(api::api_keys::ApiKey {
         key: Some(plaintext),
-        ..api_key_view(&key, 0)
+        ..view
     })
 }
 
@@ -133,11 +160,18 @@ pub async fn api_key(
 pub(crate) async fn create_api_key(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    let key = api_key(&mut conn, body, state.config.webhooks.default_max_webhooks).await?;
+    let key = api_key(
+        &mut conn,
+        &By::admin(&req),
+        body,
+        state.config.webhooks.default_max_webhooks,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(key))
 }
 
@@ -215,12 +249,13 @@ pub(crate) async fn retrieve_api_key(
 pub(crate) async fn update_api_key(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(update_key(&mut conn, &id, body).await?))
+    Ok(HttpResponse::Ok().json(update_key(&mut conn, &By::admin(&req), &id, body).await?))
 }
 
 #[utoipa::path(
@@ -240,9 +275,10 @@ pub(crate) async fn update_api_key(
 pub(crate) async fn revoke_api_key(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    revoke_key(&mut conn, &id).await?;
+    revoke_key(&mut conn, &By::admin(&req), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

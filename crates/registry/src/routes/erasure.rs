@@ -1,6 +1,6 @@
 //! Erasing event payloads (`POST /v1/admin/events/expunge`) for a data-protection request.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use diesel_async::AsyncPgConnection;
 use hookwire_api as api;
 
@@ -14,15 +14,32 @@ use hookwire_http::typed;
 /// Erases event payloads: one event, or every event with a subject, optionally only one
 /// tenant's: see `EventRow::expunge`. Dispatchers are to be told of the events it names
 /// (`Notices::expunged`).
-pub async fn expunge(conn: &mut AsyncPgConnection, body: api::erasure::ExpungeIn) -> Result<Expunged, ApiError> {
-    let (which, tenant_id) = match body {
-        api::erasure::ExpungeIn::Event(e) => (Erase::Event(e.event_id), e.tenant_id),
-        api::erasure::ExpungeIn::Subject(s) => {
-            let tenant_id = s.tenant_id;
-            return Ok(EventRow::expunge(conn, Erase::Subject(&s.subject), tenant_id).await?);
-        }
+pub async fn expunge(
+    conn: &mut AsyncPgConnection,
+    by: &crate::audit::By,
+    body: api::erasure::ExpungeIn,
+) -> Result<Expunged, ApiError> {
+    let (erased, tenant_id, named) = match &body {
+        api::erasure::ExpungeIn::Event(e) => (
+            EventRow::expunge(conn, Erase::Event(e.event_id), e.tenant_id).await?,
+            e.tenant_id,
+            e.event_id.to_string(),
+        ),
+        api::erasure::ExpungeIn::Subject(s) => (
+            EventRow::expunge(conn, Erase::Subject(&s.subject), s.tenant_id).await?,
+            s.tenant_id,
+            format!("subject:{}", s.subject),
+        ),
     };
-    Ok(EventRow::expunge(conn, which, tenant_id).await?)
+    let change = crate::audit::Change {
+        tenant_id,
+        action: "events.expunged",
+        resource_type: "events",
+        resource_id: named,
+        changes: serde_json::json!({ "payloads": { "after": crate::audit::json(&expunged_view(&erased)) } }),
+    };
+    crate::audit::record(conn, by, change).await;
+    Ok(erased)
 }
 
 /// The answer to an erasure.
@@ -51,11 +68,12 @@ pub fn expunged_view(e: &Expunged) -> api::erasure::Expunged {
 pub(crate) async fn expunge_events(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    let erased = expunge(&mut conn, body).await?;
+    let erased = expunge(&mut conn, &crate::audit::By::admin(&req), body).await?;
     state.notices.expunged(&erased.events).await;
     tracing::info!(
         events = erased.events.len(),

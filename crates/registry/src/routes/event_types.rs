@@ -201,6 +201,7 @@ fn valid(errors: Vec<FieldError>) -> Result<(), ApiError> {
 /// Adds a catalog type.
 pub async fn event_type(
     conn: &mut AsyncPgConnection,
+    by: &crate::audit::By,
     body: api::event_types::EventTypeIn,
 ) -> Result<EventType, ApiError> {
     let mut errors = Vec::new();
@@ -222,7 +223,19 @@ pub async fn event_type(
             detail: format!("the event type `{}` exists already", t.value),
         });
     }
+    let changes = crate::audit::created(&crate::audit::json(&event_type_view(&t)));
+    crate::audit::record(conn, by, type_change(&t, "event_type.created", changes)).await;
     Ok(t)
+}
+
+fn type_change(t: &EventType, action: &'static str, changes: serde_json::Value) -> crate::audit::Change<'static> {
+    crate::audit::Change {
+        tenant_id: None,
+        action,
+        resource_type: "event_type",
+        resource_id: t.value.clone(),
+        changes,
+    }
 }
 
 /// Changes a catalog type (a null `description` empties it, a null `schema` lifts it, a null
@@ -232,6 +245,7 @@ pub async fn event_type(
 /// webhooks subscribed to it still get it.
 pub async fn update_event_type(
     conn: &mut AsyncPgConnection,
+    by: &crate::audit::By,
     value: &str,
     patch: api::event_types::EventTypePatch,
 ) -> Result<EventType, ApiError> {
@@ -264,9 +278,25 @@ pub async fn update_event_type(
         check_example(&mut errors, field, schema.as_ref(), example.as_ref());
     }
     valid(errors)?;
-    EventType::update(conn, value, &changes)
+    let before = EventType::find(conn, value)
         .await?
-        .ok_or(ApiError::NotFound("event type"))
+        .ok_or(ApiError::NotFound("event type"))?;
+    let after = EventType::update(conn, value, &changes)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))?;
+    let action = match (before.archived, after.archived) {
+        (false, true) => "event_type.archived",
+        (true, false) => "event_type.restored",
+        _ => "event_type.updated",
+    };
+    let changes = crate::audit::diff(
+        &crate::audit::json(&event_type_view(&before)),
+        &crate::audit::json(&event_type_view(&after)),
+    );
+    if changes.as_object().is_some_and(|c| !c.is_empty()) {
+        crate::audit::record(conn, by, type_change(&after, action, changes)).await;
+    }
+    Ok(after)
 }
 
 #[utoipa::path(
@@ -286,11 +316,12 @@ pub async fn update_event_type(
 pub(crate) async fn create_event_type(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = type_body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    let created = event_type(&mut conn, body).await?;
+    let created = event_type(&mut conn, &crate::audit::By::admin(&req), body).await?;
     state.notices.event_type(created.catalog_entry()).await;
     Ok(HttpResponse::Created().json(event_type_view(&created)))
 }
@@ -314,12 +345,13 @@ pub(crate) async fn create_event_type(
 pub(crate) async fn change_event_type(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     value: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = type_body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    let t = update_event_type(&mut conn, &value, body).await?;
+    let t = update_event_type(&mut conn, &crate::audit::By::admin(&req), &value, body).await?;
     state.notices.event_type(t.catalog_entry()).await;
     Ok(HttpResponse::Ok().json(event_type_view(&t)))
 }
@@ -342,6 +374,7 @@ pub(crate) async fn change_event_type(
 pub(crate) async fn archive_event_type(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     value: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
@@ -349,6 +382,6 @@ pub(crate) async fn archive_event_type(
         archived: Some(true),
         ..Default::default()
     };
-    update_event_type(&mut conn, &value, archive).await?;
+    update_event_type(&mut conn, &crate::audit::By::admin(&req), &value, archive).await?;
     Ok(HttpResponse::NoContent().finish())
 }

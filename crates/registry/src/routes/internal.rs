@@ -63,11 +63,13 @@ async fn routing(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> Resu
     let event_types = EventType::catalog(&mut conn).await?;
     let expunged = EventRow::expunged_recently(&mut conn).await?;
     let resent = Delivery::resent_recently(&mut conn).await?;
+    let producer_tokens = crate::db::models::ProducerToken::live(&mut conn).await?;
     let policy = state.config.webhooks.default_retry_policy;
     Ok(HttpResponse::Ok().insert_header(ETag(tag)).json(RoutingSnapshot {
         subscriptions: webhooks.iter().map(|w| subscription(w, policy)).collect(),
         event_types,
         expunged,
         resent,
+        producer_tokens: producer_tokens.iter().map(|t| t.grant()).collect(),
     }))
 }

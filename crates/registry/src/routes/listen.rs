@@ -58,6 +58,7 @@ async fn session_of(state: &AppState, caller: &Caller, id: &str) -> Result<Liste
 pub(crate) async fn start(
     state: web::Data<AppState>,
     caller: Caller,
+    req: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
@@ -71,7 +72,9 @@ pub(crate) async fn start(
         events: body.events.clone(),
         ..serde_json::from_value(json!({"url": "https://1.1.1.1/", "events": []})).expect("a minimal webhook")
     };
-    let w = super::webhooks::create_webhook(&state, &caller, hook, Some(hookwire_core::relay::url(&id))).await?;
+    let by = crate::audit::By::caller(&caller, &req);
+    let relay = Some(hookwire_core::relay::url(&id));
+    let w = super::webhooks::create_webhook(&state, &caller, &by, hook, relay).await?;
     let now = crate::db::now();
     let session = ListenSession {
         id,
@@ -112,13 +115,16 @@ pub(crate) async fn start(
 pub(crate) async fn stop(
     state: web::Data<AppState>,
     caller: Caller,
+    req: actix_web::HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let session = session_of(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
-    Webhook::delete(&mut conn, caller.tenant_id(), session.webhook_id).await?;
-    state.notices.deleted(&[session.webhook_id]).await;
+    if let Some(w) = Webhook::find(&mut conn, caller.tenant_id(), session.webhook_id).await? {
+        drop(conn);
+        super::webhooks::deleted(&state, &crate::audit::By::caller(&caller, &req), &w).await?;
+    }
     tracing::info!(listen = %session.id, "listen session ended");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -203,7 +209,11 @@ fn event(delivery: &Delivery) -> Bytes {
             .map(|c| c.to_string())
             .unwrap_or_default(),
         reply_to: props.reply_to().as_ref().map(|r| r.to_string()).unwrap_or_default(),
-        headers: request.headers,
+        headers: request
+            .headers
+            .into_iter()
+            .map(|(name, value)| api::Header { name, value })
+            .collect(),
         body: request.body,
     };
     Bytes::from(format!(
@@ -263,7 +273,19 @@ pub async fn sweep(pool: DbPool, notices: Notices, cancel: CancellationToken) {
         match ListenSession::delete_expired(&mut conn).await {
             Ok(gone) if !gone.is_empty() => {
                 tracing::info!(webhooks = gone.len(), "expired listen sessions removed");
-                notices.deleted(&gone).await;
+                let ids: Vec<Uuid> = gone.iter().map(|(id, _)| *id).collect();
+                notices.deleted(&ids).await;
+                let by = crate::audit::By::system("a `hookwire listen` session expired");
+                for (id, tenant_id) in gone {
+                    let change = crate::audit::Change {
+                        tenant_id: Some(tenant_id),
+                        action: "webhook.deleted",
+                        resource_type: "webhook",
+                        resource_id: id.to_string(),
+                        changes: json!({}),
+                    };
+                    crate::audit::record(&mut conn, &by, change).await;
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "removing expired listen sessions failed"),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod deliveries;
 pub mod erasure;
 pub mod event_types;
@@ -10,6 +11,7 @@ pub mod internal;
 pub mod listen;
 pub mod overview;
 pub mod portal_sessions;
+pub mod producer_tokens;
 pub mod tenants;
 pub mod webhooks;
 
@@ -24,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(webhooks::configure)
             .configure(deliveries::configure)
             .configure(overview::configure)
+            .configure(audit::configure)
+            .configure(producer_tokens::configure)
             .configure(listen::configure)
             .configure(portal_sessions::configure)
             .configure(internal::configure),

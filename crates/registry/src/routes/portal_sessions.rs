@@ -35,6 +35,7 @@ const DEFAULT_LIFETIME: u32 = 3600;
 async fn start(
     state: &AppState,
     req: &HttpRequest,
+    by: &crate::audit::By,
     tenant_id: Uuid,
     api_key_id: Option<Uuid>,
     read_only: bool,
@@ -58,6 +59,9 @@ async fn start(
     let mut conn = state.pool.get().await?;
     PortalSession::insert(&mut conn, &s).await?;
     tracing::info!(session = %s.id, %tenant_id, read_only, "portal session created");
+    let after = serde_json::json!({ "read_only": read_only, "expires_at": s.expires_at, "api_key_id": api_key_id });
+    let change = session_change(tenant_id, s.id, "portal_session.created", crate::audit::created(&after));
+    crate::audit::record(&mut conn, by, change).await;
     Ok(HttpResponse::Created().json(api::PortalSession {
         id: s.id,
         url: format!(
@@ -69,6 +73,21 @@ async fn start(
         read_only,
         api_key_id,
     }))
+}
+
+fn session_change(
+    tenant_id: Uuid,
+    id: Uuid,
+    action: &'static str,
+    changes: serde_json::Value,
+) -> crate::audit::Change<'static> {
+    crate::audit::Change {
+        tenant_id: Some(tenant_id),
+        action,
+        resource_type: "portal_session",
+        resource_id: id.to_string(),
+        changes,
+    }
 }
 
 #[utoipa::path(
@@ -111,9 +130,11 @@ pub(crate) async fn create_for_tenant(
     };
     drop(conn);
     let lifetime = body.expires_in_seconds.unwrap_or(DEFAULT_LIFETIME);
+    let by = crate::audit::By::admin(&req);
     start(
         &state,
         &req,
+        &by,
         body.tenant_id,
         key,
         body.read_only.unwrap_or(false),
@@ -158,7 +179,8 @@ pub(crate) async fn create(
     };
     let read_only = body.read_only.unwrap_or(false) || !writes;
     let lifetime = body.expires_in_seconds.unwrap_or(DEFAULT_LIFETIME);
-    start(&state, &req, caller.tenant_id(), key, read_only, lifetime).await
+    let by = crate::audit::By::caller(&caller, &req);
+    start(&state, &req, &by, caller.tenant_id(), key, read_only, lifetime).await
 }
 
 #[utoipa::path(
@@ -178,12 +200,19 @@ pub(crate) async fn create(
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "portal session")?;
     let mut conn = state.pool.get().await?;
+    let tenant_id = PortalSession::find(&mut conn, id).await?.map(|s| s.tenant_id);
     if !PortalSession::revoke(&mut conn, id, None).await? {
         return Err(ApiError::NotFound("portal session"));
+    }
+    if let Some(tenant_id) = tenant_id {
+        let changes = serde_json::json!({ "revoked": { "before": false, "after": true } });
+        let change = session_change(tenant_id, id, "portal_session.revoked", changes);
+        crate::audit::record(&mut conn, &crate::audit::By::admin(&req), change).await;
     }
     tracing::info!(session = %id, "portal session revoked");
     Ok(HttpResponse::NoContent().finish())

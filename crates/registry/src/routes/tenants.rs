@@ -7,6 +7,7 @@ use hookwire_api as api;
 use uuid::Uuid;
 
 use super::admin::{every_page, path_id, AdminErrors};
+use crate::audit::{self, By, Change};
 use crate::auth::Admin;
 use crate::db::models::Tenant;
 use crate::pagination::{Collection, Paging};
@@ -33,31 +34,54 @@ pub async fn all_tenants(conn: &mut AsyncPgConnection) -> Result<Vec<api::tenant
 /// Creates a tenant.
 pub async fn tenant(
     conn: &mut AsyncPgConnection,
+    by: &By,
     body: api::tenants::TenantIn,
 ) -> Result<api::tenants::Tenant, ApiError> {
-    let t = Tenant::create(conn, &body.name).await?;
-    Ok(tenant_view(&t))
+    let t = tenant_view(&Tenant::create(conn, &body.name).await?);
+    let changes = audit::created(&audit::json(&t));
+    audit::record(conn, by, tenant_change(&t, "tenant.created", changes)).await;
+    Ok(t)
+}
+
+fn tenant_change(t: &api::tenants::Tenant, action: &'static str, changes: serde_json::Value) -> Change<'static> {
+    Change {
+        tenant_id: Some(t.id),
+        action,
+        resource_type: "tenant",
+        resource_id: t.id.to_string(),
+        changes,
+    }
 }
 
 /// Renames a tenant.
 pub async fn rename_tenant(
     conn: &mut AsyncPgConnection,
+    by: &By,
     id: &str,
     body: api::tenants::TenantIn,
 ) -> Result<api::tenants::Tenant, ApiError> {
     let id = path_id(id, "tenant")?;
+    let before = Tenant::find(conn, id).await?.ok_or(ApiError::NotFound("tenant"))?;
     let t = Tenant::rename(conn, id, &body.name)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
-    Ok(tenant_view(&t))
+    let (before, after) = (tenant_view(&before), tenant_view(&t));
+    let changes = audit::diff(&audit::json(&before), &audit::json(&after));
+    audit::record(conn, by, tenant_change(&after, "tenant.renamed", changes)).await;
+    Ok(after)
 }
 
 /// Deletes a tenant: its keys are refused from the next request, its webhooks go, and the
 /// retention task deletes its delivery log. Says which webhooks went, for change notices.
-pub async fn delete_tenant(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec<Uuid>, ApiError> {
-    Tenant::delete(conn, path_id(id, "tenant")?)
-        .await?
-        .ok_or(ApiError::NotFound("tenant"))
+pub async fn delete_tenant(conn: &mut AsyncPgConnection, by: &By, id: &str) -> Result<Vec<Uuid>, ApiError> {
+    let id = path_id(id, "tenant")?;
+    let before = Tenant::find(conn, id).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let gone = Tenant::delete(conn, id).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let before = tenant_view(&before);
+    let mut changes = audit::deleted(&audit::json(&before));
+    changes["webhooks"] = serde_json::json!({ "before": gone.len() });
+    audit::record(conn, by, tenant_change(&before, "tenant.deleted", changes)).await;
+    Ok(gone)
 }
 
 #[utoipa::path(
@@ -76,11 +100,12 @@ pub async fn delete_tenant(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec
 pub(crate) async fn create_tenant(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Created().json(tenant(&mut conn, body).await?))
+    Ok(HttpResponse::Created().json(tenant(&mut conn, &By::admin(&req), body).await?))
 }
 
 #[utoipa::path(
@@ -158,12 +183,13 @@ pub(crate) async fn retrieve_tenant(
 pub(crate) async fn update_tenant(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(rename_tenant(&mut conn, &id, body).await?))
+    Ok(HttpResponse::Ok().json(rename_tenant(&mut conn, &By::admin(&req), &id, body).await?))
 }
 
 #[utoipa::path(
@@ -183,10 +209,11 @@ pub(crate) async fn update_tenant(
 pub(crate) async fn remove_tenant(
     state: web::Data<AppState>,
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
-    let webhooks = delete_tenant(&mut conn, &id).await?;
+    let webhooks = delete_tenant(&mut conn, &By::admin(&req), &id).await?;
     state.notices.deleted(&webhooks).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -183,6 +183,33 @@ async fn the_cli_manages_webhooks_deliveries_events_and_tenants() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["count"], 1);
 
+    // Producer tokens and the audit log.
+    let pt = json_of(
+        &env,
+        "",
+        &[
+            "admin",
+            "producer-tokens",
+            "create",
+            "billing",
+            "--event-types",
+            "person.*",
+        ],
+    )
+    .await;
+    assert!(pt["token"].as_str().unwrap().starts_with("hwpt_"), "{pt}");
+    let revoked = run(
+        &env,
+        "",
+        &["admin", "producer-tokens", "revoke", pt["id"].as_str().unwrap()],
+    )
+    .await;
+    assert!(revoked.status.success());
+    let audit = stdout(&run(&env, &key, &["audit-log"]).await);
+    assert!(audit.contains("webhook.updated") && audit.contains("name"), "{audit}");
+    let admin_audit = stdout(&run(&env, "", &["admin", "audit-log", "--action", "producer_token.revoked"]).await);
+    assert!(admin_audit.contains(pt["id"].as_str().unwrap()), "{admin_audit}");
+
     let deleted = run(&env, &key, &["webhooks", "delete", &id]).await;
     assert!(deleted.status.success() && stdout(&deleted).contains("Deleted webhook"));
     assert_eq!(run(&env, &key, &["webhooks", "get", &id]).await.status.code(), Some(3));

@@ -1,6 +1,7 @@
 //! End-to-end tests: the three services against the real PostgreSQL and RabbitMQ.
 
 mod acks;
+mod audit;
 mod broker;
 mod cli;
 mod client;
@@ -13,5 +14,6 @@ mod groups;
 mod isolation;
 mod observability;
 mod portal_sessions;
+mod producer_tokens;
 mod publisher;
 mod registry_api;

@@ -55,13 +55,14 @@ impl ListenSession {
             > 0)
     }
 
-    /// Deletes the webhooks of the sessions that expired (the sessions go with them); says which.
-    pub async fn delete_expired(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Uuid>> {
+    /// Deletes the webhooks of the sessions that expired (the sessions go with them); says which,
+    /// with their tenants.
+    pub async fn delete_expired(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(Uuid, Uuid)>> {
         let expired = listen_sessions::table
             .filter(listen_sessions::expires_at.le(diesel::dsl::now))
             .select(listen_sessions::webhook_id);
         diesel::delete(webhooks::table.filter(webhooks::id.eq_any(expired)))
-            .returning(webhooks::id)
+            .returning((webhooks::id, webhooks::tenant_id))
             .get_results(conn)
             .await
     }

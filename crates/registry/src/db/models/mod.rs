@@ -3,20 +3,24 @@
 //! every type is re-exported here.
 
 mod api_key;
+mod audit_entry;
 mod delivery;
 mod event;
 mod event_type;
 mod listen_session;
 mod portal_session;
+mod producer_token;
 mod tenant;
 mod webhook;
 
 pub use api_key::*;
+pub use audit_entry::*;
 pub use delivery::*;
 pub use event::*;
 pub use event_type::*;
 pub use listen_session::*;
 pub use portal_session::*;
+pub use producer_token::*;
 pub use tenant::*;
 pub use webhook::*;
 

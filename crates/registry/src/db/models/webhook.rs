@@ -288,7 +288,10 @@ impl Webhook {
                      FROM events WHERE expunged_at IS NOT NULL AND created_at > $1) \
                  || '-' || \
                     (SELECT count(*) || '.' || coalesce(sum(hashtextextended(delivery_id::text || resent_at::text, 0)), 0) \
-                     FROM delivery_resends WHERE resent_at > $2) AS version",
+                     FROM delivery_resends WHERE resent_at > $2) \
+                 || '-' || \
+                    (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text, 0)), 0) \
+                     FROM producer_tokens WHERE revoked_at IS NULL) AS version",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - EXPUNGED_LISTED_FOR)
         .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - RESENDS_KEPT)

@@ -17,6 +17,7 @@ use hookwire_core::signing::SigningKey;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::audit::{self, By, Change};
 use crate::auth::Caller;
 use crate::db::models::{Refused, Webhook, WebhookFilter, WebhookOrder};
 use crate::pagination::{Collection, Paging};
@@ -62,13 +63,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     caller.require_webhooks_enabled()?;
     let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
     let body: api::WebhookIn = read_or_refuse(&state, async || Ok(Vec::new()), Value::Object(body)).await?;
-    let w = create_webhook(&state, &caller, body, None).await?;
+    let w = create_webhook(&state, &caller, &By::caller(&caller, &req), body, None).await?;
     Ok(HttpResponse::Created().json(view(&state, &w, true)?))
 }
 
@@ -77,6 +79,7 @@ pub(crate) async fn create(
 pub(crate) async fn create_webhook(
     state: &AppState,
     caller: &Caller,
+    by: &By,
     body: api::WebhookIn,
     url: Option<String>,
 ) -> Result<Webhook, ApiError> {
@@ -142,6 +145,15 @@ pub(crate) async fn create_webhook(
         Err(Refused::KeyRevoked) => return Err(ApiError::Unauthorized("the API key is not valid")),
     }
     state.notices.upserted(&w).await;
+    let after = view(state, &w, false).map(|v| audit::json(&v))?;
+    let change = Change {
+        tenant_id: Some(w.tenant_id),
+        action: "webhook.created",
+        resource_type: "webhook",
+        resource_id: w.id.to_string(),
+        changes: audit::created(&after),
+    };
+    audit::record(&mut conn, by, change).await;
     Ok(w)
 }
 
@@ -165,6 +177,7 @@ const CHANGE_ATTEMPTS: usize = 10;
 async fn change(
     state: &AppState,
     caller: &Caller,
+    (by, action): (&By, &str),
     id: &str,
     mut edit: impl AsyncFnMut(&mut Webhook) -> Result<(), ApiError>,
 ) -> Result<Webhook, ApiError> {
@@ -178,11 +191,21 @@ async fn change(
         }
         let mut w = find(state, caller, id).await?;
         let (read_at, was_active) = (w.modified_at, w.is_active);
+        let before = view(state, &w, true).map(|v| audit::json(&v));
         edit(&mut w).await?;
         w.modified_at = crate::db::now();
         let mut conn = state.pool.get().await?;
         if Webhook::update(&mut conn, &w, read_at, w.is_active && !was_active).await? {
             state.notices.upserted(&w).await;
+            let after = view(state, &w, true).map(|v| audit::json(&v));
+            let change = Change {
+                tenant_id: Some(w.tenant_id),
+                action,
+                resource_type: "webhook",
+                resource_id: w.id.to_string(),
+                changes: audit::diff(&before?, &after?),
+            };
+            audit::record(&mut conn, by, change).await;
             return Ok(w);
         }
     }
@@ -232,6 +255,7 @@ pub(crate) async fn retrieve(
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -245,7 +269,11 @@ pub(crate) async fn update(
     }
     let current = async || Ok(find(&state, &caller, &id).await?.events);
     let patch: api::WebhookPatch = read_or_refuse(&state, current, Value::Object(body)).await?;
-    let w = change(&state, &caller, &id, async |w| apply(&state, patch.clone(), w).await).await?;
+    let by = By::caller(&caller, &req);
+    let w = change(&state, &caller, (&by, "webhook.updated"), &id, async |w| {
+        apply(&state, patch.clone(), w).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(view(&state, &w, false)?))
 }
 
@@ -264,16 +292,32 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let w = find(&state, &caller, &id).await?;
+    deleted(&state, &By::caller(&caller, &req), &w).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the tenant's webhook `w`, tells the services and records it.
+pub(crate) async fn deleted(state: &AppState, by: &By, w: &Webhook) -> Result<(), ApiError> {
     let mut conn = state.pool.get().await?;
-    if !Webhook::delete(&mut conn, caller.tenant_id(), w.id).await? {
+    if !Webhook::delete(&mut conn, w.tenant_id, w.id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
     state.notices.deleted(&[w.id]).await;
-    Ok(HttpResponse::NoContent().finish())
+    let before = view(state, w, false).map(|v| audit::json(&v))?;
+    let change = Change {
+        tenant_id: Some(w.tenant_id),
+        action: "webhook.deleted",
+        resource_type: "webhook",
+        resource_id: w.id.to_string(),
+        changes: audit::deleted(&before),
+    };
+    audit::record(&mut conn, by, change).await;
+    Ok(())
 }
 
 /// Every pattern that matches `event_type` (`a.b` → `a.b`, `a.*`, `*.b`, `*.*`, `*`;
@@ -364,12 +408,14 @@ pub(crate) async fn list(
 pub(crate) async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
     let overlap =
         chrono::Duration::from_std(state.config.webhooks.secret_rotation_overlap).map_err(ApiError::internal)?;
-    let w = change(&state, &caller, &id, async |w| {
+    let by = By::caller(&caller, &req);
+    let w = change(&state, &caller, (&by, "webhook.secret_rotated"), &id, async |w| {
         w.previous_secret_sealed = Some(std::mem::replace(
             &mut w.secret_sealed,
             state.secrets.keyring.seal(&SigningKey::generate()),
