@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin_tokens;
 pub mod api_keys;
 pub mod audit;
 pub mod deliveries;

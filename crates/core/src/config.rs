@@ -142,16 +142,33 @@ pub enum LogFormat {
 pub mod dev_defaults {
     pub const ADMIN_TOKEN: &str = "dev-admin-token";
     pub const PRODUCER_TOKEN: &str = "dev-producer-token";
+    pub const INTERNAL_TOKEN: &str = "dev-internal-token";
     /// base64 of the 32 bytes `hookwire-development-key-000000!`.
     pub const ENCRYPTION_KEY: &str = "aG9va3dpcmUtZGV2ZWxvcG1lbnQta2V5LTAwMDAwMCE=";
 }
 
-/// The secrets a service was given through its environment.
+/// Which service reads the secrets: each reads only those it needs (least privilege), so a
+/// dispatcher never holds the admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The admin, internal and encryption keys.
+    Registry,
+    /// The bootstrap producer token and the internal token.
+    Publisher,
+    /// The internal token and the encryption keys.
+    Dispatcher,
+}
+
+/// The secrets a service was given through its environment. One its role does not need holds
+/// a random value nobody knows, so it matches nothing.
 pub struct Secrets {
     /// Bearer token of the admin API (`HOOKWIRE_ADMIN_TOKEN`).
     pub admin_token: SecretString,
-    /// Bearer token of event ingest (`HOOKWIRE_PRODUCER_TOKEN`).
+    /// Bearer token of event ingest (`HOOKWIRE_PRODUCER_TOKEN`): the bootstrap producer.
     pub producer_token: SecretString,
+    /// Bearer token of the registry's internal API, which publishers and dispatchers call
+    /// (`HOOKWIRE_INTERNAL_TOKEN`): routing data and idempotency claims, nothing of the admin API.
+    pub internal_token: SecretString,
     /// Keys that seal secrets at rest and in broker messages (`HOOKWIRE_ENCRYPTION_KEY`, and
     /// `HOOKWIRE_ENCRYPTION_KEYS_RETIRED`, comma-separated, for rotation).
     pub keyring: Keyring,
@@ -160,12 +177,12 @@ pub struct Secrets {
 impl Secrets {
     /// Reads the secrets from the environment (each may be given as `NAME_FILE`). In production
     /// each must be set and must differ from its development default.
-    pub fn from_env(profile: Profile) -> anyhow::Result<Self> {
+    pub fn from_env(profile: Profile, role: Role) -> anyhow::Result<Self> {
         let environment = with_files(std::env::vars())?;
-        Self::from_lookup(profile, |name| environment.get(name).cloned())
+        Self::from_lookup(profile, role, |name| environment.get(name).cloned())
     }
 
-    fn from_lookup(profile: Profile, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    fn from_lookup(profile: Profile, role: Role, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let read = |name: &str, default: &str| -> anyhow::Result<String> {
             match (var(name).filter(|v| !v.is_empty()), profile) {
                 (Some(v), Profile::Production) if v == default => {
@@ -178,14 +195,35 @@ impl Secrets {
                 }
             }
         };
-        let keyring = Keyring::new(
-            &read("HOOKWIRE_ENCRYPTION_KEY", dev_defaults::ENCRYPTION_KEY)?,
-            &var("HOOKWIRE_ENCRYPTION_KEYS_RETIRED").unwrap_or_default(),
-        )
-        .context("HOOKWIRE_ENCRYPTION_KEY")?;
+        let unknown = || -> String {
+            let random: [u8; 32] = crate::crypto::random();
+            random.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let token = |needed: bool, name: &str, default: &str| -> anyhow::Result<SecretString> {
+            Ok(if needed { read(name, default)? } else { unknown() }.into())
+        };
+        let keyring = if role == Role::Publisher {
+            // It forwards sealed secrets and never opens one.
+            Keyring::new(dev_defaults::ENCRYPTION_KEY, "").context("the placeholder keyring")?
+        } else {
+            Keyring::new(
+                &read("HOOKWIRE_ENCRYPTION_KEY", dev_defaults::ENCRYPTION_KEY)?,
+                &var("HOOKWIRE_ENCRYPTION_KEYS_RETIRED").unwrap_or_default(),
+            )
+            .context("HOOKWIRE_ENCRYPTION_KEY")?
+        };
         Ok(Self {
-            admin_token: read("HOOKWIRE_ADMIN_TOKEN", dev_defaults::ADMIN_TOKEN)?.into(),
-            producer_token: read("HOOKWIRE_PRODUCER_TOKEN", dev_defaults::PRODUCER_TOKEN)?.into(),
+            admin_token: token(
+                role == Role::Registry,
+                "HOOKWIRE_ADMIN_TOKEN",
+                dev_defaults::ADMIN_TOKEN,
+            )?,
+            producer_token: token(
+                role == Role::Publisher,
+                "HOOKWIRE_PRODUCER_TOKEN",
+                dev_defaults::PRODUCER_TOKEN,
+            )?,
+            internal_token: token(true, "HOOKWIRE_INTERNAL_TOKEN", dev_defaults::INTERNAL_TOKEN)?,
             keyring,
         })
     }
@@ -206,16 +244,38 @@ mod tests {
 
     #[test]
     fn development_falls_back_to_documented_defaults() {
-        let s = Secrets::from_lookup(Profile::Development, |_| None).unwrap();
+        let s = Secrets::from_lookup(Profile::Development, Role::Registry, |_| None).unwrap();
         assert!(token_matches(&s.admin_token, dev_defaults::ADMIN_TOKEN));
         assert!(!token_matches(&s.admin_token, "dev-admin-tokeN"));
+        assert!(token_matches(&s.internal_token, dev_defaults::INTERNAL_TOKEN));
+    }
+
+    #[test]
+    fn a_service_reads_only_the_secrets_its_role_needs() {
+        // A production dispatcher given only its own secrets starts, and holds no admin token.
+        let given = |name: &str| match name {
+            "HOOKWIRE_INTERNAL_TOKEN" => Some("internal-secret".to_owned()),
+            "HOOKWIRE_ENCRYPTION_KEY" => Some("cHJvZHVjdGlvbi1rZXktMDAwMDAwMDAwMDAwMDAwMCE=".to_owned()),
+            _ => None,
+        };
+        let d = Secrets::from_lookup(Profile::Production, Role::Dispatcher, given).unwrap();
+        assert!(token_matches(&d.internal_token, "internal-secret"));
+        for guess in ["", dev_defaults::ADMIN_TOKEN, "internal-secret"] {
+            assert!(!token_matches(&d.admin_token, guess));
+        }
+        let err = Secrets::from_lookup(Profile::Production, Role::Registry, given)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("HOOKWIRE_ADMIN_TOKEN"), "{err}");
     }
 
     #[test]
     fn production_refuses_missing_or_default_secrets() {
-        let err = Secrets::from_lookup(Profile::Production, |_| None).err().unwrap();
+        let err = Secrets::from_lookup(Profile::Production, Role::Registry, |_| None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("must be set"), "{err}");
-        let err = Secrets::from_lookup(Profile::Production, |name| match name {
+        let err = Secrets::from_lookup(Profile::Production, Role::Registry, |name| match name {
             "HOOKWIRE_ENCRYPTION_KEY" => Some(dev_defaults::ENCRYPTION_KEY.into()),
             _ => Some("x".into()),
         })
@@ -244,7 +304,7 @@ mod tests {
             Some("s3cret-from-a-file")
         );
         assert_eq!(env.get("HOME").map(String::as_str), Some("/root"));
-        let secrets = Secrets::from_lookup(Profile::Development, |n| env.get(n).cloned()).unwrap();
+        let secrets = Secrets::from_lookup(Profile::Development, Role::Registry, |n| env.get(n).cloned()).unwrap();
         assert!(token_matches(&secrets.admin_token, "s3cret-from-a-file"));
 
         let env = with_files(vars(&[("HOOKWIRE__DATABASE__URL_FILE", &path)])).unwrap();

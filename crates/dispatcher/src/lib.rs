@@ -67,7 +67,7 @@ impl Application {
         ));
         let registry = hookwire_http::registry_client::RegistryClient::new(
             &config.registry.url,
-            secrets.admin_token,
+            secrets.internal_token,
             config.registry.request_timeout,
         );
         let follow = tokio::spawn(hookwire_broker::follow::follow(

@@ -35,7 +35,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let secrets = Secrets::from_env(config.profile)?;
+            let secrets = Secrets::from_env(config.profile, hookwire_core::config::Role::Dispatcher)?;
             let app = Application::build(config, secrets).await?;
             tracing::info!(port = app.port(), "hookwire-dispatcher health and metrics listening");
             app.run_until_stopped(hookwire_core::shutdown::signal()).await

@@ -135,7 +135,7 @@ impl Application {
         let cache = Arc::new(Cache::default());
         let registry = RegistryClient::new(
             &config.registry.url,
-            secrets.admin_token,
+            secrets.internal_token,
             config.registry.request_timeout,
         );
         let sync = tokio::spawn(cache::sync(

@@ -33,7 +33,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let _telemetry = hookwire_core::telemetry::init(&config.telemetry, "hookwire-publisher")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let secrets = Secrets::from_env(config.profile)?;
+            let secrets = Secrets::from_env(config.profile, hookwire_core::config::Role::Publisher)?;
             let app = Application::build(config, secrets).await?;
             tracing::info!(port = app.port(), "hookwire-publisher listening");
             app.run_until_stopped(hookwire_core::shutdown::signal()).await

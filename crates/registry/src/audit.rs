@@ -31,12 +31,16 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 }
 
 impl By {
-    /// The admin token, on the admin API.
+    /// An admin token, on the admin API: the bootstrap one, or a named one by its id and name.
     pub fn admin(req: &HttpRequest) -> Self {
+        let (id, name) = match req.extensions().get::<crate::auth::AdminIdentity>() {
+            Some(crate::auth::AdminIdentity::Named { id, name }) => (Some(id.to_string()), name.clone()),
+            _ => (None, "admin token".to_owned()),
+        };
         Self {
             kind: "admin",
-            id: None,
-            name: Some("admin token".into()),
+            id,
+            name: Some(name),
             request_id: request_id(req),
         }
     }

@@ -13,7 +13,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::models::{ApiKey, PortalSession};
+use crate::db::models::{AdminToken, ApiKey, PortalSession};
 use crate::AppState;
 use hookwire_http::error::ApiError;
 
@@ -145,7 +145,7 @@ async fn acting_for(
     token: &str,
     tenant: &str,
 ) -> Result<Uuid, ApiError> {
-    if !hookwire_core::config::token_matches(&state.secrets.admin_token, token) {
+    if admin_identity(state, token).await?.is_none() {
         return Err(ApiError::Unauthorized(
             "Hookwire-Tenant-Id is for the admin: send the admin token as `Authorization: Bearer <token>`",
         ));
@@ -167,7 +167,7 @@ pub async fn credential_is_valid(
     let state = state(req);
     Ok(match credential(req) {
         None => false,
-        Some(Credential::Admin(token)) => hookwire_core::config::token_matches(&state.secrets.admin_token, token),
+        Some(Credential::Admin(token)) => admin_identity(&state, token).await?.is_some(),
         Some(Credential::AdminFor { token, tenant }) => acting_for(&state, conn, token, tenant).await.is_ok(),
         Some(Credential::Key(key)) => ApiKey::find_by_hash(conn, &hash_key(key)).await?.is_some(),
         Some(Credential::Session(cookie)) => PortalSession::live(conn, &hash_key(cookie)).await?.is_some(),
@@ -180,20 +180,75 @@ pub(crate) fn state(req: &HttpRequest) -> web::Data<AppState> {
         .clone()
 }
 
-/// The admin, proven by the admin token.
+/// Which admin token a request came with: the bootstrap one (`HOOKWIRE_ADMIN_TOKEN`) or a
+/// named one (`/v1/admin/admin-tokens`). Kept in the request's extensions for the audit log.
+#[derive(Debug, Clone)]
+pub enum AdminIdentity {
+    Bootstrap,
+    Named { id: Uuid, name: String },
+}
+
+/// Who holds `token`, if it is an admin token now.
+async fn admin_identity(state: &AppState, token: &str) -> Result<Option<AdminIdentity>, ApiError> {
+    if hookwire_core::config::token_matches(&state.secrets.admin_token, token) {
+        return Ok(Some(AdminIdentity::Bootstrap));
+    }
+    if !token.starts_with(crate::routes::admin_tokens::TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let mut conn = state.pool.get().await?;
+    Ok(AdminToken::live(&mut conn, &hash_key(token))
+        .await?
+        .map(|t| AdminIdentity::Named { id: t.id, name: t.name }))
+}
+
+/// The admin, proven by an admin token.
 pub struct Admin;
 
 impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let request = req.clone();
+        Box::pin(async move {
+            use actix_web::HttpMessage as _;
+            let Some(token) = bearer(&request) else {
+                return Err(ApiError::Unauthorized(
+                    "send the admin token as `Authorization: Bearer <token>`",
+                ));
+            };
+            match admin_identity(&state, token).await? {
+                Some(identity) => {
+                    request.extensions_mut().insert(identity);
+                    Ok(Admin)
+                }
+                None => Err(ApiError::Unauthorized("the admin token is not valid")),
+            }
+        })
+    }
+}
+
+/// A service (a publisher, a dispatcher) on the internal API, by `HOOKWIRE_INTERNAL_TOKEN`; the
+/// admin token is taken too. The internal token opens nothing else.
+pub struct Internal;
+
+impl FromRequest for Internal {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req);
+        let matches = |t: &str| {
+            hookwire_core::config::token_matches(&state.secrets.internal_token, t)
+                || hookwire_core::config::token_matches(&state.secrets.admin_token, t)
+        };
         std::future::ready(match bearer(req) {
-            Some(token) if hookwire_core::config::token_matches(&state.secrets.admin_token, token) => Ok(Admin),
-            Some(_) => Err(ApiError::Unauthorized("the admin token is not valid")),
+            Some(token) if matches(token) => Ok(Internal),
+            Some(_) => Err(ApiError::Unauthorized("the internal token is not valid")),
             None => Err(ApiError::Unauthorized(
-                "send the admin token as `Authorization: Bearer <token>`",
+                "send the internal token as `Authorization: Bearer <token>`",
             )),
         })
     }

@@ -8,7 +8,7 @@ use hookwire_api as api;
 use hookwire_core::config::Secrets;
 use hookwire_registry::db::models::EventType;
 use hookwire_registry::notices::Notices;
-use hookwire_registry::routes::{api_keys, erasure, event_types, tenants};
+use hookwire_registry::routes::{admin_tokens, api_keys, erasure, event_types, tenants};
 use hookwire_registry::{db, Application, Config};
 use serde_json::{json, Value};
 
@@ -41,6 +41,11 @@ enum Command {
 enum AdminCommand {
     /// Create a tenant.
     CreateTenant {
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a named admin token; prints it once.
+    CreateAdminToken {
         #[arg(long)]
         name: String,
     },
@@ -210,7 +215,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => db::migrate(&config.database.url).await,
         Command::Serve => {
-            let secrets = Secrets::from_env(config.profile)?;
+            let secrets = Secrets::from_env(config.profile, hookwire_core::config::Role::Registry)?;
             let app = Application::build(config, secrets).await?;
             tracing::info!(port = app.port(), "hookwire-registry listening");
             app.run_until_stopped(hookwire_core::shutdown::signal()).await
@@ -220,6 +225,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let mut conn = pool.get().await.context("connecting to PostgreSQL")?;
             let by = hookwire_registry::audit::By::command();
             let result = match task {
+                AdminCommand::CreateAdminToken { name } => printed(
+                    checked(api::admin_tokens::AdminTokenIn { name }, async |b| {
+                        admin_tokens::admin_token(&mut conn, &by, b).await
+                    })
+                    .await,
+                ),
                 AdminCommand::CreateTenant { name } => printed(
                     checked(api::tenants::TenantIn { name }, async |b| {
                         tenants::tenant(&mut conn, &by, b).await

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-use hookwire_core::config::{Profile, Secrets};
+use hookwire_core::config::{Profile, Role, Secrets};
 use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -141,8 +141,8 @@ impl TestEnv {
         options.dispatcher.delivery.drain_timeout = Duration::from_secs(5);
         customize(&mut options);
 
-        let secrets = || Secrets::from_env(Profile::Development).expect("development secrets");
-        let registry = hookwire_registry::Application::build(options.registry.clone(), secrets())
+        let secrets = |role| Secrets::from_env(Profile::Development, role).expect("development secrets");
+        let registry = hookwire_registry::Application::build(options.registry.clone(), secrets(Role::Registry))
             .await
             .expect("the registry starts");
         let registry_url = format!("http://127.0.0.1:{}", registry.port());
@@ -151,13 +151,13 @@ impl TestEnv {
         let mut services = vec![spawn(|rx| registry.run_until_stopped(until_stopped(rx)))];
         options.publisher.registry.url = registry_url.clone();
         options.dispatcher.registry.url = registry_url.clone();
-        let publisher = hookwire_publisher::Application::build(options.publisher, secrets())
+        let publisher = hookwire_publisher::Application::build(options.publisher, secrets(Role::Publisher))
             .await
             .expect("the publisher starts");
         let publisher_url = format!("http://127.0.0.1:{}", publisher.port());
         services.push(spawn(|rx| publisher.run_until_stopped(until_stopped(rx))));
         let dispatcher_url = if options.in_process_dispatcher {
-            let dispatcher = hookwire_dispatcher::Application::build(options.dispatcher, secrets())
+            let dispatcher = hookwire_dispatcher::Application::build(options.dispatcher, secrets(Role::Dispatcher))
                 .await
                 .expect("the dispatcher starts");
             let url = format!("http://127.0.0.1:{}", dispatcher.port());
@@ -461,7 +461,7 @@ impl TestEnv {
     /// Starts the registry again on its old port.
     pub async fn start_registry(&mut self) {
         assert!(!self.registry_running, "the registry is stopped");
-        let secrets = Secrets::from_env(Profile::Development).expect("development secrets");
+        let secrets = Secrets::from_env(Profile::Development, Role::Registry).expect("development secrets");
         let registry = hookwire_registry::Application::build(self.registry_config.clone(), secrets)
             .await
             .expect("the registry starts again");
@@ -475,7 +475,7 @@ impl TestEnv {
     /// Starts another registry replica on the same database and broker; its base URL. It stops
     /// with the others.
     pub async fn add_registry(&mut self) -> String {
-        let secrets = Secrets::from_env(Profile::Development).expect("development secrets");
+        let secrets = Secrets::from_env(Profile::Development, Role::Registry).expect("development secrets");
         let mut config = self.registry_config.clone();
         config.http.listen = "127.0.0.1:0".into();
         let registry = hookwire_registry::Application::build(config, secrets)

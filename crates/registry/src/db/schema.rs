@@ -204,6 +204,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    admin_tokens (id) {
+        id -> Uuid,
+        name -> Text,
+        token_hash -> Bytea,
+        token_prefix -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -220,4 +231,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     listen_sessions,
     audit_log,
     producer_tokens,
+    admin_tokens,
 );

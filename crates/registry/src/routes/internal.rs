@@ -1,11 +1,12 @@
-//! `/v1/internal/…`: what the other services read from the registry, behind the admin token.
+//! `/v1/internal/…`: what the other services read from the registry, behind the internal token
+//! (`HOOKWIRE_INTERNAL_TOKEN`; the admin token is taken too).
 
 use std::collections::HashSet;
 
 use actix_web::http::header::{ETag, EntityTag, Header as _, IfNoneMatch};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::auth::Admin;
+use crate::auth::Internal;
 use crate::db::event_keys;
 use crate::db::models::{Delivery, EventRow, EventType, Webhook};
 use crate::notices::subscription;
@@ -22,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Claims idempotency keys for events about to be published; one answer per claim, in order.
 /// All of a request's keys are claimed in one statement.
-async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) -> Result<HttpResponse, ApiError> {
+async fn claim(state: web::Data<AppState>, _: Internal, body: web::Json<Claims>) -> Result<HttpResponse, ApiError> {
     let mut seen = HashSet::with_capacity(body.claims.len());
     if let Some(c) = body.claims.iter().find(|c| !seen.insert((&c.scope, &c.key))) {
         return Err(ApiError::bad_request(
@@ -39,7 +40,7 @@ async fn claim(state: web::Data<AppState>, _: Admin, body: web::Json<Claims>) ->
 }
 
 /// Settles claims, all of a request's keys in one statement.
-async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
+async fn settle(state: web::Data<AppState>, _: Internal, body: web::Json<Settle>) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     event_keys::settle(&mut conn, &body.claims, body.settlement()).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -48,7 +49,7 @@ async fn settle(state: web::Data<AppState>, _: Admin, body: web::Json<Settle>) -
 /// Every webhook's routing view and the catalog: the publisher's snapshot (secrets stay sealed),
 /// with its version as the `ETag`; `304 Not Modified` when `If-None-Match` names the current one.
 /// The version is taken before the data, so data sent is never older than the version it carries.
-async fn routing(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn routing(state: web::Data<AppState>, _: Internal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     let tag = EntityTag::new_strong(Webhook::routing_version(&mut conn).await?);
     let held = match IfNoneMatch::parse(&req) {

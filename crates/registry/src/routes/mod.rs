@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource.
 
 pub mod admin;
+pub mod admin_tokens;
 pub mod api_keys;
 pub mod audit;
 pub mod deliveries;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(deliveries::configure)
             .configure(overview::configure)
             .configure(audit::configure)
+            .configure(admin_tokens::configure)
             .configure(producer_tokens::configure)
             .configure(listen::configure)
             .configure(portal_sessions::configure)

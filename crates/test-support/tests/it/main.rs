@@ -6,6 +6,7 @@ mod broker;
 mod cli;
 mod client;
 mod console;
+mod credentials;
 mod delivery;
 mod delivery_ops;
 mod docs;

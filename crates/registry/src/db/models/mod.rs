@@ -2,6 +2,7 @@
 //! take the tenant id, so an unscoped query is the hard one to write. One file per entity;
 //! every type is re-exported here.
 
+mod admin_token;
 mod api_key;
 mod audit_entry;
 mod delivery;
@@ -13,6 +14,7 @@ mod producer_token;
 mod tenant;
 mod webhook;
 
+pub use admin_token::*;
 pub use api_key::*;
 pub use audit_entry::*;
 pub use delivery::*;
