@@ -11,6 +11,7 @@ import * as catalog from './portal/catalog.js';
 import * as overview from './operator/overview.js';
 import * as tenants from './operator/tenants.js';
 import * as types from './operator/catalog.js';
+import * as audit from './audit.js';
 
 const portalRoutes = [
   [/^#\/webhooks\/new$/, () => webhooks.create()],
@@ -18,12 +19,14 @@ const portalRoutes = [
   [/^#\/deliveries\/([^/?]+)$/, (m) => delivery.show(m[1])],
   [/^#\/deliveries(\?.*)?$/, (m) => deliveries.show(new URLSearchParams((m[1] || '').slice(1)))],
   [/^#\/catalog$/, () => catalog.show()],
+  [/^#\/audit-log$/, () => audit.show('/v1/audit-log')],
   [/^#\/webhooks$/, () => webhooks.show()],
 ];
 const operatorRoutes = [
   [/^#\/admin\/tenants\/([^/?]+)$/, (m) => tenants.showOne(m[1])],
   [/^#\/admin\/tenants$/, () => tenants.show()],
   [/^#\/admin\/event-types$/, () => types.show()],
+  [/^#\/admin\/audit-log$/, () => audit.show('/v1/admin/audit-log')],
   [/^#\/admin$/, () => overview.show()],
 ];
 
@@ -57,8 +60,8 @@ async function route() {
 
 function nav(hash) {
   const items = auth.mode === 'operator'
-    ? [['#/admin', 'Overview'], ['#/admin/tenants', 'Tenants'], ['#/admin/event-types', 'Event types']]
-    : [['#/webhooks', 'Webhooks'], ['#/deliveries', 'Deliveries'], ['#/catalog', 'Event catalog']];
+    ? [['#/admin', 'Overview'], ['#/admin/tenants', 'Tenants'], ['#/admin/event-types', 'Event types'], ['#/admin/audit-log', 'Audit log']]
+    : [['#/webhooks', 'Webhooks'], ['#/deliveries', 'Deliveries'], ['#/catalog', 'Event catalog'], ['#/audit-log', 'Audit log']];
   const current = items.filter(([href]) => hash === href || hash.startsWith(`${href}/`) || hash.startsWith(`${href}?`)).pop();
   fill(document.getElementById('nav'), items.map(([href, label]) =>
     h('a', { href, 'aria-current': current && current[0] === href ? 'page' : undefined }, label)));

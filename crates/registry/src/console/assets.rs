@@ -15,6 +15,7 @@ pub const ASSETS: &[(&str, &[u8])] = assets![
     "js/api.js",
     "js/dom.js",
     "js/chart.js",
+    "js/audit.js",
     "js/portal/webhooks.js",
     "js/portal/webhook.js",
     "js/portal/deliveries.js",

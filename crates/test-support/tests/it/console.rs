@@ -147,6 +147,13 @@ async fn a_customer_creates_a_webhook_tests_it_and_retries_a_delivery_in_the_por
     browser.click_text("Event catalog").await;
     browser.wait_text("person.created").await;
     browser.screenshot("portal-catalog").await;
+    // The audit log shows the webhook's creation by this session's key, field by field, as text.
+    browser.click_text("Audit log").await;
+    let log = browser.wait_text("webhook.created").await;
+    assert!(
+        log.contains("Orders <b>service</b>") && !log.contains("whsec_"),
+        "{log}"
+    );
 
     // Readable on a phone: the log's rows stack.
     browser.client.set_window_size(390, 844).await.unwrap();
@@ -311,6 +318,10 @@ async fn an_operator_creates_a_tenant_and_an_event_type_in_the_dashboard() {
     browser.wait_toast("invoice.paid added").await;
     browser.wait_text("An invoice was paid in full.").await;
     browser.screenshot("operator-event-types").await;
+    browser.click_text("Audit log").await;
+    browser.wait_text("event_type.created").await;
+    browser.wait_text("tenant.created").await;
+    browser.screenshot("operator-audit-log").await;
     let t = eventually(Duration::from_secs(5), || async {
         let r = env.admin("GET", "/v1/admin/event-types?limit=100", None).await;
         r.body["results"]
