@@ -1,6 +1,7 @@
 //! The audit log: every change, who made it (never a secret), what it changed field by field
-//! (secrets masked), and the request it came with. Handlers and the admin command record an entry
-//! once the change is made; the table is pruned with the delivery log (`retention`).
+//! (secrets masked), and the request it came with. A webhook's changes write their entry in the
+//! change's own transaction (`write`); the rarer operator changes record it right after
+//! (`record`). The table is pruned with the delivery log (`retention`).
 
 use actix_web::{HttpMessage as _, HttpRequest};
 use diesel::prelude::*;
@@ -110,6 +111,14 @@ struct Row<'a> {
 
 /// Records `change` by `by`. A failure is logged, not returned: the change itself is made.
 pub async fn record(conn: &mut AsyncPgConnection, by: &By, change: Change<'_>) {
+    if let Err(e) = write(conn, by, &change).await {
+        tracing::error!(error = %e, action = change.action, resource_id = %change.resource_id, "the audit log could not record a change");
+    }
+}
+
+/// Writes `change` by `by`, failing with the statement: inside the change's own transaction,
+/// the change and its entry are kept or undone together.
+pub async fn write(conn: &mut AsyncPgConnection, by: &By, change: &Change<'_>) -> diesel::QueryResult<()> {
     let row = Row {
         id: hookwire_core::id::v7(),
         at: crate::db::now(),
@@ -123,9 +132,11 @@ pub async fn record(conn: &mut AsyncPgConnection, by: &By, change: Change<'_>) {
         changes: &change.changes,
         request_id: by.request_id.as_deref(),
     };
-    if let Err(e) = diesel::insert_into(audit_log::table).values(&row).execute(conn).await {
-        tracing::error!(error = %e, action = change.action, resource_id = %change.resource_id, "the audit log could not record a change");
-    }
+    diesel::insert_into(audit_log::table)
+        .values(&row)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Masks secrets in a view of an object (top-level secret fields; every value under `headers`).

@@ -12,6 +12,7 @@ use changes::{apply, read_or_refuse};
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use diesel_async::AsyncConnection as _;
 use hookwire_core::patterns;
 use hookwire_core::signing::SigningKey;
 use serde_json::{json, Value};
@@ -132,9 +133,27 @@ pub(crate) async fn create_webhook(
     if let Some(url) = url {
         w.url = url;
     }
+    let after = view(state, &w, false).map(|v| audit::json(&v))?;
+    let change = Change {
+        tenant_id: Some(w.tenant_id),
+        action: "webhook.created",
+        resource_type: "webhook",
+        resource_id: w.id.to_string(),
+        changes: audit::created(&after),
+    };
     let mut conn = state.pool.get().await?;
     // The limit is checked after validation, so a caller at the limit still learns what was wrong.
-    match Webhook::insert_within_limit(&mut conn, &w, key.id).await? {
+    // The webhook and its audit entry are written together.
+    let inserted = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let inserted = Webhook::insert_within_limit(conn, &w, key.id).await?;
+            if inserted.is_ok() {
+                audit::write(conn, by, &change).await?;
+            }
+            Ok(inserted)
+        })
+        .await?;
+    match inserted {
         Ok(()) => {}
         Err(Refused::LimitReached(max)) => {
             return Err(ApiError::forbidden(
@@ -145,15 +164,6 @@ pub(crate) async fn create_webhook(
         Err(Refused::KeyRevoked) => return Err(ApiError::Unauthorized("the API key is not valid")),
     }
     state.notices.upserted(&w).await;
-    let after = view(state, &w, false).map(|v| audit::json(&v))?;
-    let change = Change {
-        tenant_id: Some(w.tenant_id),
-        action: "webhook.created",
-        resource_type: "webhook",
-        resource_id: w.id.to_string(),
-        changes: audit::created(&after),
-    };
-    audit::record(&mut conn, by, change).await;
     Ok(w)
 }
 
@@ -191,21 +201,31 @@ async fn change(
         }
         let mut w = find(state, caller, id).await?;
         let (read_at, was_active) = (w.modified_at, w.is_active);
-        let before = view(state, &w, true).map(|v| audit::json(&v));
+        let before = view(state, &w, true).map(|v| audit::json(&v))?;
         edit(&mut w).await?;
         w.modified_at = crate::db::now();
+        let after = view(state, &w, true).map(|v| audit::json(&v))?;
+        let change = Change {
+            tenant_id: Some(w.tenant_id),
+            action,
+            resource_type: "webhook",
+            resource_id: w.id.to_string(),
+            changes: audit::diff(&before, &after),
+        };
+        let reactivated = w.is_active && !was_active;
         let mut conn = state.pool.get().await?;
-        if Webhook::update(&mut conn, &w, read_at, w.is_active && !was_active).await? {
+        // The change and its audit entry are written together, or neither is.
+        let updated = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                let updated = Webhook::update(conn, &w, read_at, reactivated).await?;
+                if updated {
+                    audit::write(conn, by, &change).await?;
+                }
+                Ok(updated)
+            })
+            .await?;
+        if updated {
             state.notices.upserted(&w).await;
-            let after = view(state, &w, true).map(|v| audit::json(&v));
-            let change = Change {
-                tenant_id: Some(w.tenant_id),
-                action,
-                resource_type: "webhook",
-                resource_id: w.id.to_string(),
-                changes: audit::diff(&before?, &after?),
-            };
-            audit::record(&mut conn, by, change).await;
             return Ok(w);
         }
     }
@@ -303,11 +323,6 @@ pub(crate) async fn delete(
 
 /// Deletes the tenant's webhook `w`, tells the services and records it.
 pub(crate) async fn deleted(state: &AppState, by: &By, w: &Webhook) -> Result<(), ApiError> {
-    let mut conn = state.pool.get().await?;
-    if !Webhook::delete(&mut conn, w.tenant_id, w.id).await? {
-        return Err(ApiError::NotFound("webhook"));
-    }
-    state.notices.deleted(&[w.id]).await;
     let before = view(state, w, false).map(|v| audit::json(&v))?;
     let change = Change {
         tenant_id: Some(w.tenant_id),
@@ -316,7 +331,20 @@ pub(crate) async fn deleted(state: &AppState, by: &By, w: &Webhook) -> Result<()
         resource_id: w.id.to_string(),
         changes: audit::deleted(&before),
     };
-    audit::record(&mut conn, by, change).await;
+    let mut conn = state.pool.get().await?;
+    let gone = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let gone = Webhook::delete(conn, w.tenant_id, w.id).await?;
+            if gone {
+                audit::write(conn, by, &change).await?;
+            }
+            Ok(gone)
+        })
+        .await?;
+    if !gone {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    state.notices.deleted(&[w.id]).await;
     Ok(())
 }
 
