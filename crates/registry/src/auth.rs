@@ -9,7 +9,6 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -40,7 +39,7 @@ pub fn new_api_key(
         scopes,
         webhooks_enabled,
         max_webhooks,
-        created_at: Utc::now(),
+        created_at: crate::db::now(),
         revoked_at: None,
         last_used_at: None,
     };

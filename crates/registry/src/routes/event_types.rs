@@ -3,7 +3,6 @@
 //! back `hookwire-registry admin`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use hookwire_api as api;
 use serde_json::Value;
@@ -213,7 +212,7 @@ pub async fn event_type(
         label: body.label,
         description: body.description.unwrap_or_default(),
         schema: body.schema,
-        created_at: Utc::now(),
+        created_at: crate::db::now(),
         archived: false,
         example: body.example,
     };
