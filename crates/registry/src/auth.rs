@@ -22,6 +22,17 @@ pub const KEY_PREFIX: &str = "hwk_";
 /// The scopes a key may carry.
 pub const SCOPES: [&str; 2] = ["webhooks:read", "webhooks:write"];
 
+/// A new secret credential: `prefix` and the base64 of 256 random bits (a key, a token, a link).
+pub fn new_secret(prefix: &str) -> String {
+    let random: [u8; 32] = hookwire_core::crypto::random();
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random))
+}
+
+/// The start of a credential kept to recognise it: its prefix and six characters.
+pub fn recognisable(secret: &str, prefix: &str) -> String {
+    secret[..prefix.len() + 6].to_owned()
+}
+
 /// A new key: its plaintext (shown once) and the row to store.
 pub fn new_api_key(
     tenant_id: Uuid,
@@ -29,13 +40,12 @@ pub fn new_api_key(
     webhooks_enabled: bool,
     max_webhooks: i32,
 ) -> (String, ApiKey) {
-    let random: [u8; 32] = hookwire_core::crypto::random();
-    let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
+    let plaintext = new_secret(KEY_PREFIX);
     let key = ApiKey {
         id: hookwire_core::id::v7(),
         tenant_id,
         key_hash: hash_key(&plaintext),
-        key_prefix: plaintext[..KEY_PREFIX.len() + 6].to_owned(),
+        key_prefix: recognisable(&plaintext, KEY_PREFIX),
         scopes,
         webhooks_enabled,
         max_webhooks,

@@ -4,8 +4,6 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use diesel_async::AsyncPgConnection;
 
 use crate::auth::{hash_key, Caller};
@@ -21,12 +19,6 @@ pub const TOKEN_PREFIX: &str = "hwp_";
 
 /// The path a session ends itself at, which a read-only session may also call.
 pub const CURRENT: &str = "/v1/portal-sessions/current";
-
-/// A new random secret with `prefix`.
-pub fn secret(prefix: &str) -> String {
-    let random: [u8; 32] = hookwire_core::crypto::random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random))
-}
 
 /// The `Set-Cookie` value that holds a session for `max_age`. Embedded in another site's
 /// iframe, a cookie is only sent when `SameSite=None; Secure` (and `Partitioned`, which browsers

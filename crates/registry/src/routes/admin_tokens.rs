@@ -55,16 +55,12 @@ pub async fn admin_token(
     by: &By,
     body: api::AdminTokenIn,
 ) -> Result<api::AdminToken, ApiError> {
-    let random: [u8; 32] = hookwire_core::crypto::random();
-    let plaintext = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, random)
-    );
+    let plaintext = crate::auth::new_secret(TOKEN_PREFIX);
     let t = AdminToken {
         id: hookwire_core::id::v7(),
         name: body.name,
         token_hash: hash_key(&plaintext),
-        token_prefix: plaintext[..TOKEN_PREFIX.len() + 6].to_owned(),
+        token_prefix: crate::auth::recognisable(&plaintext, TOKEN_PREFIX),
         created_at: crate::db::now(),
         revoked_at: None,
     };

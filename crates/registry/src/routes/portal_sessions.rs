@@ -41,7 +41,7 @@ async fn start(
     read_only: bool,
     lifetime: u32,
 ) -> Result<HttpResponse, ApiError> {
-    let token = session::secret(TOKEN_PREFIX);
+    let token = crate::auth::new_secret(TOKEN_PREFIX);
     let now = crate::db::now();
     let s = PortalSession {
         id: hookwire_core::id::v7(),
@@ -50,7 +50,7 @@ async fn start(
         read_only,
         token_hash: hash_key(&token),
         session_hash: None,
-        csrf_token: session::secret(""),
+        csrf_token: crate::auth::new_secret(""),
         created_at: now,
         expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),
         opened_at: None,
@@ -266,7 +266,7 @@ pub(crate) async fn open(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: api::OpenIn = typed::body(payload, state.config.http.max_body_bytes).await?;
-    let cookie = session::secret("");
+    let cookie = crate::auth::new_secret("");
     let mut conn = state.pool.get().await?;
     let Some(s) = PortalSession::open(&mut conn, &hash_key(&body.token), &hash_key(&cookie)).await? else {
         return Err(ApiError::Unauthorized(

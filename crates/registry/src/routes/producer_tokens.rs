@@ -91,16 +91,12 @@ pub(crate) async fn create(
             )]));
         }
     }
-    let random: [u8; 32] = hookwire_core::crypto::random();
-    let plaintext = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, random)
-    );
+    let plaintext = crate::auth::new_secret(TOKEN_PREFIX);
     let t = ProducerToken {
         id: hookwire_core::id::v7(),
         name: body.name,
         token_hash: hash_key(&plaintext),
-        token_prefix: plaintext[..TOKEN_PREFIX.len() + 6].to_owned(),
+        token_prefix: crate::auth::recognisable(&plaintext, TOKEN_PREFIX),
         event_types: body.event_types,
         tenant_ids: body.tenant_ids,
         created_at: crate::db::now(),
