@@ -64,6 +64,8 @@ cat <<EOT
   registry    http://127.0.0.1:8080   (management API, /v1/...)   log: $RUN_DIR/registry.log
   publisher   http://127.0.0.1:8081   (POST /v1/events)           log: $RUN_DIR/publisher.log
   dispatcher  http://127.0.0.1:8082   (health and metrics)        log: $RUN_DIR/dispatcher.log
+  console     http://127.0.0.1:8080/console/#/admin   (a tenant's portal: \`hookwire portal\`)
+  CLI         $BIN/hookwire   (docs/cli.md)
   admin token: \$HOOKWIRE_ADMIN_TOKEN (development default: dev-admin-token)
   producer token: \$HOOKWIRE_PRODUCER_TOKEN (development default: dev-producer-token)
 EOT
