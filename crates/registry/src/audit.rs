@@ -139,6 +139,28 @@ pub async fn write(conn: &mut AsyncPgConnection, by: &By, change: &Change<'_>) -
         .map(drop)
 }
 
+/// Records an action that sends rather than changes (a test event, a retry, a recover, a replay)
+/// on `resource_id` of `tenant_id`: `{"sent": {"after": answer}}`. Best effort, as `record`.
+pub async fn sent(
+    state: &crate::AppState,
+    by: &By,
+    tenant_id: uuid::Uuid,
+    (action, resource_type, resource_id): (&str, &str, String),
+    answer: &impl serde::Serialize,
+) {
+    let change = Change {
+        tenant_id: Some(tenant_id),
+        action,
+        resource_type,
+        resource_id,
+        changes: serde_json::json!({ "sent": { "after": json(answer) } }),
+    };
+    match state.pool.get().await {
+        Ok(mut conn) => record(&mut conn, by, change).await,
+        Err(e) => tracing::error!(error = %e, action, "the audit log could not record an action"),
+    }
+}
+
 /// Masks secrets in a view of an object (top-level secret fields; every value under `headers`).
 fn masked(view: &Value) -> Map<String, Value> {
     let mut fields = view.as_object().cloned().unwrap_or_default();

@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn retry(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("webhooks:write")?;
@@ -88,10 +89,21 @@ pub(crate) async fn retry(
         1 => DeliveryStatus::Retrying,
         _ => status(&d),
     };
-    Ok(HttpResponse::Accepted().json(api::RetryAccepted {
+    let accepted = api::RetryAccepted {
         delivery_id: d.id,
         status,
-    }))
+    };
+    drop(conn);
+    let what = ("delivery.retried", "delivery", d.id.to_string());
+    crate::audit::sent(
+        &state,
+        &crate::audit::By::caller(&caller, &req),
+        d.tenant_id,
+        what,
+        &accepted,
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(accepted))
 }
 
 /// [`Delivery::mark_retrying`] for retries the broker has confirmed: a database error is logged

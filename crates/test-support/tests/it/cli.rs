@@ -206,7 +206,14 @@ async fn the_cli_manages_webhooks_deliveries_events_and_tenants() {
     .await;
     assert!(revoked.status.success());
     let audit = stdout(&run(&env, &key, &["audit-log"]).await);
-    assert!(audit.contains("webhook.updated") && audit.contains("name"), "{audit}");
+    for action in [
+        "webhook.updated",
+        "webhook.secret_rotated",
+        "delivery.retried",
+        "webhook.test_sent",
+    ] {
+        assert!(audit.contains(action), "{action} missing from:\n{audit}");
+    }
     let admin_audit = stdout(&run(&env, "", &["admin", "audit-log", "--action", "producer_token.revoked"]).await);
     assert!(admin_audit.contains(pt["id"].as_str().unwrap()), "{admin_audit}");
 

@@ -47,6 +47,7 @@ async fn types_taken(conn: &mut AsyncPgConnection, w: &Webhook) -> Result<Vec<(S
 pub(crate) async fn send_test(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -124,11 +125,21 @@ pub(crate) async fn send_test(
     let task = crate::delivery_tasks::task(&state, &w, hookwire_core::id::v7(), &event, 0);
     let record = crate::delivery_tasks::routed(&event, &task);
     crate::delivery_tasks::send(&state, std::slice::from_ref(&task), &[record]).await?;
-    Ok(HttpResponse::Accepted().json(api::TestSent {
+    let sent = api::TestSent {
         event_id: event.id,
         delivery_id: task.delivery_id,
         event_type: event.event_type,
-    }))
+    };
+    let what = ("webhook.test_sent", "webhook", w.id.to_string());
+    crate::audit::sent(
+        &state,
+        &crate::audit::By::caller(&caller, &req),
+        w.tenant_id,
+        what,
+        &sent,
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(sent))
 }
 
 /// Most deliveries one recover or replay call sends; the answer says when there were more.
@@ -152,6 +163,7 @@ const PER_CALL: i64 = 10_000;
 pub(crate) async fn recover(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -176,10 +188,20 @@ pub(crate) async fn recover(
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
     crate::routes::deliveries::marked_retrying(&mut conn, &ids, &attempts).await;
-    Ok(HttpResponse::Accepted().json(api::Recovered {
+    let recovered = api::Recovered {
         retried: tasks.len() as u32,
         more: failed.len() as i64 == PER_CALL,
-    }))
+    };
+    let what = ("webhook.recovered", "webhook", w.id.to_string());
+    crate::audit::sent(
+        &state,
+        &crate::audit::By::caller(&caller, &req),
+        w.tenant_id,
+        what,
+        &recovered,
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(recovered))
 }
 
 /// Sends the webhook the events it takes that were published in `[since, until)` and never sent
@@ -203,6 +225,7 @@ pub(crate) async fn recover(
 pub(crate) async fn replay(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -239,10 +262,20 @@ pub(crate) async fn replay(
         .map(|(e, t)| crate::delivery_tasks::routed(e, t))
         .collect();
     crate::delivery_tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
-    Ok(HttpResponse::Accepted().json(api::Replayed {
+    let replayed = api::Replayed {
         replayed: tasks.len() as u32,
         more: missed.len() as i64 == PER_CALL,
-    }))
+    };
+    let what = ("webhook.replayed", "webhook", w.id.to_string());
+    crate::audit::sent(
+        &state,
+        &crate::audit::By::caller(&caller, &req),
+        w.tenant_id,
+        what,
+        &replayed,
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(replayed))
 }
 
 /// How the webhook's deliveries of a window fared.
