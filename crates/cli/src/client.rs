@@ -13,6 +13,20 @@ use serde::Serialize;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// An HTTP/1 client for http and https URLs (webpki roots): the API's, and `listen`'s to the
+/// local receiver.
+pub type HttpClient = Hyper<Connector, Full<Bytes>>;
+
+pub fn http_client() -> HttpClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Hyper::builder(TokioExecutor::new()).build(connector)
+}
+
 /// How a request proves who sends it.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -74,21 +88,15 @@ impl ApiError {
 /// One service's API: its base URL and credential.
 #[derive(Clone)]
 pub struct Client {
-    http: Hyper<Connector, Full<Bytes>>,
+    http: HttpClient,
     base: String,
     auth: Auth,
 }
 
 impl Client {
     pub fn new(base: &str, auth: Auth) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Self {
-            http: Hyper::builder(TokioExecutor::new()).build(connector),
+            http: http_client(),
             base: base.trim_end_matches('/').to_owned(),
             auth,
         }
@@ -190,7 +198,8 @@ pub mod method {
     pub const DELETE: &str = "DELETE";
 }
 
-fn root_cause(e: &dyn std::error::Error) -> String {
+/// The innermost error of a chain: what a connection failure really was.
+pub fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

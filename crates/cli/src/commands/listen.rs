@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hookwire_api::listen::{Listening, RelayedRequest, RelayedResponse};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-use crate::client::Client;
+use crate::client::{http_client, root_cause, Client, HttpClient as Local};
 use crate::Context;
 
 #[derive(clap::Args)]
@@ -28,8 +26,6 @@ pub struct ListenArgs {
 /// How long the local receiver may take; past it the attempt fails as a timeout.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(25);
 
-type Local = Hyper<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
-
 pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     let api = ctx.customer()?;
     let target: hyper::Uri = args
@@ -38,12 +34,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--forward-to {}: {e}", args.forward_to))?;
     let session: Listening = api.post("/v1/listen", &json!({ "events": args.events })).await?;
     let mut announced = false;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let local: Local = Hyper::builder(TokioExecutor::new()).build(connector);
+    let local = http_client();
     let ended = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break None,
@@ -184,12 +175,4 @@ async fn relay(api: &Client, local: &Local, target: &hyper::Uri, id: uuid::Uuid,
     {
         eprintln!("could not report the answer to event {event_id}: {e}");
     }
-}
-
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
