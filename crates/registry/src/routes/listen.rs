@@ -64,14 +64,14 @@ pub(crate) async fn start(
     caller.require("webhooks:write")?;
     let body: api::ListenIn = typed::body(payload, state.config.http.max_body_bytes).await?;
     let id = hookwire_core::id::v7();
-    let hook = hookwire_api::webhooks::WebhookIn {
-        // Checked as any URL, then replaced by the relay's, which no caller can send.
-        url: "https://1.1.1.1/".into(),
-        name: Some("hookwire listen".into()),
-        description: Some(format!("temporary: relayed to `hookwire listen` session {id}")),
-        events: body.events.clone(),
-        ..serde_json::from_value(json!({"url": "https://1.1.1.1/", "events": []})).expect("a minimal webhook")
-    };
+    // The URL is checked as any, then replaced by the relay's, which no caller can send.
+    let hook: hookwire_api::webhooks::WebhookIn = serde_json::from_value(json!({
+        "url": "https://1.1.1.1/",
+        "name": "hookwire listen",
+        "description": format!("temporary: relayed to `hookwire listen` session {id}"),
+        "events": body.events,
+    }))
+    .expect("a webhook body");
     let by = crate::audit::By::caller(&caller, &req);
     let relay = Some(hookwire_core::relay::url(&id));
     let w = super::webhooks::create_webhook(&state, &caller, &by, hook, relay).await?;

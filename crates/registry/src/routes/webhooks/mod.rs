@@ -201,16 +201,22 @@ async fn change(
         }
         let mut w = find(state, caller, id).await?;
         let (read_at, was_active) = (w.modified_at, w.is_active);
-        let before = view(state, &w, true).map(|v| audit::json(&v))?;
+        let before = view(state, &w, false).map(|v| audit::json(&v))?;
+        let sealed_before = w.secret_sealed.clone();
         edit(&mut w).await?;
         w.modified_at = crate::db::now();
-        let after = view(state, &w, true).map(|v| audit::json(&v))?;
+        let after = view(state, &w, false).map(|v| audit::json(&v))?;
+        let mut changes = audit::diff(&before, &after);
+        // A new signing secret shows as changed, masked; it is not opened to say so.
+        if w.secret_sealed != sealed_before {
+            changes["secret"] = json!({ "before": audit::MASKED, "after": audit::MASKED });
+        }
         let change = Change {
             tenant_id: Some(w.tenant_id),
             action,
             resource_type: "webhook",
             resource_id: w.id.to_string(),
-            changes: audit::diff(&before, &after),
+            changes,
         };
         let reactivated = w.is_active && !was_active;
         let mut conn = state.pool.get().await?;
