@@ -13,7 +13,7 @@ as_root runuser -u postgres -- psql -qtAX -v ON_ERROR_STOP=1 -c "set client_min_
   -c "drop database if exists hookwire_bench with (force)" \
   -c "create database hookwire_bench owner ${HOOKWIRE_DB_USER:-hookwire}" \
   -c "grant pg_checkpoint to ${HOOKWIRE_DB_USER:-hookwire}"
-export HOOKWIRE__DATABASE__URL=${HOOKWIRE_BENCH_DATABASE_URL:-postgres://hookwire:hookwire@127.0.0.1:5432/hookwire_bench}
+export HOOKWIRE__DATABASE__URL=${HOOKWIRE_BENCH_DATABASE_URL:-postgres://hookwire:hookwire@127.0.0.1:5432/hookwire_bench?sslmode=disable}
 # The API scenarios create webhooks much faster than the default 5 per hour per key allows.
 export HOOKWIRE__RATE_LIMITS__CREATE_WEBHOOK__COUNT=100000000
 export HOOKWIRE__RATE_LIMITS__DEFAULT__COUNT=100000000

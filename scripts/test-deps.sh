@@ -3,7 +3,7 @@
 # library (Python), which the end-to-end tests use to verify real deliveries; schemathesis,
 # which fuzzes the management API from its OpenAPI document; and openapi-python-client, which
 # generates the client a test scenario runs with; Chromium and its WebDriver, which the console's
-# tests drive headless.
+# tests drive headless; and the TLS-only RabbitMQ node and PostgreSQL cluster (scripts/tls-up.sh).
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "[deps] installing chromium and chromium-driver"
@@ -23,3 +23,5 @@ if ! command -v openapi-python-client >/dev/null 2>&1; then
   echo "[deps] installing openapi-python-client"
   python3 -m pip install --quiet --disable-pip-version-check openapi-python-client
 fi
+# The AMQPS-only RabbitMQ node and the TLS-only PostgreSQL cluster of the TLS tests.
+bash "$(dirname "$0")/tls-up.sh"

@@ -952,10 +952,10 @@ async fn reference_queue(
 )> {
     use hookwire_broker::lapin::options::*;
     use hookwire_broker::lapin::types::{AMQPValue, FieldTable, LongString};
-    let config = hookwire_core::config::BrokerConfig {
-        url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
-        prefix: "bench".into(),
-    };
+    let config = hookwire_core::config::BrokerConfig::new(
+        env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        "bench",
+    );
     let conn = hookwire_broker::connect(&config, &format!("hookwire-bench {name}")).await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -1035,10 +1035,10 @@ async fn reference_rabbit() -> anyhow::Result<f64> {
 
 /// A broker connection for reading queue depths, and the installation's topology.
 async fn depth_probe() -> Option<(hookwire_broker::lapin::Connection, hookwire_core::topology::Topology)> {
-    let config = hookwire_core::config::BrokerConfig {
-        url: env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
-        prefix: "hookwire".into(),
-    };
+    let config = hookwire_core::config::BrokerConfig::new(
+        env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        "hookwire",
+    );
     let conn = hookwire_broker::connect(&config, "hookwire-bench depth").await.ok()?;
     Some((conn, hookwire_core::topology::Topology::new("hookwire")))
 }

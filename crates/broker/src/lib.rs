@@ -54,12 +54,37 @@ pub const FRAME_MAX: u32 = 32 * 1024;
 /// Opens a connection, named so an operator sees who is who in the management UI:
 /// `hookwire-publisher (hookwire)`, the installation's prefix in brackets, so several
 /// installations on one broker are told apart.
+///
+/// On `amqps://` the broker's certificate is verified against the system's authorities and
+/// `broker.ca_file`, its name included. The TLS files are read at each connection, so a rotated
+/// certificate mounted from a Kubernetes secret is picked up at the next reconnect.
 pub async fn connect(config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
+    use lapin::Connect as _;
     let mut uri: lapin::uri::AMQPUri = config.url.parse().map_err(std::io::Error::other)?;
     uri.query.frame_max.get_or_insert(FRAME_MAX);
     let name = format!("{name} ({})", config.prefix);
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect_uri(uri, props).await
+    uri.connect_with_config(props, tls_config(config)?, lapin::runtime::default_runtime()?)
+        .await
+}
+
+/// The trusted authorities and the client certificate of `config`, read from their files.
+fn tls_config(config: &BrokerConfig) -> std::io::Result<lapin::tcp::OwnedTLSConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))
+    };
+    let cert_chain = match &config.ca_file {
+        Some(path) => Some(String::from_utf8(read(path)?).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let identity = match (&config.client_cert_file, &config.client_key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(lapin::tcp::OwnedTLSConfig { identity, cert_chain })
 }
 
 fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {

@@ -86,10 +86,69 @@ pub enum Profile {
 /// The RabbitMQ connection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerConfig {
-    /// AMQP URI. Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// AMQP URI. Default `amqp://guest:guest@127.0.0.1:5672/%2f`; `amqps://` for TLS.
     pub url: String,
     /// Prefix of every exchange and queue name. Default `hookwire`; tests use a random one.
     pub prefix: String,
+    /// PEM file of the certificate authorities trusted for the broker's certificate, added to the
+    /// system's. The server is always verified, name included, on `amqps://`.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM files of a client certificate and its PKCS#8 key, for brokers that require one.
+    #[serde(default)]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<std::path::PathBuf>,
+    /// Lets the production profile connect with plain `amqp://` (a broker on the same host, or
+    /// behind a sidecar that encrypts). Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+impl BrokerConfig {
+    /// A connection to `url` with no TLS files, under `prefix`.
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: prefix.into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            allow_plaintext: false,
+        }
+    }
+
+    /// Whether the URL asks for TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("amqps://"))
+    }
+
+    /// Refuses settings that cannot work or that the profile forbids, before the first connection.
+    pub fn check(&self, profile: Profile) -> anyhow::Result<()> {
+        if profile == Profile::Production && !self.uses_tls() && !self.allow_plaintext {
+            anyhow::bail!(
+                "broker.url is plain amqp:// in the production profile; use amqps:// \
+                 (or set broker.allow_plaintext = true to accept an unencrypted broker connection)"
+            );
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            anyhow::bail!("broker.client_cert_file and broker.client_key_file go together; set both or neither");
+        }
+        for file in [&self.ca_file, &self.client_cert_file, &self.client_key_file]
+            .into_iter()
+            .flatten()
+        {
+            anyhow::ensure!(
+                self.uses_tls(),
+                "{} is set for the broker but broker.url is not amqps://",
+                file.display()
+            );
+            std::fs::metadata(file).with_context(|| format!("reading the broker's TLS file {}", file.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The tokio runtime a service runs on.
@@ -241,6 +300,47 @@ pub fn token_matches(expected: &SecretString, presented: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn broker(url: &str) -> BrokerConfig {
+        BrokerConfig::new(url, "hookwire")
+    }
+
+    #[test]
+    fn production_refuses_a_plain_broker_connection_unless_allowed() {
+        let plain = broker("amqp://guest:guest@rabbitmq:5672/%2f");
+        assert!(plain.check(Profile::Development).is_ok());
+        let err = plain.check(Profile::Production).unwrap_err().to_string();
+        assert!(err.contains("amqps://") && err.contains("allow_plaintext"), "{err}");
+        assert!(BrokerConfig {
+            allow_plaintext: true,
+            ..plain.clone()
+        }
+        .check(Profile::Production)
+        .is_ok());
+        assert!(broker("AMQPS://rabbitmq:5671/%2f").check(Profile::Production).is_ok());
+        // TLS files on a plain URL would be silently unused: refused.
+        let err = BrokerConfig {
+            ca_file: Some("/etc/hostname".into()),
+            ..plain.clone()
+        }
+        .check(Profile::Development)
+        .unwrap_err();
+        assert!(err.to_string().contains("not amqps://"), "{err}");
+        let err = BrokerConfig {
+            client_cert_file: Some("/etc/hostname".into()),
+            ..broker("amqps://r/%2f")
+        }
+        .check(Profile::Development)
+        .unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let err = BrokerConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..broker("amqps://r/%2f")
+        }
+        .check(Profile::Development)
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/ca.pem"), "{err:#}");
+    }
 
     #[test]
     fn development_falls_back_to_documented_defaults() {

@@ -55,6 +55,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
+        config.broker.check(config.profile)?;
         let cancel = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         let webhooks = Arc::new(Webhooks::default());

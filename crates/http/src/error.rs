@@ -163,7 +163,8 @@ impl From<diesel::result::Error> for ApiError {
         match e {
             diesel::result::Error::NotFound => Self::NotFound("resource"),
             // PostgreSQL's message for SQLSTATE 57014 at `statement_timeout` (set by the operator
-            // in `database.url`; diesel keeps the message, not the code).
+            // in `database.url`). diesel keeps the message, not this code; the registry's
+            // connections ask for English messages (`db::connect`).
             diesel::result::Error::DatabaseError(_, ref info)
                 if info.message().contains("canceling statement due to statement timeout") =>
             {

@@ -124,6 +124,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
+        config.broker.check(config.profile)?;
         let cancel = CancellationToken::new();
         let topology = Topology::new(&config.broker.prefix);
         let link = Link::start(

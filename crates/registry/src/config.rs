@@ -79,13 +79,24 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL. Default `postgres://hookwire:hookwire@127.0.0.1:5432/hookwire`.
+    /// PostgreSQL URL. Default `postgres://hookwire:hookwire@127.0.0.1:5432/hookwire?sslmode=disable`.
+    /// TLS as libpq's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` say (`db::connect`).
     pub url: String,
+    /// Lets the production profile connect without `sslmode` require or stronger. Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
     /// Pool size. Default 16.
     pub max_connections: usize,
     /// How long a request waits for a pooled connection before 503. Default 5 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// Refuses a URL that cannot work or that the profile forbids, before the first connection.
+    pub fn check(&self, profile: Profile) -> anyhow::Result<()> {
+        crate::db::connect::check(&self.url, profile, self.allow_plaintext)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

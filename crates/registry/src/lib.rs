@@ -78,6 +78,8 @@ pub async fn seed_event_types(pool: &DbPool) -> anyhow::Result<()> {
 
 impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
+        config.broker.check(config.profile)?;
+        config.database.check(config.profile)?;
         let pool = db::pool(&config.database)?;
         if config.profile == Profile::Development {
             db::migrate(&config.database.url).await?;

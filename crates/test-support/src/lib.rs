@@ -25,6 +25,15 @@ fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://hookwire:hookwire@127.0.0.1:5432/hookwire".into())
 }
 
+/// `url` naming `database` instead of its own, its query kept.
+pub fn database_url_for(url: &str, database: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, "sslmode=disable"));
+    match path.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}?{query}"),
+        None => unreachable!("a database URL has a path"),
+    }
+}
+
 pub fn broker_url() -> String {
     std::env::var("HOOKWIRE_TEST_BROKER_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
@@ -112,10 +121,7 @@ impl TestEnv {
             .execute(&mut admin)
             .await
             .expect("the test role may create databases");
-        let db_url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{database}"),
-            None => unreachable!("a database URL has a path"),
-        };
+        let db_url = database_url_for(&admin_url, &database);
 
         let mut options = Options {
             registry: hookwire_registry::Config::load(None).expect("registry defaults load"),
@@ -360,10 +366,7 @@ impl TestEnv {
 
     /// A channel on a fresh connection to this installation's broker (keep the connection).
     async fn channel(&self) -> (hookwire_broker::lapin::Connection, hookwire_broker::lapin::Channel) {
-        let config = hookwire_core::config::BrokerConfig {
-            url: broker_url(),
-            prefix: self.prefix.clone(),
-        };
+        let config = hookwire_core::config::BrokerConfig::new(broker_url(), self.prefix.clone());
         let conn = hookwire_broker::connect(&config, "hookwire tests")
             .await
             .expect("broker reachable");
@@ -535,11 +538,13 @@ async fn cleanup(database: &str, prefix: &str) {
             .execute(&mut admin)
             .await;
     }
-    let config = hookwire_core::config::BrokerConfig {
-        url: broker_url(),
-        prefix: prefix.to_owned(),
-    };
-    if let Ok(conn) = hookwire_broker::connect(&config, "hookwire tests cleanup").await {
+    delete_topology(&hookwire_core::config::BrokerConfig::new(broker_url(), prefix)).await;
+}
+
+/// Deletes the queues and exchanges of the installation `config.prefix` names, best effort.
+pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
+    let prefix = config.prefix.as_str();
+    if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
         if let Ok(ch) = conn.create_channel().await {
             let t = Topology::new(prefix);
             let mut queues = vec![
@@ -560,9 +565,8 @@ async fn cleanup(database: &str, prefix: &str) {
     }
 }
 
-/// A loopback port nobody listens on right now (for a service started as a separate process).
 /// The path of a service's binary, built beside the test binary.
-fn service_binary(name: &str) -> std::path::PathBuf {
+pub fn service_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let bin = exe
         .parent()
@@ -577,6 +581,7 @@ fn service_binary(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// A loopback port nobody listens on right now (for a service started as a separate process).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool, embedded migrations, the schema and the model functions.
 //! Every model function takes `&mut AsyncPgConnection` and scopes its queries by tenant.
 
+pub mod connect;
 pub mod event_keys;
 pub mod ledger;
 pub mod models;
@@ -40,6 +41,7 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     let mut checkout = ManagerConfig::default();
     checkout.recycling_method = RecyclingMethod::Fast;
+    checkout.custom_setup = Box::new(|url| Box::pin(connect::connect(url)));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&config.url, checkout);
     Pool::builder(manager)
         .max_size(config.max_connections)
@@ -55,9 +57,10 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        use diesel::Connection as _;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+        let conn = tokio::runtime::Handle::current()
+            .block_on(connect::connect(&url))
             .context("connecting to PostgreSQL to migrate")?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         // A migration may take longer than the API's statement timeout in `database.url`.
         diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET statement_timeout = 0")
             .context("lifting the statement timeout to migrate")?;

@@ -9,10 +9,7 @@ use hookwire_core::config::BrokerConfig;
 use hookwire_test_support::{broker_url, eventually};
 
 fn config(url: String) -> BrokerConfig {
-    BrokerConfig {
-        url,
-        prefix: "unused".into(),
-    }
+    BrokerConfig::new(url, "unused")
 }
 
 /// Small frames keep each connection's buffers small (`hookwire_broker::FRAME_MAX`); a message

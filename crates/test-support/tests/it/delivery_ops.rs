@@ -1415,7 +1415,7 @@ async fn a_webhooks_stats_count_its_deliveries_of_a_window_by_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_query_past_the_databases_statement_timeout_answers_503_saying_to_narrow_it() {
     let env = TestEnv::start_with(|o| {
-        o.registry.database.url = format!("{}?options=-c%20statement_timeout%3D50", o.registry.database.url);
+        o.registry.database.url = format!("{}&options=-c%20statement_timeout%3D50", o.registry.database.url);
     })
     .await;
     let (_, key) = env.tenant("acme").await;

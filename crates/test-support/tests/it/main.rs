@@ -18,3 +18,4 @@ mod portal_sessions;
 mod producer_tokens;
 mod publisher;
 mod registry_api;
+mod tls;
