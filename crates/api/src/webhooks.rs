@@ -55,7 +55,7 @@ const HEADER_VALUE: &str = r"^[^\x00-\x08\x0a-\x1f\x7f]*$";
 
 /// The body of `POST /v1/webhooks`: `url` and `events` required; an optional field sent as
 /// null takes its default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookIn {
     #[schema(
@@ -115,6 +115,17 @@ pub struct WebhookIn {
         pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$"
     )]
     pub secret: Option<String>,
+}
+
+impl WebhookIn {
+    /// A webhook to `url` for the event types `events` matches, every other field its default.
+    pub fn new(url: impl Into<String>, events: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            url: url.into(),
+            events: events.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
 }
 
 /// The body of `PATCH /v1/webhooks/{id}`: only the fields sent change, at least one. A field
@@ -228,7 +239,7 @@ fn channels() -> utoipa::openapi::Array {
     )
 }
 
-fn nullable_channels() -> utoipa::openapi::Schema {
+pub(crate) fn nullable_channels() -> utoipa::openapi::Schema {
     nullable(channels())
 }
 

@@ -82,7 +82,7 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 let mut keep = Vec::with_capacity(batch.len());
                 for d in batch {
                     match decode(&d).map_err(|e| vec![e]).and_then(|(map, source)| {
-                        ingest::parse(map, &routes, "", source)
+                        ingest::parse(map, &routes, source)
                             .map(|accepted| (accepted, source))
                             .map_err(|errs| errs.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
                     }) {
@@ -106,7 +106,7 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                 if keep.is_empty() {
                     continue;
                 }
-                match crate::deliver(&state, &routes, valid).await {
+                match crate::routes::deliver(&state, &routes, valid).await {
                     Ok(_) => {
                         for d in &keep {
                             d.ack(BasicAckOptions::default()).await?;

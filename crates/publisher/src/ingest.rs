@@ -1,14 +1,13 @@
 //! From a producer's event to delivery tasks on the broker: validate, route, publish confirmed.
 
 use chrono::Utc;
+use hookwire_api::events::NewEvent;
 use hookwire_broker::{Link, Outgoing, PublishError};
 use hookwire_core::messages::{DeliveryGroup, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage};
 use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
-use hookwire_http::input::{Field, Fields};
-use hookwire_http::FieldError;
+use hookwire_http::{typed, FieldError};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use crate::cache::Routes;
 
@@ -30,85 +29,66 @@ pub enum Source {
     Registry,
 }
 
-/// Reads one event. Errors name their field, prefixed with `prefix` (`events[3].`) in batches.
-pub fn parse(
-    map: Map<String, Value>,
-    routes: &Routes,
-    prefix: &str,
-    source: Source,
-) -> Result<Accepted, Vec<FieldError>> {
-    let mut f = Fields::new(map);
-    let event_type = f.string("type", 128);
-    let data = f.any("data");
-    let tenant_id = f.string("tenant_id", 64);
-    let channels = f.string_list("channels", 50, 128);
-    let subject = f.string("subject", 256);
-    let is_test = f.bool("is_test").set().unwrap_or(false);
-    let idempotency_key = f.string("idempotency_key", 256).set();
-    // Over AMQP the trace travels in the message; over HTTP the handler passes the header.
-    let trace = f
-        .string("traceparent", 64)
-        .set()
-        .and_then(|t| TraceParent::parse(&t))
-        .unwrap_or_else(TraceParent::new_root);
-    let event_type = match event_type {
-        Field::Set(t) if hookwire_core::patterns::is_reserved(&t) != (source == Source::Registry) => {
-            let why = match source {
-                Source::Producer => "is one of Hookwire's own event types, which only Hookwire publishes",
-                Source::Registry => "is not one of Hookwire's own event types",
-            };
-            f.error("type", format!("`{t}` {why}"));
-            None
-        }
-        Field::Set(t) if routes.knows_type(&t) => Some(t),
-        Field::Set(t) => {
-            f.error("type", format!("`{t}` is not an event type in the catalog"));
-            None
-        }
-        _ => {
-            f.error("type", "is required");
-            None
-        }
+/// Reads one event sent over AMQP: checked against `NewEvent`'s schema (the one the
+/// publisher's OpenAPI document publishes), then as [`check`] does.
+pub fn parse(map: Map<String, Value>, routes: &Routes, source: Source) -> Result<Accepted, Vec<FieldError>> {
+    let new = match typed::from_value::<NewEvent>(Value::Object(map)) {
+        Ok(new) => new,
+        Err(hookwire_http::ApiError::Validation(errors)) => return Err(errors),
+        Err(e) => return Err(vec![FieldError::new("body", e.to_string())]),
     };
-    let data = match data {
-        Field::Set(d) => d,
-        Field::Null => Value::Null,
-        Field::Absent => {
-            f.error("data", "is required (use null for an event without data)");
-            Value::Null
-        }
-    };
-    if let Some(t) = &event_type {
-        for problem in routes.schema_errors(t, &data, 10) {
-            f.error("data", format!("does not match the schema of `{t}`: {problem}"));
+    check(new, routes, "", source)
+}
+
+/// Checks what no schema can say of an event that passed its schema: its type is in the catalog
+/// (and is a producer's, not one of Hookwire's own) and its data matches the type's schema.
+/// Errors name their field, prefixed with `prefix` (`events[3].`) in batches.
+pub fn check(new: NewEvent, routes: &Routes, prefix: &str, source: Source) -> Result<Accepted, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let t = &new.event_type;
+    if hookwire_core::patterns::is_reserved(t) != (source == Source::Registry) {
+        let why = match source {
+            Source::Producer => "is one of Hookwire's own event types, which only Hookwire publishes",
+            Source::Registry => "is not one of Hookwire's own event types",
+        };
+        errors.push(FieldError::new("type", format!("`{t}` {why}")));
+    } else if !routes.knows_type(t) {
+        errors.push(FieldError::new(
+            "type",
+            format!("`{t}` is not an event type in the catalog"),
+        ));
+    } else {
+        for problem in routes.schema_errors(t, &new.data, 10) {
+            errors.push(FieldError::new(
+                "data",
+                format!("does not match the schema of `{t}`: {problem}"),
+            ));
         }
     }
-    let tenant_id = match tenant_id.set().map(|t| t.parse::<Uuid>()) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            f.error("tenant_id", "must be a UUID");
-            None
-        }
-        None => None,
-    };
-    if let Err(hookwire_http::ApiError::Validation(errors)) = f.finish() {
+    if !errors.is_empty() {
         return Err(errors
             .into_iter()
             .map(|e| FieldError::new(format!("{prefix}{}", e.field), e.message))
             .collect());
     }
+    // Over AMQP the trace travels in the message; over HTTP the handler passes the header.
+    let trace = new
+        .traceparent
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(TraceParent::new_root);
     Ok(Accepted {
         event: Event {
             id: hookwire_core::id::v7(),
-            event_type: event_type.expect("finish() failed without a type"),
-            tenant_id,
-            subject: subject.set(),
-            channels: channels.set().unwrap_or_default(),
-            data,
-            is_test,
+            event_type: new.event_type,
+            tenant_id: new.tenant_id,
+            subject: new.subject,
+            channels: new.channels.unwrap_or_default(),
+            data: new.data,
+            is_test: new.is_test.unwrap_or(false),
             created_at: Utc::now(),
         },
-        idempotency_key,
+        idempotency_key: new.idempotency_key,
         trace,
     })
 }
@@ -255,6 +235,7 @@ impl Prepared {
 mod tests {
     use super::*;
     use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription};
+    use uuid::Uuid;
 
     use hookwire_core::fixtures::{event, subscription as sub};
 

@@ -1,9 +1,9 @@
-//! The management API fuzzed from its own OpenAPI document with every schemathesis check: no
+//! The management API and event ingest fuzzed from their own OpenAPI documents with every schemathesis check: no
 //! server error, no answer the document does not describe, nothing the document allows refused
 //! and nothing it forbids accepted (beyond the rules in `tests/fuzz/schemathesis.toml`), 405 for
 //! methods it does not list, and created resources found again.
 
-use hookwire_test_support::{TestEnv, ADMIN_TOKEN};
+use hookwire_test_support::{TestEnv, ADMIN_TOKEN, PRODUCER_TOKEN};
 use serde_json::json;
 
 /// Examples per operation: 100 here; `make fuzz` sets more (`HOOKWIRE_FUZZ_EXAMPLES`).
@@ -76,6 +76,14 @@ async fn schemathesis_finds_the_api_as_its_document_says() {
         // again with its Idempotency-Key gets its first answer, also when a later request
         // deleted what it created (the fuzzer draws keys it drew before).
         &["--exclude-checks", "use_after_free,ensure_resource_availability"],
+    )
+    .await;
+    // Event ingest, from the publisher's own document, with the producer token.
+    schemathesis(
+        format!("{}/v1/openapi.json", env.publisher),
+        ["--include-path-regex", "^/v1/events"],
+        format!("Authorization: Bearer {PRODUCER_TOKEN}"),
+        &[],
     )
     .await;
     env.stop().await;
