@@ -1,15 +1,14 @@
 //! `hookwire`: the management API from a terminal, and `hookwire listen`, which relays a
 //! temporary webhook's signed deliveries to a local receiver (docs/cli.md).
 
-mod client;
 mod commands;
 mod output;
 mod profiles;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
-use crate::client::{ApiError, Auth, Client};
 use crate::commands::{admin, deliveries, event_types, events, listen, webhooks};
+use hookwire_client::{ApiError, Auth, Client};
 
 #[derive(Parser)]
 #[command(
@@ -99,7 +98,7 @@ impl Context {
         let key = self.api_key.clone().ok_or_else(|| {
             anyhow::anyhow!("no API key: pass --api-key, set HOOKWIRE_API_KEY or run `hookwire login`")
         })?;
-        Ok(Client::new(&self.url, Auth::ApiKey(key)))
+        Ok(Client::new(&self.url, Auth::ApiKey(key)).with_user_agent(USER_AGENT))
     }
 
     /// The registry with the admin token.
@@ -107,7 +106,7 @@ impl Context {
         let token = self.admin_token.clone().ok_or_else(|| {
             anyhow::anyhow!("no admin token: pass --admin-token, set HOOKWIRE_ADMIN_TOKEN or run `hookwire login`")
         })?;
-        Ok(Client::new(&self.url, Auth::Bearer(token)))
+        Ok(Client::new(&self.url, Auth::Bearer(token)).with_user_agent(USER_AGENT))
     }
 
     /// The publisher with the producer token.
@@ -117,7 +116,7 @@ impl Context {
                 "no producer token: pass --producer-token, set HOOKWIRE_PRODUCER_TOKEN or run `hookwire login`"
             )
         })?;
-        Ok(Client::new(&self.producer_url, Auth::Bearer(token)))
+        Ok(Client::new(&self.producer_url, Auth::Bearer(token)).with_user_agent(USER_AGENT))
     }
 }
 
@@ -132,9 +131,23 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = e.downcast_ref::<ApiError>().map_or(1, ApiError::exit_code);
+            let code = e.downcast_ref::<ApiError>().map_or(1, exit_code);
             std::process::ExitCode::from(code)
         }
+    }
+}
+
+/// What the CLI calls itself in `User-Agent`.
+const USER_AGENT: &str = concat!("hookwire-cli/", env!("CARGO_PKG_VERSION"));
+
+/// The process's exit code for a failed call (docs/cli.md).
+fn exit_code(e: &ApiError) -> u8 {
+    match e.status() {
+        Some(404) => 3,
+        Some(401 | 403) => 4,
+        Some(400 | 409 | 413 | 422) => 5,
+        Some(429 | 503) | None => 6,
+        Some(_) => 1,
     }
 }
 

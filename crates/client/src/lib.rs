@@ -1,5 +1,10 @@
-//! The typed client of the management API (and the publisher's ingest) the CLI is built on:
-//! bodies are `hookwire_api` types; a problem+json answer becomes an [`ApiError`].
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod resources;
+
+/// The API's types, re-exported so a program needs this one dependency.
+pub use hookwire_api as api;
 
 use bytes::Bytes;
 use hookwire_api::Problem;
@@ -70,17 +75,19 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    /// The process's exit code for this failure (docs/cli.md).
-    pub fn exit_code(&self) -> u8 {
+    /// The HTTP status of an answer; None when the server was not reached.
+    pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Answer { status: 404, .. } => 3,
-            Self::Answer { status: 401 | 403, .. } => 4,
-            Self::Answer {
-                status: 400 | 409 | 413 | 422,
-                ..
-            } => 5,
-            Self::Answer { status: 429 | 503, .. } | Self::Unreachable(_) => 6,
-            Self::Answer { .. } => 1,
+            Self::Answer { status, .. } => Some(*status),
+            Self::Unreachable(_) => None,
+        }
+    }
+
+    /// The problem's stable code (`validation_failed`, `not_found` …), when the answer had one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Answer { problem: Some(p), .. } => Some(p.code()),
+            _ => None,
         }
     }
 }
@@ -91,15 +98,24 @@ pub struct Client {
     http: HttpClient,
     base: String,
     auth: Auth,
+    user_agent: String,
 }
 
 impl Client {
+    /// A client of the service at `base` (`https://hookwire.example.com`), sending `auth`.
     pub fn new(base: &str, auth: Auth) -> Self {
         Self {
             http: http_client(),
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            user_agent: concat!("hookwire-client/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
+    }
+
+    /// Names the program in `User-Agent` (default `hookwire-client/<version>`).
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
     }
 
     /// Sends `method path` with a JSON `body`; the answer's body, unparsed, on a 2xx.
@@ -113,7 +129,7 @@ impl Client {
             .method(method)
             .uri(&url)
             .header("accept", "application/json")
-            .header("user-agent", concat!("hookwire-cli/", env!("CARGO_PKG_VERSION")));
+            .header("user-agent", &self.user_agent);
         req = match &self.auth {
             Auth::ApiKey(key) => req.header("x-api-key", key),
             Auth::Bearer(token) => req.header("authorization", format!("Bearer {token}")),
@@ -168,7 +184,7 @@ impl Client {
         };
         serde_json::from_slice(&bytes).map_err(|e| {
             let start: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-            ApiError::Unreachable(format!("an answer this CLI cannot read ({e}): {start}"))
+            ApiError::Unreachable(format!("an answer this client cannot read ({e}): {start}"))
         })
     }
 

@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::json_arg;
 use super::webhooks::set;
-use crate::client::with_query;
 use crate::output::{self, opt_time, time};
 use crate::Context;
+use hookwire_client::with_query;
 
 #[derive(Subcommand)]
 pub enum Admin {
@@ -72,7 +72,12 @@ pub struct AuditArgs {
 }
 
 /// Prints a page of the audit log.
-pub async fn audit_log(ctx: &Context, api: &crate::client::Client, path: &str, args: AuditArgs) -> anyhow::Result<()> {
+pub async fn audit_log(
+    ctx: &Context,
+    api: &hookwire_client::Client,
+    path: &str,
+    args: AuditArgs,
+) -> anyhow::Result<()> {
     let path = with_query(
         path,
         &[

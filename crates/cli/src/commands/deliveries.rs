@@ -9,9 +9,9 @@ use hookwire_api::Page;
 use serde_json::json;
 
 use super::text;
-use crate::client::with_query;
 use crate::output::{self, opt, opt_time, time};
 use crate::Context;
+use hookwire_client::with_query;
 
 #[derive(Subcommand)]
 pub enum Deliveries {
@@ -140,7 +140,7 @@ pub async fn run(ctx: &Context, command: Deliveries) -> anyhow::Result<()> {
 
 /// Prints each delivery once, oldest first, as new ones are logged; a line per JSON object with
 /// `--json`.
-async fn tail(ctx: &Context, api: &crate::client::Client, filter: Filter) -> anyhow::Result<()> {
+async fn tail(ctx: &Context, api: &hookwire_client::Client, filter: Filter) -> anyhow::Result<()> {
     let mut seen: HashSet<uuid::Uuid> = HashSet::new();
     let mut since = filter.since.clone().or_else(|| Some(chrono::Utc::now().to_rfc3339()));
     if !ctx.json {

@@ -10,8 +10,8 @@ use hookwire_api::listen::{Listening, RelayedRequest, RelayedResponse};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::json;
 
-use crate::client::{http_client, root_cause, Client, HttpClient as Local};
 use crate::Context;
+use hookwire_client::{http_client, root_cause, Client, HttpClient as Local};
 
 #[derive(clap::Args)]
 pub struct ListenArgs {

@@ -5,9 +5,9 @@ use hookwire_api::webhooks::{Recovered, TestSent, Webhook};
 use hookwire_api::Page;
 use serde_json::{json, Value};
 
-use crate::client::with_query;
 use crate::output::{self, opt, opt_time, time};
 use crate::Context;
+use hookwire_client::with_query;
 
 #[derive(Subcommand)]
 pub enum Webhooks {
