@@ -1,6 +1,6 @@
 # Hookwire. `make run` starts everything; `make test` runs every check. Both set up PostgreSQL
 # and RabbitMQ first (Debian packages, as root) when they are missing or stopped.
-.PHONY: run stop test bench fuzz deploy-check deps-up deps-down fmt lint unit migrate ci
+.PHONY: run stop test bench fuzz deploy-check deps-up deps-down cluster-up cluster-down fmt lint unit migrate ci
 
 run:
 	bash scripts/run.sh
@@ -22,6 +22,13 @@ deps-up:
 deps-down:
 	-rabbitmqctl stop
 	-pg_ctlcluster 15 main stop
+
+# A three-node RabbitMQ cluster on this machine (ports 5701-5703), beside the system node.
+cluster-up: deps-up
+	bash scripts/cluster.sh up
+
+cluster-down:
+	bash scripts/cluster.sh down
 
 fmt:
 	cargo fmt --all

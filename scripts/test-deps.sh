@@ -3,7 +3,8 @@
 # library (Python), which the end-to-end tests use to verify real deliveries; schemathesis,
 # which fuzzes the management API from its OpenAPI document; and openapi-python-client, which
 # generates the client a test scenario runs with; Chromium and its WebDriver, which the console's
-# tests drive headless; and the TLS-only RabbitMQ node and PostgreSQL cluster (scripts/tls-up.sh).
+# tests drive headless; the TLS-only RabbitMQ node and PostgreSQL cluster (scripts/tls-up.sh);
+# and a three-node RabbitMQ cluster (scripts/cluster.sh).
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "[deps] installing chromium and chromium-driver"
@@ -23,5 +24,7 @@ if ! command -v openapi-python-client >/dev/null 2>&1; then
   echo "[deps] installing openapi-python-client"
   python3 -m pip install --quiet --disable-pip-version-check openapi-python-client
 fi
-# The AMQPS-only RabbitMQ node and the TLS-only PostgreSQL cluster of the TLS tests.
+# The AMQPS-only RabbitMQ node and the TLS-only PostgreSQL cluster of the TLS tests, and the
+# three-node RabbitMQ cluster of the cluster test.
 bash "$(dirname "$0")/tls-up.sh"
+bash "$(dirname "$0")/cluster.sh" up

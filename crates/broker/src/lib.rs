@@ -55,12 +55,50 @@ pub const FRAME_MAX: u32 = 32 * 1024;
 /// `hookwire-publisher (hookwire)`, the installation's prefix in brackets, so several
 /// installations on one broker are told apart.
 ///
+/// `broker.url` may list the nodes of a cluster, comma-separated: they are tried in turn from a
+/// random one (so replicas spread over the nodes), each for at most 10 s, and the first that
+/// answers is used; a failed connection is replaced the same way, which is the failover.
+///
 /// On `amqps://` the broker's certificate is verified against the system's authorities and
 /// `broker.ca_file`, its name included. The TLS files are read at each connection, so a rotated
 /// certificate mounted from a Kubernetes secret is picked up at the next reconnect.
 pub async fn connect(config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
+    let addresses = config.addresses();
+    let start = rand::random_range(0..addresses.len().max(1));
+    let mut last = None;
+    for i in 0..addresses.len() {
+        let url = addresses[(start + i) % addresses.len()];
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_to(url, config, name)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {CONNECT_TIMEOUT:?}"),
+                )))
+            }
+        }
+        if addresses.len() > 1 {
+            tracing::warn!(connection = %name, node = %redacted(url), error = ?last, "broker node unreachable; trying the next");
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("broker.url names no address").into()))
+}
+
+/// `url` without its password, for logs.
+fn redacted(url: &str) -> String {
+    match url.split_once('@') {
+        Some((credentials, host)) => {
+            let scheme = credentials.split_once("://").map_or("amqp", |(s, _)| s);
+            format!("{scheme}://…@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+async fn connect_to(url: &str, config: &BrokerConfig, name: &str) -> lapin::Result<Connection> {
     use lapin::Connect as _;
-    let mut uri: lapin::uri::AMQPUri = config.url.parse().map_err(std::io::Error::other)?;
+    let mut uri: lapin::uri::AMQPUri = url.parse().map_err(std::io::Error::other)?;
     uri.query.frame_max.get_or_insert(FRAME_MAX);
     let name = format!("{name} ({})", config.prefix);
     let props = ConnectionProperties::default().with_connection_name(name.into());
@@ -384,6 +422,7 @@ fn backoff(attempt: u32) -> Duration {
 /// How long a connection attempt may take before it counts as failed: a broker address that
 /// swallows packets, or a broker still starting that accepted the socket, must not hold a
 /// service's reconnection forever.
+/// How long one broker address may take to connect before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a session's connection is checked besides lapin's error events: a connection the
@@ -431,10 +470,10 @@ where
     loop {
         let connected = tokio::select! {
             () = cancel.cancelled() => return,
-            conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&config, &name)) => conn,
+            conn = connect(&config, &name) => conn,
         };
         let outcome = match connected {
-            Ok(Ok(conn)) => {
+            Ok(conn) => {
                 failures = 0;
                 tracing::info!(connection = %name, "connected to the broker");
                 let lost = lost(&conn);
@@ -446,8 +485,7 @@ where
                     e = lost => e,
                 }
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no connection within {CONNECT_TIMEOUT:?}"),
+            Err(e) => e.to_string(),
         };
         if cancel.is_cancelled() {
             tracing::info!(connection = %name, error = %outcome, "broker session ended while stopping");

@@ -86,7 +86,8 @@ pub enum Profile {
 /// The RabbitMQ connection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerConfig {
-    /// AMQP URI. Default `amqp://guest:guest@127.0.0.1:5672/%2f`; `amqps://` for TLS.
+    /// AMQP URI. Default `amqp://guest:guest@127.0.0.1:5672/%2f`; `amqps://` for TLS. The nodes
+    /// of a cluster as several URIs, comma-separated: tried in turn (failover).
     pub url: String,
     /// Prefix of every exchange and queue name. Default `hookwire`; tests use a random one.
     pub prefix: String,
@@ -118,11 +119,18 @@ impl BrokerConfig {
         }
     }
 
-    /// Whether the URL asks for TLS.
+    /// The addresses `url` lists (one, or a cluster's nodes, comma-separated).
+    pub fn addresses(&self) -> Vec<&str> {
+        self.url.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
+    }
+
+    /// Whether every address asks for TLS.
     pub fn uses_tls(&self) -> bool {
-        self.url
-            .get(..8)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("amqps://"))
+        let addresses = self.addresses();
+        !addresses.is_empty()
+            && addresses
+                .iter()
+                .all(|a| a.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("amqps://")))
     }
 
     /// Refuses settings that cannot work or that the profile forbids, before the first connection.
@@ -318,6 +326,13 @@ mod tests {
         .check(Profile::Production)
         .is_ok());
         assert!(broker("AMQPS://rabbitmq:5671/%2f").check(Profile::Production).is_ok());
+        // A cluster's nodes: every one must be TLS.
+        let nodes = broker("amqps://r1:5671/%2f, amqps://r2:5671/%2f,amqps://r3:5671/%2f");
+        assert_eq!(nodes.addresses().len(), 3);
+        assert!(nodes.check(Profile::Production).is_ok());
+        assert!(broker("amqps://r1:5671/%2f,amqp://r2:5672/%2f")
+            .check(Profile::Production)
+            .is_err());
         // TLS files on a plain URL would be silently unused: refused.
         let err = BrokerConfig {
             ca_file: Some("/etc/hostname".into()),

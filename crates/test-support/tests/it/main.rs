@@ -5,6 +5,7 @@ mod audit;
 mod broker;
 mod cli;
 mod client;
+mod cluster;
 mod console;
 mod credentials;
 mod delivery;
