@@ -1,6 +1,7 @@
 //! `hookwire-bench`: measures the running stack (see README.md and docs/benchmarks.md).
 
 mod client;
+mod fairness;
 mod receiver;
 mod routing;
 
@@ -20,7 +21,7 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Whether scenario `name` (`routing`, `ref`, `1` … `7`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
+/// Whether scenario `name` (`routing`, `ref`, `1` … `8`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
 /// lists some (`HOOKWIRE_BENCH_ONLY=1,3`), for profiling one scenario at a time.
 fn wanted(name: &str) -> bool {
     std::env::var("HOOKWIRE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
@@ -854,6 +855,12 @@ async fn main() -> anyhow::Result<()> {
         b.latency("7 keyed latency @500/s", "keyed-lat", run, (500, 1), true, "")
             .await?;
         b.claim_row("7 keyed latency @500/s", claims).await;
+    }
+    settle(&mut b).await;
+    if wanted("8") {
+        // 8. Tenant fairness: one tenant's flood, another's steady trickle.
+        b.phase(Some("8 fairness"));
+        fairness::run(&mut b, run).await?;
     }
 
     // The results path: SQL statements per delivery (ledger writer counter).

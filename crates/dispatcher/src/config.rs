@@ -55,6 +55,10 @@ pub struct DeliveryConfig {
     /// than 250 ms (a timeout, say) or whose requests have not moved for 250 ms; their other
     /// tasks find no room. Default 500.
     pub max_in_flight_failing: usize,
+    /// Deliveries of one tenant in memory at once, out of `max_in_flight`: a tenant's flood
+    /// waits within its share while every other tenant's deliveries find room. A message counts
+    /// toward the tenant of its first delivery. Default 500.
+    pub max_in_flight_per_tenant: usize,
     /// Delay of a parked task. Default 1 s.
     #[serde(with = "hookwire_core::config::humantime_serde")]
     pub park_delay: Duration,

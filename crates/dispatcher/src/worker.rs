@@ -79,6 +79,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     pub webhooks: Arc<Webhooks>,
     gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
+    /// Each tenant's share of `max_in_flight` (`max_in_flight_per_tenant`).
+    tenant_rooms: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
     /// Requests to failing webhooks, across webhooks: `max_in_flight_failing`.
     failing_room: Arc<Semaphore>,
     started: std::time::Instant,
@@ -115,6 +117,7 @@ impl Worker {
             metrics,
             webhooks,
             gates: Mutex::new(HashMap::new()),
+            tenant_rooms: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             replicas: AtomicU32::new(1),
         }
@@ -322,57 +325,41 @@ impl Worker {
                 acks.done(tag);
                 continue;
             }
-            // Room in memory for the message's deliveries (a group may hold many).
-            let wanted = tasks.len().min(max_in_flight) as u32;
-            let mut permits = tokio::select! {
-                () = cancel.cancelled() => {
+            // Room in memory for the message's deliveries (a group may hold many), its tenant's
+            // first: a message waits for room in a task of its own, so the consumer goes on
+            // reading and a tenant whose deliveries fill its share holds up nobody else's.
+            let tenant_room = self.tenant_room(tasks[0].target.tenant_id);
+            let worker = self.clone();
+            let (room, tracker_inner, cancel) = (room.clone(), tracker.clone(), cancel.clone());
+            let (publish, records, acks) = (publish.clone(), records.clone(), acks.clone());
+            tracker.spawn(async move {
+                let wanted = tasks.len().min(max_in_flight) as u32;
+                let admitted = tokio::select! {
+                    () = cancel.cancelled() => None,
+                    permits = async {
+                        let share = tenant_room.acquire_many_owned(wanted.min(worker.tenant_share())).await;
+                        let all = room.acquire_many_owned(wanted).await;
+                        (share, all)
+                    } => Some(permits),
+                };
+                let Some((Ok(mut share), Ok(mut permits))) = admitted else {
+                    // Stopping before it started: the message goes back to the queue untouched.
                     requeue(&delivery.acker).await;
                     acks.settled(tag);
-                    break Ok(());
-                }
-                permits = room.clone().acquire_many_owned(wanted) => permits.expect("the room semaphore is never closed"),
-            };
-            let grouped = tasks.len() > 1;
-            let message = Arc::new(Message::new(tag, tasks.len(), delivery.acker));
-            for task in tasks {
-                // `None` only past `max_in_flight` members in one group: they run without room.
-                let permit = permits.split(1);
-                let gate = self.gate(task.target.webhook_id);
-                let spill = grouped && self.spills(&gate);
-                let park = !spill
-                    && self.stalled(&gate)
-                    && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
-                if !spill {
-                    if !park {
-                        gate.waiting.fetch_add(1, Ordering::AcqRel);
-                    }
-                    self.metrics.in_flight.inc();
-                }
-                let worker = self.clone();
-                let publish = publish.clone();
-                let records = records.clone();
-                let acks = acks.clone();
-                let message = message.clone();
-                tracker.spawn(async move {
-                    let outcome = if spill {
-                        worker.spill(&publish, task).await
-                    } else {
-                        let outcome = worker.handle(&publish, &records, task, gate, park).await;
-                        worker.metrics.in_flight.dec();
-                        outcome
-                    };
-                    drop(permit);
-                    if let Err(e) = outcome {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            spilled = spill,
-                            "outcome not confirmed by the broker; the task (or its whole group) goes back to the queue"
-                        );
-                        message.failed.store(true, Ordering::Release);
-                    }
-                    message.finished(&acks).await;
-                });
-            }
+                    return;
+                };
+                worker.admit(
+                    tag,
+                    delivery.acker,
+                    tasks,
+                    &mut share,
+                    &mut permits,
+                    &tracker_inner,
+                    &publish,
+                    &records,
+                    &acks,
+                );
+            });
         };
         // Stop taking tasks; finish what is in flight (its results are published and acked).
         drop((tasks_in, groups_in));
@@ -400,6 +387,79 @@ impl Worker {
     }
 
     /// Works one task to its outcome and publishes what must be published.
+    /// Starts the deliveries of one admitted message, each holding one of its permits.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        self: &Arc<Self>,
+        tag: u64,
+        acker: Acker,
+        tasks: Vec<DeliveryTask>,
+        share: &mut tokio::sync::OwnedSemaphorePermit,
+        permits: &mut tokio::sync::OwnedSemaphorePermit,
+        tracker: &TaskTracker,
+        publish: &Channel,
+        records: &mpsc::Sender<Pending>,
+        acks: &crate::acks::Acks,
+    ) {
+        let grouped = tasks.len() > 1;
+        let message = Arc::new(Message::new(tag, tasks.len(), acker));
+        for task in tasks {
+            // `None` only past the permits taken for one group: they run without room.
+            let permit = (permits.split(1), share.split(1));
+            let gate = self.gate(task.target.webhook_id);
+            let spill = grouped && self.spills(&gate);
+            let park = !spill
+                && self.stalled(&gate)
+                && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
+            if !spill {
+                if !park {
+                    gate.waiting.fetch_add(1, Ordering::AcqRel);
+                }
+                self.metrics.in_flight.inc();
+            }
+            let worker = self.clone();
+            let publish = publish.clone();
+            let records = records.clone();
+            let acks = acks.clone();
+            let message = message.clone();
+            tracker.spawn(async move {
+                let outcome = if spill {
+                    worker.spill(&publish, task).await
+                } else {
+                    let outcome = worker.handle(&publish, &records, task, gate, park).await;
+                    worker.metrics.in_flight.dec();
+                    outcome
+                };
+                drop(permit);
+                if let Err(e) = outcome {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        spilled = spill,
+                        "outcome not confirmed by the broker; the task (or its whole group) goes back to the queue"
+                    );
+                    message.failed.store(true, Ordering::Release);
+                }
+                message.finished(&acks).await;
+            });
+        }
+    }
+
+    /// Deliveries of one tenant in memory at once: `max_in_flight_per_tenant`, at most
+    /// `max_in_flight`.
+    fn tenant_share(&self) -> u32 {
+        let d = &self.config.delivery;
+        d.max_in_flight_per_tenant.clamp(1, d.max_in_flight.max(1)) as u32
+    }
+
+    /// The room of a tenant's deliveries.
+    fn tenant_room(&self, tenant: Uuid) -> Arc<Semaphore> {
+        let mut rooms = self.tenant_rooms.lock().expect("the tenant rooms are never poisoned");
+        rooms
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.tenant_share() as usize)))
+            .clone()
+    }
+
     async fn handle(
         &self,
         publish: &Channel,

@@ -1,0 +1,62 @@
+//! Scenario 8, tenant fairness: tenant B sends 50 events/s to its webhook while tenant A floods
+//! its own with `POST /v1/events:batch` (1,000 events a request, 4 clients, as fast as the
+//! publisher takes them). Targets: B's p99 during the flood at most twice its p99 alone, and A's
+//! flood drained at no less than 90 % of its rate alone.
+
+use std::time::{Duration, Instant};
+
+use crate::{drain, Bench};
+
+const NAME: &str = "8 fairness";
+
+/// A's flood: publish for `run`, then wait until every accepted event arrived. Its deliveries/s
+/// from the first request to the last receipt.
+async fn flood(b: &Bench, tenant: &str, run: Duration) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let (accepted, _) = b.load(tenant, run, 4, 1000, None, false).await;
+    anyhow::ensure!(
+        b.wait_all(&["fair-a".into()], accepted, Duration::from_secs(600)).await,
+        "tenant A's flood did not drain"
+    );
+    Ok((accepted, accepted as f64 / started.elapsed().as_secs_f64()))
+}
+
+pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
+    let tenant_a = b.tenant(&[("ok", "fair-a".into(), 30)], 0).await?;
+    let tenant_b = b.tenant(&[("ok", "fair-b".into(), 30)], 0).await?;
+    let b_tags = ["fair-b".to_owned()];
+
+    eprintln!("8. fairness: tenant B alone at 50 events/s");
+    let (accepted, _) = b.load(&tenant_b, run, 1, 1, Some(50), false).await;
+    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
+    let alone = b.records.take("fair-b");
+    let p99_alone = b.latency_rows(&format!("{NAME}: B alone @50/s"), &alone, "");
+    b.delivered += accepted;
+    drain(b).await;
+
+    eprintln!("8. fairness: tenant A's flood alone");
+    let (flooded, rate_alone) = flood(b, &tenant_a, run).await?;
+    let _ = b.records.take("fair-a");
+    b.delivered += flooded;
+    drain(b).await;
+
+    eprintln!("8. fairness: tenant A's flood with tenant B at 50 events/s");
+    let (a, (accepted, _)) = tokio::join!(flood(b, &tenant_a, run), b.load(&tenant_b, run, 1, 1, Some(50), false));
+    let (flooded, rate_with) = a?;
+    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
+    let during = b.records.take("fair-b");
+    let _ = b.records.take("fair-a");
+    let p99_during = b.latency_rows(&format!("{NAME}: B during A's flood"), &during, "≤ 2× alone");
+    b.delivered += flooded + accepted;
+    b.row(
+        NAME,
+        "B's p99 during the flood / alone",
+        p99_during / p99_alone,
+        "×",
+        "≤ 2",
+    );
+    b.row(NAME, "A's flood alone", rate_alone, "deliveries/s", "");
+    b.row(NAME, "A's flood with B", rate_with, "deliveries/s", "");
+    b.row(NAME, "A's rate with B / alone", rate_with / rate_alone, "×", "≥ 0.9");
+    Ok(())
+}
