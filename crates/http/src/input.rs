@@ -27,14 +27,18 @@ pub async fn bytes<E: std::fmt::Display>(
 
 /// Reads a JSON object body of at most `limit` bytes.
 pub async fn json_object(payload: web::Payload, limit: usize) -> Result<Map<String, Value>, ApiError> {
-    let body = bytes(payload, limit).await?;
+    object_of(&bytes(payload, limit).await?)
+}
+
+/// The JSON object a request body holds (what [`json_object`] reads, for a body already read).
+pub fn object_of(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",
             "the request body is empty; send a JSON object",
         ));
     }
-    parse_object(&body)
+    parse_object(body)
 }
 
 /// Reads a JSON object body of at most `limit` bytes, or none (or `null`): an empty map.

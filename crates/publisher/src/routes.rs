@@ -35,6 +35,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/events:batch").route(web::post().to(publish_batch)));
 }
 
+/// A batch's events: at most `max`, each as its schema says.
+fn read_batch(body: &[u8], max: usize) -> Result<Vec<NewEvent>, ApiError> {
+    let body = input::object_of(body)?;
+    // The configured ceiling first: no schema check of a batch that is refused anyway.
+    if body
+        .get("events")
+        .and_then(Value::as_array)
+        .is_some_and(|e| e.len() > max)
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "events",
+            format!("must hold at most {max} events"),
+        )]));
+    }
+    let NewEventBatch { events } = typed::from_value(Value::Object(body))?;
+    Ok(events)
+}
+
+/// Runs CPU-heavy work of a request on the blocking pool.
+async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("ingest work failed: {e}")))?
+}
+
 /// The span of one ingest request, continuing the producer's `traceparent`; every event of the
 /// request carries the trace on (its tasks name this span as their parent).
 fn ingest_span(req: &HttpRequest, producer: &producers::Producer, events: &mut [NewEvent]) -> tracing::Span {
@@ -86,19 +113,31 @@ async fn accept(
         return Err(ApiError::Unavailable("routing data is not loaded yet; retry shortly"));
     }
     let routes = state.cache.routes();
-    let mut events = Vec::with_capacity(new_events.len());
-    let mut errors = Vec::new();
-    for (i, new) in new_events.into_iter().enumerate() {
-        let prefix = if batch { format!("events[{i}].") } else { String::new() };
-        match ingest::check(new, &routes, &prefix, ingest::Source::Producer) {
-            Ok(accepted) => events.push(accepted),
-            Err(mut e) => errors.append(&mut e),
+    let check = {
+        let routes = routes.clone();
+        move || -> Result<Vec<ingest::Accepted>, ApiError> {
+            let mut events = Vec::with_capacity(new_events.len());
+            let mut errors = Vec::new();
+            for (i, new) in new_events.into_iter().enumerate() {
+                let prefix = if batch { format!("events[{i}].") } else { String::new() };
+                match ingest::check(new, &routes, &prefix, ingest::Source::Producer) {
+                    Ok(accepted) => events.push(accepted),
+                    Err(mut e) => errors.append(&mut e),
+                }
+            }
+            if errors.is_empty() {
+                Ok(events)
+            } else {
+                Err(ApiError::Validation(errors))
+            }
         }
-    }
-    if !errors.is_empty() {
-        state.metrics.events_rejected.inc();
-        return Err(ApiError::Validation(errors));
-    }
+    };
+    let checked = if batch { off_worker(check).await } else { check() };
+    let events = checked.inspect_err(|e| {
+        if matches!(e, ApiError::Validation(_)) {
+            state.metrics.events_rejected.inc();
+        }
+    })?;
     for (i, a) in events.iter().enumerate() {
         if let Some(why) = producer.refusal(&a.event.event_type, a.event.tenant_id) {
             state.metrics.events_rejected.inc();
@@ -121,7 +160,7 @@ async fn accept(
 /// Publishes validated events (claiming their idempotency keys first); the answer of each.
 pub async fn deliver(
     state: &AppState,
-    routes: &cache::Routes,
+    routes: &std::sync::Arc<cache::Routes>,
     events: Vec<ingest::Accepted>,
 ) -> Result<Vec<Accepted>, ApiError> {
     // Idempotency: claim every key first; duplicates are answered with the first event id and
@@ -155,7 +194,14 @@ pub async fn deliver(
         }
     }
     let sending: Vec<_> = to_send.iter().map(|(_, a)| (a.event.clone(), a.trace)).collect();
-    let prepared = ingest::prepare(&sending, routes, &state.topology, state.config.ingest.task_group_size);
+    let group_size = state.config.ingest.task_group_size;
+    let (prepared, sending) = if sending.len() > 1 {
+        // Routing and serializing many events is CPU work, as reading them is (`publish_batch`).
+        let (routes, topology) = (routes.clone(), state.topology.clone());
+        off_worker(move || Ok((ingest::prepare(&sending, &routes, &topology, group_size), sending))).await?
+    } else {
+        (ingest::prepare(&sending, routes, &state.topology, group_size), sending)
+    };
     let published = prepared.publish(&state.link).await;
     let held: Vec<_> = claims
         .iter()
@@ -248,20 +294,11 @@ pub(crate) async fn publish_batch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let producer = authorize(&state, &req)?;
-    let body = input::json_object(payload, state.config.http.max_body_bytes).await?;
-    // The configured ceiling first: no schema check of a batch that is refused anyway.
+    let body = input::bytes(payload, state.config.http.max_body_bytes).await?;
     let max = state.config.ingest.max_batch;
-    if body
-        .get("events")
-        .and_then(Value::as_array)
-        .is_some_and(|e| e.len() > max)
-    {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "events",
-            format!("must hold at most {max} events"),
-        )]));
-    }
-    let NewEventBatch { mut events } = typed::from_value(Value::Object(body))?;
+    // Reading a batch takes milliseconds of CPU: off the HTTP worker thread, so the requests it
+    // serves meanwhile (another tenant's single event) are not held up behind it.
+    let mut events = off_worker(move || read_batch(&body, max)).await?;
     let span = ingest_span(&req, &producer, &mut events);
     let answers = accept(&state, &producer, events, true).instrument(span).await?;
     Ok(HttpResponse::Accepted().json(BatchAccepted { results: answers }))
