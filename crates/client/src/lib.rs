@@ -29,7 +29,11 @@ pub fn http_client() -> HttpClient {
         .https_or_http()
         .enable_http1()
         .build();
-    Hyper::builder(TokioExecutor::new()).build(connector)
+    // Idle connections are dropped before a server's keep-alive ends (Hookwire's: 5 s), so a
+    // request never goes out on a connection the server is closing.
+    Hyper::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(3))
+        .build(connector)
 }
 
 /// How a request proves who sends it.

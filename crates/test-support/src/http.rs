@@ -41,7 +41,11 @@ pub struct Http {
 impl Default for Http {
     fn default() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            // Idle connections are dropped before the services' 5 s keep-alive ends: one reused
+            // just as the server closes it fails with "connection closed before message completed".
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(3))
+                .build_http(),
         }
     }
 }
