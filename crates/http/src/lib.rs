@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod input;
+pub mod openapi;
 pub mod registry_client;
 pub mod typed;
 

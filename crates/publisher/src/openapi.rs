@@ -34,36 +34,17 @@ pub struct ApiDoc;
 
 /// Serves the document at `/v1/openapi.json`.
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(actix_web::web::resource("/v1/openapi.json").route(actix_web::web::get().to(serve)));
-}
-
-async fn serve() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .content_type("application/json")
-        .body(document())
-}
-
-/// The document as served.
-pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    hookwire_http::openapi::configure::<ApiDoc>(cfg);
 }
 
 #[cfg(test)]
 mod tests {
     /// The committed copy must match the code; `UPDATE_OPENAPI=1` rewrites it.
     #[test]
-    fn docs_openapi_publisher_json_matches_the_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi-publisher.json");
-        let current = super::document() + "\n";
-        if std::env::var_os("UPDATE_OPENAPI").is_some() {
-            std::fs::write(path, &current).expect("docs/openapi-publisher.json is writable");
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == current,
-            "docs/openapi-publisher.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p hookwire-publisher --lib openapi`"
+    fn the_copy_in_docs_matches_the_code() {
+        hookwire_http::openapi::assert_copy_matches::<super::ApiDoc>(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi-publisher.json"),
+            "UPDATE_OPENAPI=1 cargo test -p hookwire-publisher --lib openapi",
         );
     }
 }
