@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{drain, Bench};
+use crate::bench::Bench;
+use crate::between::drain;
 
 const NAME: &str = "8 fairness";
 
