@@ -61,6 +61,18 @@ fn queues(asked: u8, prefix: &str) -> BTreeMap<String, (u8, usize)> {
 /// When the publisher answered, its status (0: no answer) and the accepted event's id.
 type Answer = (Instant, u16, Option<String>);
 
+/// Waits until the load has had `n` more events accepted: each fault meets traffic, and the test
+/// goes on once traffic flows again, not after a fixed time.
+async fn flowing(answers: &Mutex<Vec<Answer>>, n: usize) {
+    let accepted = || answers.lock().unwrap().iter().filter(|a| a.1 == 202).count();
+    let target = accepted() + n;
+    let flowed = eventually(Duration::from_secs(60), || async {
+        (accepted() >= target).then_some(())
+    })
+    .await;
+    assert!(flowed.is_some(), "fewer than {n} more events accepted within 60 s");
+}
+
 fn node_pid(node: u8) -> String {
     let pidfile = format!("/var/lib/hookwire-cluster/hw{node}/mnesia/hw{node}@localhost.pid");
     std::fs::read_to_string(&pidfile)
@@ -128,7 +140,7 @@ async fn nothing_accepted_is_lost_when_broker_nodes_stop_or_die_under_load() {
     };
     let t0 = Instant::now();
     let mut phases = Vec::new();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    flowing(&answers, 200).await;
 
     // The node leading the most of this installation's queues: its application stopped, then
     // started again.
@@ -140,16 +152,18 @@ async fn nothing_accepted_is_lost_when_broker_nodes_stop_or_die_under_load() {
     println!("[cluster] queues led per node: {led:?}; stopping hw{busiest}");
     phases.push((format!("stop_app hw{busiest}"), t0.elapsed()));
     ctl(busiest, &["stop_app"]);
-    tokio::time::sleep(Duration::from_secs(5)).await;
     let other = if busiest == 1 { 2 } else { 1 };
-    let moved = queues(other, &prefix);
+    let led_elsewhere = || queues(other, &prefix).values().all(|(leader, _)| *leader != busiest);
+    let moved = eventually(Duration::from_secs(5), || async { led_elsewhere().then_some(()) }).await;
     assert!(
-        moved.values().all(|(leader, _)| *leader != busiest),
-        "leaders left hw{busiest}: {moved:?}"
+        moved.is_some(),
+        "leaders left hw{busiest}: {:?}",
+        queues(other, &prefix)
     );
+    flowing(&answers, 200).await;
     phases.push((format!("start_app hw{busiest}"), t0.elapsed()));
     ctl(busiest, &["start_app"]);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    flowing(&answers, 200).await;
 
     // Another node killed outright, then started again.
     let victim = (busiest % 3) + 1;
@@ -160,14 +174,14 @@ async fn nothing_accepted_is_lost_when_broker_nodes_stop_or_die_under_load() {
         .status()
         .unwrap();
     assert!(killed.success());
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    flowing(&answers, 200).await;
     phases.push((format!("restart hw{victim}"), t0.elapsed()));
     let restarted = std::process::Command::new("bash")
         .args([SCRIPT, "up"])
         .status()
         .unwrap();
     assert!(restarted.success(), "the killed node starts again");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    flowing(&answers, 200).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
 
