@@ -25,6 +25,10 @@ if [[ ${1:-} == down ]]; then
 fi
 
 # --- Certificates ---------------------------------------------------------------------------------
+if ! command -v openssl >/dev/null; then
+  log "installing openssl"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 as_root mkdir -p "$DIR"
 if [[ ! -s $DIR/client.key ]]; then
   log "making a certificate authority and certificates in $DIR"
