@@ -30,7 +30,8 @@ if ! command -v openssl >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
 as_root mkdir -p "$DIR"
-if [[ ! -s $DIR/client.key ]]; then
+# Guarded by the last file this step installs, so a run stopped half-way is finished next time.
+if [[ ! -s $DIR/postgres/server.key ]]; then
   log "making a certificate authority and certificates in $DIR"
   tmp=$(mktemp -d)
   (

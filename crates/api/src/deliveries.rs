@@ -9,6 +9,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
+    /// Held in its subject's line behind another delivery (webhooks with `ordering:
+    /// "subject"`): sent once the one it waits for has succeeded or ended.
+    Waiting,
     /// Not attempted yet.
     Pending,
     /// Failed at least once; another attempt is scheduled.
@@ -24,7 +27,8 @@ pub enum DeliveryStatus {
 
 impl DeliveryStatus {
     /// Every status, in the order a delivery can pass through them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
+        Self::Waiting,
         Self::Pending,
         Self::Retrying,
         Self::Success,
@@ -34,6 +38,7 @@ impl DeliveryStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Waiting => "waiting",
             Self::Pending => "pending",
             Self::Retrying => "retrying",
             Self::Success => "success",
@@ -44,6 +49,11 @@ impl DeliveryStatus {
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// Succeeded or ended: no attempt follows unless asked for.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Success | Self::Failed | Self::Exhausted)
     }
 }
 
@@ -80,6 +90,8 @@ pub struct Delivery {
     /// The event's subject (an entity's id), or null.
     pub subject: Option<String>,
     pub status: DeliveryStatus,
+    /// While `waiting`: the delivery of the same subject it waits for; null otherwise.
+    pub waiting_for: Option<Uuid>,
     /// Attempts made so far.
     pub attempts: u32,
     /// The latest attempt's HTTP status; null when there was no answer (timeout, refused, DNS).
@@ -119,6 +131,8 @@ pub struct DeliveryDetail {
     pub event_type: String,
     pub subject: Option<String>,
     pub status: DeliveryStatus,
+    /// While `waiting`: the delivery of the same subject it waits for; null otherwise.
+    pub waiting_for: Option<Uuid>,
     /// Attempts made so far.
     pub attempt_count: u32,
     pub attempts: Vec<Attempt>,

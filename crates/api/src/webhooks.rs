@@ -34,6 +34,7 @@ pub struct Webhook {
     pub retry_policy: RetryPolicy,
     /// Most deliveries per second to this webhook; null is unlimited.
     pub rate_limit_per_second: Option<u32>,
+    pub ordering: DeliveryOrder,
     /// Failed deliveries in a row.
     pub failure_count: u32,
     pub last_triggered_at: Option<DateTime<Utc>>,
@@ -107,6 +108,9 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit_per_second: Option<u32>,
+    /// `none` (the default) or `subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<DeliveryOrder>,
     /// A `whsec_…` signing secret: `whsec_` and the base64 of 24 to 64 random bytes; generated
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +187,10 @@ pub struct WebhookPatch {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::nullable")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
     pub rate_limit_per_second: Option<Option<u32>>,
+    /// Applies to events accepted from then on; deliveries already waiting in a line keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub ordering: Option<DeliveryOrder>,
 }
 
 /// A retry policy to set: any subset of its fields, the others kept (or the defaults, on create).
@@ -355,6 +363,32 @@ pub struct Replayed {
     pub more: bool,
 }
 
+/// The order a webhook's deliveries reach it in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryOrder {
+    /// Concurrently, as fast as the receiver takes them: no order is kept.
+    #[default]
+    None,
+    /// Events with the same `subject` in the order they were accepted: the next is sent once
+    /// the previous has succeeded or ended (`failed`, `exhausted`). Events without a subject
+    /// form one line; different subjects go on in parallel.
+    Subject,
+}
+
+impl DeliveryOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Subject => "subject",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::None, Self::Subject].into_iter().find(|o| o.as_str() == value)
+    }
+}
+
 /// How `GET /v1/webhooks` orders its results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum WebhookOrdering {
@@ -442,6 +476,7 @@ impl From<WebhookIn> for WebhookPatch {
             retry_policy: w.retry_policy,
             retry_count: w.retry_count,
             rate_limit_per_second: w.rate_limit_per_second.map(Some),
+            ordering: w.ordering,
         }
     }
 }

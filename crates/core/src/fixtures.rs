@@ -15,6 +15,7 @@ pub fn subscription(tenant: Uuid, events: &[&str], channels: &[&str], is_test: b
         is_active,
         is_test,
         modified_at,
+        ordered: false,
         target: Target {
             webhook_id: Uuid::new_v4(),
             tenant_id: tenant,

@@ -5,6 +5,7 @@
 //! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries (quorum queue) ──▶ dispatchers
 //!                  │   ▲          "group" ─▶ {p}.deliveries.groups (quorum) ──▶ dispatchers
 //!                  │   └── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─── failed attempt
+//! publisher, registry ──▶ {p}.lines (quorum, single active consumer) ──▶ registry ──▶ {p}.deliveries
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
 //! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
 //! producers (AMQP) ──▶ {p}.ingest (direct) ──▶ {p}.ingest (quorum queue) ──▶ publishers
@@ -55,6 +56,13 @@ impl Topology {
     /// Quorum queue where a retry waits `seconds` before it returns to the deliveries exchange.
     pub fn retry_queue(&self, seconds: u32) -> String {
         format!("{}.retry.{seconds}s", self.prefix)
+    }
+
+    /// Quorum queue of the deliveries of webhooks with `ordering: "subject"`, in the order they
+    /// were accepted. One registry at a time consumes it (single active consumer), puts each in
+    /// its subject's line and releases a line's next delivery to the deliveries exchange.
+    pub fn lines_queue(&self) -> String {
+        format!("{}.lines", self.prefix)
     }
 
     /// Quorum queue of event records and attempt results, consumed by the registry.

@@ -3,7 +3,9 @@
 use chrono::Utc;
 use hookwire_api::events::NewEvent;
 use hookwire_broker::{Link, Outgoing, PublishError};
-use hookwire_core::messages::{DeliveryGroup, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage};
+use hookwire_core::messages::{
+    DeliveryGroup, DeliveryTask, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage,
+};
 use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
 use hookwire_core::trace::TraceParent;
 use hookwire_http::{typed, FieldError};
@@ -111,17 +113,16 @@ pub struct Prepared {
 /// form `delivery_group.v1` entries of up to `group_size` members (at most
 /// `DeliveryGroup::MAX_MEMBERS`); a group of one is the `delivery_task.v1` it stands for. The
 /// request's entries then travel together, in order, up to `group_size` deliveries per broker
-/// message: several entries as one `delivery_batch.v1`, one entry as itself.
+/// message: several entries as one `delivery_batch.v1`, one entry as itself. The deliveries
+/// of ordered webhooks (`ordering: "subject"`) are tasks of their own, packed the same way
+/// but sent to the lines queue (the registry's `lines`), which releases them
+/// in order.
 pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
     let ledger_queue = topology.ledger_queue();
     let group_size = group_size.clamp(1, DeliveryGroup::MAX_MEMBERS);
-    let mut tasks = Packer {
-        exchange: topology.deliveries_exchange(),
-        limit: group_size,
-        messages: Vec::new(),
-        entries: Vec::new(),
-        deliveries: 0,
-    };
+    let mut tasks = Packer::new(topology.deliveries_exchange(), None, group_size);
+    // An ordered webhook's deliveries go to the lines queue, one task each, in request order.
+    let mut lines = Packer::new(String::new(), Some(topology.lines_queue()), group_size);
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
@@ -129,17 +130,25 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         let body = event.request_body();
         let traceparent = Some(trace.header());
         let mut routed = Vec::with_capacity(targets.len());
-        for chunk in targets.chunks(group_size) {
+        let (ordered, unordered): (Vec<_>, Vec<_>) = targets.iter().partition(|s| s.ordered);
+        for sub in &targets {
+            routed.push(RoutedDelivery {
+                delivery_id: hookwire_core::id::delivery(event.id, sub.target.webhook_id),
+                webhook_id: sub.target.webhook_id,
+                tenant_id: sub.target.tenant_id,
+            });
+        }
+        for sub in ordered {
+            let delivery_id = hookwire_core::id::delivery(event.id, sub.target.webhook_id);
+            let mut task = DeliveryTask::new(delivery_id, event, sub.target.clone(), body.clone(), 0);
+            task.traceparent = traceparent.clone();
+            lines.push(TaskMessage::V1(task));
+        }
+        for chunk in unordered.chunks(group_size) {
             let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
             for sub in chunk {
-                let delivery_id = hookwire_core::id::delivery(event.id, sub.target.webhook_id);
-                routed.push(RoutedDelivery {
-                    delivery_id,
-                    webhook_id: sub.target.webhook_id,
-                    tenant_id: sub.target.tenant_id,
-                });
                 group.deliveries.push(GroupMember {
-                    delivery_id,
+                    delivery_id: hookwire_core::id::delivery(event.id, sub.target.webhook_id),
                     target: sub.target.clone(),
                 });
             }
@@ -156,7 +165,9 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         });
     }
     tasks.flush();
+    lines.flush();
     let mut messages = tasks.messages;
+    messages.extend(lines.messages);
     // One ledger message for the whole request; the default exchange routes by queue name.
     if !records.is_empty() {
         messages.push(Message {
@@ -172,6 +183,8 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
 /// Packs task entries into broker messages of at most `limit` deliveries, in order.
 struct Packer {
     exchange: String,
+    /// The routing key of every message (the lines queue); by size when `None`.
+    routing_key: Option<String>,
     limit: usize,
     messages: Vec<Message>,
     entries: Vec<TaskMessage>,
@@ -180,6 +193,17 @@ struct Packer {
 }
 
 impl Packer {
+    fn new(exchange: String, routing_key: Option<String>, limit: usize) -> Self {
+        Self {
+            exchange,
+            routing_key,
+            limit,
+            messages: Vec::new(),
+            entries: Vec::new(),
+            deliveries: 0,
+        }
+    }
+
     fn push(&mut self, entry: TaskMessage) {
         let n = entry.deliveries();
         if self.deliveries + n > self.limit {
@@ -189,17 +213,17 @@ impl Packer {
         self.entries.push(entry);
     }
 
-    /// Sends what is gathered as one message: routed by key `task` when it is one delivery,
-    /// `group` otherwise, and named after its first delivery.
+    /// Sends what is gathered as one message: routed by its fixed key, else by key `task` when
+    /// it is one delivery and `group` otherwise; named after its first delivery.
     fn flush(&mut self) {
         if self.entries.is_empty() {
             return;
         }
         let message = TaskMessage::batch(std::mem::take(&mut self.entries));
-        let routing_key = if self.deliveries == 1 {
-            TASK_ROUTING_KEY
-        } else {
-            GROUP_ROUTING_KEY
+        let routing_key = match &self.routing_key {
+            Some(key) => key.as_str(),
+            None if self.deliveries == 1 => TASK_ROUTING_KEY,
+            None => GROUP_ROUTING_KEY,
         };
         self.deliveries = 0;
         let id = message
@@ -283,6 +307,57 @@ mod tests {
             matches!(first, TaskMessage::V1(_)),
             "group size 1 sends delivery_task.v1"
         );
+    }
+
+    #[test]
+    fn an_ordered_webhooks_deliveries_go_to_the_lines_queue_in_request_order() {
+        let tenant = Uuid::new_v4();
+        let mut ordered = sub(tenant, &["*"], &[], false, true);
+        ordered.ordered = true;
+        let ordered_id = ordered.target.webhook_id;
+        let cache = crate::cache::Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions: vec![ordered, sub(tenant, &["*"], &[], false, true)],
+            event_types: vec![CatalogType {
+                value: "person.created".into(),
+                schema: None,
+            }],
+            ..RoutingSnapshot::default()
+        });
+        let topology = Topology::new("t");
+        let events: Vec<_> = (0..3)
+            .map(|_| {
+                (
+                    event(Some(tenant), "person.created", &[], false),
+                    TraceParent::new_root(),
+                )
+            })
+            .collect();
+        let prepared = prepare(&events, &cache.routes(), &topology, 100);
+        let to_lines: Vec<_> = prepared
+            .messages
+            .iter()
+            .filter(|m| m.routing_key == topology.lines_queue())
+            .collect();
+        assert_eq!(to_lines.len(), 1, "one message for the request's ordered deliveries");
+        assert_eq!(to_lines[0].exchange, "", "straight to the queue");
+        let tasks = serde_json::from_slice::<TaskMessage>(&to_lines[0].body)
+            .unwrap()
+            .into_tasks();
+        let in_order: Vec<Uuid> = events.iter().map(|(e, _)| e.id).collect();
+        assert_eq!(tasks.iter().map(|t| t.event_id).collect::<Vec<_>>(), in_order);
+        assert!(tasks.iter().all(|t| t.target.webhook_id == ordered_id && !t.in_line));
+        let to_dispatchers: usize = prepared
+            .messages
+            .iter()
+            .filter(|m| m.exchange == topology.deliveries_exchange())
+            .map(|m| serde_json::from_slice::<TaskMessage>(&m.body).unwrap().deliveries())
+            .sum();
+        assert_eq!(
+            to_dispatchers, 3,
+            "the other webhook's deliveries go straight to dispatchers"
+        );
+        assert_eq!(prepared.matched, vec![2, 2, 2], "both webhooks count as matched");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Deliveries the registry starts itself: manual retries, recovery, and test events. They go
-//! through the same deliveries exchange as the publisher's, with the same confirms.
+//! Deliveries the registry starts itself: manual retries, recovery, replays and test events.
+//! They go through the same deliveries exchange as the publisher's, or for an ordered webhook
+//! through the lines queue (recover and replay), with the same confirms.
 
 use hookwire_broker::Outgoing;
 use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
@@ -10,10 +11,38 @@ use uuid::Uuid;
 use crate::db::models::Webhook;
 use crate::AppState;
 
+/// Where tasks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Straight to the dispatchers.
+    Dispatchers,
+    /// Into their subjects' lines (`crate::lines`), in the order given.
+    Lines,
+}
+
+impl Via {
+    /// Through the lines for a webhook with `ordering: "subject"`.
+    pub fn of(w: &Webhook) -> Self {
+        if w.ordered() {
+            Self::Lines
+        } else {
+            Self::Dispatchers
+        }
+    }
+}
+
 /// Publishes tasks (and ledger records for new deliveries) and awaits every confirm; 503 when
 /// the broker does not confirm, saying whether some of it may still have been sent.
-pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMessage]) -> Result<(), ApiError> {
-    let exchange = state.topology.deliveries_exchange();
+pub async fn send(
+    state: &AppState,
+    via: Via,
+    tasks: &[DeliveryTask],
+    records: &[LedgerMessage],
+) -> Result<(), ApiError> {
+    let (exchange, routing_key) = match via {
+        Via::Dispatchers => (state.topology.deliveries_exchange(), TASK_ROUTING_KEY.to_owned()),
+        Via::Lines => (String::new(), state.topology.lines_queue()),
+    };
     let ledger = state.topology.ledger_queue();
     let bodies: Vec<(Vec<u8>, String)> = tasks
         .iter()
@@ -42,7 +71,7 @@ pub async fn send(state: &AppState, tasks: &[DeliveryTask], records: &[LedgerMes
         .collect();
     outgoing.extend(bodies.iter().map(|(body, id)| Outgoing {
         exchange: &exchange,
-        routing_key: TASK_ROUTING_KEY,
+        routing_key: &routing_key,
         body,
         message_id: id,
     }));

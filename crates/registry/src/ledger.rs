@@ -1,7 +1,9 @@
 //! The ledger consumer: reads routed events and attempt results from the ledger queue and writes
 //! them to the delivery log in batches. Messages are acknowledged only after their batch is
 //! committed; while PostgreSQL is down the batch is retried and the queue simply grows, so the
-//! log catches up afterwards and nothing is lost.
+//! log catches up afterwards and nothing is lost. A batch's final outcomes of deliveries
+//! released from a line (`in_line`) then move their lines on (`crate::lines`), before the
+//! batch is acknowledged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::ledger::Batch;
 use crate::db::DbPool;
+use crate::lines::Release;
 use crate::metrics::Metrics;
 use crate::notices::Notices;
 use crate::operational::{self, Operational};
@@ -26,18 +29,20 @@ pub async fn run(
     metrics: Arc<Metrics>,
     notices: Notices,
     operational: Operational,
+    release: Release,
     cancel: CancellationToken,
 ) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry ledger".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
-        let (config, pool, metrics, topology, notices, operational) = (
+        let (config, pool, metrics, topology, notices, operational, release) = (
             config.clone(),
             pool.clone(),
             metrics.clone(),
             topology.clone(),
             notices.clone(),
             operational.clone(),
+            release.clone(),
         );
         async move {
             let channel = conn.create_channel().await?;
@@ -128,6 +133,28 @@ pub async fn run(
                         return Ok(());
                     }
                 }
+                let again = deliveries.iter().any(|d| d.redelivered);
+                let mut failures = 0u32;
+                let released = loop {
+                    let advanced = match pool.get().await {
+                        Ok(mut conn) => crate::db::lines::advance(&mut conn, batch.finished_in_lines(), again)
+                            .await
+                            .map_err(anyhow::Error::from),
+                        Err(e) => Err(anyhow::Error::from(e)),
+                    };
+                    match advanced {
+                        Ok(released) => break released,
+                        Err(e) => {
+                            tracing::warn!(error = format!("{e:#}"), "moving the lines on failed; retrying");
+                            if !back_off(&mut failures, &stop).await {
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                if !release.publish(&released, &stop).await {
+                    return Ok(());
+                }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);
                 metrics.ledger_statements.inc_by(written.statements);
@@ -141,7 +168,7 @@ pub async fn run(
 /// Waits before the `failures`-th retry of a batch (0.2 s more each time, at most 5 s); `false`
 /// when the service stops meanwhile: the batch is left unacknowledged, and the broker gives it
 /// to the next consumer when the channel closes (it is written again, idempotently).
-async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
+pub(crate) async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
     *failures += 1;
     let wait = Duration::from_millis(200 * u64::from((*failures).min(25)));
     tokio::select! {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod delivery_tasks;
 pub mod idempotent_requests;
 pub mod ledger;
+pub mod lines;
 pub mod metrics;
 pub mod notices;
 pub mod openapi;
@@ -54,6 +55,7 @@ pub struct Application {
     port: u16,
     cancel: CancellationToken,
     ledger: tokio::task::JoinHandle<()>,
+    lines: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
     listen_sweep: tokio::task::JoinHandle<()>,
 }
@@ -103,6 +105,13 @@ impl Application {
             metrics.clone(),
             notices.clone(),
             operational::Operational::new(link.clone(), &topology),
+            lines::Release::new(link.clone(), &topology),
+            cancel.clone(),
+        ));
+        let lines = tokio::spawn(lines::run(
+            config.clone(),
+            pool.clone(),
+            lines::Release::new(link.clone(), &topology),
             cancel.clone(),
         ));
         let retention = tokio::spawn(retention::run(
@@ -160,6 +169,7 @@ impl Application {
             port,
             cancel,
             ledger,
+            lines,
             retention,
             listen_sweep,
         })
@@ -179,6 +189,7 @@ impl Application {
         handle.stop(true).await;
         self.cancel.cancel();
         let _ = self.ledger.await;
+        let _ = self.lines.await;
         let _ = self.retention.await;
         let _ = self.listen_sweep.await;
         server.await.context("server task")?.context("server")?;

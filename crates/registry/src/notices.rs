@@ -56,6 +56,7 @@ pub fn subscription(w: &Webhook, default_policy: RetryPolicy) -> Subscription {
         is_test: w.is_test,
         modified_at: w.modified_at,
         target: target(w, default_policy),
+        ordered: w.ordered(),
     }
 }
 

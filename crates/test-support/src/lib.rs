@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 pub use crate::http::{Http, Response};
-pub use crate::receiver::{Received, Receiver, RETRY_AFTER_SECONDS};
+pub use crate::receiver::{Received, Receiver, FLAKY, RETRY_AFTER_SECONDS};
 
 /// Where the development PostgreSQL and RabbitMQ are (`scripts/deps-up.sh` starts them).
 /// `HOOKWIRE_TEST_DATABASE_URL` and `HOOKWIRE_TEST_BROKER_URL` override.

@@ -23,6 +23,8 @@ pub struct Received {
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The status the receiver answered it with.
+    pub status: u16,
 }
 
 impl Received {
@@ -32,18 +34,28 @@ impl Received {
 }
 
 /// How to answer the next requests: each `(status, delay)` is used once, in order; the last
-/// one is repeated.
+/// one is repeated. A status of [`FLAKY`] answers 500 or 200 at random (one in four fails)
+/// after a random part of its delay.
 #[derive(Clone)]
 struct Script(Arc<Mutex<Vec<(u16, Duration)>>>);
+
+/// See [`Script`]: `(FLAKY, most)` fails one request in four and answers each after a random
+/// delay of up to `most`.
+pub const FLAKY: u16 = 0;
 
 impl Script {
     fn next(&self) -> (u16, Duration) {
         let mut s = self.0.lock().expect("script lock");
-        if s.len() > 1 {
-            s.remove(0)
-        } else {
-            s[0]
+        let (status, delay) = if s.len() > 1 { s.remove(0) } else { s[0] };
+        if status != FLAKY {
+            return (status, delay);
         }
+        let status = if hookwire_core::id::random::<u8>() < 64 {
+            500
+        } else {
+            200
+        };
+        (status, delay.mul_f64(hookwire_core::id::random::<f64>()))
     }
 }
 
@@ -99,8 +111,13 @@ impl Receiver {
                                 .await
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
-                            let _ = tx.send(Received { headers, body, at });
                             let (status, delay) = s.next();
+                            let _ = tx.send(Received {
+                                headers,
+                                body,
+                                at,
+                                status,
+                            });
                             tokio::time::sleep(delay).await;
                             let mut res = hyper::Response::builder().status(status);
                             if status == 429 || status == 503 {

@@ -70,6 +70,7 @@ impl DeliveryTask {
             traceparent: None,
             parked: 0,
             resent_at: None,
+            in_line: false,
         }
     }
 }
@@ -265,6 +266,7 @@ impl DeliveryGroup {
                 traceparent: traceparent.clone(),
                 parked: 0,
                 resent_at: None,
+                in_line: false,
             })
             .collect()
     }
@@ -300,10 +302,19 @@ pub struct DeliveryTask {
     /// chains of retries. `None` for the chain the publisher started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent_at: Option<DateTime<Utc>>,
+    /// Released from its subject's line (a webhook with `ordering: "subject"`): its final
+    /// outcome (`success`, `failed`, `exhausted`) releases the next delivery of the line, so its
+    /// attempt records say so too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_line: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Publisher and dispatchers → registry, on the ledger queue.
@@ -508,4 +519,22 @@ pub struct AttemptRecord {
     pub signature: String,
     pub status: DeliveryStatus,
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// The task was released from its subject's line (`DeliveryTask::in_line`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_line: bool,
+}
+
+impl AttemptRecord {
+    /// The line of an ordered delivery: its subject, `""` for events without one.
+    pub fn line(&self) -> &str {
+        self.subject.as_deref().unwrap_or("")
+    }
+}
+
+impl DeliveryTask {
+    /// The line of an ordered delivery within its webhook: its subject, `""` for events
+    /// without one.
+    pub fn line(&self) -> &str {
+        self.subject.as_deref().unwrap_or("")
+    }
 }

@@ -18,6 +18,9 @@ pub struct Subscription {
     /// When the registry last changed it, so a notice never replaces newer data with older.
     pub modified_at: DateTime<Utc>,
     pub target: Target,
+    /// `ordering: "subject"`: its deliveries go to the lines queue, not to the dispatchers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 /// Registry → publishers and dispatchers, on the changes fanout exchange.

@@ -80,6 +80,7 @@ fn messages_agree_with_their_schemas_in_proto() {
         traceparent: None,
         parked: 0,
         resent_at: Some(now),
+        in_line: true,
     });
     assert_agrees("delivery_task.v1", &task);
     let mut group = DeliveryGroup::new(&event(serde_json::json!({})), "{}".into(), None);
@@ -107,6 +108,7 @@ fn messages_agree_with_their_schemas_in_proto() {
         is_test: false,
         modified_at: now,
         target: target(),
+        ordered: true,
     };
     assert_agrees(
         "subscription_upserted.v1",

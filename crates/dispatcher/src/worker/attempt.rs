@@ -186,7 +186,7 @@ impl Worker {
             .inc();
         Ok(match status {
             DeliveryStatus::Success => Outcome::Delivered,
-            DeliveryStatus::Retrying | DeliveryStatus::Pending => Outcome::Retrying,
+            DeliveryStatus::Retrying | DeliveryStatus::Pending | DeliveryStatus::Waiting => Outcome::Retrying,
             DeliveryStatus::Failed => Outcome::Failed,
             DeliveryStatus::Exhausted => Outcome::Exhausted,
         })

@@ -166,5 +166,6 @@ pub(super) fn record_of(
         signature: attempt.signature.clone(),
         status,
         next_retry_at,
+        in_line: task.in_line,
     })
 }

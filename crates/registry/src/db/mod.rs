@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod event_keys;
 pub mod ledger;
+pub mod lines;
 pub mod models;
 pub mod overview;
 pub mod prepared;

@@ -67,6 +67,7 @@ diesel::table! {
         created_at -> Timestamptz,
         modified_at -> Timestamptz,
         failing_since -> Nullable<Timestamptz>,
+        ordering -> Text,
     }
 }
 
@@ -215,7 +216,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    line_waiting (seq) {
+        seq -> Int8,
+        webhook_id -> Uuid,
+        line -> Text,
+        tenant_id -> Uuid,
+        delivery_id -> Uuid,
+        task -> Bytea,
+        queued_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    delivery_lines (webhook_id, line) {
+        webhook_id -> Uuid,
+        line -> Text,
+        tenant_id -> Uuid,
+        busy_with -> Uuid,
+        busy_task -> Bytea,
+        busy_since -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    line_waiting,
+    delivery_lines,
     tenants,
     api_keys,
     event_types,

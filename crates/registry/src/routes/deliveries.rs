@@ -1,5 +1,7 @@
 //! `/v1/deliveries`: the delivery log (contract §3 Deliveries).
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use hookwire_core::messages::DeliveryStatus;
 use uuid::Uuid;
@@ -25,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     path = "/v1/deliveries/{id}/retry",
     tag = "deliveries",
     summary = "A new attempt now",
-    description = "Sends the delivery again now, whatever its status, to the webhook as it is configured now; the attempt is numbered on from the log's. A failed or exhausted delivery shows `retrying` until the attempt is recorded. Of a delivery still under way (`pending`, `retrying`), the retries that were waiting are dropped by dispatchers once told: the attempt now and its own retries replace them.",
+    description = "Sends the delivery again now, whatever its status, to the webhook as it is configured now; the attempt is numbered on from the log's. A failed or exhausted delivery shows `retrying` until the attempt is recorded. Of a delivery still under way (`pending`, `retrying`), the retries that were waiting are dropped by dispatchers once told: the attempt now and its own retries replace them. A delivery `waiting` in its subject's line (`ordering: \"subject\"`) leaves the line and is sent now, out of order.",
     params(("id" = String, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Queued", body = hookwire_api::deliveries::RetryAccepted),
@@ -62,8 +64,12 @@ pub(crate) async fn retry(
         });
     }
     let resent_at = chrono::Utc::now();
-    let task = crate::delivery_tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
-    crate::delivery_tasks::send(&state, &[task], &[]).await?;
+    let mut task = crate::delivery_tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
+    // Of an ordered webhook's delivery: one waiting in its line leaves it and goes now, out of
+    // order; the line's delivery out stays its line's, so its outcome still moves the line on.
+    let place = crate::db::lines::leave(&mut conn, d.webhook_id, d.subject.as_deref().unwrap_or(""), d.id).await?;
+    task.in_line = place == crate::db::lines::Place::Busy;
+    crate::delivery_tasks::send(&state, crate::delivery_tasks::Via::Dispatchers, &[task], &[]).await?;
     // The broker has the task: from here on the answer is 202 whatever the database says, so
     // a client is never told to send again a retry that went out. What fails is logged.
     //
@@ -140,14 +146,25 @@ fn status(d: &Delivery) -> DeliveryStatus {
     DeliveryStatus::parse(&d.status).unwrap_or(DeliveryStatus::Pending)
 }
 
-fn view(d: &Delivery) -> api::Delivery {
+/// The status shown, and the delivery it waits for: a delivery waiting in its line shows
+/// `waiting` (its row says `pending`, or `retrying` after a recover put it back in line).
+fn shown(d: &Delivery, waiting: &HashMap<Uuid, Option<Uuid>>) -> (DeliveryStatus, Option<Uuid>) {
+    match waiting.get(&d.id) {
+        Some(for_) => (DeliveryStatus::Waiting, *for_),
+        None => (status(d), None),
+    }
+}
+
+fn view(d: &Delivery, waiting: &HashMap<Uuid, Option<Uuid>>) -> api::Delivery {
+    let (status, waiting_for) = shown(d, waiting);
     api::Delivery {
         id: d.id,
         webhook_id: d.webhook_id,
         event_id: d.event_id,
         event_type: d.event_type.clone(),
         subject: d.subject.clone(),
-        status: status(d),
+        status,
+        waiting_for,
         attempts: d.attempts.max(0) as u32,
         response_status: d.response_status.map(|s| s as u16),
         response_body: d.response_body.clone(),
@@ -215,7 +232,9 @@ pub(crate) async fn list(
         newest: rows.first().map(|d| (d.created_at, d.id)),
         oldest: rows.last().map(|d| (d.created_at, d.id)),
     };
-    let results = rows.iter().map(view).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
+    let waiting = crate::db::lines::waiting_for(&mut conn, &ids).await?;
+    let results = rows.iter().map(|d| view(d, &waiting)).collect();
     Ok(HttpResponse::Ok().json(Collection::of_log(
         &req,
         &state.config.http.public_url,
@@ -248,6 +267,8 @@ pub(crate) async fn retrieve(
     let mut conn = state.pool.get().await?;
     let d = find(&mut conn, &caller, &id).await?;
     let attempts = d.load_attempts(&mut conn).await?;
+    let waiting = crate::db::lines::waiting_for(&mut conn, &[d.id]).await?;
+    let (status, waiting_for) = shown(&d, &waiting);
     let event = EventRow::find(&mut conn, d.event_id).await?;
     let payload_expunged_at = event.as_ref().and_then(|e| e.expunged_at);
     // The body the receiver got, rebuilt from the event as the dispatcher builds it.
@@ -271,7 +292,8 @@ pub(crate) async fn retrieve(
         event_id: d.event_id,
         event_type: d.event_type.clone(),
         subject: d.subject.clone(),
-        status: status(&d),
+        status,
+        waiting_for,
         attempt_count: d.attempts.max(0) as u32,
         attempts,
         response_status: d.response_status.map(|s| s as u16),

@@ -572,6 +572,7 @@ fn attempt_record(ids: Ids, delivery_id: Uuid, attempt: u32, response_status: u1
             DeliveryStatus::Retrying
         },
         next_retry_at: None,
+        in_line: false,
     })
 }
 

@@ -15,6 +15,7 @@ mod fuzz;
 mod groups;
 mod isolation;
 mod observability;
+mod ordering;
 mod portal_sessions;
 mod producer_tokens;
 mod publisher;

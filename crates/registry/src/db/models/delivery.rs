@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::pagination::Cursor;
 
 use super::*;
-use crate::db::schema::{deliveries, delivery_attempts, events};
+use crate::db::schema::{deliveries, delivery_attempts, events, line_waiting};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = deliveries)]
@@ -94,8 +94,19 @@ impl Delivery {
             if let Some(v) = &filter.event_type {
                 q = q.filter(deliveries::event_type.eq(v.clone()));
             }
-            if let Some(v) = &filter.status {
-                q = q.filter(deliveries::status.eq(v.clone()));
+            // `waiting` is no column value: a delivery waits while its line holds it (its row
+            // says `pending`, or `retrying` once recovered into the line).
+            let in_line =
+                || diesel::dsl::exists(line_waiting::table.filter(line_waiting::delivery_id.eq(deliveries::id)));
+            match filter.status.as_deref() {
+                Some("waiting") => q = q.filter(in_line()),
+                Some(v @ ("pending" | "retrying")) => {
+                    q = q
+                        .filter(deliveries::status.eq(v.to_owned()))
+                        .filter(diesel::dsl::not(in_line()))
+                }
+                Some(v) => q = q.filter(deliveries::status.eq(v.to_owned())),
+                None => {}
             }
             if let Some(v) = filter.is_test {
                 q = q.filter(deliveries::is_test.eq(v));

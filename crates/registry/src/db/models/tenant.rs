@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::*;
-use crate::db::schema::{api_keys, deleted_tenants, tenants, webhooks};
+use crate::db::schema::{api_keys, deleted_tenants, delivery_lines, line_waiting, tenants, webhooks};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tenants)]
@@ -67,6 +67,13 @@ impl Tenant {
             let hooks = diesel::delete(webhooks::table.filter(webhooks::tenant_id.eq(id)))
                 .returning(webhooks::id)
                 .get_results(conn)
+                .await?;
+            // Its ordered webhooks' lines, with the tasks (payloads) they held.
+            diesel::delete(line_waiting::table.filter(line_waiting::tenant_id.eq(id)))
+                .execute(conn)
+                .await?;
+            diesel::delete(delivery_lines::table.filter(delivery_lines::tenant_id.eq(id)))
+                .execute(conn)
                 .await?;
             if diesel::delete(tenants::table.find(id)).execute(conn).await? == 0 {
                 return Ok(None);

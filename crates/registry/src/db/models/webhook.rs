@@ -50,6 +50,15 @@ pub struct Webhook {
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
     pub failing_since: Option<DateTime<Utc>>,
+    /// `none` or `subject` (`hookwire_api::webhooks::DeliveryOrder`).
+    pub ordering: String,
+}
+
+impl Webhook {
+    /// Whether its deliveries go through the lines (`ordering: "subject"`).
+    pub fn ordered(&self) -> bool {
+        self.ordering == "subject"
+    }
 }
 
 /// The columns the API writes (PATCH, rotate-secret), a `None` as NULL (a field set to null
@@ -76,6 +85,7 @@ struct Changes<'a> {
     timeout_seconds: i32,
     retry_policy: &'a serde_json::Value,
     rate_limit_per_second: Option<i32>,
+    ordering: &'a str,
     disabled_reason: Option<&'a str>,
     modified_at: DateTime<Utc>,
 }
@@ -101,6 +111,7 @@ impl<'a> From<&'a Webhook> for Changes<'a> {
             timeout_seconds: w.timeout_seconds,
             retry_policy: &w.retry_policy,
             rate_limit_per_second: w.rate_limit_per_second,
+            ordering: &w.ordering,
             disabled_reason: w.disabled_reason.as_deref(),
             modified_at: w.modified_at,
         }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::models::{EventType, Webhook};
+use crate::delivery_tasks::Via;
 use crate::AppState;
 use hookwire_api::webhooks as api;
 use hookwire_http::error::{ApiError, FieldError};
@@ -124,7 +125,7 @@ pub(crate) async fn send_test(
     };
     let task = crate::delivery_tasks::task(&state, &w, hookwire_core::id::v7(), &event, 0);
     let record = crate::delivery_tasks::routed(&event, &task);
-    crate::delivery_tasks::send(&state, std::slice::from_ref(&task), &[record]).await?;
+    crate::delivery_tasks::send(&state, Via::Dispatchers, std::slice::from_ref(&task), &[record]).await?;
     let sent = api::TestSent {
         event_id: event.id,
         delivery_id: task.delivery_id,
@@ -183,7 +184,7 @@ pub(crate) async fn recover(
             sent.push(d);
         }
     }
-    crate::delivery_tasks::send(&state, &tasks, &[]).await?;
+    crate::delivery_tasks::send(&state, Via::of(&w), &tasks, &[]).await?;
     // Confirmed by the broker: until their attempts are recorded they are `retrying`, so
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
@@ -242,7 +243,9 @@ pub(crate) async fn replay(
     let until = until.map_or_else(Utc::now, |u| u.min(Utc::now()));
     let mut conn = state.pool.get().await?;
     let types: Vec<String> = types_taken(&mut conn, &w).await?.into_iter().map(|(t, _)| t).collect();
-    let missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), PER_CALL).await?;
+    let mut missed = crate::db::models::EventRow::missed_by(&mut conn, &w, &types, (since, until), PER_CALL).await?;
+    // Into an ordered webhook's lines in the order the events were accepted.
+    missed.sort_by_key(|e| e.created_at);
     if missed.is_empty() {
         return Ok(HttpResponse::Accepted().json(api::Replayed {
             replayed: 0,
@@ -261,7 +264,7 @@ pub(crate) async fn replay(
         .zip(&tasks)
         .map(|(e, t)| crate::delivery_tasks::routed(e, t))
         .collect();
-    crate::delivery_tasks::send(&state, &tasks, &[LedgerMessage::batch(records)]).await?;
+    crate::delivery_tasks::send(&state, Via::of(&w), &tasks, &[LedgerMessage::batch(records)]).await?;
     let replayed = api::Replayed {
         replayed: tasks.len() as u32,
         more: missed.len() as i64 == PER_CALL,

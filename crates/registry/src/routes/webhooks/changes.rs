@@ -196,6 +196,9 @@ pub(super) async fn apply(state: &AppState, p: api::WebhookPatch, w: &mut Webhoo
     if let Some(r) = p.rate_limit_per_second {
         w.rate_limit_per_second = r.map(|r| r as i32);
     }
+    if let Some(o) = p.ordering {
+        w.ordering = o.as_str().to_owned();
+    }
     if p.retry_policy.is_some() || p.retry_count.is_some() {
         let current: RetryPolicy =
             serde_json::from_value(w.retry_policy.clone()).unwrap_or(state.config.webhooks.default_retry_policy);
@@ -236,6 +239,7 @@ pub fn view(state: &AppState, w: &Webhook, with_secret: bool) -> Result<api::Web
         retry_policy: serde_json::from_value(w.retry_policy.clone())
             .unwrap_or(state.config.webhooks.default_retry_policy),
         rate_limit_per_second: w.rate_limit_per_second.map(|r| r.max(0) as u32),
+        ordering: api::DeliveryOrder::parse(&w.ordering).unwrap_or_default(),
         failure_count: w.failure_count.max(0) as u32,
         last_triggered_at: w.last_triggered_at,
         last_success_at: w.last_success_at,

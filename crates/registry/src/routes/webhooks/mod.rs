@@ -123,6 +123,7 @@ pub(crate) async fn create_webhook(
         created_at: now,
         modified_at: now,
         failing_since: None,
+        ordering: "none".to_owned(),
     };
     let secret = match body.secret.as_deref().map(SigningKey::parse) {
         Some(Err(e)) => return Err(ApiError::Validation(vec![FieldError::new("secret", e.to_string())])),

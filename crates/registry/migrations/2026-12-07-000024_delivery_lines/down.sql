@@ -1,0 +1,3 @@
+DROP TABLE line_waiting;
+DROP TABLE delivery_lines;
+ALTER TABLE webhooks DROP COLUMN ordering;
