@@ -117,6 +117,16 @@ impl Bench {
 
     /// A tenant with webhooks pointing at the receiver: `(kind, tag, timeout_seconds)` each.
     pub(crate) async fn tenant(&mut self, hooks: &[(&str, String, u32)], retries: u32) -> anyhow::Result<String> {
+        self.tenant_with(hooks, retries, json!({})).await
+    }
+
+    /// [`Bench::tenant`], each webhook created with the fields of `extra` as well.
+    pub(crate) async fn tenant_with(
+        &mut self,
+        hooks: &[(&str, String, u32)],
+        retries: u32,
+        extra: serde_json::Value,
+    ) -> anyhow::Result<String> {
         let admin = ("authorization", format!("Bearer {}", self.admin));
         let (s, t) = self
             .api
@@ -141,12 +151,15 @@ impl Bench {
         anyhow::ensure!(s == 201, "creating a key: {s} {k}");
         let key = k["key"].as_str().context("key")?.to_owned();
         for (kind, tag, timeout) in hooks {
-            let body = json!({
+            let mut body = json!({
                 "url": format!("http://{}/{kind}/{tag}", self.receiver),
                 "events": ["task.created"],
                 "timeout_seconds": timeout,
                 "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": retries},
             });
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
             let (s, w) = self
                 .api
                 .call(

@@ -5,6 +5,7 @@ mod between;
 mod client;
 mod fairness;
 mod machine;
+mod ordering;
 mod receiver;
 mod references;
 mod registry_api;
@@ -26,7 +27,7 @@ pub(crate) fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Whether scenario `name` (`routing`, `ref`, `1` … `8`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
+/// Whether scenario `name` (`routing`, `ref`, `1` … `9`) runs: all of them unless `HOOKWIRE_BENCH_ONLY`
 /// lists some (`HOOKWIRE_BENCH_ONLY=1,3`), for profiling one scenario at a time.
 pub(crate) fn wanted(name: &str) -> bool {
     std::env::var("HOOKWIRE_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
@@ -296,6 +297,12 @@ async fn main() -> anyhow::Result<()> {
         // 8. Tenant fairness: one tenant's flood, another's steady trickle.
         b.phase(Some("8 fairness"));
         fairness::run(&mut b, run).await?;
+    }
+    settle(&mut b).await;
+    if wanted("9") {
+        // 9. Ordered delivery per subject, beside the same load unordered.
+        b.phase(Some("9 ordered"));
+        ordering::run(&mut b).await?;
     }
 
     // The results path: SQL statements per delivery (ledger writer counter).

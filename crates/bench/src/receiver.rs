@@ -3,7 +3,10 @@
 //! in the event (`data.s`, unix microseconds; both sides share this process's clock).
 //!
 //! `/ok/<tag>` answers 200; `/slow/<tag>` answers after 30 s (webhooks time out first);
-//! `/flaky/<tag>` answers 500 to the first two attempts of each event, then 200.
+//! `/flaky/<tag>` answers 500 to the first two attempts of each event, then 200;
+//! `/fail5/<tag>` answers 500 to 5 % of attempts at random. Events that carry a line (`data.k`,
+//! a subject's number, and `data.q`, its place in the subject's order) are checked for order:
+//! an event whose first success comes after a later one of its subject is out of order.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -27,6 +30,8 @@ struct Sent {
 #[derive(serde::Deserialize)]
 struct SentData {
     s: Option<u64>,
+    k: Option<u32>,
+    q: Option<u64>,
 }
 
 pub fn now_micros() -> u64 {
@@ -49,7 +54,11 @@ pub struct Tally {
     pub slow: Vec<(u64, u64)>,
     pub first_us: Option<u64>,
     pub last_us: Option<u64>,
+    /// Events whose first success came after that of a later event of their line.
+    pub out_of_order: u64,
     attempts: HashMap<String, u32>,
+    /// Per line, the latest place that succeeded.
+    lines: HashMap<u32, u64>,
 }
 
 #[derive(Clone, Default)]
@@ -66,7 +75,7 @@ impl Records {
     }
 
     /// Records a request; returns the status to answer.
-    fn record(&self, kind: &str, tag: &str, id: &str, sent_us: Option<u64>) -> u16 {
+    fn record(&self, kind: &str, tag: &str, id: &str, sent: &SentData) -> u16 {
         let now = now_micros();
         let mut all = self.0.lock().unwrap();
         let t = all.entry(tag.to_owned()).or_default();
@@ -80,8 +89,18 @@ impl Records {
                 return 500;
             }
         }
+        if kind == "fail5" && hookwire_core::id::random::<f64>() < 0.05 {
+            return 500;
+        }
         if t.ids.insert(id.to_owned()) {
-            if let Some(sent) = sent_us {
+            if let (Some(k), Some(q)) = (sent.k, sent.q) {
+                let latest = t.lines.entry(k).or_insert(q);
+                if q < *latest {
+                    t.out_of_order += 1;
+                }
+                *latest = (*latest).max(q);
+            }
+            if let Some(sent) = sent.s {
                 let latency = now.saturating_sub(sent);
                 t.latencies_us.push(latency);
                 if latency > SLOW_US {
@@ -121,14 +140,21 @@ pub async fn start(records: Records) -> anyhow::Result<SocketAddr> {
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let sent = serde_json::from_slice::<Sent>(&body).ok().and_then(|b| b.data.s);
+                        let sent = serde_json::from_slice::<Sent>(&body).map_or(
+                            SentData {
+                                s: None,
+                                k: None,
+                                q: None,
+                            },
+                            |b| b.data,
+                        );
                         let mut parts = path.trim_start_matches('/').splitn(2, '/');
                         let kind = parts.next().unwrap_or_default().to_owned();
                         let tag = parts.next().unwrap_or_default().to_owned();
                         if kind == "slow" {
                             tokio::time::sleep(Duration::from_secs(30)).await;
                         }
-                        let status = records.record(&kind, &tag, &id, sent);
+                        let status = records.record(&kind, &tag, &id, &sent);
                         Ok::<_, std::convert::Infallible>(
                             hyper::Response::builder()
                                 .status(status)

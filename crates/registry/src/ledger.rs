@@ -1,23 +1,19 @@
 //! The ledger consumer: reads routed events and attempt results from the ledger queue and writes
 //! them to the delivery log in batches. Messages are acknowledged only after their batch is
 //! committed; while PostgreSQL is down the batch is retried and the queue simply grows, so the
-//! log catches up afterwards and nothing is lost. A batch's final outcomes of deliveries
-//! released from a line (`in_line`) then move their lines on (`crate::lines`), before the
-//! batch is acknowledged.
+//! log catches up afterwards and nothing is lost.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use hookwire_broker::lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
-use hookwire_broker::lapin::types::FieldTable;
+use hookwire_broker::lapin::options::BasicAckOptions;
 use hookwire_core::messages::LedgerMessage;
 use hookwire_core::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
+use crate::batches;
 use crate::config::Config;
 use crate::db::ledger::Batch;
 use crate::db::DbPool;
-use crate::lines::Release;
 use crate::metrics::Metrics;
 use crate::notices::Notices;
 use crate::operational::{self, Operational};
@@ -29,33 +25,23 @@ pub async fn run(
     metrics: Arc<Metrics>,
     notices: Notices,
     operational: Operational,
-    release: Release,
     cancel: CancellationToken,
 ) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry ledger".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
-        let (config, pool, metrics, topology, notices, operational, release) = (
+        let (config, pool, metrics, topology, notices, operational) = (
             config.clone(),
             pool.clone(),
             metrics.clone(),
             topology.clone(),
             notices.clone(),
             operational.clone(),
-            release.clone(),
         );
         async move {
-            let channel = conn.create_channel().await?;
-            hookwire_broker::declare(&channel, &topology).await?;
-            channel.basic_qos(config.ledger.prefetch, BasicQosOptions::default()).await?;
-            let mut consumer = channel
-                .basic_consume(
-                    topology.ledger_queue().into(),
-                    "hookwire-registry".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let queue = topology.ledger_queue();
+            let mut consumer =
+                batches::consumer(&conn, &topology, queue, "hookwire-registry", config.ledger.prefetch).await?;
             loop {
                 let limits = hookwire_broker::BatchLimits {
                     messages: config.ledger.batch_size,
@@ -66,55 +52,39 @@ pub async fn run(
                 else {
                     return Ok(());
                 };
-                let mut batch = Batch::default();
-                let mut last_good = None;
-                for d in &deliveries {
-                    match serde_json::from_slice::<LedgerMessage>(&d.data) {
-                        Ok(m) => {
-                            batch.add(m);
-                            last_good = Some(d);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, bytes = d.data.len(), "undecodable ledger message dead-lettered");
-                            metrics.ledger_dead_lettered.inc();
-                            d.reject(BasicRejectOptions { requeue: false }).await?;
-                        }
-                    }
-                }
+                let parse = |bytes: &[u8]| serde_json::from_slice::<LedgerMessage>(bytes);
+                let (messages, last_good) =
+                    batches::decode(&deliveries, "ledger", parse, || {
+                        metrics.ledger_dead_lettered.inc();
+                    })
+                    .await?;
                 let Some(last_good) = last_good else { continue };
-                let mut failures = 0u32;
-                let written = loop {
-                    let written = match pool.get().await {
-                        Ok(mut conn) => {
-                            let written = batch.write(&mut conn, config.webhooks.auto_disable_after).await;
-                            if let Ok(w) = &written {
-                                audit_deactivations(&mut conn, &w.deactivated).await;
-                            }
-                            written.map_err(anyhow::Error::from)
-                        }
-                        Err(e) => Err(anyhow::Error::from(e)),
-                    };
-                    match written {
-                        Ok(written) => {
-                            if !written.expunged.is_empty() {
-                                tracing::info!(events = written.expunged.len(), "events erased before they reached the log written without their payloads");
-                                notices.expunged(&written.expunged).await;
-                            }
-                            for w in &written.deactivated {
-                                tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
-                                notices.upserted(w).await;
-                            }
-                            break written;
-                        }
-                        Err(e) => {
-                            metrics.ledger_write_failures.inc();
-                            tracing::warn!(error = format!("{e:#}"), messages = batch.len(), "writing the delivery log failed; retrying");
-                            if !back_off(&mut failures, &stop).await {
-                                return Ok(());
-                            }
-                        }
-                    }
+                let mut batch = Batch::default();
+                for m in messages {
+                    batch.add(m);
+                }
+                let failed = || {
+                    metrics.ledger_write_failures.inc();
                 };
+                let (pool, batch_ref, after) = (&pool, &batch, config.webhooks.auto_disable_after);
+                let write = move || async move {
+                    let mut conn = pool.get().await?;
+                    let written = batch_ref.write(&mut conn, after).await?;
+                    audit_deactivations(&mut conn, &written.deactivated).await;
+                    Ok(written)
+                };
+                let Some(written) = batches::until_done(&stop, "writing the delivery log", failed, write).await
+                else {
+                    return Ok(());
+                };
+                if !written.expunged.is_empty() {
+                    tracing::info!(events = written.expunged.len(), "events erased before they reached the log written without their payloads");
+                    notices.expunged(&written.expunged).await;
+                }
+                for w in &written.deactivated {
+                    tracing::warn!(webhook_id = %w.id, tenant_id = %w.tenant_id, "webhook deactivated after failing for too long");
+                    notices.upserted(w).await;
+                }
                 let events: Vec<_> = written
                     .exhausted
                     .iter()
@@ -129,31 +99,9 @@ pub async fn run(
                         break;
                     };
                     tracing::warn!(error = %e, events = events.len(), "operational events not published; retrying before the batch is acknowledged");
-                    if !back_off(&mut failures, &stop).await {
+                    if !batches::back_off(&mut failures, &stop).await {
                         return Ok(());
                     }
-                }
-                let again = deliveries.iter().any(|d| d.redelivered);
-                let mut failures = 0u32;
-                let released = loop {
-                    let advanced = match pool.get().await {
-                        Ok(mut conn) => crate::db::lines::advance(&mut conn, batch.finished_in_lines(), again)
-                            .await
-                            .map_err(anyhow::Error::from),
-                        Err(e) => Err(anyhow::Error::from(e)),
-                    };
-                    match advanced {
-                        Ok(released) => break released,
-                        Err(e) => {
-                            tracing::warn!(error = format!("{e:#}"), "moving the lines on failed; retrying");
-                            if !back_off(&mut failures, &stop).await {
-                                return Ok(());
-                            }
-                        }
-                    }
-                };
-                if !release.publish(&released, &stop).await {
-                    return Ok(());
                 }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);
@@ -163,18 +111,6 @@ pub async fn run(
         }
     })
     .await;
-}
-
-/// Waits before the `failures`-th retry of a batch (0.2 s more each time, at most 5 s); `false`
-/// when the service stops meanwhile: the batch is left unacknowledged, and the broker gives it
-/// to the next consumer when the channel closes (it is written again, idempotently).
-pub(crate) async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
-    *failures += 1;
-    let wait = Duration::from_millis(200 * u64::from((*failures).min(25)));
-    tokio::select! {
-        () = stop.cancelled() => false,
-        () = tokio::time::sleep(wait) => true,
-    }
 }
 
 /// Records in the audit log the webhooks a batch deactivated for failing too long.

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batches;
 pub mod config;
 pub mod console;
 pub mod db;
@@ -105,7 +106,6 @@ impl Application {
             metrics.clone(),
             notices.clone(),
             operational::Operational::new(link.clone(), &topology),
-            lines::Release::new(link.clone(), &topology),
             cancel.clone(),
         ));
         let lines = tokio::spawn(lines::run(

@@ -4,24 +4,24 @@
 //! Publishers (and recover and replay) send an ordered webhook's deliveries to `{p}.lines`,
 //! which one registry at a time consumes (single active consumer), in the order the broker took
 //! them. Each delivery joins its line (webhook and subject, `db::lines`): an idle line sends it
-//! to the deliveries exchange at once as a task marked `in_line`; a busy one keeps it until the
-//! ledger records the busy delivery's final outcome, which releases the next (`ledger`).
-//! Messages are acknowledged once their lines are committed and the tasks released are
-//! confirmed by the broker.
+//! to the deliveries exchange at once as a task marked `in_line`; a busy one keeps it. The
+//! dispatchers send the final record (`success`, `failed`, `exhausted`) of a delivery `in_line`
+//! to the same queue as well as to the ledger; here it moves its line on to the next delivery.
+//! A batch is acknowledged once its lines are committed and the tasks released are confirmed by
+//! the broker.
 
 use std::time::Duration;
 
-use hookwire_broker::lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
-use hookwire_broker::lapin::types::FieldTable;
+use hookwire_broker::lapin::options::BasicAckOptions;
 use hookwire_broker::{Link, Outgoing, PublishError};
-use hookwire_core::messages::TaskMessage;
+use hookwire_core::messages::{LedgerMessage, TaskMessage};
 use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
 use tokio_util::sync::CancellationToken;
 
+use crate::batches::{self, back_off};
 use crate::config::Config;
-use crate::db::lines::{self, Entry};
+use crate::db::lines::{self, Entry, Finished};
 use crate::db::DbPool;
-use crate::ledger::back_off;
 
 /// Publishes the tasks lines release to the deliveries exchange, with confirms.
 #[derive(Clone)]
@@ -70,6 +70,33 @@ impl Release {
     }
 }
 
+/// What the lines queue carries.
+enum Incoming {
+    /// Deliveries to take into their lines.
+    Deliveries(TaskMessage),
+    /// Attempt records: the final ones of deliveries `in_line` move their lines on.
+    Outcomes(LedgerMessage),
+}
+
+fn parse(bytes: &[u8]) -> serde_json::Result<Incoming> {
+    serde_json::from_slice(bytes)
+        .map(Incoming::Deliveries)
+        .or_else(|_| serde_json::from_slice(bytes).map(Incoming::Outcomes))
+}
+
+/// The lines a record of a final outcome moves on (none for any other record).
+fn finished(message: LedgerMessage, out: &mut Vec<Finished>) {
+    match message {
+        LedgerMessage::Batch { entries } => entries.into_iter().for_each(|m| finished(m, out)),
+        LedgerMessage::AttemptRecorded(a) if a.in_line && a.status.is_final() => out.push(Finished {
+            webhook_id: a.webhook_id,
+            line: a.line().to_owned(),
+            delivery_id: a.delivery_id,
+        }),
+        _ => {}
+    }
+}
+
 /// The lines entries of one lines-queue message: each task marked `in_line`, as its line
 /// will release it.
 fn entries(message: TaskMessage) -> Vec<Entry> {
@@ -97,17 +124,9 @@ pub async fn run(config: Config, pool: DbPool, release: Release, cancel: Cancell
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
         let (config, pool, topology, release) = (config.clone(), pool.clone(), topology.clone(), release.clone());
         async move {
-            let channel = conn.create_channel().await?;
-            hookwire_broker::declare(&channel, &topology).await?;
-            channel.basic_qos(config.ledger.prefetch, BasicQosOptions::default()).await?;
-            let mut consumer = channel
-                .basic_consume(
-                    topology.lines_queue().into(),
-                    "hookwire-registry lines".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let queue = topology.lines_queue();
+            let tag = "hookwire-registry lines";
+            let mut consumer = batches::consumer(&conn, &topology, queue, tag, config.ledger.prefetch).await?;
             loop {
                 let limits = hookwire_broker::BatchLimits {
                     messages: config.ledger.batch_size,
@@ -117,36 +136,25 @@ pub async fn run(config: Config, pool: DbPool, release: Release, cancel: Cancell
                 let Some(deliveries) = hookwire_broker::next_batch(&mut consumer, limits, &stop).await? else {
                     return Ok(());
                 };
-                let mut all = Vec::new();
-                let mut last_good = None;
-                for d in &deliveries {
-                    match serde_json::from_slice::<TaskMessage>(&d.data) {
-                        Ok(m) => {
-                            all.extend(entries(m));
-                            last_good = Some(d);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, bytes = d.data.len(), "undecodable lines message dead-lettered");
-                            d.reject(BasicRejectOptions { requeue: false }).await?;
-                        }
+                let (messages, last_good) = batches::decode(&deliveries, "lines", parse, || {}).await?;
+                let Some(last_good) = last_good else { continue };
+                let (mut joining, mut ended) = (Vec::new(), Vec::new());
+                for m in messages {
+                    match m {
+                        Incoming::Deliveries(tasks) => joining.extend(entries(tasks)),
+                        Incoming::Outcomes(records) => finished(records, &mut ended),
                     }
                 }
-                let Some(last_good) = last_good else { continue };
-                let mut failures = 0u32;
-                let released = loop {
-                    let appended = match pool.get().await {
-                        Ok(mut conn) => lines::append(&mut conn, &all).await.map_err(anyhow::Error::from),
-                        Err(e) => Err(anyhow::Error::from(e)),
-                    };
-                    match appended {
-                        Ok(released) => break released,
-                        Err(e) => {
-                            tracing::warn!(error = format!("{e:#}"), deliveries = all.len(), "writing the lines failed; retrying");
-                            if !back_off(&mut failures, &stop).await {
-                                return Ok(());
-                            }
-                        }
-                    }
+                // A batch read again may have moved its lines on before the broker had the
+                // tasks it released: those go out again.
+                let again = deliveries.iter().any(|d| d.redelivered);
+                let (pool, joining, ended) = (&pool, &joining, &ended);
+                let apply = move || async move {
+                    let mut conn = pool.get().await?;
+                    Ok(lines::apply(&mut conn, joining, ended, again).await?)
+                };
+                let Some(released) = batches::until_done(&stop, "writing the lines", || {}, apply).await else {
+                    return Ok(());
                 };
                 if !release.publish(&released, &stop).await {
                     return Ok(());

@@ -35,7 +35,7 @@ pub enum Deliveries {
 
 #[derive(Args, Clone)]
 pub struct Filter {
-    /// pending, retrying, success, failed or exhausted.
+    /// waiting, pending, retrying, success, failed or exhausted.
     #[arg(long)]
     status: Option<String>,
     #[arg(long)]
@@ -103,6 +103,7 @@ pub async fn run(ctx: &Context, command: Deliveries) -> anyhow::Result<()> {
             output::fields(&[
                 ("id", d.id.to_string()),
                 ("status", text(&d.status)),
+                ("waiting_for", opt(&d.waiting_for)),
                 ("event", format!("{} ({})", d.event_type, d.event_id)),
                 ("webhook", d.webhook_id.to_string()),
                 ("created_at", time(&d.created_at)),

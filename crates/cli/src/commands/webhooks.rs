@@ -34,8 +34,11 @@ pub enum Webhooks {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// `subject`: events with the same subject arrive in order, one after another.
+        #[arg(long, value_parser = ["none", "subject"])]
+        ordering: Option<String>,
     },
-    /// Change a webhook's URL, events, name or description.
+    /// Change a webhook's URL, events, name, description or ordering.
     Update {
         id: String,
         #[arg(long)]
@@ -46,6 +49,8 @@ pub enum Webhooks {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        #[arg(long, value_parser = ["none", "subject"])]
+        ordering: Option<String>,
     },
     Delete {
         id: String,
@@ -89,6 +94,7 @@ pub async fn run(ctx: &Context, command: Webhooks) -> anyhow::Result<()> {
             ("name", w.name.clone()),
             ("events", w.events.join(", ")),
             ("active", w.is_active.to_string()),
+            ("ordering", w.ordering.as_str().to_owned()),
             ("disabled_reason", opt(&w.disabled_reason)),
             ("failure_count", w.failure_count.to_string()),
             ("last_success_at", opt_time(&w.last_success_at)),
@@ -132,10 +138,12 @@ pub async fn run(ctx: &Context, command: Webhooks) -> anyhow::Result<()> {
             events,
             name,
             description,
+            ordering,
         } => {
             let mut body = json!({ "url": url, "events": events });
             set(&mut body, "name", name);
             set(&mut body, "description", description);
+            set(&mut body, "ordering", ordering);
             show(&api.post("/v1/webhooks", &body).await?)?;
         }
         Webhooks::Update {
@@ -144,11 +152,13 @@ pub async fn run(ctx: &Context, command: Webhooks) -> anyhow::Result<()> {
             events,
             name,
             description,
+            ordering,
         } => {
             let mut body = json!({});
             set(&mut body, "url", url);
             set(&mut body, "name", name);
             set(&mut body, "description", description);
+            set(&mut body, "ordering", ordering);
             if let Some(events) = events {
                 body["events"] = json!(events);
             }

@@ -105,7 +105,9 @@ pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Gathers attempt records for up to `SINK_WAIT` and publishes them as one ledger message, with
 /// their retries, in one confirm round. Each waiter learns whether its own record is safe; only
 /// then is its task acknowledged. This turns one broker message per attempt into a fraction.
-pub(super) async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receiver<Pending>) {
+/// The final records of deliveries released from a line (`in_line`) also go to the lines queue,
+/// in the same round: there the registry moves their lines on.
+pub(super) async fn sink(publish: Channel, (ledger, lines): (String, String), mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + SINK_WAIT;
@@ -123,6 +125,9 @@ pub(super) async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receive
             retries.extend(p.retry);
             waiters.push(p.reply);
         }
+        let moved: Vec<LedgerMessage> = records.iter().filter(|r| ends_a_line(r)).cloned().collect();
+        let moved =
+            (!moved.is_empty()).then(|| serde_json::to_vec(&LedgerMessage::batch(moved)).expect("records serialize"));
         let body = serde_json::to_vec(&LedgerMessage::batch(records)).expect("records serialize");
         let id = hookwire_core::id::v7().to_string();
         let mut outgoing = vec![Outgoing {
@@ -131,6 +136,14 @@ pub(super) async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receive
             body: &body,
             message_id: &id,
         }];
+        if let Some(moved) = &moved {
+            outgoing.push(Outgoing {
+                exchange: "",
+                routing_key: &lines,
+                body: moved,
+                message_id: &id,
+            });
+        }
         outgoing.extend(retries.iter().map(Retry::outgoing));
         let result = hookwire_broker::publish_confirmed(&publish, &outgoing)
             .await
@@ -139,6 +152,11 @@ pub(super) async fn sink(publish: Channel, ledger: String, mut rx: mpsc::Receive
             let _ = w.send(result.clone());
         }
     }
+}
+
+/// Whether `record` is the final outcome of a delivery released from its line.
+fn ends_a_line(record: &LedgerMessage) -> bool {
+    matches!(record, LedgerMessage::AttemptRecorded(a) if a.in_line && a.status.is_final())
 }
 
 pub(super) fn record_of(

@@ -1,9 +1,8 @@
 //! The lines of ordered webhooks (`ordering: "subject"`): per webhook and subject, the one
 //! delivery out (`delivery_lines`) and the deliveries waiting behind it (`line_waiting`, in the
-//! order the lines queue gave them). Every change to a line locks its `delivery_lines` row
-//! first, so the consumer of the lines queue and the ledger writers (several registries) take
-//! turns on it: a delivery appended to a line is seen by the ledger write that releases the
-//! line's next, or the line was idle and the delivery goes out at once.
+//! order the lines queue gave them). Only the lines queue's one active consumer changes them,
+//! and every change locks the line's `delivery_lines` row first (in one key order), so even a
+//! consumer taking over from one that has not yet stopped takes turns with it.
 //!
 //! A task is kept with its delivery until the line moves past it: a registry that stops
 //! after a commit but before the broker confirmed the tasks it released reads the same messages
@@ -64,78 +63,95 @@ struct WaitingFor {
     busy_with: Option<Uuid>,
 }
 
-/// Takes `entries`, in the order the lines queue gave them, into their lines in one
-/// transaction: the first entry of an idle line goes out, the others wait behind their line's
-/// busy delivery. Says which tasks to publish: those that went out, and any entry that is its
-/// line's busy delivery already (its message read again).
-pub async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::QueryResult<Vec<Vec<u8>>> {
-    if entries.is_empty() {
+/// One batch of the lines queue in one transaction: `entries` (in the order the queue gave
+/// them) join their lines, then the lines whose delivery out is among `finished` move on. Says
+/// which tasks to publish.
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    entries: &[Entry],
+    finished: &[Finished],
+    again: bool,
+) -> diesel::QueryResult<Vec<Vec<u8>>> {
+    if entries.is_empty() && finished.is_empty() {
         return Ok(Vec::new());
     }
-    // Each line's first entry bids for the line; lines in key order, so that transactions
-    // locking several lines lock them in one order.
-    let mut first: BTreeMap<(Uuid, &str), &Entry> = BTreeMap::new();
-    for e in entries {
-        first.entry((e.webhook_id, e.line.as_str())).or_insert(e);
-    }
-    let bids: Vec<&Entry> = first.into_values().collect();
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let busy: Vec<Busy> = Prepared::new(
-            "INSERT INTO delivery_lines (webhook_id, line, tenant_id, busy_with, busy_task)
-             SELECT * FROM UNNEST($1, $2, $3, $4, $5)
-             ON CONFLICT (webhook_id, line) DO UPDATE SET busy_since = delivery_lines.busy_since
-             RETURNING webhook_id, line, busy_with, busy_task",
-        )
-        .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(bids.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
-        .bind::<Array<Bytea>, _>(bids.iter().map(|e| e.task.clone()).collect::<Vec<_>>())
-        .load(conn)
-        .await?;
-        let busy_with: HashMap<(Uuid, &str), Uuid> = busy
-            .iter()
-            .map(|b| ((b.webhook_id, b.line.as_str()), b.busy_with))
-            .collect();
-        let mut out = Vec::new();
-        let mut sent = HashSet::new();
-        let mut waiting = Vec::new();
-        for e in entries {
-            if busy_with.get(&(e.webhook_id, e.line.as_str())) == Some(&e.delivery_id) {
-                if sent.insert(e.delivery_id) {
-                    out.push(e.task.clone());
-                }
-            } else {
-                waiting.push(e);
-            }
-        }
-        if !waiting.is_empty() {
-            Prepared::new(
-                "INSERT INTO line_waiting (webhook_id, line, tenant_id, delivery_id, task)
-                 SELECT t.webhook_id, t.line, t.tenant_id, t.delivery_id, t.task
-                 FROM UNNEST($1, $2, $3, $4, $5) WITH ORDINALITY
-                      AS t(webhook_id, line, tenant_id, delivery_id, task, n)
-                 ORDER BY t.n
-                 ON CONFLICT (delivery_id) DO NOTHING",
-            )
-            .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(waiting.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
-            .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
-            .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
-            .bind::<Array<Bytea>, _>(waiting.iter().map(|e| e.task.clone()).collect::<Vec<_>>())
-            .execute(conn)
-            .await?;
-        }
+        let mut out = append(conn, entries).await?;
+        out.extend(advance(conn, finished, again).await?);
         Ok(out)
     })
     .await
 }
 
+/// Takes `entries` into their lines: the first entry of an idle line goes out, the others wait
+/// behind their line's busy delivery. Says which tasks to publish: those that went out, and any
+/// entry that is its line's busy delivery already (its message read again).
+async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::QueryResult<Vec<Vec<u8>>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each line's first entry bids for the line; lines in key order (bytewise, as `advance`
+    // sorts them with `COLLATE "C"`), so that transactions locking several lines lock them in
+    // one order.
+    let mut first: BTreeMap<(Uuid, &str), &Entry> = BTreeMap::new();
+    for e in entries {
+        first.entry((e.webhook_id, e.line.as_str())).or_insert(e);
+    }
+    let bids: Vec<&Entry> = first.into_values().collect();
+    let busy: Vec<Busy> = Prepared::new(
+        "INSERT INTO delivery_lines (webhook_id, line, tenant_id, busy_with, busy_task)
+         SELECT * FROM UNNEST($1, $2, $3, $4, $5)
+         ON CONFLICT (webhook_id, line) DO UPDATE SET busy_since = delivery_lines.busy_since
+         RETURNING webhook_id, line, busy_with, busy_task",
+    )
+    .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(bids.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(bids.iter().map(|e| e.task.clone()).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let busy_with: HashMap<(Uuid, &str), Uuid> = busy
+        .iter()
+        .map(|b| ((b.webhook_id, b.line.as_str()), b.busy_with))
+        .collect();
+    let mut out = Vec::new();
+    let mut sent = HashSet::new();
+    let mut waiting = Vec::new();
+    for e in entries {
+        if busy_with.get(&(e.webhook_id, e.line.as_str())) == Some(&e.delivery_id) {
+            if sent.insert(e.delivery_id) {
+                out.push(e.task.clone());
+            }
+        } else {
+            waiting.push(e);
+        }
+    }
+    if !waiting.is_empty() {
+        Prepared::new(
+            "INSERT INTO line_waiting (webhook_id, line, tenant_id, delivery_id, task)
+             SELECT t.webhook_id, t.line, t.tenant_id, t.delivery_id, t.task
+             FROM UNNEST($1, $2, $3, $4, $5) WITH ORDINALITY
+                  AS t(webhook_id, line, tenant_id, delivery_id, task, n)
+             ORDER BY t.n
+             ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(waiting.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(waiting.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
+        .bind::<Array<Bytea>, _>(waiting.iter().map(|e| e.task.clone()).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    Ok(out)
+}
+
 /// Moves each line whose busy delivery is among `finished` on to its next delivery (or leaves
-/// it idle), in one transaction; says which tasks to publish. With `again` (the ledger messages
-/// were read before), the busy tasks of the other lines named are sent again too: the first
-/// read may have moved them on and stopped before the broker had the next task.
-pub async fn advance(
+/// it idle); says which tasks to publish. With `again` (the messages were read before), the
+/// busy tasks of the other lines named are sent again too: the first read may have moved them
+/// on and stopped before the broker had the next task.
+async fn advance(
     conn: &mut AsyncPgConnection,
     finished: &[Finished],
     again: bool,
@@ -153,64 +169,61 @@ pub async fn advance(
         .iter()
         .map(|f| (f.webhook_id, f.line.as_str(), f.delivery_id))
         .collect();
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let locked: Vec<Busy> = Prepared::new(
-            "SELECT l.webhook_id, l.line, l.busy_with, l.busy_task
-             FROM delivery_lines l JOIN UNNEST($1, $2) AS t(webhook_id, line)
-                  ON l.webhook_id = t.webhook_id AND l.line = t.line
-             ORDER BY l.webhook_id, l.line
-             FOR UPDATE OF l",
-        )
-        .bind::<Array<SqlUuid>, _>(lines.iter().map(|l| l.0).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(lines.iter().map(|l| l.1.clone()).collect::<Vec<_>>())
-        .load(conn)
-        .await?;
-        let (moving, staying): (Vec<Busy>, Vec<Busy>) = locked
-            .into_iter()
-            .partition(|b| done.contains(&(b.webhook_id, b.line.as_str(), b.busy_with)));
-        let mut out: Vec<Vec<u8>> = if again {
-            staying.into_iter().map(|b| b.busy_task).collect()
-        } else {
-            Vec::new()
-        };
-        if moving.is_empty() {
-            return Ok(out);
-        }
-        let ids = || moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>();
-        let names = || moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>();
-        let next: Vec<Task> = Prepared::new(
-            "WITH next AS (
-                 DELETE FROM line_waiting w
-                 USING (SELECT f.seq FROM UNNEST($1, $2) AS t(webhook_id, line)
-                        CROSS JOIN LATERAL (
-                            SELECT x.seq FROM line_waiting x
-                            WHERE x.webhook_id = t.webhook_id AND x.line = t.line
-                            ORDER BY x.seq LIMIT 1) f) first
-                 WHERE w.seq = first.seq
-                 RETURNING w.webhook_id, w.line, w.delivery_id, w.task)
-             UPDATE delivery_lines l
-             SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
-             FROM next n WHERE l.webhook_id = n.webhook_id AND l.line = n.line
-             RETURNING l.busy_task",
-        )
-        .bind::<Array<SqlUuid>, _>(ids())
-        .bind::<Array<Text>, _>(names())
-        .load(conn)
-        .await?;
-        out.extend(next.into_iter().map(|t| t.busy_task));
-        // The lines that had nothing waiting still name their finished delivery: now idle.
-        Prepared::new(
-            "DELETE FROM delivery_lines l USING UNNEST($1, $2, $3) AS t(webhook_id, line, busy_with)
-             WHERE l.webhook_id = t.webhook_id AND l.line = t.line AND l.busy_with = t.busy_with",
-        )
-        .bind::<Array<SqlUuid>, _>(ids())
-        .bind::<Array<Text>, _>(names())
-        .bind::<Array<SqlUuid>, _>(moving.iter().map(|b| b.busy_with).collect::<Vec<_>>())
-        .execute(conn)
-        .await?;
-        Ok(out)
-    })
-    .await
+    let locked: Vec<Busy> = Prepared::new(
+        "SELECT l.webhook_id, l.line, l.busy_with, l.busy_task
+         FROM delivery_lines l JOIN UNNEST($1, $2) AS t(webhook_id, line)
+              ON l.webhook_id = t.webhook_id AND l.line = t.line
+         ORDER BY l.webhook_id, l.line COLLATE \"C\"
+         FOR UPDATE OF l",
+    )
+    .bind::<Array<SqlUuid>, _>(lines.iter().map(|l| l.0).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(lines.iter().map(|l| l.1.clone()).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let (moving, staying): (Vec<Busy>, Vec<Busy>) = locked
+        .into_iter()
+        .partition(|b| done.contains(&(b.webhook_id, b.line.as_str(), b.busy_with)));
+    let mut out: Vec<Vec<u8>> = if again {
+        staying.into_iter().map(|b| b.busy_task).collect()
+    } else {
+        Vec::new()
+    };
+    if moving.is_empty() {
+        return Ok(out);
+    }
+    let ids = || moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>();
+    let names = || moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>();
+    let next: Vec<Task> = Prepared::new(
+        "WITH next AS (
+             DELETE FROM line_waiting w
+             USING (SELECT f.seq FROM UNNEST($1, $2) AS t(webhook_id, line)
+                    CROSS JOIN LATERAL (
+                        SELECT x.seq FROM line_waiting x
+                        WHERE x.webhook_id = t.webhook_id AND x.line = t.line
+                        ORDER BY x.seq LIMIT 1) f) first
+             WHERE w.seq = first.seq
+             RETURNING w.webhook_id, w.line, w.delivery_id, w.task)
+         UPDATE delivery_lines l
+         SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
+         FROM next n WHERE l.webhook_id = n.webhook_id AND l.line = n.line
+         RETURNING l.busy_task",
+    )
+    .bind::<Array<SqlUuid>, _>(ids())
+    .bind::<Array<Text>, _>(names())
+    .load(conn)
+    .await?;
+    out.extend(next.into_iter().map(|t| t.busy_task));
+    // The lines that had nothing waiting still name their finished delivery: now idle.
+    Prepared::new(
+        "DELETE FROM delivery_lines l USING UNNEST($1, $2, $3) AS t(webhook_id, line, busy_with)
+         WHERE l.webhook_id = t.webhook_id AND l.line = t.line AND l.busy_with = t.busy_with",
+    )
+    .bind::<Array<SqlUuid>, _>(ids())
+    .bind::<Array<Text>, _>(names())
+    .bind::<Array<SqlUuid>, _>(moving.iter().map(|b| b.busy_with).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(out)
 }
 
 /// Of deliveries `ids`, those waiting in a line, each with the delivery it waits for (`None`

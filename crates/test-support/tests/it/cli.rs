@@ -70,8 +70,16 @@ async fn the_cli_manages_webhooks_deliveries_events_and_tenants() {
     assert_eq!(w["events"], json!(["person.created", "person.updated"]));
     let table = stdout(&run(&env, &key, &["webhooks", "list"]).await);
     assert!(table.contains(&id) && table.contains("active"), "{table}");
-    let updated = json_of(&env, &key, &["webhooks", "update", &id, "--name", "CRM sync"]).await;
-    assert_eq!(updated["name"], "CRM sync");
+    let updated = json_of(
+        &env,
+        &key,
+        &["webhooks", "update", &id, "--name", "CRM sync", "--ordering", "subject"],
+    )
+    .await;
+    assert_eq!(
+        (&updated["name"], &updated["ordering"]),
+        (&json!("CRM sync"), &json!("subject"))
+    );
     assert_eq!(
         json_of(&env, &key, &["webhooks", "disable", &id]).await["is_active"],
         false

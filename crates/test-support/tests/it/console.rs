@@ -57,10 +57,12 @@ async fn a_customer_creates_a_webhook_tests_it_and_retries_a_delivery_in_the_por
     browser.type_into("#webhook-url", &receiver.url()).await;
     browser.type_into("#webhook-name", "Orders <b>service</b>").await;
     browser.click("input[value='person.created']").await;
+    browser.click("#webhook-ordering option[value='subject']").await;
     browser.click_text("Create webhook").await;
-    browser.wait_text("Signing secret").await;
+    browser.wait_text("In order per subject").await;
     let hooks = env.api("GET", "/v1/webhooks", &key, None).await;
     assert_eq!(hooks.body["count"], 1, "{hooks:?}");
+    assert_eq!(hooks.body["results"][0]["ordering"], "subject", "{hooks:?}");
     let id = hooks.body["results"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(hooks.body["results"][0]["events"], json!(["person.created"]));
     assert_eq!(hooks.body["results"][0]["name"], "Orders <b>service</b>");

@@ -50,13 +50,7 @@ async fn an_ordered_webhook_gets_each_subjects_events_in_order_through_failures_
     // A receiver that fails one request in four and answers within 0 to 20 ms at random.
     let mut receiver = Receiver::scripted(vec![(FLAKY, Duration::from_millis(20))]).await;
     let (tenant, key) = env.tenant("ordered").await;
-    let hook = env
-        .webhook(
-            &key,
-            json!({"url": receiver.url(), "events": ["*"], "ordering": "subject",
-                   "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 100}}),
-        )
-        .await;
+    let hook = ordered_webhook(&env, &key, &receiver).await;
     assert_eq!(hook["ordering"], "subject", "{hook}");
     let webhook_id = hook["id"].as_str().unwrap().to_owned();
     env.wait_routed(1).await;
@@ -198,13 +192,7 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
     let env = TestEnv::start().await;
     let mut receiver = Receiver::start(200).await;
     let (tenant, key) = env.tenant("lines").await;
-    let hook = env
-        .webhook(
-            &key,
-            json!({"url": receiver.url(), "events": ["*"], "ordering": "subject",
-                   "retry_policy": {"strategy": "fixed", "interval_seconds": 1, "max_retries": 100}}),
-        )
-        .await;
+    let hook = ordered_webhook(&env, &key, &receiver).await;
     let webhook_id = hook["id"].as_str().unwrap().to_owned();
     env.wait_routed(1).await;
     let publish = |subject: &'static str, n: u64| {
@@ -270,4 +258,14 @@ async fn next(receiver: &mut Receiver) -> (String, u64, u16) {
         body["data"]["n"].as_u64().unwrap(),
         r.status,
     )
+}
+
+/// A webhook of `key`'s tenant to `receiver`, ordered by subject, retried every second.
+async fn ordered_webhook(env: &TestEnv, key: &str, receiver: &Receiver) -> Value {
+    let retries = json!({"strategy": "fixed", "interval_seconds": 1, "max_retries": 100});
+    env.webhook(
+        key,
+        json!({"url": receiver.url(), "events": ["*"], "ordering": "subject", "retry_policy": retries}),
+    )
+    .await
 }

@@ -5,7 +5,7 @@ import { h, fill, table, field, time, ms, badge, link, isoFromLocal } from '../d
 import { onLeave } from '../main.js';
 
 const main = () => document.getElementById('main');
-const STATUSES = ['pending', 'retrying', 'success', 'failed', 'exhausted'];
+const STATUSES = ['waiting', 'pending', 'retrying', 'success', 'failed', 'exhausted'];
 const LIVE_EVERY_MS = 3000;
 
 /** `params` come from the address (#/deliveries?status=failed&…), so a filtered view can be shared. */

@@ -22,6 +22,7 @@ export async function show(id, awaiting = 0) {
       h('dt', {}, 'Delivery'), h('dd', {}, h('code', {}, d.id)),
       h('dt', {}, 'Event'), h('dd', {}, h('code', {}, d.event_id)),
       d.subject ? [h('dt', {}, 'Subject'), h('dd', {}, d.subject)] : null,
+      d.waiting_for ? [h('dt', {}, 'Waits for'), h('dd', {}, link(`#/deliveries/${d.waiting_for}`, d.waiting_for))] : null,
       h('dt', {}, 'Webhook'), h('dd', {}, link(`#/webhooks/${d.webhook_id}`, d.webhook_id)),
       h('dt', {}, 'Created'), h('dd', {}, time(d.created_at)),
       h('dt', {}, 'Next retry'), h('dd', {}, time(d.next_retry_at)),
@@ -42,7 +43,7 @@ export async function show(id, awaiting = 0) {
     h('section', { class: 'card' }, h('h2', {}, 'Payload'),
       d.payload_expunged_at ? h('p', { class: 'muted' }, 'Erased on request at ', time(d.payload_expunged_at)) : pretty(d.payload)));
   const waiting = d.attempt_count < awaiting;
-  if (waiting || ['pending', 'retrying'].includes(d.status)) {
+  if (waiting || ['waiting', 'pending', 'retrying'].includes(d.status)) {
     const timer = setTimeout(() => { if (location.hash === `#/deliveries/${d.id}`) show(d.id, awaiting); }, waiting ? 1000 : 3000);
     onLeave(() => clearTimeout(timer));
   }

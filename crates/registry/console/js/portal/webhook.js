@@ -42,6 +42,7 @@ export async function show(id) {
         h('dt', {}, 'Events'), h('dd', {}, w.events.join(', ')),
         h('dt', {}, 'Description'), h('dd', {}, w.description || '—'),
         h('dt', {}, 'Timeout'), h('dd', {}, `${w.timeout_seconds} s`),
+        h('dt', {}, 'Order'), h('dd', {}, w.ordering === 'subject' ? 'In order per subject' : 'None'),
         h('dt', {}, 'Retries'), h('dd', {}, `${w.retry_policy.strategy}, up to ${w.retry_policy.max_retries}`),
         h('dt', {}, 'Created'), h('dd', {}, time(w.created_at)))),
       secretCard(w, writes),

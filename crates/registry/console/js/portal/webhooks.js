@@ -51,8 +51,12 @@ export async function webhookForm(w, submitLabel, onSubmit) {
   const name = h('input', { type: 'text', id: 'webhook-name', value: w?.name || '', maxlength: 200 });
   const description = h('input', { type: 'text', id: 'webhook-description', value: w?.description || '' });
   const picker = await eventPicker(w?.events || []);
+  const ordering = h('select', { id: 'webhook-ordering' },
+    h('option', { value: 'none', selected: (w?.ordering || 'none') === 'none' }, 'As fast as possible (no order)'),
+    h('option', { value: 'subject', selected: w?.ordering === 'subject' }, 'In order per subject'));
   const form = h('form', { class: 'card' },
     field('Endpoint URL', url), field('Name', name), field('Description', description), picker,
+    field('Delivery order', ordering, 'In order per subject: events with the same subject arrive one after another, in the order they were published.'),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, submitLabel),
       h('a', { class: 'button', href: w ? `#/webhooks/${w.id}` : '#/webhooks' }, 'Cancel')));
   form.addEventListener('submit', async (ev) => {
@@ -60,7 +64,7 @@ export async function webhookForm(w, submitLabel, onSubmit) {
     const submit = form.querySelector('button[type=submit]');
     submit.disabled = true;
     try {
-      await onSubmit({ url: url.value.trim(), name: name.value, description: description.value, events: picker.value() });
+      await onSubmit({ url: url.value.trim(), name: name.value, description: description.value, events: picker.value(), ordering: ordering.value });
     } catch (e) {
       showError(e);
     } finally {

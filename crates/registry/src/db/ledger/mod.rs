@@ -75,8 +75,6 @@ pub struct Batch {
     attempts: Vec<AttemptRow>,
     /// Attempt times per webhook, to compute `failures_since_success` in order.
     outcomes: HashMap<Uuid, Vec<(DateTime<Utc>, bool)>>,
-    /// Deliveries released from a line that succeeded or ended: their lines move on.
-    finished_in_lines: Vec<crate::db::lines::Finished>,
     len: usize,
 }
 
@@ -87,11 +85,6 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// The batch's deliveries released from a line that succeeded or ended.
-    pub fn finished_in_lines(&self) -> &[crate::db::lines::Finished] {
-        &self.finished_in_lines
     }
 
     fn keep_latest(&mut self, id: Uuid, state: DeliveryState) {
@@ -140,13 +133,6 @@ impl Batch {
                 self.events.push(event);
             }
             LedgerMessage::AttemptRecorded(a) => {
-                if a.in_line && a.status.is_final() {
-                    self.finished_in_lines.push(crate::db::lines::Finished {
-                        webhook_id: a.webhook_id,
-                        line: a.line().to_owned(),
-                        delivery_id: a.delivery_id,
-                    });
-                }
                 let attempt = i32::try_from(a.attempt).unwrap_or(i32::MAX);
                 let succeeded = a.status == DeliveryStatus::Success;
                 self.outcomes
