@@ -2,7 +2,7 @@
 //! `ordering: "subject"`, its receiver answering 500 to 5 % of attempts at random (retried after
 //! 1 s); the same load to a webhook without ordering beside it, in the same run. Targets: no
 //! event of a subject received after a later one of it, and at least 5,000 ordered
-//! deliveries/s.
+//! deliveries/s. First, one subject's rate alone (each event's round trip before the next).
 
 use std::time::Duration;
 
@@ -69,7 +69,57 @@ async fn publish(b: &Bench, tenant: &str) -> (u64, u64) {
     totals
 }
 
+/// One subject's rate alone: 300 events of one subject in one request to an ordered webhook
+/// whose receiver always succeeds. Each waits for the previous one's round trip.
+async fn one_subject(b: &mut Bench) -> anyhow::Result<()> {
+    const N: u64 = 300;
+    let tag = "ord-one";
+    let tenant = b
+        .tenant_with(&[("ok", tag.into(), 30)], 0, json!({ "ordering": "subject" }))
+        .await?;
+    let s = now_micros();
+    let events: Vec<_> = (0..N)
+        .map(|q| json!({"type": "task.created", "tenant_id": tenant, "subject": "one", "data": {"s": s, "k": 0, "q": q}}))
+        .collect();
+    let url = format!("{}/v1/events:batch", b.publisher);
+    let auth = format!("Bearer {}", b.producer);
+    let (status, body) = b
+        .api
+        .call(
+            "POST",
+            &url,
+            ("authorization", &auth),
+            Some(&json!({ "events": events })),
+        )
+        .await?;
+    anyhow::ensure!(status == 202, "publishing one subject's events: {status} {body}");
+    let complete = b.wait_all(&[tag.into()], N, Duration::from_secs(120)).await;
+    let tally = b.records.take(tag);
+    let secs = tally.last_us.unwrap_or(0).saturating_sub(tally.first_us.unwrap_or(0)) as f64 / 1e6;
+    let scenario = format!("{NAME}: one subject alone");
+    b.row(
+        &scenario,
+        "deliveries/s (receiver)",
+        (N - 1) as f64 / secs.max(1e-3),
+        "1/s",
+        "",
+    );
+    b.row(
+        &scenario,
+        "out-of-order receipts",
+        tally.out_of_order as f64,
+        "events",
+        "0",
+    );
+    b.delivered += N;
+    anyhow::ensure!(complete, "{scenario}: only {} of {N} arrived", tally.ids.len());
+    Ok(())
+}
+
 pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
+    eprintln!("9. one subject alone: 300 events in order");
+    one_subject(b).await?;
+    drain(b).await;
     for (label, ordering, tag) in [("unordered", "none", "ord-none"), ("ordered", "subject", "ord-subject")] {
         eprintln!("9. {label}: {EVENTS} events over {SUBJECTS} subjects, 5 % of attempts answered 500");
         let tenant = b

@@ -246,6 +246,31 @@ pub async fn waiting_for(
     Ok(rows.into_iter().map(|r| (r.delivery_id, r.busy_with)).collect())
 }
 
+/// Empties the request body of the tasks lines hold for deliveries `ids` (their events' payloads
+/// were erased): dispatchers end such deliveries unsent, and the line moves on past them.
+pub async fn erase_bodies(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> diesel::QueryResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Prepared::new(
+        "UPDATE line_waiting
+         SET task = convert_to(jsonb_set(convert_from(task, 'UTF8')::jsonb, '{body}', '\"\"')::text, 'UTF8')
+         WHERE delivery_id = ANY($1)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .execute(conn)
+    .await?;
+    Prepared::new(
+        "UPDATE delivery_lines
+         SET busy_task = convert_to(jsonb_set(convert_from(busy_task, 'UTF8')::jsonb, '{body}', '\"\"')::text, 'UTF8')
+         WHERE busy_with = ANY($1)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
 /// Where delivery `id` stands in its line, for a retry by hand: taken out if it was waiting
 /// (the retry sends it now, out of order), or whether it is the line's busy one.
 pub async fn leave(conn: &mut AsyncPgConnection, webhook_id: Uuid, line: &str, id: Uuid) -> diesel::QueryResult<Place> {

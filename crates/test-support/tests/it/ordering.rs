@@ -249,6 +249,68 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
     env.stop().await;
 }
 
+/// Erasing a subject's payloads (a data-protection request) empties the tasks its line holds,
+/// and its waiting deliveries end unsent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn erasing_a_subject_empties_the_tasks_waiting_in_its_line() {
+    let env = TestEnv::start().await;
+    let mut receiver = Receiver::start(500).await;
+    let (tenant, key) = env.tenant("erasure").await;
+    let hook = ordered_webhook(&env, &key, &receiver).await;
+    let webhook_id = hook["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    for n in 0..3 {
+        let r = env
+            .publish(
+                json!({"type": "task.created", "tenant_id": tenant, "subject": "person/9",
+                            "data": {"s": "person/9", "n": n, "email": "ana@example.com"}}),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    assert_eq!(
+        next(&mut receiver).await,
+        ("person/9".into(), 0, 500),
+        "the first is out, failing"
+    );
+    let path = format!("/v1/deliveries?webhook_id={webhook_id}&status=waiting");
+    env.wait_for(&path, &key, |b| b["count"] == 2).await;
+    let holding = "SELECT count(*) FROM line_waiting WHERE convert_from(task, 'UTF8') LIKE '%ana@example.com%'";
+    assert_eq!(
+        env.psql(holding).as_deref(),
+        Some("2"),
+        "the line holds the two waiting payloads"
+    );
+
+    let r = env
+        .admin_post(
+            "/v1/admin/events/expunge",
+            json!({"subject": "person/9", "tenant_id": tenant}),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["events_expunged"]), (200, &json!(3)), "{r:?}");
+    assert_eq!(
+        env.psql(holding).as_deref(),
+        Some("0"),
+        "no payload left at rest in the line"
+    );
+    let busy = "SELECT count(*) FROM delivery_lines WHERE convert_from(busy_task, 'UTF8') LIKE '%ana@example.com%'";
+    assert_eq!(env.psql(busy).as_deref(), Some("0"));
+    // The line moves on past them: all three end `failed`, and none is sent again.
+    receiver.answer(vec![(200, Duration::ZERO)]);
+    let failed = format!("/v1/deliveries?webhook_id={webhook_id}&status=failed");
+    let page = env.wait_for(&failed, &key, |b| b["count"] == 3).await;
+    for d in page["results"].as_array().unwrap() {
+        assert!(
+            d["error"].as_str().unwrap_or_default().starts_with("payload_expunged"),
+            "{d}"
+        );
+    }
+    receiver.expect_nothing(Duration::from_millis(500)).await;
+    assert_eq!(env.psql("SELECT count(*) FROM line_waiting").as_deref(), Some("0"));
+    env.stop().await;
+}
+
 /// The next request's subject, number and the status it was answered with.
 async fn next(receiver: &mut Receiver) -> (String, u64, u16) {
     let r = receiver.next(Duration::from_secs(20)).await.expect("deliveries arrive");

@@ -136,6 +136,8 @@ impl EventRow {
         use diesel::sql_types::{Array, Nullable, Timestamptz, Uuid as SqlUuid};
         #[derive(QueryableByName)]
         struct Cleared {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
             #[diesel(sql_type = diesel::sql_types::Text)]
             status: String,
         }
@@ -195,17 +197,21 @@ impl EventRow {
                      WHERE e.tenant_id IS NULL)
                  UPDATE deliveries d SET response_body = NULL FROM x
                  WHERE d.tenant_id = x.tenant_id AND d.created_at = x.created_at AND d.event_id = x.id
-                 RETURNING d.status",
+                 RETURNING d.id, d.status",
             )
             .bind::<Array<SqlUuid>, _>(&ids)
             .bind::<Array<Nullable<SqlUuid>>, _>(found.iter().map(|e| e.1).collect::<Vec<_>>())
             .bind::<Array<Timestamptz>, _>(found.iter().map(|e| e.2).collect::<Vec<_>>())
             .load(conn)
             .await?;
-            let in_flight = cleared
+            let in_flight: Vec<Uuid> = cleared
                 .iter()
                 .filter(|c| matches!(c.status.as_str(), "pending" | "retrying"))
-                .count();
+                .map(|c| c.id)
+                .collect();
+            // Deliveries waiting in a line (or out of it) hold their task, body and all.
+            crate::db::lines::erase_bodies(conn, &in_flight).await?;
+            let in_flight = in_flight.len();
             Ok(Expunged {
                 deliveries: cleared.len(),
                 in_flight,
