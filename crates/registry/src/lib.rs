@@ -111,6 +111,7 @@ impl Application {
         let lines = tokio::spawn(lines::run(
             config.clone(),
             pool.clone(),
+            metrics.clone(),
             lines::Release::new(link.clone(), &topology),
             cancel.clone(),
         ));

@@ -10,6 +10,7 @@
 //! A batch is acknowledged once its lines are committed and the tasks released are confirmed by
 //! the broker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookwire_broker::lapin::options::BasicAckOptions;
@@ -22,6 +23,7 @@ use crate::batches::{self, back_off};
 use crate::config::Config;
 use crate::db::lines::{self, Entry, Finished};
 use crate::db::DbPool;
+use crate::metrics::Metrics;
 
 /// Publishes the tasks lines release to the deliveries exchange, with confirms.
 #[derive(Clone)]
@@ -118,11 +120,17 @@ fn entries(message: TaskMessage) -> Vec<Entry> {
 
 /// Consumes the lines queue until `cancel` fires, reconnecting as needed. Only one registry's
 /// consumer is active at a time; the others wait as the broker's standbys.
-pub async fn run(config: Config, pool: DbPool, release: Release, cancel: CancellationToken) {
+pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, release: Release, cancel: CancellationToken) {
     let topology = Topology::new(&config.broker.prefix);
     let name = "hookwire-registry lines".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
-        let (config, pool, topology, release) = (config.clone(), pool.clone(), topology.clone(), release.clone());
+        let (config, pool, topology, release, metrics) = (
+            config.clone(),
+            pool.clone(),
+            topology.clone(),
+            release.clone(),
+            metrics.clone(),
+        );
         async move {
             let queue = topology.lines_queue();
             let tag = "hookwire-registry lines";
@@ -136,7 +144,10 @@ pub async fn run(config: Config, pool: DbPool, release: Release, cancel: Cancell
                 let Some(deliveries) = hookwire_broker::next_batch(&mut consumer, limits, &stop).await? else {
                     return Ok(());
                 };
-                let (messages, last_good) = batches::decode(&deliveries, "lines", parse, || {}).await?;
+                let dead = || {
+                    metrics.lines_dead_lettered.inc();
+                };
+                let (messages, last_good) = batches::decode(&deliveries, "lines", parse, dead).await?;
                 let Some(last_good) = last_good else { continue };
                 let (mut joining, mut ended) = (Vec::new(), Vec::new());
                 for m in messages {
@@ -153,13 +164,18 @@ pub async fn run(config: Config, pool: DbPool, release: Release, cancel: Cancell
                     let mut conn = pool.get().await?;
                     Ok(lines::apply(&mut conn, joining, ended, again).await?)
                 };
-                let Some(released) = batches::until_done(&stop, "writing the lines", || {}, apply).await else {
+                let failed = || {
+                    metrics.lines_write_failures.inc();
+                };
+                let Some(released) = batches::until_done(&stop, "writing the lines", failed, apply).await else {
                     return Ok(());
                 };
                 if !release.publish(&released, &stop).await {
                     return Ok(());
                 }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
+                metrics.lines_joined.inc_by(joining.len() as u64);
+                metrics.lines_released.inc_by(released.len() as u64);
             }
         }
     })

@@ -14,6 +14,10 @@ pub struct Metrics {
     pub ledger_dead_lettered: Counter,
     pub ledger_statements: Counter,
     pub operational_events: Counter,
+    pub lines_joined: Counter,
+    pub lines_released: Counter,
+    pub lines_write_failures: Counter,
+    pub lines_dead_lettered: Counter,
     retention_deleted: Family<TableLabels, Counter>,
 }
 
@@ -39,6 +43,30 @@ impl Default for Metrics {
         let ledger_statements = Counter::default();
         let operational_events = Counter::default();
         let retention_deleted = Family::default();
+        let lines_joined = Counter::default();
+        let lines_released = Counter::default();
+        let lines_write_failures = Counter::default();
+        let lines_dead_lettered = Counter::default();
+        registry.register(
+            "lines_joined",
+            "Deliveries of ordered webhooks taken into their subject's line",
+            lines_joined.clone(),
+        );
+        registry.register(
+            "lines_released",
+            "Tasks released from lines to the dispatchers (a line's next delivery, or one sent again after a restart)",
+            lines_released.clone(),
+        );
+        registry.register(
+            "lines_write_failures",
+            "Batches of the lines queue whose transaction failed and was retried",
+            lines_write_failures.clone(),
+        );
+        registry.register(
+            "lines_dead_lettered",
+            "Lines-queue messages that could not be decoded, sent to the dead-letter queue",
+            lines_dead_lettered.clone(),
+        );
         registry.register(
             "ledger_messages_written",
             "Ledger messages (events and attempts) written to the delivery log",
@@ -83,6 +111,10 @@ impl Default for Metrics {
             ledger_batches_written,
             ledger_write_failures,
             ledger_dead_lettered,
+            lines_joined,
+            lines_released,
+            lines_write_failures,
+            lines_dead_lettered,
         }
     }
 }
