@@ -50,9 +50,17 @@ struct State {
     /// across snapshots (a notice may come before the snapshot that lists it), for as long as a
     /// retry can wait ([`RESENDS_KEPT`]).
     resent: HashMap<Uuid, DateTime<Utc>>,
+    /// Tenants' ceilings on deliveries per second (those with one).
+    tenant_limits: HashMap<Uuid, u32>,
 }
 
 impl Webhooks {
+    /// Tenant `id`'s ceiling on deliveries per second across all dispatchers, if it has one.
+    pub fn tenant_limit(&self, id: Uuid) -> Option<u32> {
+        let state = self.state.read().expect("webhooks lock is never poisoned");
+        state.tenant_limits.get(&id).copied()
+    }
+
     /// The latest word on a webhook, for an event accepted at `event_created_at` and routed
     /// with the webhook's settings of `routed_with` (its `modified_at`); `None` when there is
     /// none newer than that (the task's own settings then stand): a publisher may route with a
@@ -103,6 +111,11 @@ impl hookwire_broker::follow::Follower for Webhooks {
             snapshot_at: Some(asked_at),
             expunged: snapshot.expunged.into_iter().collect(),
             resent,
+            tenant_limits: snapshot
+                .tenant_limits
+                .into_iter()
+                .filter_map(|l| Some((l.tenant_id, l.max_deliveries_per_second?)))
+                .collect(),
         };
     }
 
@@ -129,6 +142,14 @@ impl hookwire_broker::follow::Follower for Webhooks {
                 }
                 ChangeNotice::Expunged { event_ids } => state.expunged.extend(event_ids),
                 ChangeNotice::Resent { delivery_id, at } => resent.push((delivery_id, at)),
+                ChangeNotice::TenantLimitSet(limit) => match limit.max_deliveries_per_second {
+                    Some(rate) => {
+                        state.tenant_limits.insert(limit.tenant_id, rate);
+                    }
+                    None => {
+                        state.tenant_limits.remove(&limit.tenant_id);
+                    }
+                },
                 ChangeNotice::EventTypeUpserted { .. }
                 | ChangeNotice::ProducerTokenUpserted { .. }
                 | ChangeNotice::ProducerTokenRevoked { .. } => {}

@@ -199,7 +199,8 @@ impl Book {
             | ChangeNotice::Expunged { .. }
             | ChangeNotice::Resent { .. }
             | ChangeNotice::ProducerTokenUpserted { .. }
-            | ChangeNotice::ProducerTokenRevoked { .. } => {}
+            | ChangeNotice::ProducerTokenRevoked { .. }
+            | ChangeNotice::TenantLimitSet(_) => {}
         }
     }
 

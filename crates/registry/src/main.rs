@@ -232,9 +232,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     .await,
                 ),
                 AdminCommand::CreateTenant { name } => printed(
-                    checked(api::tenants::TenantIn { name }, async |b| {
-                        tenants::tenant(&mut conn, &by, b).await
-                    })
+                    checked(
+                        api::tenants::TenantIn {
+                            name,
+                            max_deliveries_per_second: None,
+                        },
+                        async |b| tenants::tenant(&mut conn, &by, b).await,
+                    )
                     .await,
                 ),
                 AdminCommand::CreateApiKey {
@@ -258,9 +262,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 }
                 AdminCommand::ListTenants => printed(tenants::all_tenants(&mut conn).await),
                 AdminCommand::RenameTenant { id, name } => printed(
-                    checked(api::tenants::TenantIn { name }, async |b| {
-                        tenants::rename_tenant(&mut conn, &by, &id, b).await
-                    })
+                    checked(
+                        api::tenants::TenantPatch {
+                            name: Some(name),
+                            ..Default::default()
+                        },
+                        async |b| tenants::update_tenant_fields(&mut conn, &by, &id, b).await,
+                    )
                     .await,
                 ),
                 AdminCommand::DeleteTenant { id } => {

@@ -165,4 +165,9 @@ impl Notices {
     pub async fn producer_token_revoked(&self, id: Uuid) {
         self.send(id, &ChangeNotice::ProducerTokenRevoked { id }).await;
     }
+
+    /// A tenant's ceiling on deliveries per second was set or removed.
+    pub async fn tenant_limit(&self, limit: hookwire_core::messages::TenantLimit) {
+        self.send(limit.tenant_id, &ChangeNotice::TenantLimitSet(limit)).await;
+    }
 }

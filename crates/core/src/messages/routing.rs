@@ -54,6 +54,17 @@ pub enum ChangeNotice {
     /// A producer token was revoked: publishers refuse it from now on.
     #[serde(rename = "producer_token_revoked.v1")]
     ProducerTokenRevoked { id: Uuid },
+    /// A tenant's ceiling on deliveries per second was set or removed: dispatchers pace its
+    /// deliveries at their share of it.
+    #[serde(rename = "tenant_limit_set.v1")]
+    TenantLimitSet(TenantLimit),
+}
+
+/// A tenant's ceiling on deliveries per second across its webhooks (`None`: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLimit {
+    pub tenant_id: Uuid,
+    pub max_deliveries_per_second: Option<u32>,
 }
 
 /// What a producer token may publish, as publishers check it: the token itself never leaves the
@@ -98,6 +109,9 @@ pub struct RoutingSnapshot {
     /// The live producer tokens (publishers accept these besides the bootstrap token).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub producer_tokens: Vec<ProducerGrant>,
+    /// The tenants with a ceiling on deliveries per second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenant_limits: Vec<TenantLimit>,
 }
 
 /// A delivery sent again by request at `at`.

@@ -159,6 +159,13 @@ fn messages_agree_with_their_schemas_in_proto() {
         "producer_token_revoked.v1",
         &ChangeNotice::ProducerTokenRevoked { id: Uuid::nil() },
     );
+    assert_agrees(
+        "tenant_limit_set.v1",
+        &ChangeNotice::TenantLimitSet(TenantLimit {
+            tenant_id: Uuid::nil(),
+            max_deliveries_per_second: Some(50),
+        }),
+    );
 }
 
 #[test]

@@ -116,8 +116,11 @@ impl Worker {
         } else {
             None
         };
+        if let Some(rate) = self.webhooks.tenant_limit(task.target.tenant_id) {
+            self.pace(&self.tenant_pace(task.target.tenant_id), rate).await;
+        }
         if let Some(rate) = task.target.rate_limit_per_second {
-            self.pace(&gate, rate).await;
+            self.pace(&gate.next_slot_us, rate).await;
         }
         let span = tracing::info_span!("deliver", webhook_id = %task.target.webhook_id, delivery_id = %task.delivery_id, attempt = task.attempts + 1);
         let parent = task.traceparent.as_deref().and_then(TraceParent::parse);

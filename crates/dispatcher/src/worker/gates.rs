@@ -35,21 +35,19 @@ impl Worker {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Waits for this webhook's next slot under `rate` attempts per second across all
-    /// dispatchers: tasks are spread evenly over the replicas consuming them (RabbitMQ hands them
-    /// out in turn), so each paces at `rate / replicas`. A replica that gets more than its share
-    /// of one webhook's tasks sends them more slowly; together they do not exceed `rate`.
-    pub(super) async fn pace(&self, gate: &Gate, rate: u32) {
+    /// Waits for the next slot under `rate` attempts per second across all dispatchers, `next`
+    /// being when it is (a webhook's gate's, or its tenant's): tasks are spread evenly over the
+    /// replicas consuming them (RabbitMQ hands them out in turn), so each paces at
+    /// `rate / replicas`. A replica that gets more than its share of one webhook's (or tenant's)
+    /// tasks sends them more slowly; together they do not exceed `rate`.
+    pub(super) async fn pace(&self, next: &AtomicU64, rate: u32) {
         let replicas = u64::from(self.replicas.load(Ordering::Relaxed).max(1));
         let interval = 1_000_000 * replicas / u64::from(rate.max(1));
         let now = self.started.elapsed().as_micros() as u64;
-        let mut slot = gate.next_slot_us.load(Ordering::Acquire);
+        let mut slot = next.load(Ordering::Acquire);
         loop {
             let start = slot.max(now);
-            match gate
-                .next_slot_us
-                .compare_exchange(slot, start + interval, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match next.compare_exchange(slot, start + interval, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if start > now {
                         tokio::time::sleep(Duration::from_micros(start - now)).await;
@@ -85,6 +83,12 @@ impl Worker {
     /// the groups' small prefetch window with them).
     pub(super) fn spills(&self, gate: &Gate) -> bool {
         gate.slow.load(Ordering::Acquire) || (self.in_flight(gate) > 0 && self.stalled(gate))
+    }
+
+    /// When tenant `id`'s next delivery may start under its ceiling (`pace`).
+    pub(super) fn tenant_pace(&self, id: Uuid) -> Arc<AtomicU64> {
+        let mut paces = self.tenant_paces.lock().expect("tenant paces lock is never poisoned");
+        paces.entry(id).or_default().clone()
     }
 
     pub(super) fn gate(&self, webhook_id: Uuid) -> Arc<Gate> {

@@ -16,7 +16,7 @@
 //! everybody else.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
@@ -58,6 +58,8 @@ pub struct Worker {
     gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
     /// Each tenant's share of `max_in_flight` (`max_in_flight_per_tenant`).
     tenant_rooms: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    /// When each tenant with a ceiling may start its next delivery (`gates::pace`).
+    tenant_paces: Mutex<HashMap<Uuid, Arc<AtomicU64>>>,
     /// Requests to failing webhooks, across webhooks: `max_in_flight_failing`.
     failing_room: Arc<Semaphore>,
     started: std::time::Instant,
@@ -94,6 +96,7 @@ impl Worker {
             webhooks,
             gates: Mutex::new(HashMap::new()),
             tenant_rooms: Mutex::new(HashMap::new()),
+            tenant_paces: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             replicas: AtomicU32::new(1),
         }

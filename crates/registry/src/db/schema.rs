@@ -6,6 +6,7 @@ diesel::table! {
         id -> Uuid,
         name -> Text,
         created_at -> Timestamptz,
+        max_deliveries_per_second -> Nullable<Int4>,
     }
 }
 

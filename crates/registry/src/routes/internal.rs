@@ -65,6 +65,7 @@ async fn routing(state: web::Data<AppState>, _: Internal, req: HttpRequest) -> R
     let expunged = EventRow::expunged_recently(&mut conn).await?;
     let resent = Delivery::resent_recently(&mut conn).await?;
     let producer_tokens = crate::db::models::ProducerToken::live(&mut conn).await?;
+    let tenant_limits = crate::db::models::Tenant::limits(&mut conn).await?;
     let policy = state.config.webhooks.default_retry_policy;
     Ok(HttpResponse::Ok().insert_header(ETag(tag)).json(RoutingSnapshot {
         subscriptions: webhooks.iter().map(|w| subscription(w, policy)).collect(),
@@ -72,5 +73,6 @@ async fn routing(state: web::Data<AppState>, _: Internal, req: HttpRequest) -> R
         expunged,
         resent,
         producer_tokens: producer_tokens.iter().map(|t| t.grant()).collect(),
+        tenant_limits,
     }))
 }

@@ -21,6 +21,7 @@ pub fn tenant_view(t: &Tenant) -> api::tenants::Tenant {
     api::tenants::Tenant {
         id: t.id,
         name: t.name.clone(),
+        max_deliveries_per_second: t.max_deliveries_per_second.and_then(|c| u32::try_from(c).ok()),
         created_at: t.created_at,
     }
 }
@@ -37,7 +38,7 @@ pub async fn tenant(
     by: &By,
     body: api::tenants::TenantIn,
 ) -> Result<api::tenants::Tenant, ApiError> {
-    let t = tenant_view(&Tenant::create(conn, &body.name).await?);
+    let t = tenant_view(&Tenant::create(conn, &body.name, body.max_deliveries_per_second).await?);
     let changes = audit::created(&audit::json(&t));
     audit::record(conn, by, tenant_change(&t, "tenant.created", changes)).await;
     Ok(t)
@@ -53,22 +54,36 @@ fn tenant_change(t: &api::tenants::Tenant, action: &'static str, changes: serde_
     }
 }
 
-/// Renames a tenant.
-pub async fn rename_tenant(
+/// Renames a tenant, or sets or removes its ceiling on deliveries per second (the caller tells
+/// dispatchers of a new ceiling: `Notices::tenant_limit`).
+pub async fn update_tenant_fields(
     conn: &mut AsyncPgConnection,
     by: &By,
     id: &str,
-    body: api::tenants::TenantIn,
+    body: api::tenants::TenantPatch,
 ) -> Result<api::tenants::Tenant, ApiError> {
     let id = path_id(id, "tenant")?;
     let before = Tenant::find(conn, id).await?.ok_or(ApiError::NotFound("tenant"))?;
-    let t = Tenant::rename(conn, id, &body.name)
+    let name = body.name.unwrap_or_else(|| before.name.clone());
+    let ceiling = match body.max_deliveries_per_second {
+        Some(c) => c.map(|c| c as i32),
+        None => before.max_deliveries_per_second,
+    };
+    let t = Tenant::update(conn, id, &name, ceiling)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
     let (before, after) = (tenant_view(&before), tenant_view(&t));
     let changes = audit::diff(&audit::json(&before), &audit::json(&after));
-    audit::record(conn, by, tenant_change(&after, "tenant.renamed", changes)).await;
+    audit::record(conn, by, tenant_change(&after, "tenant.updated", changes)).await;
     Ok(after)
+}
+
+/// What dispatchers are told of a tenant's ceiling.
+pub fn limit_of(t: &api::tenants::Tenant) -> hookwire_core::messages::TenantLimit {
+    hookwire_core::messages::TenantLimit {
+        tenant_id: t.id,
+        max_deliveries_per_second: t.max_deliveries_per_second,
+    }
 }
 
 /// Deletes a tenant: its keys are refused from the next request, its webhooks go, and the
@@ -105,7 +120,12 @@ pub(crate) async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Created().json(tenant(&mut conn, &By::admin(&req), body).await?))
+    let t = tenant(&mut conn, &By::admin(&req), body).await?;
+    drop(conn);
+    if t.max_deliveries_per_second.is_some() {
+        state.notices.tenant_limit(limit_of(&t)).await;
+    }
+    Ok(HttpResponse::Created().json(t))
 }
 
 #[utoipa::path(
@@ -169,12 +189,13 @@ pub(crate) async fn retrieve_tenant(
     patch,
     path = "/v1/admin/tenants/{id}",
     tag = "admin",
-    summary = "Rename a tenant",
+    summary = "Rename a tenant, or set its ceiling on deliveries per second",
+    description = "Only the fields sent change. `max_deliveries_per_second` caps the tenant's deliveries across all its webhooks and all dispatchers (each paces at its share); null removes it. Dispatchers apply a change within a second.",
     params(("id" = Uuid, Path, description = "Tenant id")),
-    request_body = hookwire_api::tenants::TenantIn,
+    request_body = hookwire_api::tenants::TenantPatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The tenant as renamed", body = hookwire_api::tenants::Tenant),
+        (status = 200, description = "The tenant as changed", body = hookwire_api::tenants::Tenant),
         (status = 400, description = "Invalid", body = hookwire_api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = hookwire_api::Problem, content_type = "application/problem+json"),
         AdminErrors,
@@ -189,7 +210,10 @@ pub(crate) async fn update_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let body = typed::body(payload, state.config.http.max_body_bytes).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(rename_tenant(&mut conn, &By::admin(&req), &id, body).await?))
+    let t = update_tenant_fields(&mut conn, &By::admin(&req), &id, body).await?;
+    drop(conn);
+    state.notices.tenant_limit(limit_of(&t)).await;
+    Ok(HttpResponse::Ok().json(t))
 }
 
 #[utoipa::path(

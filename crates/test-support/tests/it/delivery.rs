@@ -416,3 +416,74 @@ async fn an_idle_connection_to_a_receiver_is_closed_after_the_pool_idle_timeout(
     );
     env.stop().await;
 }
+
+/// A tenant's ceiling (`max_deliveries_per_second`, set by the operator) holds across all its
+/// webhooks, and another tenant is not held back by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenants_ceiling_paces_all_its_webhooks_together_and_no_one_else() {
+    let env = TestEnv::start().await;
+    let mut capped = Receiver::start(200).await;
+    let mut free = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("tiered").await;
+    let (other, other_key) = env.tenant("other").await;
+    for _ in 0..2 {
+        env.webhook(&key, json!({"url": capped.url(), "events": ["*"]})).await;
+    }
+    env.webhook(&other_key, json!({"url": free.url(), "events": ["*"]}))
+        .await;
+    let path = format!("/v1/admin/tenants/{tenant}");
+    let r = env
+        .admin("PATCH", &path, Some(json!({"max_deliveries_per_second": 0})))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = env
+        .admin("PATCH", &path, Some(json!({"max_deliveries_per_second": 5})))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["max_deliveries_per_second"]),
+        (200, &json!(5)),
+        "{r:?}"
+    );
+    assert_eq!(r.body["name"], "tiered", "the name is kept: {r:?}");
+    env.wait_routed(3).await;
+    // The dispatcher hears of the ceiling through a notice; a single event shows it has.
+    env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {}}))
+        .await;
+    for _ in 0..2 {
+        capped.next(Duration::from_secs(10)).await.expect("delivered");
+    }
+    // 10 events to both webhooks: 20 deliveries at 5/s, 19 intervals of 200 ms.
+    for n in 0..10 {
+        env.publish(json!({"type": "task.created", "tenant_id": tenant, "data": {"n": n}}))
+            .await;
+        env.publish(json!({"type": "task.created", "tenant_id": other, "data": {"n": n}}))
+            .await;
+    }
+    let first = capped.next(Duration::from_secs(10)).await.expect("first delivery").at;
+    let mut last = first;
+    for _ in 1..20 {
+        last = capped.next(Duration::from_secs(15)).await.expect("every delivery").at;
+    }
+    assert!(
+        last - first >= Duration::from_millis(3400),
+        "20 deliveries within {:?} under a ceiling of 5/s",
+        last - first
+    );
+    // The other tenant's ten all arrived while the capped one was being paced.
+    for _ in 0..10 {
+        let r = free
+            .next(Duration::from_millis(100))
+            .await
+            .expect("the other tenant's delivery arrived");
+        assert!(r.at < last, "the other tenant waited for the capped one");
+    }
+    let r = env
+        .admin("PATCH", &path, Some(json!({"max_deliveries_per_second": null})))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["max_deliveries_per_second"]),
+        (200, &Value::Null),
+        "{r:?}"
+    );
+    env.stop().await;
+}

@@ -14,15 +14,18 @@ pub struct Tenant {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Most deliveries per second across its webhooks; `None`: no ceiling.
+    pub max_deliveries_per_second: Option<i32>,
 }
 
 impl Tenant {
-    pub async fn create(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Tenant> {
+    pub async fn create(conn: &mut AsyncPgConnection, name: &str, ceiling: Option<u32>) -> QueryResult<Tenant> {
         diesel::insert_into(tenants::table)
             .values(&Tenant {
                 id: hookwire_core::id::v7(),
                 name: name.to_owned(),
                 created_at: Utc::now(),
+                max_deliveries_per_second: ceiling.map(|c| c as i32),
             })
             .returning(Tenant::as_returning())
             .get_result(conn)
@@ -44,14 +47,35 @@ impl Tenant {
             .optional()
     }
 
-    /// Renames a tenant; `None` when there is no such tenant.
-    pub async fn rename(conn: &mut AsyncPgConnection, id: Uuid, name: &str) -> QueryResult<Option<Tenant>> {
+    /// Sets a tenant's name and ceiling; `None` when there is no such tenant.
+    pub async fn update(
+        conn: &mut AsyncPgConnection,
+        id: Uuid,
+        name: &str,
+        ceiling: Option<i32>,
+    ) -> QueryResult<Option<Tenant>> {
         diesel::update(tenants::table.find(id))
-            .set(tenants::name.eq(name))
+            .set((tenants::name.eq(name), tenants::max_deliveries_per_second.eq(ceiling)))
             .returning(Tenant::as_returning())
             .get_result(conn)
             .await
             .optional()
+    }
+
+    /// The tenants with a ceiling on deliveries per second, for the routing snapshot.
+    pub async fn limits(conn: &mut AsyncPgConnection) -> QueryResult<Vec<hookwire_core::messages::TenantLimit>> {
+        let rows: Vec<(Uuid, Option<i32>)> = tenants::table
+            .filter(tenants::max_deliveries_per_second.is_not_null())
+            .select((tenants::id, tenants::max_deliveries_per_second))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant_id, c)| hookwire_core::messages::TenantLimit {
+                tenant_id,
+                max_deliveries_per_second: c.and_then(|c| u32::try_from(c).ok()),
+            })
+            .collect())
     }
 
     /// Deletes a tenant with its keys and webhooks, and lists it for retention to delete its

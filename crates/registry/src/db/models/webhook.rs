@@ -302,7 +302,10 @@ impl Webhook {
                      FROM delivery_resends WHERE resent_at > $2) \
                  || '-' || \
                     (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text, 0)), 0) \
-                     FROM producer_tokens WHERE revoked_at IS NULL) AS version",
+                     FROM producer_tokens WHERE revoked_at IS NULL) \
+                 || '-' || \
+                    (SELECT count(*) || '.' || coalesce(sum(hashtextextended(id::text || max_deliveries_per_second::text, 0)), 0) \
+                     FROM tenants WHERE max_deliveries_per_second IS NOT NULL) AS version",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - EXPUNGED_LISTED_FOR)
         .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - RESENDS_KEPT)

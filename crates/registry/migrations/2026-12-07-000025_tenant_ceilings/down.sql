@@ -1,0 +1,1 @@
+ALTER TABLE tenants DROP COLUMN max_deliveries_per_second;
