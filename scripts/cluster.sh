@@ -25,6 +25,7 @@ start_node() {
     echo '[].' | as_root tee "$d/enabled_plugins" >/dev/null
     as_root chown rabbitmq:rabbitmq "$d/rabbitmq.conf" "$d/enabled_plugins"
   }
+  # runuser's PAM session gives it the open-file limit scripts/deps-up.sh sets for `rabbitmq`.
   as_root runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME="$(node "$n")" \
     RABBITMQ_NODE_PORT=570$n RABBITMQ_DIST_PORT=2570$n RABBITMQ_MNESIA_BASE="$d/mnesia" \
     RABBITMQ_LOG_BASE="$d/log" RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" \

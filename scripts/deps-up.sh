@@ -63,6 +63,14 @@ fi
 grep -qs '^SERVER_ADDITIONAL_ERL_ARGS=' /etc/rabbitmq/rabbitmq-env.conf ||
   echo 'SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"' |
   as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
+# RabbitMQ runs as its user through su or runuser, whose PAM session sets the limit of open files
+# (1,024 here unless told): every connection is a file, the test suite's many services come close
+# to that, and a node out of them stops accepting and closing connections. So the `rabbitmq` user
+# gets the machine's hard limit (the nodes of scripts/cluster.sh and tls-up.sh too) from their
+# next start.
+limits=/etc/security/limits.d/hookwire-rabbitmq.conf
+want="rabbitmq - nofile $(ulimit -Hn)"
+[[ $(cat "$limits" 2>/dev/null) == "$want" ]] || echo "$want" | as_root tee "$limits" >/dev/null
 if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"
   as_root rabbitmq-server -detached

@@ -78,6 +78,7 @@ ssl_options.fail_if_no_peer_cert = true
 EOF
   echo '[].' | as_root tee "$R/enabled_plugins" >/dev/null
   as_root chown rabbitmq:rabbitmq "$R/rabbitmq.conf" "$R/enabled_plugins"
+  # runuser's PAM session gives it the open-file limit scripts/deps-up.sh sets for `rabbitmq`.
   as_root runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME="$NODE" \
     RABBITMQ_NODE_PORT=$((AMQPS_PORT + 1)) RABBITMQ_DIST_PORT=2$AMQPS_PORT \
     RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log" RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf" \
