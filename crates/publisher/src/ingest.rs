@@ -130,25 +130,27 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         let body = event.request_body();
         let traceparent = Some(trace.header());
         let mut routed = Vec::with_capacity(targets.len());
-        let (ordered, unordered): (Vec<_>, Vec<_>) = targets.iter().partition(|s| s.ordered);
-        for sub in &targets {
-            routed.push(RoutedDelivery {
-                delivery_id: hookwire_core::id::delivery(event.id, sub.target.webhook_id),
-                webhook_id: sub.target.webhook_id,
-                tenant_id: sub.target.tenant_id,
-            });
-        }
-        for sub in ordered {
-            let delivery_id = hookwire_core::id::delivery(event.id, sub.target.webhook_id);
+        // Each delivery's id once (a SHA-256 of the event's and the webhook's ids).
+        let with_ids: Vec<_> = targets
+            .iter()
+            .map(|sub| (sub, hookwire_core::id::delivery(event.id, sub.target.webhook_id)))
+            .collect();
+        routed.extend(with_ids.iter().map(|(sub, delivery_id)| RoutedDelivery {
+            delivery_id: *delivery_id,
+            webhook_id: sub.target.webhook_id,
+            tenant_id: sub.target.tenant_id,
+        }));
+        let (ordered, unordered): (Vec<_>, Vec<_>) = with_ids.into_iter().partition(|(sub, _)| sub.ordered);
+        for (sub, delivery_id) in ordered {
             let mut task = DeliveryTask::new(delivery_id, event, sub.target.clone(), body.clone(), 0);
             task.traceparent = traceparent.clone();
             lines.push(TaskMessage::V1(task));
         }
         for chunk in unordered.chunks(group_size) {
             let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
-            for sub in chunk {
+            for (sub, delivery_id) in chunk {
                 group.deliveries.push(GroupMember {
-                    delivery_id: hookwire_core::id::delivery(event.id, sub.target.webhook_id),
+                    delivery_id: *delivery_id,
                     target: sub.target.clone(),
                 });
             }

@@ -87,7 +87,7 @@ pub async fn until_done<T, F: Future<Output = anyhow::Result<T>>>(
 /// Waits before the `failures`-th retry of a batch (0.2 s more each time, at most 5 s); `false`
 /// when the service stops meanwhile: the batch is left unacknowledged, and the broker gives it
 /// to the next consumer when the channel closes.
-pub async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
+async fn back_off(failures: &mut u32, stop: &CancellationToken) -> bool {
     *failures += 1;
     let wait = Duration::from_millis(200 * u64::from((*failures).min(25)));
     tokio::select! {

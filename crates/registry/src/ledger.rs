@@ -92,16 +92,13 @@ pub async fn run(
                     .chain(written.deactivated.iter().map(operational::disabled))
                     .chain(written.deactivated_before.iter().map(operational::disabled))
                     .collect();
-                let mut failures = 0u32;
-                while !events.is_empty() {
-                    let Err(e) = operational.publish(&events).await else {
-                        metrics.operational_events.inc_by(events.len() as u64);
-                        break;
-                    };
-                    tracing::warn!(error = %e, events = events.len(), "operational events not published; retrying before the batch is acknowledged");
-                    if !batches::back_off(&mut failures, &stop).await {
+                if !events.is_empty() {
+                    let publish = || async { Ok(operational.publish(&events).await?) };
+                    let what = "publishing operational events before the batch is acknowledged";
+                    if batches::until_done(&stop, what, || {}, publish).await.is_none() {
                         return Ok(());
                     }
+                    metrics.operational_events.inc_by(events.len() as u64);
                 }
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.ledger_messages_written.inc_by(batch.len() as u64);

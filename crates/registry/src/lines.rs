@@ -19,7 +19,7 @@ use hookwire_core::messages::{LedgerMessage, TaskMessage};
 use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
 use tokio_util::sync::CancellationToken;
 
-use crate::batches::{self, back_off};
+use crate::batches;
 use crate::config::Config;
 use crate::db::lines::{self, Entry, Finished};
 use crate::db::DbPool;
@@ -43,17 +43,13 @@ impl Release {
     /// Publishes `tasks` (`delivery_task.v1` bodies) until the broker confirms them all, or
     /// `stop` fires (`false`: the caller leaves its messages unacknowledged, to be read again).
     pub async fn publish(&self, tasks: &[Vec<u8>], stop: &CancellationToken) -> bool {
-        let mut failures = 0u32;
-        while !tasks.is_empty() {
-            let Err(e) = self.try_publish(tasks).await else {
-                break;
-            };
-            tracing::warn!(error = %e, tasks = tasks.len(), "released line tasks not confirmed; retrying");
-            if !back_off(&mut failures, stop).await {
-                return false;
-            }
+        if tasks.is_empty() {
+            return true;
         }
-        true
+        let publish = || async { Ok(self.try_publish(tasks).await?) };
+        batches::until_done(stop, "publishing the tasks lines released", || {}, publish)
+            .await
+            .is_some()
     }
 
     async fn try_publish(&self, tasks: &[Vec<u8>]) -> Result<(), PublishError> {
