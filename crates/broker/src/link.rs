@@ -31,6 +31,8 @@ pub struct Link {
 struct Open {
     channel: Channel,
     connection: lapin::ConnectionStatus,
+    /// The connection, for a fresh channel after a nack.
+    conn: Arc<lapin::Connection>,
 }
 
 impl Link {
@@ -44,12 +46,16 @@ impl Link {
             let slot = slot.clone();
             let topology = topology.clone();
             async move {
+                let conn = Arc::new(conn);
                 let result = async {
-                    let channel = conn.create_channel().await?;
-                    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+                    let channel = confirming(&conn).await?;
                     declare(&channel, &topology).await?;
                     let connection = conn.status().clone();
-                    *slot.write().expect("link lock is never poisoned") = Some(Open { channel, connection });
+                    *slot.write().expect("link lock is never poisoned") = Some(Open {
+                        channel,
+                        connection,
+                        conn: conn.clone(),
+                    });
                     // Hold the connection until it fails (the supervisor notices) or the service stops.
                     cancel.cancelled().await;
                     lapin::Result::Ok(())
@@ -85,9 +91,36 @@ impl Link {
         if open.connection.blocked() {
             return Err(PublishError::Blocked);
         }
-        tokio::time::timeout(CONFIRM_TIMEOUT, publish_confirmed(&open.channel, messages))
+        let result = tokio::time::timeout(CONFIRM_TIMEOUT, publish_confirmed(&open.channel, messages))
             .await
-            .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))?
+            .map_err(|_| PublishError::TimedOut(CONFIRM_TIMEOUT))?;
+        if matches!(result, Err(PublishError::Nacked)) {
+            self.renew(&open).await;
+        }
+        result
+    }
+
+    /// Replaces a channel that had a publish nacked with a fresh one on the same connection.
+    /// A channel whose quorum queue's leader died can go on nacking until that node returns
+    /// (seen with RabbitMQ 3.10 in the cluster test); a new channel finds the new leaders.
+    async fn renew(&self, nacked: &Open) {
+        let Ok(channel) = confirming(&nacked.conn).await else {
+            return;
+        };
+        let replaced = {
+            let mut slot = self.open.write().expect("link lock is never poisoned");
+            match slot.as_mut() {
+                Some(open) if open.channel.id() == nacked.channel.id() => {
+                    Some(std::mem::replace(&mut open.channel, channel))
+                }
+                _ => None,
+            }
+        };
+        // None: another publish renewed it first, or the connection was replaced.
+        if let Some(old) = replaced {
+            tracing::warn!("a publish was nacked: publishing on a fresh channel");
+            let _ = old.close(200, "replaced after a nack".into()).await;
+        }
     }
 
     /// Sends `body` to the private queue `reply_to` with `correlation_id` (the relay's answers,
@@ -150,4 +183,11 @@ impl Link {
         }
         self.is_connected()
     }
+}
+
+/// A confirm-mode channel on `conn`.
+async fn confirming(conn: &lapin::Connection) -> lapin::Result<Channel> {
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(channel)
 }
