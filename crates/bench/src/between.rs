@@ -10,12 +10,13 @@ use crate::metric;
 
 /// A broker connection for reading queue depths, and the installation's topology.
 pub(crate) async fn depth_probe() -> Option<(hookwire_broker::lapin::Connection, hookwire_core::topology::Topology)> {
-    let config = hookwire_core::config::BrokerConfig::new(
+    let mut config = hookwire_core::config::BrokerConfig::new(
         env("HOOKWIRE__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
         "hookwire",
     );
+    config.delivery_shards = env("HOOKWIRE__BROKER__DELIVERY_SHARDS", "1").parse().unwrap_or(1);
     let conn = hookwire_broker::connect(&config, "hookwire-bench depth").await.ok()?;
-    Some((conn, hookwire_core::topology::Topology::new("hookwire")))
+    Some((conn, config.topology()))
 }
 
 /// Messages ready or unacknowledged in `queues`, summed.
@@ -161,11 +162,12 @@ pub(crate) async fn drain(b: &Bench) {
     let Some((conn, topology)) = depth_probe().await else {
         return;
     };
-    let queues = [
-        topology.deliveries_queue(),
-        topology.groups_queue(),
-        topology.ledger_queue(),
-    ];
+    let mut queues: Vec<String> = topology
+        .delivery_queues()
+        .into_iter()
+        .map(|q| topology.delivery_queue_name(q))
+        .collect();
+    queues.push(topology.ledger_queue());
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut quiet, mut written) = (0, f64::NAN);
     while quiet < 3 && Instant::now() < deadline {

@@ -117,6 +117,7 @@ pub(crate) async fn reference_rabbit() -> anyhow::Result<f64> {
                 routing_key: queue,
                 body: &body,
                 message_id: id,
+                delay: None,
             })
             .collect();
         hookwire_broker::publish_confirmed(&ch, &msgs).await?;
@@ -189,6 +190,7 @@ pub(crate) async fn reference_rabbit_latency(
                     routing_key: &queue,
                     body: b,
                     message_id: "latency",
+                    delay: None,
                 })
                 .collect();
             hookwire_broker::publish_confirmed(&ch, &messages)
@@ -206,6 +208,7 @@ pub(crate) async fn reference_rabbit_latency(
         routing_key: &queue,
         body: &end,
         message_id: "end",
+        delay: None,
     };
     hookwire_broker::publish_confirmed(&ch, &[end]).await?;
     let to_consumer = consume.await?;

@@ -62,7 +62,7 @@ pub async fn follow(
     read: Read,
     cancel: CancellationToken,
 ) {
-    let topology = Topology::new(&config.prefix);
+    let topology = config.topology();
     crate::supervise(config, format!("{service} changes"), cancel, move |conn, stop| {
         session(
             conn,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hookwire_core::config::BrokerConfig;
-use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS, TASK_ROUTING_KEY};
+use hookwire_core::topology::{Topology, DELAY_HEADER, INGEST_ROUTING_KEY, RETRY_TIERS_SECONDS};
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -66,13 +66,15 @@ fn durable() -> QueueDeclareOptions {
     }
 }
 
-/// Declares the durable queue `queue` with `arguments` and binds it to `exchange` under `key`.
+/// Declares the durable queue `queue` with `arguments` and binds it to `exchange` under `key`,
+/// with `binding` arguments (a headers exchange matches on them).
 async fn declare_bound(
     channel: &Channel,
     queue: &str,
     arguments: &[(&str, AMQPValue)],
     exchange: &str,
     key: &str,
+    binding: &[(&str, AMQPValue)],
 ) -> lapin::Result<()> {
     channel.queue_declare(queue.into(), durable(), table(arguments)).await?;
     channel
@@ -81,7 +83,7 @@ async fn declare_bound(
             exchange.into(),
             key.into(),
             QueueBindOptions::default(),
-            FieldTable::default(),
+            table(binding),
         )
         .await?;
     Ok(())
@@ -145,12 +147,9 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
         to_dead[0].clone(),
         to_dead[1].clone(),
     ];
-    let bound = [
-        (topology.deliveries_queue(), TASK_ROUTING_KEY),
-        (topology.groups_queue(), GROUP_ROUTING_KEY),
-    ];
-    for (queue, key) in bound {
-        declare_bound(channel, &queue, &poison_limited, &deliveries, key).await?;
+    for queue in topology.delivery_queues() {
+        let name = topology.delivery_queue_name(queue);
+        declare_bound(channel, &name, &poison_limited, &deliveries, &queue.routing_key(), &[]).await?;
     }
     // Relayed requests of `hookwire listen` live only while someone waits for them: not durable.
     channel
@@ -176,29 +175,35 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
         &dead_lettered,
         &ingest,
         INGEST_ROUTING_KEY,
+        &[],
     )
     .await?;
+    let delay = topology.delay_exchange();
+    channel
+        .exchange_declare(
+            delay.as_str().into(),
+            ExchangeKind::Headers,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
     for seconds in RETRY_TIERS_SECONDS {
-        // Nobody consumes a retry queue: a message waits out the TTL and is dead-lettered back
-        // to the deliveries exchange. at-least-once dead-lettering (which needs reject-publish)
-        // means a retry is never dropped on the way back.
-        channel
-            .queue_declare(
-                topology.retry_queue(seconds).into(),
-                durable(),
-                table(&[
-                    quorum.clone(),
-                    (
-                        "x-message-ttl",
-                        AMQPValue::LongInt(i32::try_from(seconds * 1000).expect("tiers are < 24 days")),
-                    ),
-                    ("x-dead-letter-exchange", text(&deliveries)),
-                    ("x-dead-letter-routing-key", text(TASK_ROUTING_KEY)),
-                    ("x-dead-letter-strategy", text("at-least-once")),
-                    ("x-overflow", text("reject-publish")),
-                ]),
-            )
-            .await?;
+        // Nobody consumes a delay queue: a message waits out the TTL and is dead-lettered back
+        // to the deliveries exchange under the routing key it came with (its shard).
+        // at-least-once dead-lettering (which needs reject-publish) means a retry is never
+        // dropped on the way back.
+        let arguments = [
+            quorum.clone(),
+            (
+                "x-message-ttl",
+                AMQPValue::LongInt(i32::try_from(seconds * 1000).expect("tiers are < 24 days")),
+            ),
+            ("x-dead-letter-exchange", text(&deliveries)),
+            ("x-dead-letter-strategy", text("at-least-once")),
+            ("x-overflow", text("reject-publish")),
+        ];
+        let tier = [("x-match", text("all")), (DELAY_HEADER, text(&seconds.to_string()))];
+        declare_bound(channel, &topology.retry_queue(seconds), &arguments, &delay, "", &tier).await?;
     }
     Ok(())
 }
@@ -302,13 +307,19 @@ pub struct Outgoing<'a> {
     pub body: &'a [u8],
     /// The AMQP message id: the delivery or event id, for tracing and dedupe.
     pub message_id: &'a str,
+    /// On the delay exchange: the delay tier, in seconds (`DELAY_HEADER`).
+    pub delay: Option<u32>,
 }
 
-fn properties(message_id: &str) -> BasicProperties {
-    BasicProperties::default()
+fn properties(m: &Outgoing<'_>) -> BasicProperties {
+    let properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2) // persistent
-        .with_message_id(message_id.into())
+        .with_message_id(m.message_id.into());
+    match m.delay {
+        Some(seconds) => properties.with_headers(table(&[(DELAY_HEADER, text(&seconds.to_string()))])),
+        None => properties,
+    }
 }
 
 /// Most publishes handed to lapin at once (about 6 MB of tasks): every batch of the benchmarks fits
@@ -333,7 +344,7 @@ pub async fn publish_confirmed(channel: &Channel, messages: &[Outgoing<'_>]) -> 
                 m.routing_key.into(),
                 BasicPublishOptions::default(),
                 m.body,
-                properties(m.message_id),
+                properties(m),
             )
         }))
         .await?;

@@ -91,6 +91,12 @@ pub struct BrokerConfig {
     pub url: String,
     /// Prefix of every exchange and queue name. Default `hookwire`; tests use a random one.
     pub prefix: String,
+    /// Delivery shards: pairs of task and group queues the deliveries are spread over, so their
+    /// leaders can sit on different nodes of a cluster. Every service of an installation must
+    /// use the same number; raising it is safe, lowering it strands the last shards' messages.
+    /// Default 1.
+    #[serde(default = "one_shard")]
+    pub delivery_shards: u16,
     /// PEM file of the certificate authorities trusted for the broker's certificate, added to the
     /// system's. The server is always verified, name included, on `amqps://`.
     #[serde(default)]
@@ -106,17 +112,27 @@ pub struct BrokerConfig {
     pub allow_plaintext: bool,
 }
 
+fn one_shard() -> u16 {
+    1
+}
+
 impl BrokerConfig {
     /// A connection to `url` with no TLS files, under `prefix`.
     pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: prefix.into(),
+            delivery_shards: 1,
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
             allow_plaintext: false,
         }
+    }
+
+    /// The names of the installation's exchanges and queues.
+    pub fn topology(&self) -> crate::topology::Topology {
+        crate::topology::Topology::sharded(&self.prefix, self.delivery_shards)
     }
 
     /// The addresses `url` lists (one, or a cluster's nodes, comma-separated).
@@ -135,6 +151,7 @@ impl BrokerConfig {
 
     /// Refuses settings that cannot work or that the profile forbids, before the first connection.
     pub fn check(&self, profile: Profile) -> anyhow::Result<()> {
+        anyhow::ensure!(self.delivery_shards >= 1, "broker.delivery_shards must be at least 1");
         if profile == Profile::Production && !self.uses_tls() && !self.allow_plaintext {
             anyhow::bail!(
                 "broker.url is plain amqp:// in the production profile; use amqps:// \

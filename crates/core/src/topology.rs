@@ -2,9 +2,9 @@
 //! installations, or parallel tests, can share a broker without sharing messages.
 //!
 //! ```text
-//! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries (quorum queue) ──▶ dispatchers
-//!                  │   ▲          "group" ─▶ {p}.deliveries.groups (quorum) ──▶ dispatchers
-//!                  │   └── dead-lettered after the TTL ◀── {p}.retry.<n>s ◀─── failed attempt
+//! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries[.<s>] (quorum queues) ──▶ dispatchers
+//!                  │   ▲          "group" ─▶ {p}.deliveries.groups[.<s>] (quorum) ──▶ dispatchers
+//!                  │   └── dead-lettered after the TTL ◀── {p}.delay.<n>s ◀── {p}.delay ◀── failed attempt
 //! publisher, registry ──▶ {p}.lines (quorum, single active consumer) ──▶ registry ──▶ {p}.deliveries
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
 //! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
@@ -26,15 +26,85 @@ pub const TASK_ROUTING_KEY: &str = "task";
 /// Routing key of delivery groups (one event for several webhooks) on the deliveries exchange.
 pub const GROUP_ROUTING_KEY: &str = "group";
 
+/// Header naming a retry's delay tier on the delay exchange (`Topology::delay_exchange`).
+pub const DELAY_HEADER: &str = "hookwire-delay";
+
 /// The names for one prefix.
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
+    /// Delivery shards (`broker.delivery_shards`): each a task queue and a group queue.
+    shards: u16,
+}
+
+/// One of the queues the dispatchers consume: the tasks or the groups of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryQueue {
+    pub grouped: bool,
+    pub shard: u16,
+}
+
+impl DeliveryQueue {
+    /// Its routing key on the deliveries exchange: `task` or `group`, then `.<shard>` past the
+    /// first shard (whose names predate sharding).
+    pub fn routing_key(&self) -> String {
+        let kind = if self.grouped {
+            GROUP_ROUTING_KEY
+        } else {
+            TASK_ROUTING_KEY
+        };
+        match self.shard {
+            0 => kind.to_owned(),
+            s => format!("{kind}.{s}"),
+        }
+    }
 }
 
 impl Topology {
+    /// One delivery shard.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self::sharded(prefix, 1)
+    }
+
+    /// `shards` delivery shards (at least one).
+    pub fn sharded(prefix: impl Into<String>, shards: u16) -> Self {
+        Self {
+            prefix: prefix.into(),
+            shards: shards.max(1),
+        }
+    }
+
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// Every queue the dispatchers consume, tasks and groups of each shard.
+    pub fn delivery_queues(&self) -> Vec<DeliveryQueue> {
+        (0..self.shards)
+            .flat_map(|shard| [false, true].map(|grouped| DeliveryQueue { grouped, shard }))
+            .collect()
+    }
+
+    /// The queue a message whose first delivery is `delivery_id` goes to: shards are picked by
+    /// id (delivery ids are uniform hashes), so each delivery's retries return to one shard.
+    pub fn delivery_queue(&self, delivery_id: uuid::Uuid, grouped: bool) -> DeliveryQueue {
+        DeliveryQueue {
+            grouped,
+            shard: (delivery_id.as_u128() % u128::from(self.shards)) as u16,
+        }
+    }
+
+    /// The name of `queue`.
+    pub fn delivery_queue_name(&self, queue: DeliveryQueue) -> String {
+        let base = if queue.grouped {
+            self.groups_queue()
+        } else {
+            self.deliveries_queue()
+        };
+        match queue.shard {
+            0 => base,
+            s => format!("{base}.{s}"),
+        }
     }
 
     /// Direct exchange that delivery tasks are published to (and retries dead-letter back to).
@@ -42,20 +112,27 @@ impl Topology {
         format!("{}.deliveries", self.prefix)
     }
 
-    /// Quorum queue the dispatchers consume.
+    /// Quorum queue of the first shard's tasks (`delivery_queue_name` names every shard's).
     pub fn deliveries_queue(&self) -> String {
         format!("{}.deliveries", self.prefix)
     }
 
-    /// Quorum queue of delivery groups, consumed by the dispatchers with a prefetch of its own
-    /// (a group is up to a thousand deliveries, a task one).
+    /// Quorum queue of the first shard's delivery groups, consumed by the dispatchers with a
+    /// prefetch of its own (a group is up to a thousand deliveries, a task one).
     pub fn groups_queue(&self) -> String {
         format!("{}.deliveries.groups", self.prefix)
     }
 
-    /// Quorum queue where a retry waits `seconds` before it returns to the deliveries exchange.
+    /// Headers exchange retries are published to, under their shard's routing key with their
+    /// tier in `DELAY_HEADER`; it routes each to the delay queue of its tier.
+    pub fn delay_exchange(&self) -> String {
+        format!("{}.delay", self.prefix)
+    }
+
+    /// Quorum queue where a retry waits `seconds`, then returns to the deliveries exchange under
+    /// the routing key it was published with (its shard).
     pub fn retry_queue(&self, seconds: u32) -> String {
-        format!("{}.retry.{seconds}s", self.prefix)
+        format!("{}.delay.{seconds}s", self.prefix)
     }
 
     /// Quorum queue of the deliveries of webhooks with `ordering: "subject"`, in the order they
@@ -119,5 +196,29 @@ mod tests {
         assert_eq!(retry_tier(7), 5);
         assert_eq!(retry_tier(3599), 1800);
         assert_eq!(retry_tier(86_400), 14_400);
+    }
+
+    #[test]
+    fn shards_past_the_first_add_their_number() {
+        let t = Topology::sharded("p", 3);
+        let names: Vec<_> = t
+            .delivery_queues()
+            .into_iter()
+            .map(|q| (t.delivery_queue_name(q), q.routing_key()))
+            .collect();
+        let expected = [
+            ("p.deliveries", "task"),
+            ("p.deliveries.groups", "group"),
+            ("p.deliveries.1", "task.1"),
+            ("p.deliveries.groups.1", "group.1"),
+            ("p.deliveries.2", "task.2"),
+            ("p.deliveries.groups.2", "group.2"),
+        ];
+        assert_eq!(names, expected.map(|(n, k)| (n.to_owned(), k.to_owned())));
+        let spread: std::collections::HashSet<_> = (0..300)
+            .map(|_| t.delivery_queue(uuid::Uuid::new_v4(), false).shard)
+            .collect();
+        assert_eq!(spread.len(), 3, "ids spread over every shard");
+        assert_eq!(Topology::sharded("p", 0).shards(), 1);
     }
 }

@@ -40,9 +40,9 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeliveryConfig {
-    /// RabbitMQ prefetch of single tasks held unacknowledged. Default 1000.
+    /// RabbitMQ prefetch of single tasks held unacknowledged, per delivery shard. Default 1000.
     pub prefetch: u16,
-    /// RabbitMQ prefetch of delivery groups held unacknowledged. Default 32.
+    /// RabbitMQ prefetch of delivery groups held unacknowledged, per delivery shard. Default 32.
     pub group_prefetch: u16,
     /// Deliveries worked or waiting in memory at once, across messages. Default 1000.
     pub max_in_flight: usize,

@@ -6,7 +6,7 @@ use hookwire_broker::{Link, Outgoing, PublishError};
 use hookwire_core::messages::{
     DeliveryGroup, DeliveryTask, Event, GroupMember, LedgerMessage, RoutedDelivery, TaskMessage,
 };
-use hookwire_core::topology::{Topology, GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
+use hookwire_core::topology::Topology;
 use hookwire_core::trace::TraceParent;
 use hookwire_http::{typed, FieldError};
 use serde_json::{Map, Value};
@@ -120,9 +120,9 @@ pub struct Prepared {
 pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
     let ledger_queue = topology.ledger_queue();
     let group_size = group_size.clamp(1, DeliveryGroup::MAX_MEMBERS);
-    let mut tasks = Packer::new(topology.deliveries_exchange(), None, group_size);
+    let mut tasks = Packer::new(topology, topology.deliveries_exchange(), None, group_size);
     // An ordered webhook's deliveries go to the lines queue, one task each, in request order.
-    let mut lines = Packer::new(String::new(), Some(topology.lines_queue()), group_size);
+    let mut lines = Packer::new(topology, String::new(), Some(topology.lines_queue()), group_size);
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
@@ -185,8 +185,10 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
 /// Packs task entries into broker messages of at most `limit` deliveries, in order.
 struct Packer {
     exchange: String,
-    /// The routing key of every message (the lines queue); by size when `None`.
+    /// The routing key of every message (the lines queue); when `None`, the shard of its first
+    /// delivery's task or group queue, by size.
     routing_key: Option<String>,
+    topology: Topology,
     limit: usize,
     messages: Vec<Message>,
     entries: Vec<TaskMessage>,
@@ -195,10 +197,11 @@ struct Packer {
 }
 
 impl Packer {
-    fn new(exchange: String, routing_key: Option<String>, limit: usize) -> Self {
+    fn new(topology: &Topology, exchange: String, routing_key: Option<String>, limit: usize) -> Self {
         Self {
             exchange,
             routing_key,
+            topology: topology.clone(),
             limit,
             messages: Vec::new(),
             entries: Vec::new(),
@@ -215,25 +218,25 @@ impl Packer {
         self.entries.push(entry);
     }
 
-    /// Sends what is gathered as one message: routed by its fixed key, else by key `task` when
-    /// it is one delivery and `group` otherwise; named after its first delivery.
+    /// Sends what is gathered as one message: routed by its fixed key, else to the task queue
+    /// when it is one delivery and the group queue otherwise, of its first delivery's shard;
+    /// named after its first delivery.
     fn flush(&mut self) {
         if self.entries.is_empty() {
             return;
         }
         let message = TaskMessage::batch(std::mem::take(&mut self.entries));
-        let routing_key = match &self.routing_key {
-            Some(key) => key.as_str(),
-            None if self.deliveries == 1 => TASK_ROUTING_KEY,
-            None => GROUP_ROUTING_KEY,
-        };
-        self.deliveries = 0;
         let id = message
             .first_delivery_id()
             .expect("a message names at least one delivery");
+        let routing_key = match &self.routing_key {
+            Some(key) => key.clone(),
+            None => self.topology.delivery_queue(id, self.deliveries > 1).routing_key(),
+        };
+        self.deliveries = 0;
         self.messages.push(Message {
             exchange: self.exchange.clone(),
-            routing_key: routing_key.to_owned(),
+            routing_key,
             body: serde_json::to_vec(&message).expect("tasks serialize"),
             id: id.to_string(),
         });
@@ -251,6 +254,7 @@ impl Prepared {
                 routing_key: &m.routing_key,
                 body: &m.body,
                 message_id: &m.id,
+                delay: None,
             })
             .collect();
         link.publish(&outgoing).await
@@ -261,6 +265,7 @@ impl Prepared {
 mod tests {
     use super::*;
     use hookwire_core::messages::{CatalogType, RoutingSnapshot, Subscription};
+    use hookwire_core::topology::{GROUP_ROUTING_KEY, TASK_ROUTING_KEY};
     use uuid::Uuid;
 
     use hookwire_core::fixtures::{event, subscription as sub};

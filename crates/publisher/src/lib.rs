@@ -125,7 +125,7 @@ impl Application {
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Self> {
         config.broker.check(config.profile)?;
         let cancel = CancellationToken::new();
-        let topology = Topology::new(&config.broker.prefix);
+        let topology = config.broker.topology();
         let link = Link::start(
             config.broker.clone(),
             "hookwire-publisher".into(),

@@ -4,7 +4,6 @@
 
 use hookwire_broker::Outgoing;
 use hookwire_core::messages::{DeliveryTask, Event, LedgerMessage, RoutedDelivery, TaskMessage};
-use hookwire_core::topology::TASK_ROUTING_KEY;
 use hookwire_http::ApiError;
 use uuid::Uuid;
 
@@ -39,16 +38,21 @@ pub async fn send(
     tasks: &[DeliveryTask],
     records: &[LedgerMessage],
 ) -> Result<(), ApiError> {
-    let (exchange, routing_key) = match via {
-        Via::Dispatchers => (state.topology.deliveries_exchange(), TASK_ROUTING_KEY.to_owned()),
-        Via::Lines => (String::new(), state.topology.lines_queue()),
+    let topology = &state.topology;
+    let exchange = match via {
+        Via::Dispatchers => topology.deliveries_exchange(),
+        Via::Lines => String::new(),
     };
-    let ledger = state.topology.ledger_queue();
-    let bodies: Vec<(Vec<u8>, String)> = tasks
+    let ledger = topology.ledger_queue();
+    let bodies: Vec<(Vec<u8>, String, String)> = tasks
         .iter()
         .map(|t| {
             let body = serde_json::to_vec(&TaskMessage::V1(t.clone())).expect("tasks serialize");
-            (body, t.delivery_id.to_string())
+            let routing_key = match via {
+                Via::Dispatchers => topology.delivery_queue(t.delivery_id, false).routing_key(),
+                Via::Lines => topology.lines_queue(),
+            };
+            (body, t.delivery_id.to_string(), routing_key)
         })
         .collect();
     let record_bodies: Vec<(Vec<u8>, String)> = records
@@ -67,13 +71,15 @@ pub async fn send(
             routing_key: &ledger,
             body,
             message_id: id,
+            delay: None,
         })
         .collect();
-    outgoing.extend(bodies.iter().map(|(body, id)| Outgoing {
+    outgoing.extend(bodies.iter().map(|(body, id, routing_key)| Outgoing {
         exchange: &exchange,
-        routing_key: &routing_key,
+        routing_key,
         body,
         message_id: id,
+        delay: None,
     }));
     state.link.publish(&outgoing).await.map_err(|e| {
         tracing::warn!(error = %e, tasks = tasks.len(), "tasks not confirmed by the broker");

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use hookwire_broker::lapin::options::BasicAckOptions;
 use hookwire_core::messages::LedgerMessage;
-use hookwire_core::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 use crate::batches;
@@ -27,7 +26,7 @@ pub async fn run(
     operational: Operational,
     cancel: CancellationToken,
 ) {
-    let topology = Topology::new(&config.broker.prefix);
+    let topology = config.broker.topology();
     let name = "hookwire-registry ledger".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
         let (config, pool, metrics, topology, notices, operational) = (

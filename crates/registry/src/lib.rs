@@ -89,7 +89,7 @@ impl Application {
             seed_event_types(&pool).await?;
         }
         let cancel = CancellationToken::new();
-        let topology = Topology::new(&config.broker.prefix);
+        let topology = config.broker.topology();
         let link = Link::start(
             config.broker.clone(),
             "hookwire-registry notices".into(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hookwire_broker::lapin::options::BasicAckOptions;
 use hookwire_broker::{Link, Outgoing, PublishError};
 use hookwire_core::messages::{LedgerMessage, TaskMessage};
-use hookwire_core::topology::{Topology, TASK_ROUTING_KEY};
+use hookwire_core::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 use crate::batches;
@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 pub struct Release {
     link: Link,
     exchange: String,
+    topology: Topology,
 }
 
 impl Release {
@@ -37,6 +38,7 @@ impl Release {
         Self {
             link,
             exchange: topology.deliveries_exchange(),
+            topology: topology.clone(),
         }
     }
 
@@ -53,15 +55,23 @@ impl Release {
     }
 
     async fn try_publish(&self, tasks: &[Vec<u8>]) -> Result<(), PublishError> {
-        let ids: Vec<String> = tasks.iter().map(|_| hookwire_core::id::v7().to_string()).collect();
+        // Spread over the shards by the message id, whose low bits are random.
+        let ids: Vec<(String, String)> = tasks
+            .iter()
+            .map(|_| {
+                let id = hookwire_core::id::v7();
+                (id.to_string(), self.topology.delivery_queue(id, false).routing_key())
+            })
+            .collect();
         let outgoing: Vec<Outgoing<'_>> = tasks
             .iter()
             .zip(&ids)
-            .map(|(body, id)| Outgoing {
+            .map(|(body, (id, routing_key))| Outgoing {
                 exchange: &self.exchange,
-                routing_key: TASK_ROUTING_KEY,
+                routing_key,
                 body,
                 message_id: id,
+                delay: None,
             })
             .collect();
         self.link.publish(&outgoing).await
@@ -117,7 +127,7 @@ fn entries(message: TaskMessage) -> Vec<Entry> {
 /// Consumes the lines queue until `cancel` fires, reconnecting as needed. Only one registry's
 /// consumer is active at a time; the others wait as the broker's standbys.
 pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, release: Release, cancel: CancellationToken) {
-    let topology = Topology::new(&config.broker.prefix);
+    let topology = config.broker.topology();
     let name = "hookwire-registry lines".to_owned();
     hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
         let (config, pool, topology, release, metrics) = (

@@ -179,7 +179,7 @@ fn json_arg(name: &str, given: Option<String>) -> anyhow::Result<Option<Option<V
 /// command says.
 async fn notify<F: std::future::Future<Output = ()>>(config: &Config, send: impl FnOnce(Notices) -> F) {
     let cancel = tokio_util::sync::CancellationToken::new();
-    let topology = hookwire_core::topology::Topology::new(&config.broker.prefix);
+    let topology = config.broker.topology();
     let link = hookwire_broker::Link::start(
         config.broker.clone(),
         "hookwire-registry admin".into(),

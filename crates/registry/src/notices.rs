@@ -97,6 +97,7 @@ impl Notices {
                 routing_key: "",
                 body,
                 message_id,
+                delay: None,
             })
             .collect();
         if let Err(e) = self.link.publish(&msgs).await {

@@ -44,6 +44,7 @@ impl Operational {
                 routing_key: INGEST_ROUTING_KEY,
                 body,
                 message_id: key,
+                delay: None,
             })
             .collect();
         self.link.publish(&messages).await

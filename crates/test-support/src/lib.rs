@@ -76,6 +76,9 @@ async fn until_stopped(rx: oneshot::Receiver<()>) {
     let _ = rx.await;
 }
 
+/// Delivery shards of a test installation (`broker.delivery_shards`).
+pub const TEST_SHARDS: u16 = 2;
+
 /// One isolated installation: its own database and broker prefix, the three services running.
 pub struct TestEnv {
     pub registry: String,
@@ -145,6 +148,10 @@ impl TestEnv {
         options.dispatcher.broker.url = broker_url();
         options.dispatcher.broker.prefix = prefix.clone();
         options.dispatcher.delivery.drain_timeout = Duration::from_secs(5);
+        // Two delivery shards, so every test also checks that work and retries cross shards.
+        options.registry.broker.delivery_shards = TEST_SHARDS;
+        options.publisher.broker.delivery_shards = TEST_SHARDS;
+        options.dispatcher.broker.delivery_shards = TEST_SHARDS;
         customize(&mut options);
 
         let secrets = |role| Secrets::from_env(Profile::Development, role).expect("development secrets");
@@ -244,6 +251,10 @@ impl TestEnv {
             .env("HOOKWIRE__DATABASE__URL", self.database_url())
             .env("HOOKWIRE__BROKER__URL", broker_url())
             .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
+            .env(
+                "HOOKWIRE__BROKER__DELIVERY_SHARDS",
+                self.topology().shards().to_string(),
+            )
             .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
             .output()
             .expect("the registry binary runs");
@@ -351,6 +362,10 @@ impl TestEnv {
             .arg("serve")
             .env("HOOKWIRE__BROKER__URL", broker_url())
             .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
+            .env(
+                "HOOKWIRE__BROKER__DELIVERY_SHARDS",
+                self.topology().shards().to_string(),
+            )
             .env("HOOKWIRE__REGISTRY__URL", &self.registry)
             .env("HOOKWIRE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s")
@@ -385,6 +400,7 @@ impl TestEnv {
                 routing_key,
                 body,
                 message_id: "test",
+                delay: None,
             }],
         )
         .await
@@ -396,13 +412,23 @@ impl TestEnv {
     /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
     /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
     /// the kill waits 300 ms for them first.
-    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, queue: &str) -> u32 {
+    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, grouped: bool) -> u32 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         dispatcher.kill().expect("SIGKILL the dispatcher");
         let _ = dispatcher.wait();
         // The broker sees the connection close at once and requeues within milliseconds.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        self.queue_depth(queue).await
+        self.delivery_depth(grouped).await
+    }
+
+    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard.
+    pub async fn delivery_depth(&self, grouped: bool) -> u32 {
+        let t = self.topology();
+        let mut depth = 0;
+        for q in t.delivery_queues().into_iter().filter(|q| q.grouped == grouped) {
+            depth += self.queue_depth(&t.delivery_queue_name(q)).await;
+        }
+        depth
     }
 
     /// The value of one series of the service at `base` (`name{labels}` exactly as its
@@ -451,7 +477,7 @@ impl TestEnv {
     }
 
     pub fn topology(&self) -> Topology {
-        Topology::new(&self.prefix)
+        self.registry_config.broker.topology()
     }
 
     /// Stops the registry (gracefully); the other services keep running.
@@ -512,7 +538,7 @@ impl TestEnv {
         for s in self.services.drain(..).rev() {
             s.stop().await;
         }
-        cleanup(&self.database, &self.prefix).await;
+        cleanup(&self.database, &self.registry_config.broker).await;
     }
 }
 
@@ -522,43 +548,51 @@ impl Drop for TestEnv {
             return;
         }
         // The test failed before `stop`: clean up from a thread with its own runtime.
-        let (database, prefix) = (self.database.clone(), self.prefix.clone());
+        let (database, broker) = (self.database.clone(), self.registry_config.broker.clone());
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(cleanup(&database, &prefix));
+                rt.block_on(cleanup(&database, &broker));
             }
         })
         .join();
     }
 }
 
-async fn cleanup(database: &str, prefix: &str) {
+async fn cleanup(database: &str, broker: &hookwire_core::config::BrokerConfig) {
     if let Ok(mut admin) = AsyncPgConnection::establish(&admin_database_url()).await {
         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             .execute(&mut admin)
             .await;
     }
-    delete_topology(&hookwire_core::config::BrokerConfig::new(broker_url(), prefix)).await;
+    delete_topology(broker).await;
 }
 
 /// Deletes the queues and exchanges of the installation `config.prefix` names, best effort.
 pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
-    let prefix = config.prefix.as_str();
     if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
         if let Ok(ch) = conn.create_channel().await {
-            let t = Topology::new(prefix);
-            let mut queues = vec![
-                t.deliveries_queue(),
-                t.groups_queue(),
+            let t = config.topology();
+            let mut queues: Vec<String> = t
+                .delivery_queues()
+                .into_iter()
+                .map(|q| t.delivery_queue_name(q))
+                .collect();
+            queues.extend([
+                t.lines_queue(),
                 t.ledger_queue(),
                 t.dead_letter_queue(),
                 t.ingest_queue(),
-            ];
+            ]);
             queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
             for q in queues {
                 let _ = ch.queue_delete(q.into(), Default::default()).await;
             }
-            for x in [t.deliveries_exchange(), t.changes_exchange(), t.ingest_exchange()] {
+            for x in [
+                t.deliveries_exchange(),
+                t.changes_exchange(),
+                t.ingest_exchange(),
+                t.delay_exchange(),
+            ] {
                 let _ = ch.exchange_delete(x.into(), Default::default()).await;
             }
         }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hookwire_broker::lapin::Channel;
 use hookwire_broker::Outgoing;
 use hookwire_core::messages::{DeliveryStatus, DeliveryTask, LedgerMessage, TaskMessage};
-use hookwire_core::topology::{retry_tier, TASK_ROUTING_KEY};
+use hookwire_core::topology::retry_tier;
 use hookwire_core::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -29,13 +29,15 @@ impl Worker {
     pub(super) async fn spill(&self, publish: &Channel, task: DeliveryTask) -> anyhow::Result<Outcome> {
         self.metrics.spilled.inc();
         let id = task.delivery_id.to_string();
+        let routing_key = self.topology.delivery_queue(task.delivery_id, false).routing_key();
         let body = serde_json::to_vec(&TaskMessage::V1(task))?;
         let exchange = self.topology.deliveries_exchange();
         let outgoing = Outgoing {
             exchange: &exchange,
-            routing_key: TASK_ROUTING_KEY,
+            routing_key: &routing_key,
             body: &body,
             message_id: &id,
+            delay: None,
         };
         hookwire_broker::publish_confirmed(publish, &[outgoing]).await?;
         Ok(Outcome::Spilled)
@@ -282,7 +284,9 @@ impl Worker {
         task.not_before = Some(at);
         let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
         Ok(Retry {
-            queue: self.topology.retry_queue(retry_tier(remaining)),
+            exchange: self.topology.delay_exchange(),
+            routing_key: self.topology.delivery_queue(task.delivery_id, false).routing_key(),
+            tier: retry_tier(remaining),
             body: serde_json::to_vec(&TaskMessage::V1(task.clone()))?,
             id: task.delivery_id.to_string(),
         })

@@ -86,7 +86,7 @@ impl Worker {
     pub fn new(config: Config, keyring: Keyring, metrics: Arc<Metrics>, webhooks: Arc<Webhooks>) -> Self {
         let client = client::build(config.profile, &config.delivery);
         Self {
-            topology: Topology::new(&config.broker.prefix),
+            topology: config.broker.topology(),
             failing_room: Arc::new(Semaphore::new(config.delivery.max_in_flight_failing.max(1))),
             config,
             secrets: client::Opener::new(keyring),
@@ -138,29 +138,40 @@ impl Worker {
         hookwire_broker::declare(&consume, &self.topology).await?;
         // One channel (one space of delivery tags for the acker), a prefetch per consumer: set
         // before each `basic.consume`, it applies to that consumer.
-        let consume_from = |queue: String, prefetch: u16, tag: &'static str| {
+        let consume_from = |queue: String, prefetch: u16, tag: String| {
             let consume = consume.clone();
             async move {
                 consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
                 let options = BasicConsumeOptions::default();
                 consume
-                    .basic_consume(queue.as_str().into(), tag.into(), options, FieldTable::default())
+                    .basic_consume(
+                        queue.as_str().into(),
+                        tag.as_str().into(),
+                        options,
+                        FieldTable::default(),
+                    )
                     .await
             }
         };
         let settings = &self.config.delivery;
-        let mut tasks_in = consume_from(
-            self.topology.deliveries_queue(),
-            settings.prefetch,
-            "hookwire-dispatcher",
-        )
-        .await?;
-        let mut groups_in = consume_from(
-            self.topology.groups_queue(),
-            settings.group_prefetch,
-            "hookwire-dispatcher-groups",
-        )
-        .await?;
+        // Every shard's tasks and groups, read as one stream; a consumer the broker cancels
+        // ends the session (`None` in the stream).
+        let mut consumers = Vec::new();
+        for queue in self.topology.delivery_queues() {
+            let (prefetch, kind) = match queue.grouped {
+                false => (settings.prefetch, "tasks"),
+                true => (settings.group_prefetch, "groups"),
+            };
+            let tag = format!("hookwire-dispatcher-{kind}-{}", queue.shard);
+            let consumer = consume_from(self.topology.delivery_queue_name(queue), prefetch, tag).await?;
+            consumers.push(
+                consumer
+                    .map(Some)
+                    .chain(futures_util::stream::once(async { None }))
+                    .boxed(),
+            );
+        }
+        let mut incoming = futures_util::stream::select_all(consumers);
         let tracker = TaskTracker::new();
         let max_in_flight = self.config.delivery.max_in_flight.max(1);
         let room = Arc::new(Semaphore::new(max_in_flight));
@@ -178,13 +189,12 @@ impl Worker {
         let result = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
-                next = tasks_in.next() => next,
-                next = groups_in.next() => next,
+                next = incoming.next() => next.flatten(),
             };
             let delivery = match next {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => break Err(e.into()),
-                None => break Err(anyhow::anyhow!("the broker cancelled the task consumer")),
+                None => break Err(anyhow::anyhow!("the broker cancelled a task consumer")),
             };
             let tag = delivery.delivery_tag;
             acks.opened(tag);
@@ -241,7 +251,7 @@ impl Worker {
             });
         };
         // Stop taking tasks; finish what is in flight (its results are published and acked).
-        drop((tasks_in, groups_in));
+        drop(incoming);
         tracker.close();
         if tokio::time::timeout(self.config.delivery.drain_timeout, tracker.wait())
             .await

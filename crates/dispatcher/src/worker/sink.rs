@@ -72,7 +72,12 @@ pub(super) async fn requeue(acker: &Acker) {
 }
 
 pub(super) struct Retry {
-    pub(super) queue: String,
+    /// The delay exchange.
+    pub(super) exchange: String,
+    /// The routing key of the delivery's shard, which it returns to.
+    pub(super) routing_key: String,
+    /// The delay tier, in seconds.
+    pub(super) tier: u32,
     pub(super) body: Vec<u8>,
     pub(super) id: String,
 }
@@ -80,10 +85,11 @@ pub(super) struct Retry {
 impl Retry {
     pub(super) fn outgoing(&self) -> Outgoing<'_> {
         Outgoing {
-            exchange: "",
-            routing_key: &self.queue,
+            exchange: &self.exchange,
+            routing_key: &self.routing_key,
             body: &self.body,
             message_id: &self.id,
+            delay: Some(self.tier),
         }
     }
 }
@@ -135,6 +141,7 @@ pub(super) async fn sink(publish: Channel, (ledger, lines): (String, String), mu
             routing_key: &ledger,
             body: &body,
             message_id: &id,
+            delay: None,
         }];
         if let Some(moved) = &moved {
             outgoing.push(Outgoing {
@@ -142,6 +149,7 @@ pub(super) async fn sink(publish: Channel, (ledger, lines): (String, String), mu
                 routing_key: &lines,
                 body: moved,
                 message_id: &id,
+                delay: None,
             });
         }
         outgoing.extend(retries.iter().map(Retry::outgoing));

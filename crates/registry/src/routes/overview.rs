@@ -27,12 +27,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 )]
 pub(crate) async fn show(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let t = &state.topology;
-    let mut queues = vec![
-        t.deliveries_queue(),
-        t.groups_queue(),
-        t.ledger_queue(),
-        t.dead_letter_queue(),
-    ];
+    let mut queues: Vec<String> = t
+        .delivery_queues()
+        .into_iter()
+        .map(|q| t.delivery_queue_name(q))
+        .collect();
+    queues.extend([t.lines_queue(), t.ledger_queue(), t.dead_letter_queue()]);
     queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
     let depths = state.link.queue_depths(&queues).await;
     let mut conn = state.pool.get().await?;

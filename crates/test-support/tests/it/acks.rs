@@ -53,9 +53,8 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     dispatcher.kill().expect("SIGKILL the dispatcher");
     let _ = dispatcher.wait();
-    let queue = env.topology().deliveries_queue();
     let back = eventually(Duration::from_secs(10), || async {
-        let depth = env.queue_depth(&queue).await;
+        let depth = env.delivery_depth(false).await;
         (depth >= N as u32).then_some(depth)
     })
     .await;
@@ -65,7 +64,7 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
         Some(N as u32),
         "only the unfinished (slow) tasks return to the queue"
     );
-    assert_eq!(env.queue_depth(&queue).await, N as u32);
+    assert_eq!(env.delivery_depth(false).await, N as u32);
 
     // A new dispatcher delivers those again; stopped gracefully, it leaves nothing behind.
     slow.answer(vec![(200, Duration::ZERO)]);
@@ -80,7 +79,11 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
     fast.expect_nothing(Duration::from_millis(500)).await;
     terminate(dispatcher);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.queue_depth(&queue).await, 0, "every finished task was acknowledged");
+    assert_eq!(
+        env.delivery_depth(false).await,
+        0,
+        "every finished task was acknowledged"
+    );
     env.stop().await;
 }
 
@@ -119,8 +122,11 @@ async fn a_dispatcher_stopped_with_sigterm_finishes_its_attempts_and_none_comes_
         "the dispatcher waited for its attempts' answers (exited after {:?})",
         asked.elapsed()
     );
-    let queue = env.topology().deliveries_queue();
-    assert_eq!(env.queue_depth(&queue).await, 0, "every started task was acknowledged");
+    assert_eq!(
+        env.delivery_depth(false).await,
+        0,
+        "every started task was acknowledged"
+    );
     // Another dispatcher finds nothing to deliver again.
     let mut next = env.spawn_dispatcher_process(free_port()).await;
     rx.expect_nothing(Duration::from_secs(2)).await;

@@ -37,10 +37,8 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
     let event_id = r.body["event_id"].as_str().unwrap().to_owned();
 
     // No dispatcher runs yet: the broker holds one message for the three deliveries.
-    let queue = env.topology().groups_queue();
-    assert_eq!(env.queue_depth(&queue).await, 1, "one message for the whole event");
-    let singles = env.topology().deliveries_queue();
-    assert_eq!(env.queue_depth(&singles).await, 0, "no single task");
+    assert_eq!(env.delivery_depth(true).await, 1, "one message for the whole event");
+    assert_eq!(env.delivery_depth(false).await, 0, "no single task");
 
     let dispatcher = env.spawn_dispatcher_process(free_port()).await;
     let started = Instant::now();
@@ -127,7 +125,7 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
     );
     // The group is acknowledged once its last member (the retry left it) is done.
     assert_eq!(
-        env.kill_dispatcher(dispatcher, &queue).await,
+        env.kill_dispatcher(dispatcher, true).await,
         0,
         "the group message was acknowledged: nothing came back when its dispatcher died"
     );
@@ -160,9 +158,8 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
     // The slow member is still open: killed now, the dispatcher has not acknowledged the group.
     dispatcher.kill().expect("SIGKILL the dispatcher");
     let _ = dispatcher.wait();
-    let queue = env.topology().groups_queue();
     let back = eventually(Duration::from_secs(10), || async {
-        (env.queue_depth(&queue).await == 1).then_some(())
+        (env.delivery_depth(true).await == 1).then_some(())
     })
     .await;
     assert!(back.is_some(), "the unfinished group returned to the queue");
@@ -181,7 +178,7 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
         "redelivered to the slow webhook"
     );
     assert_eq!(
-        env.kill_dispatcher(dispatcher, &queue).await,
+        env.kill_dispatcher(dispatcher, true).await,
         0,
         "the group was acknowledged: nothing came back when its dispatcher died"
     );
@@ -312,13 +309,8 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
         .collect();
 
     // No dispatcher runs yet: the broker holds one message for the eight deliveries.
-    let groups = env.topology().groups_queue();
-    assert_eq!(env.queue_depth(&groups).await, 1, "one message for the whole request");
-    assert_eq!(
-        env.queue_depth(&env.topology().deliveries_queue()).await,
-        0,
-        "no single task"
-    );
+    assert_eq!(env.delivery_depth(true).await, 1, "one message for the whole request");
+    assert_eq!(env.delivery_depth(false).await, 0, "no single task");
 
     let dispatcher = env.spawn_dispatcher_process(free_port()).await;
     // Per event: how many requests carried it. Each request is its event's own, signed with its
@@ -358,7 +350,7 @@ async fn a_batch_of_events_is_one_message_and_each_delivery_arrives_as_if_sent_a
         assert_eq!(log["results"].as_array().unwrap().len(), own);
     }
     assert_eq!(
-        env.kill_dispatcher(dispatcher, &groups).await,
+        env.kill_dispatcher(dispatcher, true).await,
         0,
         "the batch message was acknowledged: nothing came back when its dispatcher died"
     );

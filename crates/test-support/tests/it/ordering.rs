@@ -99,7 +99,7 @@ async fn an_ordered_webhook_gets_each_subjects_events_in_order_through_failures_
         })
         .await
         .expect("the second dispatcher delivers");
-        env.kill_dispatcher(second, &env.topology().deliveries_queue()).await;
+        env.kill_dispatcher(second, false).await;
     };
     tokio::join!(producing, receiving, kill);
 
