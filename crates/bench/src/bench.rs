@@ -33,6 +33,9 @@ pub(crate) struct Bench {
     pub(crate) delivered: u64,
     pub(crate) phase_start: (u64, Vec<(String, f64)>),
     pub(crate) steal: Steal,
+    /// How long each request of the paced loads took to be answered (µs), for scenarios that
+    /// split a latency into the publisher's part and the rest.
+    pub(crate) paced_answers: Arc<std::sync::Mutex<Vec<u64>>>,
 }
 
 pub(crate) struct Row {
@@ -225,6 +228,7 @@ impl Bench {
                 tenant.to_owned(),
             );
             let (accepted, refused) = (accepted.clone(), refused.clone());
+            let answers = rate.map(|_| self.paced_answers.clone());
             tasks.push(tokio::spawn(async move {
                 let mut next = start + interval.unwrap_or_default() * worker as u32 / workers as u32;
                 let mut sent = 0u64;
@@ -254,6 +258,12 @@ impl Bench {
                         Ok((202, _)) => accepted.fetch_add(batch as u64, Ordering::Relaxed),
                         _ => refused.fetch_add(batch as u64, Ordering::Relaxed),
                     };
+                    if let Some(answers) = &answers {
+                        answers
+                            .lock()
+                            .expect("answers lock")
+                            .push(now_micros().saturating_sub(s));
+                    }
                 }
             }));
         }

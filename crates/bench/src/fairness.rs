@@ -1,20 +1,32 @@
 //! Scenario 8, tenant fairness: tenant B sends 50 events/s to its webhook while tenant A floods
 //! its own with `POST /v1/events:batch` (1,000 events a request, 4 clients, as fast as the
 //! publisher takes them). Targets: B's p99 during the flood at most twice its p99 alone, and A's
-//! flood drained at no less than 90 % of its rate alone.
+//! flood drained at no less than 90 % of its rate alone. Then A floods with single events from 64
+//! clients instead, so that its tasks and B's are of one kind.
 
 use std::time::{Duration, Instant};
 
-use crate::bench::Bench;
+use crate::bench::{percentile, Bench};
 use crate::between::drain;
 
 const NAME: &str = "8 fairness";
 
+/// How A floods: batches of 1,000 from 4 clients, or single events from 64.
+#[derive(Clone, Copy)]
+enum Shape {
+    Batches,
+    Singles,
+}
+
 /// A's flood: publish for `run`, then wait until every accepted event arrived. Its deliveries/s
 /// from the first request to the last receipt.
-async fn flood(b: &Bench, tenant: &str, run: Duration) -> anyhow::Result<(u64, f64)> {
+async fn flood(b: &Bench, tenant: &str, run: Duration, shape: Shape) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
-    let (accepted, _) = b.load(tenant, run, 4, 1000, None, false).await;
+    let (workers, batch) = match shape {
+        Shape::Batches => (4, 1000),
+        Shape::Singles => (64, 1),
+    };
+    let (accepted, _) = b.load(tenant, run, workers, batch, None, false).await;
     anyhow::ensure!(
         b.wait_all(&["fair-a".into()], accepted, Duration::from_secs(600)).await,
         "tenant A's flood did not drain"
@@ -22,32 +34,46 @@ async fn flood(b: &Bench, tenant: &str, run: Duration) -> anyhow::Result<(u64, f
     Ok((accepted, accepted as f64 / started.elapsed().as_secs_f64()))
 }
 
+/// B's requests: how long the publisher took to answer 202 (its part of publish→receipt).
+fn answer_rows(b: &mut Bench, name: &str) {
+    let mut answers = std::mem::take(&mut *b.paced_answers.lock().expect("answers lock"));
+    answers.sort_unstable();
+    b.row(name, "p50 publish→202", percentile(&answers, 0.50), "ms", "");
+    b.row(name, "p99 publish→202", percentile(&answers, 0.99), "ms", "");
+}
+
 pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     let tenant_a = b.tenant(&[("ok", "fair-a".into(), 30)], 0).await?;
     let tenant_b = b.tenant(&[("ok", "fair-b".into(), 30)], 0).await?;
     let b_tags = ["fair-b".to_owned()];
 
+    b.paced_answers.lock().expect("answers lock").clear();
     eprintln!("8. fairness: tenant B alone at 50 events/s");
     let (accepted, _) = b.load(&tenant_b, run, 1, 1, Some(50), false).await;
     b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
     let alone = b.records.take("fair-b");
     let p99_alone = b.latency_rows(&format!("{NAME}: B alone @50/s"), &alone, "");
+    answer_rows(b, &format!("{NAME}: B alone @50/s"));
     b.delivered += accepted;
     drain(b).await;
 
     eprintln!("8. fairness: tenant A's flood alone");
-    let (flooded, rate_alone) = flood(b, &tenant_a, run).await?;
+    let (flooded, rate_alone) = flood(b, &tenant_a, run, Shape::Batches).await?;
     let _ = b.records.take("fair-a");
     b.delivered += flooded;
     drain(b).await;
 
     eprintln!("8. fairness: tenant A's flood with tenant B at 50 events/s");
-    let (a, (accepted, _)) = tokio::join!(flood(b, &tenant_a, run), b.load(&tenant_b, run, 1, 1, Some(50), false));
+    let (a, (accepted, _)) = tokio::join!(
+        flood(b, &tenant_a, run, Shape::Batches),
+        b.load(&tenant_b, run, 1, 1, Some(50), false)
+    );
     let (flooded, rate_with) = a?;
     b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
     let during = b.records.take("fair-b");
     let _ = b.records.take("fair-a");
     let p99_during = b.latency_rows(&format!("{NAME}: B during A's flood"), &during, "≤ 2× alone");
+    answer_rows(b, &format!("{NAME}: B during A's flood"));
     b.delivered += flooded + accepted;
     b.row(
         NAME,
@@ -59,5 +85,29 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     b.row(NAME, "A's flood alone", rate_alone, "deliveries/s", "");
     b.row(NAME, "A's flood with B", rate_with, "deliveries/s", "");
     b.row(NAME, "A's rate with B / alone", rate_with / rate_alone, "×", "≥ 0.9");
+    drain(b).await;
+
+    // The same with A's flood as single events: its tasks and B's are both single tasks.
+    eprintln!("8. fairness: tenant A's flood of single events (64 clients) with tenant B at 50 events/s");
+    let (a, (accepted, _)) = tokio::join!(
+        flood(b, &tenant_a, run, Shape::Singles),
+        b.load(&tenant_b, run, 1, 1, Some(50), false)
+    );
+    let (flooded, rate_singles) = a?;
+    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
+    let during = b.records.take("fair-b");
+    let _ = b.records.take("fair-a");
+    let name = format!("{NAME}: B during A's single events");
+    let p99_singles = b.latency_rows(&name, &during, "≤ 2× alone");
+    answer_rows(b, &name);
+    b.delivered += flooded + accepted;
+    b.row(
+        NAME,
+        "B's p99 during single events / alone",
+        p99_singles / p99_alone,
+        "×",
+        "≤ 2",
+    );
+    b.row(NAME, "A's single events with B", rate_singles, "deliveries/s", "");
     Ok(())
 }

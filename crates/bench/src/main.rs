@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         delivered: 0,
         phase_start: (0, Vec::new()),
         steal: Steal::start(),
+        paced_answers: Default::default(),
     };
     let (_, ready) = b
         .api

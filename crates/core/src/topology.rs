@@ -4,6 +4,7 @@
 //! ```text
 //! publisher ──▶ {p}.deliveries (direct) ──▶ {p}.deliveries[.<s>] (quorum queues) ──▶ dispatchers
 //!                  │   ▲          "group" ─▶ {p}.deliveries.groups[.<s>] (quorum) ──▶ dispatchers
+//!                  │   │   "bulk.task" / "bulk.group" ─▶ {p}.bulk[.groups][.<s>] ──▶ dispatchers
 //!                  │   └── dead-lettered after the TTL ◀── {p}.delay.<n>s ◀── {p}.delay ◀── failed attempt
 //! publisher, registry ──▶ {p}.lines (quorum, single active consumer) ──▶ registry ──▶ {p}.deliveries
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
@@ -37,27 +38,36 @@ pub struct Topology {
     shards: u16,
 }
 
-/// One of the queues the dispatchers consume: the tasks or the groups of one shard.
+/// One of the queues the dispatchers consume: the tasks or the groups of one lane of one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryQueue {
+    /// The bulk lane: deliveries of tenants publishing more than their fair share, so that a
+    /// tenant's flood or backlog waits in queues of its own, not ahead of everybody else's.
+    pub bulk: bool,
     pub grouped: bool,
     pub shard: u16,
 }
 
 impl DeliveryQueue {
-    /// Its routing key on the deliveries exchange: `task` or `group`, then `.<shard>` past the
-    /// first shard (whose names predate sharding).
+    /// Its routing key on the deliveries exchange: `task` or `group`, after `bulk.` in the bulk
+    /// lane, then `.<shard>` past the first shard (whose names predate sharding).
     pub fn routing_key(&self) -> String {
         let kind = if self.grouped {
             GROUP_ROUTING_KEY
         } else {
             TASK_ROUTING_KEY
         };
+        let lane = if self.bulk { "bulk." } else { "" };
         match self.shard {
-            0 => kind.to_owned(),
-            s => format!("{kind}.{s}"),
+            0 => format!("{lane}{kind}"),
+            s => format!("{lane}{kind}.{s}"),
         }
     }
+}
+
+/// Whether a message routed under `key` on the deliveries exchange is in the bulk lane.
+pub fn is_bulk_key(key: &str) -> bool {
+    key.starts_with("bulk.")
 }
 
 impl Topology {
@@ -78,17 +88,25 @@ impl Topology {
         self.shards
     }
 
-    /// Every queue the dispatchers consume, tasks and groups of each shard.
+    /// Every queue the dispatchers consume: tasks and groups of each lane of each shard.
     pub fn delivery_queues(&self) -> Vec<DeliveryQueue> {
-        (0..self.shards)
-            .flat_map(|shard| [false, true].map(|grouped| DeliveryQueue { grouped, shard }))
-            .collect()
+        let mut queues = Vec::with_capacity(4 * usize::from(self.shards));
+        for shard in 0..self.shards {
+            for bulk in [false, true] {
+                for grouped in [false, true] {
+                    queues.push(DeliveryQueue { bulk, grouped, shard });
+                }
+            }
+        }
+        queues
     }
 
-    /// The queue a message whose first delivery is `delivery_id` goes to: shards are picked by
-    /// id (delivery ids are uniform hashes), so each delivery's retries return to one shard.
-    pub fn delivery_queue(&self, delivery_id: uuid::Uuid, grouped: bool) -> DeliveryQueue {
+    /// The queue of the lane (`bulk`) a message whose first delivery is `delivery_id` goes to:
+    /// shards are picked by id (delivery ids end in hash bits), so each delivery's retries
+    /// return to one shard.
+    pub fn delivery_queue(&self, delivery_id: uuid::Uuid, grouped: bool, bulk: bool) -> DeliveryQueue {
         DeliveryQueue {
+            bulk,
             grouped,
             shard: (delivery_id.as_u128() % u128::from(self.shards)) as u16,
         }
@@ -96,10 +114,11 @@ impl Topology {
 
     /// The name of `queue`.
     pub fn delivery_queue_name(&self, queue: DeliveryQueue) -> String {
-        let base = if queue.grouped {
-            self.groups_queue()
-        } else {
-            self.deliveries_queue()
+        let base = match (queue.bulk, queue.grouped) {
+            (false, false) => self.deliveries_queue(),
+            (false, true) => self.groups_queue(),
+            (true, false) => format!("{}.bulk", self.prefix),
+            (true, true) => format!("{}.bulk.groups", self.prefix),
         };
         match queue.shard {
             0 => base,
@@ -209,14 +228,20 @@ mod tests {
         let expected = [
             ("p.deliveries", "task"),
             ("p.deliveries.groups", "group"),
+            ("p.bulk", "bulk.task"),
+            ("p.bulk.groups", "bulk.group"),
             ("p.deliveries.1", "task.1"),
             ("p.deliveries.groups.1", "group.1"),
+            ("p.bulk.1", "bulk.task.1"),
+            ("p.bulk.groups.1", "bulk.group.1"),
             ("p.deliveries.2", "task.2"),
             ("p.deliveries.groups.2", "group.2"),
+            ("p.bulk.2", "bulk.task.2"),
+            ("p.bulk.groups.2", "bulk.group.2"),
         ];
         assert_eq!(names, expected.map(|(n, k)| (n.to_owned(), k.to_owned())));
         let spread: std::collections::HashSet<_> = (0..300)
-            .map(|_| t.delivery_queue(uuid::Uuid::new_v4(), false).shard)
+            .map(|_| t.delivery_queue(uuid::Uuid::new_v4(), false, false).shard)
             .collect();
         assert_eq!(spread.len(), 3, "ids spread over every shard");
         assert_eq!(Topology::sharded("p", 0).shards(), 1);

@@ -50,6 +50,10 @@ pub struct IngestConfig {
     /// travels as one message per this many); 1 sends one `delivery_task.v1` per webhook.
     /// Default 100.
     pub task_group_size: usize,
+    /// Deliveries a second one tenant sends through the standard lane of this publisher; past
+    /// it, its deliveries take the bulk lane (`crate::lanes`). 0 turns the bulk lane off.
+    /// Default 1000.
+    pub bulk_lane_after: u32,
 }
 
 impl Config {

@@ -12,6 +12,7 @@ use hookwire_http::{typed, FieldError};
 use serde_json::{Map, Value};
 
 use crate::cache::Routes;
+use crate::lanes::Lanes;
 
 /// An event that passed validation, with its routing and idempotency details.
 #[derive(Debug)]
@@ -107,6 +108,8 @@ pub struct Prepared {
     messages: Vec<Message>,
     /// Tasks per event, in input order.
     pub matched: Vec<usize>,
+    /// Whether some deliveries take the bulk lane.
+    pub in_bulk: bool,
 }
 
 /// Routes every event and serializes its tasks and its ledger record. An event's deliveries
@@ -117,12 +120,19 @@ pub struct Prepared {
 /// of ordered webhooks (`ordering: "subject"`) are tasks of their own, packed the same way
 /// but sent to the lines queue (the registry's `lines`), which releases them
 /// in order.
-pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topology, group_size: usize) -> Prepared {
+pub fn prepare(
+    events: &[(Event, TraceParent)],
+    routes: &Routes,
+    topology: &Topology,
+    lanes: &Lanes,
+    group_size: usize,
+) -> Prepared {
     let ledger_queue = topology.ledger_queue();
     let group_size = group_size.clamp(1, DeliveryGroup::MAX_MEMBERS);
-    let mut tasks = Packer::new(topology, topology.deliveries_exchange(), None, group_size);
+    let mut tasks = Packer::new(topology, topology.deliveries_exchange(), None, false, group_size);
+    let mut bulk = Packer::new(topology, topology.deliveries_exchange(), None, true, group_size);
     // An ordered webhook's deliveries go to the lines queue, one task each, in request order.
-    let mut lines = Packer::new(topology, String::new(), Some(topology.lines_queue()), group_size);
+    let mut lines = Packer::new(topology, String::new(), Some(topology.lines_queue()), false, group_size);
     let mut matched = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
     for (event, trace) in events {
@@ -146,6 +156,12 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
             task.traceparent = traceparent.clone();
             lines.push(TaskMessage::V1(task));
         }
+        // The event's tenant (or, for an event to every tenant, nobody's) pays for its deliveries.
+        let lane = if lanes.bulk(event.tenant_id.unwrap_or_default(), unordered.len()) {
+            &mut bulk
+        } else {
+            &mut tasks
+        };
         for chunk in unordered.chunks(group_size) {
             let mut group = DeliveryGroup::new(event, body.clone(), traceparent.clone());
             for (sub, delivery_id) in chunk {
@@ -154,7 +170,7 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
                     target: sub.target.clone(),
                 });
             }
-            tasks.push(if group.deliveries.len() == 1 {
+            lane.push(if group.deliveries.len() == 1 {
                 TaskMessage::V1(group.into_tasks().remove(0))
             } else {
                 TaskMessage::Group(group)
@@ -167,8 +183,11 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
         });
     }
     tasks.flush();
+    bulk.flush();
     lines.flush();
+    let in_bulk = !bulk.messages.is_empty();
     let mut messages = tasks.messages;
+    messages.extend(bulk.messages);
     messages.extend(lines.messages);
     // One ledger message for the whole request; the default exchange routes by queue name.
     if !records.is_empty() {
@@ -179,15 +198,20 @@ pub fn prepare(events: &[(Event, TraceParent)], routes: &Routes, topology: &Topo
             id: hookwire_core::id::v7().to_string(),
         });
     }
-    Prepared { messages, matched }
+    Prepared {
+        messages,
+        matched,
+        in_bulk,
+    }
 }
 
 /// Packs task entries into broker messages of at most `limit` deliveries, in order.
 struct Packer {
     exchange: String,
     /// The routing key of every message (the lines queue); when `None`, the shard of its first
-    /// delivery's task or group queue, by size.
+    /// delivery's task or group queue, by size, in the lane `bulk` says.
     routing_key: Option<String>,
+    bulk: bool,
     topology: Topology,
     limit: usize,
     messages: Vec<Message>,
@@ -197,10 +221,11 @@ struct Packer {
 }
 
 impl Packer {
-    fn new(topology: &Topology, exchange: String, routing_key: Option<String>, limit: usize) -> Self {
+    fn new(topology: &Topology, exchange: String, routing_key: Option<String>, bulk: bool, limit: usize) -> Self {
         Self {
             exchange,
             routing_key,
+            bulk,
             topology: topology.clone(),
             limit,
             messages: Vec::new(),
@@ -231,7 +256,10 @@ impl Packer {
             .expect("a message names at least one delivery");
         let routing_key = match &self.routing_key {
             Some(key) => key.clone(),
-            None => self.topology.delivery_queue(id, self.deliveries > 1).routing_key(),
+            None => self
+                .topology
+                .delivery_queue(id, self.deliveries > 1, self.bulk)
+                .routing_key(),
         };
         self.deliveries = 0;
         self.messages.push(Message {
@@ -289,7 +317,7 @@ mod tests {
             TraceParent::new_root(),
         )];
         let shapes = |group_size| {
-            let prepared = prepare(&events, &routes, &topology, group_size);
+            let prepared = prepare(&events, &routes, &topology, &Lanes::new(0), group_size);
             assert_eq!(prepared.matched, vec![250]);
             let mut delivery_ids = std::collections::HashSet::new();
             let sizes: Vec<usize> = prepared
@@ -308,7 +336,7 @@ mod tests {
         assert_eq!(shapes(100), vec![100, 100, 50]);
         assert_eq!(shapes(1), vec![1; 250]);
         assert_eq!(shapes(1000), vec![250], "one group when they all fit");
-        let single = prepare(&events[..], &routes, &topology, 1);
+        let single = prepare(&events[..], &routes, &topology, &Lanes::new(0), 1);
         let first: TaskMessage = serde_json::from_slice(&single.messages[0].body).unwrap();
         assert!(
             matches!(first, TaskMessage::V1(_)),
@@ -340,7 +368,7 @@ mod tests {
                 )
             })
             .collect();
-        let prepared = prepare(&events, &cache.routes(), &topology, 100);
+        let prepared = prepare(&events, &cache.routes(), &topology, &Lanes::new(0), 100);
         let to_lines: Vec<_> = prepared
             .messages
             .iter()
@@ -365,6 +393,37 @@ mod tests {
             "the other webhook's deliveries go straight to dispatchers"
         );
         assert_eq!(prepared.matched, vec![2, 2, 2], "both webhooks count as matched");
+    }
+
+    #[test]
+    fn a_tenant_past_its_share_of_a_second_takes_the_bulk_lane() {
+        let (flood, quiet) = (Uuid::new_v4(), Uuid::new_v4());
+        let cache = crate::cache::Cache::default();
+        cache.replace(RoutingSnapshot {
+            subscriptions: vec![
+                sub(flood, &["*"], &[], false, true),
+                sub(quiet, &["*"], &[], false, true),
+            ],
+            event_types: vec![CatalogType {
+                value: "person.created".into(),
+                schema: None,
+            }],
+            ..RoutingSnapshot::default()
+        });
+        let topology = Topology::sharded("t", 2);
+        let lanes = Lanes::new(2);
+        let keys = |tenant| {
+            let events = [(
+                event(Some(tenant), "person.created", &[], false),
+                TraceParent::new_root(),
+            )];
+            let prepared = prepare(&events, &cache.routes(), &topology, &lanes, 1);
+            let key = prepared.messages[0].routing_key.clone();
+            (key.starts_with("bulk."), prepared.in_bulk)
+        };
+        let flooding: Vec<_> = (0..4).map(|_| keys(flood)).collect();
+        assert_eq!(flooding, [(false, false), (false, false), (true, true), (true, true)]);
+        assert_eq!(keys(quiet), (false, false), "another tenant keeps the standard lane");
     }
 
     #[test]
@@ -395,7 +454,7 @@ mod tests {
             )
         }));
         let shapes = |group_size| {
-            let prepared = prepare(&events, &routes, &topology, group_size);
+            let prepared = prepare(&events, &routes, &topology, &Lanes::new(0), group_size);
             let routed: Vec<Uuid> = match serde_json::from_slice(&prepared.messages.last().unwrap().body).unwrap() {
                 LedgerMessage::Batch { entries } => entries
                     .into_iter()
@@ -439,7 +498,9 @@ mod tests {
             "a group size of 1 sends only delivery_task.v1"
         );
         assert_eq!(
-            prepare(&events[1..2], &routes, &topology, 100).messages.len(),
+            prepare(&events[1..2], &routes, &topology, &Lanes::new(0), 100)
+                .messages
+                .len(),
             2,
             "an event for one webhook is one task and its ledger record"
         );

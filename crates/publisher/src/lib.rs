@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod event_keys;
 pub mod ingest;
+pub mod lanes;
 pub mod openapi;
 pub mod producers;
 mod routes;
@@ -108,7 +109,12 @@ pub struct AppState {
     pub producer_token: SecretString,
     pub cache: Arc<Cache>,
     pub link: Link,
+    /// A link of its own for requests with deliveries in the bulk lane, so that a flood's
+    /// publishes and confirms do not queue ahead of other requests' on one channel.
+    pub bulk_link: Link,
     pub topology: Topology,
+    /// Which lane each tenant's deliveries take.
+    pub lanes: Arc<lanes::Lanes>,
     pub metrics: Metrics,
     pub registry: RegistryClient,
 }
@@ -132,6 +138,12 @@ impl Application {
             topology.clone(),
             cancel.clone(),
         );
+        let bulk_link = Link::start(
+            config.broker.clone(),
+            "hookwire-publisher bulk".into(),
+            topology.clone(),
+            cancel.clone(),
+        );
         let cache = Arc::new(Cache::default());
         let registry = RegistryClient::new(
             &config.registry.url,
@@ -150,12 +162,15 @@ impl Application {
         let workers = config.http.workers;
         let mut metrics = Metrics::default();
         let http_metrics = web::Data::new(HttpMetrics::register(&mut metrics.registry));
+        let lanes = Arc::new(lanes::Lanes::new(config.ingest.bulk_lane_after));
         let state = web::Data::new(AppState {
             config,
             producer_token: secrets.producer_token,
             cache,
             link,
+            bulk_link,
             topology,
+            lanes,
             metrics,
             registry,
         });
@@ -215,7 +230,7 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let broker = state.link.is_connected();
+    let broker = state.link.is_connected() && state.bulk_link.is_connected();
     let routing = state.cache.is_loaded();
     let body = json!({"broker": broker, "routing_loaded": routing, "subscriptions": state.cache.routes().len()});
     if broker && routing {

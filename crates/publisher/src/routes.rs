@@ -197,12 +197,26 @@ pub async fn deliver(
     let group_size = state.config.ingest.task_group_size;
     let (prepared, sending) = if sending.len() > 1 {
         // Routing and serializing many events is CPU work, as reading them is (`publish_batch`).
-        let (routes, topology) = (routes.clone(), state.topology.clone());
-        off_worker(move || Ok((ingest::prepare(&sending, &routes, &topology, group_size), sending))).await?
+        let (routes, topology, lanes) = (routes.clone(), state.topology.clone(), state.lanes.clone());
+        off_worker(move || {
+            Ok((
+                ingest::prepare(&sending, &routes, &topology, &lanes, group_size),
+                sending,
+            ))
+        })
+        .await?
     } else {
-        (ingest::prepare(&sending, routes, &state.topology, group_size), sending)
+        (
+            ingest::prepare(&sending, routes, &state.topology, &state.lanes, group_size),
+            sending,
+        )
     };
-    let published = prepared.publish(&state.link).await;
+    let link = if prepared.in_bulk {
+        &state.bulk_link
+    } else {
+        &state.link
+    };
+    let published = prepared.publish(link).await;
     let held: Vec<_> = claims
         .iter()
         .filter(|(i, _)| {

@@ -13,19 +13,24 @@ use crate::AppState;
 /// Where tasks go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// Straight to the dispatchers.
+    /// Straight to the dispatchers, in the standard lane (a retry by hand, a test event).
     Dispatchers,
+    /// To the dispatchers in the bulk lane (`hookwire_core::topology::DeliveryQueue::bulk`):
+    /// a recover or a replay may be a whole backlog, which must not queue ahead of every other
+    /// tenant's deliveries.
+    Bulk,
     /// Into their subjects' lines (`crate::lines`), in the order given.
     Lines,
 }
 
 impl Via {
-    /// Through the lines for a webhook with `ordering: "subject"`.
-    pub fn of(w: &Webhook) -> Self {
+    /// Where a backlog of `w`'s deliveries goes: through the lines for a webhook with
+    /// `ordering: "subject"`, else the bulk lane.
+    pub fn backlog_of(w: &Webhook) -> Self {
         if w.ordered() {
             Self::Lines
         } else {
-            Self::Dispatchers
+            Self::Bulk
         }
     }
 }
@@ -40,7 +45,7 @@ pub async fn send(
 ) -> Result<(), ApiError> {
     let topology = &state.topology;
     let exchange = match via {
-        Via::Dispatchers => topology.deliveries_exchange(),
+        Via::Dispatchers | Via::Bulk => topology.deliveries_exchange(),
         Via::Lines => String::new(),
     };
     let ledger = topology.ledger_queue();
@@ -49,7 +54,9 @@ pub async fn send(
         .map(|t| {
             let body = serde_json::to_vec(&TaskMessage::V1(t.clone())).expect("tasks serialize");
             let routing_key = match via {
-                Via::Dispatchers => topology.delivery_queue(t.delivery_id, false).routing_key(),
+                Via::Dispatchers | Via::Bulk => topology
+                    .delivery_queue(t.delivery_id, false, via == Via::Bulk)
+                    .routing_key(),
                 Via::Lines => topology.lines_queue(),
             };
             (body, t.delivery_id.to_string(), routing_key)

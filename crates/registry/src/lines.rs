@@ -60,7 +60,10 @@ impl Release {
             .iter()
             .map(|_| {
                 let id = hookwire_core::id::v7();
-                (id.to_string(), self.topology.delivery_queue(id, false).routing_key())
+                (
+                    id.to_string(),
+                    self.topology.delivery_queue(id, false, false).routing_key(),
+                )
             })
             .collect();
         let outgoing: Vec<Outgoing<'_>> = tasks

@@ -421,11 +421,21 @@ impl TestEnv {
         self.delivery_depth(grouped).await
     }
 
-    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard.
+    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard and lane.
     pub async fn delivery_depth(&self, grouped: bool) -> u32 {
+        self.lane_depth(false, grouped).await + self.lane_depth(true, grouped).await
+    }
+
+    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard of one
+    /// lane (`bulk`).
+    pub async fn lane_depth(&self, bulk: bool, grouped: bool) -> u32 {
         let t = self.topology();
         let mut depth = 0;
-        for q in t.delivery_queues().into_iter().filter(|q| q.grouped == grouped) {
+        for q in t
+            .delivery_queues()
+            .into_iter()
+            .filter(|q| q.grouped == grouped && q.bulk == bulk)
+        {
             depth += self.queue_depth(&t.delivery_queue_name(q)).await;
         }
         depth

@@ -72,6 +72,7 @@ impl DeliveryTask {
             parked: 0,
             resent_at: None,
             in_line: false,
+            bulk_lane: false,
         }
     }
 }
@@ -268,6 +269,7 @@ impl DeliveryGroup {
                 parked: 0,
                 resent_at: None,
                 in_line: false,
+                bulk_lane: false,
             })
             .collect()
     }
@@ -308,6 +310,10 @@ pub struct DeliveryTask {
     /// attempt records say so too.
     #[serde(default, skip_serializing_if = "is_false")]
     pub in_line: bool,
+    /// Read from the bulk lane (`crate::topology::DeliveryQueue::bulk`), so its retries go back
+    /// there. Not on the wire: the dispatcher sets it from the queue the task came from.
+    #[serde(skip)]
+    pub bulk_lane: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -81,6 +81,7 @@ fn messages_agree_with_their_schemas_in_proto() {
         parked: 0,
         resent_at: Some(now),
         in_line: true,
+        bulk_lane: false,
     });
     assert_agrees("delivery_task.v1", &task);
     let mut group = DeliveryGroup::new(&event(serde_json::json!({})), "{}".into(), None);

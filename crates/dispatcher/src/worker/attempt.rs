@@ -29,7 +29,10 @@ impl Worker {
     pub(super) async fn spill(&self, publish: &Channel, task: DeliveryTask) -> anyhow::Result<Outcome> {
         self.metrics.spilled.inc();
         let id = task.delivery_id.to_string();
-        let routing_key = self.topology.delivery_queue(task.delivery_id, false).routing_key();
+        let routing_key = self
+            .topology
+            .delivery_queue(task.delivery_id, false, task.bulk_lane)
+            .routing_key();
         let body = serde_json::to_vec(&TaskMessage::V1(task))?;
         let exchange = self.topology.deliveries_exchange();
         let outgoing = Outgoing {
@@ -285,7 +288,10 @@ impl Worker {
         let remaining = (at - Utc::now()).num_seconds().max(0) as u64;
         Ok(Retry {
             exchange: self.topology.delay_exchange(),
-            routing_key: self.topology.delivery_queue(task.delivery_id, false).routing_key(),
+            routing_key: self
+                .topology
+                .delivery_queue(task.delivery_id, false, task.bulk_lane)
+                .routing_key(),
             tier: retry_tier(remaining),
             body: serde_json::to_vec(&TaskMessage::V1(task.clone()))?,
             id: task.delivery_id.to_string(),

@@ -154,15 +154,17 @@ impl Worker {
             }
         };
         let settings = &self.config.delivery;
-        // Every shard's tasks and groups, read as one stream; a consumer the broker cancels
-        // ends the session (`None` in the stream).
+        // Every shard's tasks and groups of both lanes, read as one stream, each queue with its
+        // own prefetch window: a tenant's flood in the bulk lane leaves the standard lane's
+        // window free. A consumer the broker cancels ends the session (`None` in the stream).
         let mut consumers = Vec::new();
         for queue in self.topology.delivery_queues() {
             let (prefetch, kind) = match queue.grouped {
                 false => (settings.prefetch, "tasks"),
                 true => (settings.group_prefetch, "groups"),
             };
-            let tag = format!("hookwire-dispatcher-{kind}-{}", queue.shard);
+            let lane = if queue.bulk { "bulk-" } else { "" };
+            let tag = format!("hookwire-dispatcher-{lane}{kind}-{}", queue.shard);
             let consumer = consume_from(self.topology.delivery_queue_name(queue), prefetch, tag).await?;
             consumers.push(
                 consumer
@@ -198,8 +200,14 @@ impl Worker {
             };
             let tag = delivery.delivery_tag;
             acks.opened(tag);
+            // The lane it came from, which its retries return to.
+            let bulk_lane = hookwire_core::topology::is_bulk_key(delivery.routing_key.as_str());
             let tasks = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
-                Ok(message) => message.into_tasks(),
+                Ok(message) => {
+                    let mut tasks = message.into_tasks();
+                    tasks.iter_mut().for_each(|t| t.bulk_lane = bulk_lane);
+                    tasks
+                }
                 Err(e) => {
                     // Poison: the queue's dead-letter settings move it to the dead-letter queue.
                     tracing::error!(error = %e, bytes = delivery.data.len(), "undecodable task dead-lettered");

@@ -14,6 +14,7 @@ mod docs;
 mod fuzz;
 mod groups;
 mod isolation;
+mod lanes;
 mod observability;
 mod ordering;
 mod portal_sessions;

@@ -184,7 +184,7 @@ pub(crate) async fn recover(
             sent.push(d);
         }
     }
-    crate::delivery_tasks::send(&state, Via::of(&w), &tasks, &[]).await?;
+    crate::delivery_tasks::send(&state, Via::backlog_of(&w), &tasks, &[]).await?;
     // Confirmed by the broker: until their attempts are recorded they are `retrying`, so
     // recovering again does not send them twice.
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = sent.iter().map(|d| (d.id, d.attempts)).unzip();
@@ -264,7 +264,7 @@ pub(crate) async fn replay(
         .zip(&tasks)
         .map(|(e, t)| crate::delivery_tasks::routed(e, t))
         .collect();
-    crate::delivery_tasks::send(&state, Via::of(&w), &tasks, &[LedgerMessage::batch(records)]).await?;
+    crate::delivery_tasks::send(&state, Via::backlog_of(&w), &tasks, &[LedgerMessage::batch(records)]).await?;
     let replayed = api::Replayed {
         replayed: tasks.len() as u32,
         more: missed.len() as i64 == PER_CALL,

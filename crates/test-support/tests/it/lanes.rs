@@ -1,0 +1,82 @@
+//! A tenant publishing past its share of a second (`ingest.bulk_lane_after`) has its further
+//! deliveries wait in the bulk lane's queues, so other tenants' deliveries do not queue behind
+//! them; both lanes are delivered, retries included.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hookwire_test_support::{Receiver, TestEnv};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_past_its_share_waits_in_the_bulk_lane_and_others_do_not_queue_behind_it() {
+    let env = TestEnv::start_with(|o| {
+        o.in_process_dispatcher = false;
+        o.publisher.ingest.bulk_lane_after = 3;
+    })
+    .await;
+    // Every one of the flood's deliveries fails once: its retry goes through the delay queues
+    // and back to its own lane.
+    let mut script = vec![(500, Duration::ZERO); 10];
+    script.push((200, Duration::ZERO));
+    let mut flood_rx = Receiver::scripted(script).await;
+    let mut quiet_rx = Receiver::start(200).await;
+    let (flood, flood_key) = env.tenant("flood").await;
+    let (quiet, quiet_key) = env.tenant("quiet").await;
+    let policy = json!({"strategy": "fixed", "interval_seconds": 1, "max_retries": 3});
+    env.webhook(
+        &flood_key,
+        json!({"url": flood_rx.url(), "events": ["*"], "retry_policy": policy}),
+    )
+    .await;
+    env.webhook(&quiet_key, json!({"url": quiet_rx.url(), "events": ["*"]}))
+        .await;
+    env.wait_routed(2).await;
+
+    // Ten events in one request: three within the share, seven past it.
+    let events: Vec<_> = (0..10)
+        .map(|n| json!({"type": "task.created", "tenant_id": flood, "data": {"n": n}}))
+        .collect();
+    let r = env.publish_batch(json!({"events": events})).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = env
+        .publish(json!({"type": "task.created", "tenant_id": quiet, "data": {}}))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+
+    // No dispatcher runs yet: the queues show the lanes.
+    assert_eq!(
+        env.lane_depth(true, true).await,
+        1,
+        "the seven past the share: one bulk message"
+    );
+    assert_eq!(
+        env.lane_depth(false, true).await,
+        1,
+        "the first three: one standard message"
+    );
+    assert_eq!(
+        env.lane_depth(false, false).await,
+        1,
+        "the quiet tenant's event: a standard task"
+    );
+    assert_eq!(env.lane_depth(true, false).await, 0);
+
+    let _dispatcher = env.spawn_dispatcher_process(hookwire_test_support::free_port()).await;
+    let got = quiet_rx.next(Duration::from_secs(10)).await;
+    assert!(got.is_some(), "the quiet tenant's event arrived");
+    let mut delivered = HashSet::new();
+    let mut requests = 0;
+    while delivered.len() < 10 {
+        let got = flood_rx
+            .next(Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("only {} of the flood's 10 events delivered", delivered.len()));
+        requests += 1;
+        if got.status == 200 {
+            delivered.insert(got.header("webhook-id").unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(requests, 20, "each failed once, then was delivered by its retry");
+    env.stop().await;
+}
