@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::bench::{percentile, Bench};
 use crate::between::drain;
+use crate::metric;
 
 const NAME: &str = "8 fairness";
 
@@ -34,12 +35,25 @@ async fn flood(b: &Bench, tenant: &str, run: Duration, shape: Shape) -> anyhow::
     Ok((accepted, accepted as f64 / started.elapsed().as_secs_f64()))
 }
 
-/// B's requests: how long the publisher took to answer 202 (its part of publish→receipt).
-fn answer_rows(b: &mut Bench, name: &str) {
+/// The publisher's confirm time of single events (its standard link): total seconds, count.
+async fn confirms(b: &Bench) -> (f64, f64) {
+    let series = |part: &str| format!("hookwire_publisher_publish_confirm_seconds_{part}{{link=\"standard\"}}");
+    (
+        metric(&b.publisher, &series("sum")).await,
+        metric(&b.publisher, &series("count")).await,
+    )
+}
+
+/// B's requests: how long the publisher took to answer 202 (its part of publish→receipt), and
+/// of that the mean wait for the broker's confirms since `before` (`confirms`).
+async fn answer_rows(b: &mut Bench, name: &str, before: (f64, f64)) {
     let mut answers = std::mem::take(&mut *b.paced_answers.lock().expect("answers lock"));
     answers.sort_unstable();
     b.row(name, "p50 publish→202", percentile(&answers, 0.50), "ms", "");
     b.row(name, "p99 publish→202", percentile(&answers, 0.99), "ms", "");
+    let after = confirms(b).await;
+    let mean = (after.0 - before.0) / (after.1 - before.1) * 1000.0;
+    b.row(name, "mean broker confirm (single events)", mean, "ms", "");
 }
 
 pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
@@ -49,11 +63,12 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
 
     b.paced_answers.lock().expect("answers lock").clear();
     eprintln!("8. fairness: tenant B alone at 50 events/s");
+    let before = confirms(b).await;
     let (accepted, _) = b.load(&tenant_b, run, 1, 1, Some(50), false).await;
     b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
     let alone = b.records.take("fair-b");
     let p99_alone = b.latency_rows(&format!("{NAME}: B alone @50/s"), &alone, "");
-    answer_rows(b, &format!("{NAME}: B alone @50/s"));
+    answer_rows(b, &format!("{NAME}: B alone @50/s"), before).await;
     b.delivered += accepted;
     drain(b).await;
 
@@ -64,6 +79,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     drain(b).await;
 
     eprintln!("8. fairness: tenant A's flood with tenant B at 50 events/s");
+    let before = confirms(b).await;
     let (a, (accepted, _)) = tokio::join!(
         flood(b, &tenant_a, run, Shape::Batches),
         b.load(&tenant_b, run, 1, 1, Some(50), false)
@@ -73,7 +89,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     let during = b.records.take("fair-b");
     let _ = b.records.take("fair-a");
     let p99_during = b.latency_rows(&format!("{NAME}: B during A's flood"), &during, "≤ 2× alone");
-    answer_rows(b, &format!("{NAME}: B during A's flood"));
+    answer_rows(b, &format!("{NAME}: B during A's flood"), before).await;
     b.delivered += flooded + accepted;
     b.row(
         NAME,
@@ -89,6 +105,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
 
     // The same with A's flood as single events: its tasks and B's are both single tasks.
     eprintln!("8. fairness: tenant A's flood of single events (64 clients) with tenant B at 50 events/s");
+    let before = confirms(b).await;
     let (a, (accepted, _)) = tokio::join!(
         flood(b, &tenant_a, run, Shape::Singles),
         b.load(&tenant_b, run, 1, 1, Some(50), false)
@@ -99,7 +116,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     let _ = b.records.take("fair-a");
     let name = format!("{NAME}: B during A's single events");
     let p99_singles = b.latency_rows(&name, &during, "≤ 2× alone");
-    answer_rows(b, &name);
+    answer_rows(b, &name, before).await;
     b.delivered += flooded + accepted;
     b.row(
         NAME,

@@ -39,6 +39,13 @@ pub struct TypeLabels {
     pub event_type: String,
 }
 
+/// The link a request was published on: `standard` (single events in the standard lane) or
+/// `bulk` (batches, and requests with deliveries in the bulk lane).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabels {
+    pub link: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProducerLabels {
     pub producer: String,
@@ -56,6 +63,9 @@ pub struct Metrics {
     /// Claiming a request's idempotency keys: the round trip to the registry and its database,
     /// which a request with keys waits for before it publishes.
     pub idempotency_claim_seconds: Histogram,
+    /// From handing a request's messages to the broker to its last confirm, by link: the
+    /// broker's part of a producer's wait.
+    pub publish_confirm_seconds: Family<LinkLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -92,6 +102,14 @@ impl Default for Metrics {
             "Claiming a request's idempotency keys in the registry (requests with keys only)",
             idempotency_claim_seconds.clone(),
         );
+        let publish_confirm_seconds = Family::<LinkLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        registry.register(
+            "publish_confirm_seconds",
+            "From publishing a request's messages to the broker's last confirm, by link",
+            publish_confirm_seconds.clone(),
+        );
         Self {
             registry,
             events_accepted,
@@ -100,6 +118,7 @@ impl Default for Metrics {
             tasks_published,
             publish_failures,
             idempotency_claim_seconds,
+            publish_confirm_seconds,
         }
     }
 }
@@ -109,8 +128,8 @@ pub struct AppState {
     pub producer_token: SecretString,
     pub cache: Arc<Cache>,
     pub link: Link,
-    /// A link of its own for requests with deliveries in the bulk lane, so that a flood's
-    /// publishes and confirms do not queue ahead of other requests' on one channel.
+    /// A link of its own for batches and requests with deliveries in the bulk lane, so that a
+    /// flood's publishes and confirms do not queue ahead of single events' on one channel.
     pub bulk_link: Link,
     pub topology: Topology,
     /// Which lane each tenant's deliveries take.

@@ -211,12 +211,20 @@ pub async fn deliver(
             sending,
         )
     };
-    let link = if prepared.in_bulk {
-        &state.bulk_link
+    // Batches and the bulk lane's requests publish on a link of their own, so their large
+    // messages do not queue ahead of single events' on one channel.
+    let (link, name) = if prepared.in_bulk || sending.len() > 1 {
+        (&state.bulk_link, "bulk")
     } else {
-        &state.link
+        (&state.link, "standard")
     };
+    let publishing = std::time::Instant::now();
     let published = prepared.publish(link).await;
+    state
+        .metrics
+        .publish_confirm_seconds
+        .get_or_create(&crate::LinkLabels { link: name })
+        .observe(publishing.elapsed().as_secs_f64());
     let held: Vec<_> = claims
         .iter()
         .filter(|(i, _)| {
