@@ -280,6 +280,10 @@ impl Worker {
         if flushed.is_err() {
             tracing::warn!("records or acknowledgements not flushed in time: their tasks return to the queue");
         }
+        // Closing the channel waits for the broker's reply, so the last acknowledgements are on
+        // the wire before the connection goes (lapin's `basic_ack` resolves once the frame is
+        // queued, not sent: a dispatcher that exited at once had its last tasks redelivered).
+        let _ = consume.close(200, "the dispatcher is stopping".into()).await;
         result
     }
 
