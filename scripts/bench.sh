@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/stop.sh
+# The test suite's extra brokers (the three-node cluster, the TLS node and PostgreSQL cluster) take
+# CPU even when idle: stopped, so that only the stack under test runs beside the bench.
+bash scripts/cluster.sh down
+bash scripts/tls-up.sh down
 bash scripts/deps-up.sh
 # A fresh database per run: results do not depend on how large the development delivery log has
 # grown over earlier runs (millions of rows, and their autovacuum, during a scenario). It is left in

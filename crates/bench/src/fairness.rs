@@ -56,16 +56,43 @@ async fn answer_rows(b: &mut Bench, name: &str, before: (f64, f64)) {
     b.row(name, "mean broker confirm (single events)", mean, "ms", "");
 }
 
+/// A's flood of `shape` with B at 50 events/s beside it: B's latency rows under `phase`, and
+/// (B's p99, A's deliveries/s).
+async fn beside_flood(
+    b: &mut Bench,
+    (tenant_a, tenant_b): (&str, &str),
+    run: Duration,
+    shape: Shape,
+    phase: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let before = confirms(b).await;
+    let (a, (accepted, _)) = tokio::join!(
+        flood(b, tenant_a, run, shape),
+        b.load(tenant_b, run, 1, 1, Some(50), false)
+    );
+    let (flooded, rate) = a?;
+    b.wait_all(&["fair-b".to_owned()], accepted, Duration::from_secs(60))
+        .await;
+    let during = b.records.take("fair-b");
+    let _ = b.records.take("fair-a");
+    let name = format!("{NAME}: B during {phase}");
+    let p99 = b.latency_rows(&name, &during, "≤ 2× alone");
+    answer_rows(b, &name, before).await;
+    b.delivered += flooded + accepted;
+    Ok((p99, rate))
+}
+
 pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     let tenant_a = b.tenant(&[("ok", "fair-a".into(), 30)], 0).await?;
     let tenant_b = b.tenant(&[("ok", "fair-b".into(), 30)], 0).await?;
-    let b_tags = ["fair-b".to_owned()];
+    let tenants = (tenant_a.as_str(), tenant_b.as_str());
 
     b.paced_answers.lock().expect("answers lock").clear();
     eprintln!("8. fairness: tenant B alone at 50 events/s");
     let before = confirms(b).await;
     let (accepted, _) = b.load(&tenant_b, run, 1, 1, Some(50), false).await;
-    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
+    b.wait_all(&["fair-b".to_owned()], accepted, Duration::from_secs(60))
+        .await;
     let alone = b.records.take("fair-b");
     let p99_alone = b.latency_rows(&format!("{NAME}: B alone @50/s"), &alone, "");
     answer_rows(b, &format!("{NAME}: B alone @50/s"), before).await;
@@ -79,18 +106,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
     drain(b).await;
 
     eprintln!("8. fairness: tenant A's flood with tenant B at 50 events/s");
-    let before = confirms(b).await;
-    let (a, (accepted, _)) = tokio::join!(
-        flood(b, &tenant_a, run, Shape::Batches),
-        b.load(&tenant_b, run, 1, 1, Some(50), false)
-    );
-    let (flooded, rate_with) = a?;
-    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
-    let during = b.records.take("fair-b");
-    let _ = b.records.take("fair-a");
-    let p99_during = b.latency_rows(&format!("{NAME}: B during A's flood"), &during, "≤ 2× alone");
-    answer_rows(b, &format!("{NAME}: B during A's flood"), before).await;
-    b.delivered += flooded + accepted;
+    let (p99_during, rate_with) = beside_flood(b, tenants, run, Shape::Batches, "A's flood").await?;
     b.row(
         NAME,
         "B's p99 during the flood / alone",
@@ -105,19 +121,7 @@ pub async fn run(b: &mut Bench, run: Duration) -> anyhow::Result<()> {
 
     // The same with A's flood as single events: its tasks and B's are both single tasks.
     eprintln!("8. fairness: tenant A's flood of single events (64 clients) with tenant B at 50 events/s");
-    let before = confirms(b).await;
-    let (a, (accepted, _)) = tokio::join!(
-        flood(b, &tenant_a, run, Shape::Singles),
-        b.load(&tenant_b, run, 1, 1, Some(50), false)
-    );
-    let (flooded, rate_singles) = a?;
-    b.wait_all(&b_tags, accepted, Duration::from_secs(60)).await;
-    let during = b.records.take("fair-b");
-    let _ = b.records.take("fair-a");
-    let name = format!("{NAME}: B during A's single events");
-    let p99_singles = b.latency_rows(&name, &during, "≤ 2× alone");
-    answer_rows(b, &name, before).await;
-    b.delivered += flooded + accepted;
+    let (p99_singles, rate_singles) = beside_flood(b, tenants, run, Shape::Singles, "A's single events").await?;
     b.row(
         NAME,
         "B's p99 during single events / alone",
