@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod broker;
 pub mod browser;
 mod http;
 pub mod logs;
+mod processes;
 mod receiver;
 
 use std::time::Duration;
@@ -11,11 +13,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use hookwire_core::config::{Profile, Role, Secrets};
-use hookwire_core::topology::{Topology, RETRY_TIERS_SECONDS};
+use hookwire_core::topology::Topology;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+pub use crate::broker::delete_topology;
 pub use crate::http::{Http, Response};
+pub use crate::processes::{free_port, service_binary, terminate, DispatcherProcess};
 pub use crate::receiver::{Received, Receiver, FLAKY, RETRY_AFTER_SECONDS};
 
 /// Where the development PostgreSQL and RabbitMQ are (`scripts/deps-up.sh` starts them).
@@ -354,93 +358,6 @@ impl TestEnv {
         }
     }
 
-    /// Starts a dispatcher as a separate process (the `hookwire-dispatcher` binary next to the
-    /// test binary), so a test can SIGKILL it. Waits until it consumes. The process is killed
-    /// when the handle is dropped, so a failing test leaves none behind.
-    pub async fn spawn_dispatcher_process(&self, port: u16) -> DispatcherProcess {
-        let child = std::process::Command::new(service_binary("hookwire-dispatcher"))
-            .arg("serve")
-            .env("HOOKWIRE__BROKER__URL", broker_url())
-            .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
-            .env(
-                "HOOKWIRE__BROKER__DELIVERY_SHARDS",
-                self.topology().shards().to_string(),
-            )
-            .env("HOOKWIRE__REGISTRY__URL", &self.registry)
-            .env("HOOKWIRE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s")
-            .env("HOOKWIRE__DELIVERY__REPLICA_CENSUS_INTERVAL", "500ms")
-            .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the dispatcher binary starts");
-        let process = DispatcherProcess(child);
-        self.wait_ready(&format!("http://127.0.0.1:{port}")).await;
-        process
-    }
-
-    /// A channel on a fresh connection to this installation's broker (keep the connection).
-    async fn channel(&self) -> (hookwire_broker::lapin::Connection, hookwire_broker::lapin::Channel) {
-        let config = hookwire_core::config::BrokerConfig::new(broker_url(), self.prefix.clone());
-        let conn = hookwire_broker::connect(&config, "hookwire tests")
-            .await
-            .expect("broker reachable");
-        let channel = conn.create_channel().await.expect("a channel");
-        (conn, channel)
-    }
-
-    /// Publishes raw bytes to one of this installation's exchanges, with a confirm.
-    pub async fn publish_amqp(&self, exchange: &str, routing_key: &str, body: &[u8]) {
-        let (_conn, channel) = self.channel().await;
-        channel.confirm_select(Default::default()).await.expect("confirm mode");
-        hookwire_broker::publish_confirmed(
-            &channel,
-            &[hookwire_broker::Outgoing {
-                exchange,
-                routing_key,
-                body,
-                message_id: "test",
-                delay: None,
-            }],
-        )
-        .await
-        .expect("the broker confirms");
-    }
-
-    /// Stops `dispatcher` for good and says how many messages of `queue` it had not
-    /// acknowledged. `queue_depth` counts only messages ready to deliver, so a message a
-    /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
-    /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
-    /// the kill waits 300 ms for them first.
-    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, grouped: bool) -> u32 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        dispatcher.kill().expect("SIGKILL the dispatcher");
-        let _ = dispatcher.wait();
-        // The broker sees the connection close at once and requeues within milliseconds.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        self.delivery_depth(grouped).await
-    }
-
-    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard and lane.
-    pub async fn delivery_depth(&self, grouped: bool) -> u32 {
-        self.lane_depth(false, grouped).await + self.lane_depth(true, grouped).await
-    }
-
-    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard of one
-    /// lane (`bulk`).
-    pub async fn lane_depth(&self, bulk: bool, grouped: bool) -> u32 {
-        let t = self.topology();
-        let mut depth = 0;
-        for q in t
-            .delivery_queues()
-            .into_iter()
-            .filter(|q| q.grouped == grouped && q.bulk == bulk)
-        {
-            depth += self.queue_depth(&t.delivery_queue_name(q)).await;
-        }
-        depth
-    }
-
     /// The value of one series of the service at `base` (`name{labels}` exactly as its
     /// `/metrics` prints it), or `None` when the series is not there or the service not answering.
     pub async fn metric(&self, base: &str, series: &str) -> Option<f64> {
@@ -449,23 +366,6 @@ impl TestEnv {
             .as_str()?
             .lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    /// Messages waiting in a queue of this installation.
-    pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let (_conn, channel) = self.channel().await;
-        let q = channel
-            .queue_declare(
-                queue.into(),
-                hookwire_broker::lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .expect("the queue exists");
-        q.message_count()
     }
 
     /// This installation's database, as a URL that `psql` and `pg_dump` take too (it follows
@@ -577,73 +477,6 @@ async fn cleanup(database: &str, broker: &hookwire_core::config::BrokerConfig) {
     delete_topology(broker).await;
 }
 
-/// Deletes the queues and exchanges of the installation `config.prefix` names, best effort.
-pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
-    if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
-        if let Ok(ch) = conn.create_channel().await {
-            let t = config.topology();
-            let mut queues: Vec<String> = t
-                .delivery_queues()
-                .into_iter()
-                .map(|q| t.delivery_queue_name(q))
-                .collect();
-            queues.extend([
-                t.lines_queue(),
-                t.ledger_queue(),
-                t.dead_letter_queue(),
-                t.ingest_queue(),
-            ]);
-            queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
-            for q in queues {
-                let _ = ch.queue_delete(q.into(), Default::default()).await;
-            }
-            for x in [
-                t.deliveries_exchange(),
-                t.changes_exchange(),
-                t.ingest_exchange(),
-                t.delay_exchange(),
-            ] {
-                let _ = ch.exchange_delete(x.into(), Default::default()).await;
-            }
-        }
-    }
-}
-
-/// The path of a service's binary, built beside the test binary.
-pub fn service_binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join(name))
-        .expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
-    bin
-}
-
-/// A loopback port nobody listens on right now (for a service started as a separate process).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// Stops a dispatcher started as a separate process the way Kubernetes does (SIGTERM) and waits
-/// until it has exited.
-pub fn terminate(mut service: DispatcherProcess) -> std::process::ExitStatus {
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success(), "SIGTERM sent");
-    service.wait().expect("the service exits")
-}
-
 /// Calls `probe` every 50 ms until it returns `Some`, or `within` passes.
 pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
 where
@@ -691,28 +524,4 @@ pub fn verify_with_reference_library(secret: &str, received: &Received) -> anyho
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
-}
-
-/// A dispatcher started as a process by [`TestEnv::spawn_dispatcher_process`]; killed when
-/// dropped (a test that panics would otherwise leave it running, holding its output pipes).
-pub struct DispatcherProcess(std::process::Child);
-
-impl std::ops::Deref for DispatcherProcess {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for DispatcherProcess {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl Drop for DispatcherProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -1,0 +1,121 @@
+//! This installation's broker as a test sees it: raw publishes, queue depths, and deleting its
+//! queues afterwards.
+
+use std::time::Duration;
+
+use hookwire_core::topology::RETRY_TIERS_SECONDS;
+
+use crate::{broker_url, DispatcherProcess, TestEnv};
+
+impl TestEnv {
+    /// A channel on a fresh connection to this installation's broker (keep the connection).
+    async fn channel(&self) -> (hookwire_broker::lapin::Connection, hookwire_broker::lapin::Channel) {
+        let config = hookwire_core::config::BrokerConfig::new(broker_url(), self.prefix.clone());
+        let conn = hookwire_broker::connect(&config, "hookwire tests")
+            .await
+            .expect("broker reachable");
+        let channel = conn.create_channel().await.expect("a channel");
+        (conn, channel)
+    }
+
+    /// Publishes raw bytes to one of this installation's exchanges, with a confirm.
+    pub async fn publish_amqp(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        let (_conn, channel) = self.channel().await;
+        channel.confirm_select(Default::default()).await.expect("confirm mode");
+        hookwire_broker::publish_confirmed(
+            &channel,
+            &[hookwire_broker::Outgoing {
+                exchange,
+                routing_key,
+                body,
+                message_id: "test",
+                delay: None,
+            }],
+        )
+        .await
+        .expect("the broker confirms");
+    }
+
+    /// Stops `dispatcher` for good and says how many messages of `queue` it had not
+    /// acknowledged. `queue_depth` counts only messages ready to deliver, so a message a
+    /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
+    /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
+    /// the kill waits 300 ms for them first.
+    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, grouped: bool) -> u32 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dispatcher.kill().expect("SIGKILL the dispatcher");
+        let _ = dispatcher.wait();
+        // The broker sees the connection close at once and requeues within milliseconds.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.delivery_depth(grouped).await
+    }
+
+    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard and lane.
+    pub async fn delivery_depth(&self, grouped: bool) -> u32 {
+        self.lane_depth(false, grouped).await + self.lane_depth(true, grouped).await
+    }
+
+    /// Messages waiting in the task queues (`grouped`: the group queues) of every shard of one
+    /// lane (`bulk`).
+    pub async fn lane_depth(&self, bulk: bool, grouped: bool) -> u32 {
+        let t = self.topology();
+        let mut depth = 0;
+        for q in t
+            .delivery_queues()
+            .into_iter()
+            .filter(|q| q.grouped == grouped && q.bulk == bulk)
+        {
+            depth += self.queue_depth(&t.delivery_queue_name(q)).await;
+        }
+        depth
+    }
+
+    /// Messages waiting in a queue of this installation.
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let (_conn, channel) = self.channel().await;
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                hookwire_broker::lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("the queue exists");
+        q.message_count()
+    }
+}
+
+/// Deletes the queues and exchanges of the installation `config.prefix` names, best effort.
+pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
+    if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
+        if let Ok(ch) = conn.create_channel().await {
+            let t = config.topology();
+            let mut queues: Vec<String> = t
+                .delivery_queues()
+                .into_iter()
+                .map(|q| t.delivery_queue_name(q))
+                .collect();
+            queues.extend([
+                t.lines_queue(),
+                t.ledger_queue(),
+                t.dead_letter_queue(),
+                t.ingest_queue(),
+            ]);
+            queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
+            for q in queues {
+                let _ = ch.queue_delete(q.into(), Default::default()).await;
+            }
+            for x in [
+                t.deliveries_exchange(),
+                t.changes_exchange(),
+                t.ingest_exchange(),
+                t.delay_exchange(),
+            ] {
+                let _ = ch.exchange_delete(x.into(), Default::default()).await;
+            }
+        }
+    }
+}
