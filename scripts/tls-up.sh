@@ -19,7 +19,10 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 node_ctl() { as_root rabbitmqctl -q -n "$NODE" "$@"; }
 
 if [[ ${1:-} == down ]]; then
-  node_ctl stop "$DIR/rabbitmq/mnesia/$NODE.pid" 2>/dev/null || true
+  # `rabbitmqctl stop` of a node that is not running can hang: ask first.
+  if timeout 20 rabbitmqctl -q -n "$NODE" status >/dev/null 2>&1; then
+    as_root timeout 60 rabbitmqctl -q -n "$NODE" stop "$DIR/rabbitmq/mnesia/$NODE.pid" 2>/dev/null || true
+  fi
   as_root pg_ctlcluster 15 "$PG_CLUSTER" stop 2>/dev/null || true
   exit 0
 fi
