@@ -89,30 +89,23 @@ async fn declare_bound(
     Ok(())
 }
 
+/// Declares the exchange `name` of `kind`, durable or not.
+async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind, durable: bool) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        durable,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name.into(), kind, options, FieldTable::default())
+        .await
+}
+
 /// Declares every durable exchange and queue. Idempotent: each service calls it on connect, so
 /// no service depends on another having started first.
 pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
     let deliveries = topology.deliveries_exchange();
-    channel
-        .exchange_declare(
-            deliveries.as_str().into(),
-            ExchangeKind::Direct,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            topology.changes_exchange().into(),
-            ExchangeKind::Fanout,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(channel, &deliveries, ExchangeKind::Direct, true).await?;
+    declare_exchange(channel, &topology.changes_exchange(), ExchangeKind::Fanout, true).await?;
     // Quorum queues: replicated and durable, the only kind that survives a broker node loss.
     let quorum = ("x-queue-type", text("quorum"));
     let dead = topology.dead_letter_queue();
@@ -152,23 +145,9 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
         declare_bound(channel, &name, &poison_limited, &deliveries, &queue.routing_key(), &[]).await?;
     }
     // Relayed requests of `hookwire listen` live only while someone waits for them: not durable.
-    channel
-        .exchange_declare(
-            topology.relay_exchange().into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(channel, &topology.relay_exchange(), ExchangeKind::Direct, false).await?;
     let ingest = topology.ingest_exchange();
-    channel
-        .exchange_declare(
-            ingest.as_str().into(),
-            ExchangeKind::Direct,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(channel, &ingest, ExchangeKind::Direct, true).await?;
     declare_bound(
         channel,
         &topology.ingest_queue(),
@@ -179,14 +158,7 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     )
     .await?;
     let delay = topology.delay_exchange();
-    channel
-        .exchange_declare(
-            delay.as_str().into(),
-            ExchangeKind::Headers,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(channel, &delay, ExchangeKind::Headers, true).await?;
     for seconds in RETRY_TIERS_SECONDS {
         // Nobody consumes a delay queue: a message waits out the TTL and is dead-lettered back
         // to the deliveries exchange under the routing key it came with (its shard).

@@ -24,14 +24,20 @@ fn cluster_url() -> String {
 
 /// `rabbitmqctl -q -n hwN@localhost args…`; its standard output.
 fn ctl(node: u8, args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
+    rabbit_tool("rabbitmqctl", node, args)
+}
+
+/// `tool -q -n hwN@localhost args…` (`rabbitmqctl`, `rabbitmq-queues`), which must succeed; its
+/// standard output.
+fn rabbit_tool(tool: &str, node: u8, args: &[&str]) -> String {
+    let out = std::process::Command::new(tool)
         .args(["-q", "-n", &format!("hw{node}@localhost")])
         .args(args)
         .output()
-        .expect("rabbitmqctl runs");
+        .unwrap_or_else(|e| panic!("{tool} runs: {e}"));
     assert!(
         out.status.success(),
-        "rabbitmqctl {args:?} on hw{node}: {}",
+        "{tool} {args:?} on hw{node}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -113,15 +119,11 @@ async fn nothing_accepted_is_lost_when_broker_nodes_stop_or_die_under_load() {
     // still be one node when the services declare at once), and a rebalance, as an operator
     // runs it (docs/capacity.md), spreads them.
     let t = env.topology();
-    let out = std::process::Command::new("rabbitmq-queues")
-        .args(["-q", "-n", "hw1@localhost", "rebalance", "quorum", "--queue-pattern"])
-        .arg(format!("^{}\\.deliveries", prefix.replace('.', "\\.")))
-        .output()
-        .expect("rabbitmq-queues runs");
-    assert!(
-        out.status.success(),
-        "rebalance: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let pattern = format!("^{}\\.(deliveries|bulk)", prefix.replace('.', "\\."));
+    rabbit_tool(
+        "rabbitmq-queues",
+        1,
+        &["rebalance", "quorum", "--queue-pattern", &pattern],
     );
     let spread = eventually(Duration::from_secs(10), || async {
         let now = queues(1, &prefix);
