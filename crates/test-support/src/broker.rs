@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hookwire_core::topology::RETRY_TIERS_SECONDS;
 
-use crate::{broker_url, DispatcherProcess, TestEnv};
+use crate::{broker_url, eventually, DispatcherProcess, TestEnv};
 
 impl TestEnv {
     /// A channel on a fresh connection to this installation's broker (keep the connection).
@@ -36,17 +36,28 @@ impl TestEnv {
         .expect("the broker confirms");
     }
 
-    /// Stops `dispatcher` for good and says how many messages of `queue` it had not
-    /// acknowledged. `queue_depth` counts only messages ready to deliver, so a message a
-    /// dispatcher holds unacknowledged does not show until that dispatcher is gone: killed, it
-    /// gives the message back. Acknowledgements leave in runs within 10 ms of a task's end, so
-    /// the kill waits 300 ms for them first.
+    /// Stops `dispatcher` for good and says how many messages of the task queues (`grouped`:
+    /// the group queues) it had not acknowledged. `queue_depth` counts only messages ready to
+    /// deliver, so a message a dispatcher holds unacknowledged does not show until that
+    /// dispatcher is gone: killed, it gives the message back. Acknowledgements leave in runs
+    /// within 10 ms of a task's end, so the kill waits 300 ms for them first (nothing shows
+    /// that none is left to leave).
     pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, grouped: bool) -> u32 {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // Every dispatcher consumes the first task queue: one consumer fewer there is the broker
+        // having dropped the killed one's, which returns its unacknowledged messages with it.
+        let first = self.topology().deliveries_queue();
+        let before = self.queue_stats(&first).await.1;
         dispatcher.kill().expect("SIGKILL the dispatcher");
         let _ = dispatcher.wait();
-        // The broker sees the connection close at once and requeues within milliseconds.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let gone = eventually(Duration::from_secs(10), || async {
+            (self.queue_stats(&first).await.1 < before).then_some(())
+        })
+        .await;
+        assert!(
+            gone.is_some(),
+            "the broker still counts the killed dispatcher's consumer"
+        );
         self.delivery_depth(grouped).await
     }
 
@@ -72,6 +83,11 @@ impl TestEnv {
 
     /// Messages waiting in a queue of this installation.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
+        self.queue_stats(queue).await.0
+    }
+
+    /// Messages ready in a queue of this installation, and its consumers.
+    async fn queue_stats(&self, queue: &str) -> (u32, u32) {
         let (_conn, channel) = self.channel().await;
         let q = channel
             .queue_declare(
@@ -84,7 +100,7 @@ impl TestEnv {
             )
             .await
             .expect("the queue exists");
-        q.message_count()
+        (q.message_count(), q.consumer_count())
     }
 }
 
