@@ -57,7 +57,7 @@ impl DeliveryQueue {
         } else {
             TASK_ROUTING_KEY
         };
-        let lane = if self.bulk { "bulk." } else { "" };
+        let lane = if self.bulk { BULK_KEY_PREFIX } else { "" };
         match self.shard {
             0 => format!("{lane}{kind}"),
             s => format!("{lane}{kind}.{s}"),
@@ -65,9 +65,12 @@ impl DeliveryQueue {
     }
 }
 
+/// What the routing keys of the bulk lane's queues start with.
+const BULK_KEY_PREFIX: &str = "bulk.";
+
 /// Whether a message routed under `key` on the deliveries exchange is in the bulk lane.
 pub fn is_bulk_key(key: &str) -> bool {
-    key.starts_with("bulk.")
+    key.starts_with(BULK_KEY_PREFIX)
 }
 
 impl Topology {

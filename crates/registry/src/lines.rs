@@ -29,7 +29,6 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct Release {
     link: Link,
-    exchange: String,
     topology: Topology,
 }
 
@@ -37,7 +36,6 @@ impl Release {
     pub fn new(link: Link, topology: &Topology) -> Self {
         Self {
             link,
-            exchange: topology.deliveries_exchange(),
             topology: topology.clone(),
         }
     }
@@ -66,11 +64,12 @@ impl Release {
                 )
             })
             .collect();
+        let exchange = self.topology.deliveries_exchange();
         let outgoing: Vec<Outgoing<'_>> = tasks
             .iter()
             .zip(&ids)
             .map(|(body, (id, routing_key))| Outgoing {
-                exchange: &self.exchange,
+                exchange: &exchange,
                 routing_key,
                 body,
                 message_id: id,
