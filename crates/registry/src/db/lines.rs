@@ -76,6 +76,13 @@ pub async fn apply(
         return Ok(Vec::new());
     }
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        // Plans made for these tables' size now, not reused: they swing between empty and
+        // tens of thousands of rows within seconds, and a plan cached while `line_waiting` was
+        // empty scans it whole for each line (seconds per batch where an index takes
+        // milliseconds; seen stalling the lines for minutes).
+        diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(conn)
+            .await?;
         let mut out = append(conn, entries).await?;
         out.extend(advance(conn, finished, again).await?);
         Ok(out)
