@@ -121,17 +121,17 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     channel
         .queue_declare(topology.ledger_queue().into(), durable(), table(&dead_lettered))
         .await?;
-    // The lines of ordered webhooks: one consumer at a time reads it, so a line takes its
-    // deliveries in the order the broker took them.
+    // The lines of ordered webhooks, and the ends of their deliveries: one consumer at a time
+    // reads each, so a line takes its deliveries in the order the broker took them.
     let single = [
         quorum.clone(),
         ("x-single-active-consumer", AMQPValue::Boolean(true)),
         to_dead[0].clone(),
         to_dead[1].clone(),
     ];
-    channel
-        .queue_declare(topology.lines_queue().into(), durable(), table(&single))
-        .await?;
+    for queue in [topology.lines_queue(), topology.line_ends_queue()] {
+        channel.queue_declare(queue.into(), durable(), table(&single)).await?;
+    }
     // A task redelivered this many times (a dispatcher crashing on it each time) is a poison
     // message: the broker moves it to the dead-letter queue instead of looping for ever.
     let poison_limited = [

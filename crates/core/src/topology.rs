@@ -7,6 +7,7 @@
 //!                  │   │   "bulk.task" / "bulk.group" ─▶ {p}.bulk[.groups][.<s>] ──▶ dispatchers
 //!                  │   └── dead-lettered after the TTL ◀── {p}.delay.<n>s ◀── {p}.delay ◀── failed attempt
 //! publisher, registry ──▶ {p}.lines (quorum, single active consumer) ──▶ registry ──▶ {p}.deliveries
+//! dispatchers ──▶ {p}.lines.ended (quorum, single active consumer) ──▶ registry (lines move on)
 //! publisher, dispatchers ──▶ {p}.ledger (quorum queue) ──▶ registry (batched writes)
 //! registry ──▶ {p}.changes (fanout) ──▶ one exclusive queue per publisher and dispatcher
 //! producers (AMQP) ──▶ {p}.ingest (direct) ──▶ {p}.ingest (quorum queue) ──▶ publishers
@@ -162,6 +163,13 @@ impl Topology {
     /// its subject's line and releases a line's next delivery to the deliveries exchange.
     pub fn lines_queue(&self) -> String {
         format!("{}.lines", self.prefix)
+    }
+
+    /// Quorum queue of the final records of deliveries released from lines, from the
+    /// dispatchers: there the registry moves their lines on. Apart from the lines queue so
+    /// that a line moves on while a flood of new deliveries waits to join the lines.
+    pub fn line_ends_queue(&self) -> String {
+        format!("{}.lines.ended", self.prefix)
     }
 
     /// Quorum queue of event records and attempt results, consumed by the registry.

@@ -56,7 +56,8 @@ pub struct Application {
     port: u16,
     cancel: CancellationToken,
     ledger: tokio::task::JoinHandle<()>,
-    lines: tokio::task::JoinHandle<()>,
+    /// The consumers of the lines queue and of the line ends queue.
+    lines: [tokio::task::JoinHandle<()>; 2],
     retention: tokio::task::JoinHandle<()>,
     listen_sweep: tokio::task::JoinHandle<()>,
 }
@@ -108,13 +109,17 @@ impl Application {
             operational::Operational::new(link.clone(), &topology),
             cancel.clone(),
         ));
-        let lines = tokio::spawn(lines::run(
-            config.clone(),
-            pool.clone(),
-            metrics.clone(),
-            lines::Release::new(link.clone(), &topology),
-            cancel.clone(),
-        ));
+        let release = lines::Release::new(link.clone(), &topology);
+        let lines = [lines::From::Lines, lines::From::Ends].map(|from| {
+            tokio::spawn(lines::run(
+                from,
+                config.clone(),
+                pool.clone(),
+                metrics.clone(),
+                release.clone(),
+                cancel.clone(),
+            ))
+        });
         let retention = tokio::spawn(retention::run(
             config.retention.clone(),
             pool.clone(),
@@ -190,7 +195,9 @@ impl Application {
         handle.stop(true).await;
         self.cancel.cancel();
         let _ = self.ledger.await;
-        let _ = self.lines.await;
+        for consumer in self.lines {
+            let _ = consumer.await;
+        }
         let _ = self.retention.await;
         let _ = self.listen_sweep.await;
         server.await.context("server task")?.context("server")?;

@@ -1,14 +1,14 @@
-//! Ordered delivery (`ordering: "subject"`): the consumer of the lines queue, and the release of
-//! a line's tasks to the dispatchers.
+//! Ordered delivery (`ordering: "subject"`): the consumers of the lines queues, and the release
+//! of a line's tasks to the dispatchers.
 //!
 //! Publishers (and recover and replay) send an ordered webhook's deliveries to `{p}.lines`,
 //! which one registry at a time consumes (single active consumer), in the order the broker took
 //! them. Each delivery joins its line (webhook and subject, `db::lines`): an idle line sends it
 //! to the deliveries exchange at once as a task marked `in_line`; a busy one keeps it. The
 //! dispatchers send the final record (`success`, `failed`, `exhausted`) of a delivery `in_line`
-//! to the same queue as well as to the ledger; here it moves its line on to the next delivery.
-//! A batch is acknowledged once its lines are committed and the tasks released are confirmed by
-//! the broker.
+//! to `{p}.lines.ended` as well as to the ledger; its consumer moves the line on to the next
+//! delivery, without waiting behind deliveries still to join. A batch is acknowledged once its
+//! lines are committed and the tasks released are confirmed by the broker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +21,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batches;
 use crate::config::Config;
-use crate::db::lines::{self, Entry, Finished};
+use crate::db::lines::{self, Entry, Finished, Released};
 use crate::db::DbPool;
 use crate::metrics::Metrics;
+
+/// Most tasks in one broker message of released tasks, as the publishers' default
+/// `ingest.task_group_size`: a batch's tasks travel as a few `delivery_batch.v1` messages, not
+/// one message each (dispatchers start each member at once and record each on its own).
+const TASKS_PER_MESSAGE: usize = 100;
 
 /// Publishes the tasks lines release to the deliveries exchange, with confirms.
 #[derive(Clone)]
 pub struct Release {
     link: Link,
     topology: Topology,
+}
+
+/// One broker message of released tasks.
+struct Packed {
+    routing_key: String,
+    /// Its first delivery's id, which names it and picks its shard.
+    id: String,
+    body: Vec<u8>,
 }
 
 impl Release {
@@ -40,39 +53,48 @@ impl Release {
         }
     }
 
-    /// Publishes `tasks` (`delivery_task.v1` bodies) until the broker confirms them all, or
-    /// `stop` fires (`false`: the caller leaves its messages unacknowledged, to be read again).
-    pub async fn publish(&self, tasks: &[Vec<u8>], stop: &CancellationToken) -> bool {
+    /// Publishes `tasks` until the broker confirms them all, or `stop` fires (`false`: the
+    /// caller leaves its messages unacknowledged, to be read again).
+    pub async fn publish(&self, tasks: &[Released], stop: &CancellationToken) -> bool {
         if tasks.is_empty() {
             return true;
         }
-        let publish = || async { Ok(self.try_publish(tasks).await?) };
+        let packed = self.pack(tasks);
+        let publish = || async { Ok(self.try_publish(&packed).await?) };
         batches::until_done(stop, "publishing the tasks lines released", || {}, publish)
             .await
             .is_some()
     }
 
-    async fn try_publish(&self, tasks: &[Vec<u8>]) -> Result<(), PublishError> {
-        // Spread over the shards by the message id, whose low bits are random.
-        let ids: Vec<(String, String)> = tasks
-            .iter()
-            .map(|_| {
-                let id = hookwire_core::id::v7();
-                (
-                    id.to_string(),
-                    self.topology.delivery_queue(id, false, false).routing_key(),
-                )
+    /// `tasks` in messages of up to `TASKS_PER_MESSAGE`: a task queue's message when alone, a
+    /// group queue's otherwise, in the shard of its first delivery (as the publishers route).
+    fn pack(&self, tasks: &[Released]) -> Vec<Packed> {
+        tasks
+            .chunks(TASKS_PER_MESSAGE)
+            .map(|chunk| {
+                let first = chunk[0].delivery_id;
+                let encoded: Vec<&[u8]> = chunk.iter().map(|t| t.task.as_slice()).collect();
+                Packed {
+                    routing_key: self
+                        .topology
+                        .delivery_queue(first, chunk.len() > 1, false)
+                        .routing_key(),
+                    id: first.to_string(),
+                    body: TaskMessage::encoded_batch(&encoded),
+                }
             })
-            .collect();
+            .collect()
+    }
+
+    async fn try_publish(&self, packed: &[Packed]) -> Result<(), PublishError> {
         let exchange = self.topology.deliveries_exchange();
-        let outgoing: Vec<Outgoing<'_>> = tasks
+        let outgoing: Vec<Outgoing<'_>> = packed
             .iter()
-            .zip(&ids)
-            .map(|(body, (id, routing_key))| Outgoing {
+            .map(|p| Outgoing {
                 exchange: &exchange,
-                routing_key,
-                body,
-                message_id: id,
+                routing_key: &p.routing_key,
+                body: &p.body,
+                message_id: &p.id,
                 delay: None,
             })
             .collect();
@@ -126,12 +148,46 @@ fn entries(message: TaskMessage) -> Vec<Entry> {
         .collect()
 }
 
-/// Consumes the lines queue until `cancel` fires, reconnecting as needed. Only one registry's
-/// consumer is active at a time; the others wait as the broker's standbys.
-pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, release: Release, cancel: CancellationToken) {
+/// The two queues that change the lines. Each message of either is read as what it carries
+/// (dispatchers of earlier versions send the ends to the lines queue).
+#[derive(Debug, Clone, Copy)]
+pub enum From {
+    /// The deliveries joining their lines.
+    Lines,
+    /// The final records that move lines on.
+    Ends,
+}
+
+impl From {
+    fn queue(self, topology: &Topology) -> String {
+        match self {
+            Self::Lines => topology.lines_queue(),
+            Self::Ends => topology.line_ends_queue(),
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Lines => "hookwire-registry lines",
+            Self::Ends => "hookwire-registry line ends",
+        }
+    }
+}
+
+/// Consumes the queue `from` names until `cancel` fires, reconnecting as needed. Only one
+/// registry's consumer of each queue is active at a time; the others wait as the broker's
+/// standbys. The two consumers take turns on a line by its row lock (`db::lines`).
+pub async fn run(
+    from: From,
+    config: Config,
+    pool: DbPool,
+    metrics: Arc<Metrics>,
+    release: Release,
+    cancel: CancellationToken,
+) {
     let topology = config.broker.topology();
-    let name = "hookwire-registry lines".to_owned();
-    hookwire_broker::supervise(config.broker.clone(), name, cancel, move |conn, stop| {
+    let tag = from.tag();
+    hookwire_broker::supervise(config.broker.clone(), tag.to_owned(), cancel, move |conn, stop| {
         let (config, pool, topology, release, metrics) = (
             config.clone(),
             pool.clone(),
@@ -140,8 +196,7 @@ pub async fn run(config: Config, pool: DbPool, metrics: Arc<Metrics>, release: R
             metrics.clone(),
         );
         async move {
-            let queue = topology.lines_queue();
-            let tag = "hookwire-registry lines";
+            let queue = from.queue(&topology);
             let mut consumer = batches::consumer(&conn, &topology, queue, tag, config.ledger.prefetch).await?;
             loop {
                 let limits = hookwire_broker::BatchLimits {

@@ -116,6 +116,7 @@ pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
                 .collect();
             queues.extend([
                 t.lines_queue(),
+                t.line_ends_queue(),
                 t.ledger_queue(),
                 t.dead_letter_queue(),
                 t.ingest_queue(),

@@ -180,6 +180,25 @@ impl TaskMessage {
         one_or_batch(entries, |entries| Self::Batch { entries })
     }
 
+    /// `batch` of messages already encoded, without decoding them: each of `encoded` must be a
+    /// `TaskMessage` as serde encodes it (the lines keep their tasks encoded).
+    pub fn encoded_batch(encoded: &[&[u8]]) -> Vec<u8> {
+        if let [one] = encoded {
+            return one.to_vec();
+        }
+        let size = encoded.iter().map(|e| e.len() + 1).sum::<usize>();
+        let mut out = Vec::with_capacity(size + 48);
+        out.extend_from_slice(br#"{"kind":"delivery_batch.v1","entries":["#);
+        for (i, e) in encoded.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(e);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
     /// The id of the message's first delivery (a broker message is named after it).
     pub fn first_delivery_id(&self) -> Option<Uuid> {
         match self {

@@ -322,3 +322,21 @@ fn an_unknown_version_does_not_decode() {
     let err = serde_json::from_str::<TaskMessage>(r#"{"kind":"delivery_task.v9"}"#).unwrap_err();
     assert!(err.to_string().contains("unknown variant"), "{err}");
 }
+
+#[test]
+fn a_batch_of_encoded_messages_is_the_batch_serde_writes() {
+    let e = event(serde_json::json!({"n": 1}));
+    let mut group = DeliveryGroup::new(&e, e.request_body(), None);
+    group.deliveries.push(GroupMember {
+        delivery_id: crate::id::v7(),
+        target: target(),
+    });
+    let entries = vec![TaskMessage::Group(group.clone()), TaskMessage::Group(group)];
+    let encoded: Vec<Vec<u8>> = entries.iter().map(|m| serde_json::to_vec(m).unwrap()).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    let batch = TaskMessage::encoded_batch(&refs);
+    assert_eq!(batch, serde_json::to_vec(&TaskMessage::batch(entries.clone())).unwrap());
+    assert_eq!(serde_json::from_slice::<TaskMessage>(&batch).unwrap().deliveries(), 2);
+    // One message stays itself, as `batch` keeps it.
+    assert_eq!(TaskMessage::encoded_batch(&refs[..1]), encoded[0]);
+}

@@ -183,7 +183,7 @@ impl Worker {
         let (records, pending) = mpsc::channel(4 * SINK_MAX);
         let sink = AbortOnDropHandle::new(tokio::spawn(sink(
             publish.clone(),
-            (self.topology.ledger_queue(), self.topology.lines_queue()),
+            (self.topology.ledger_queue(), self.topology.line_ends_queue()),
             pending,
         )));
         let _census = AbortOnDropHandle::new(tokio::spawn(self.clone().census(conn.create_channel().await?)));

@@ -111,9 +111,9 @@ pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Gathers attempt records for up to `SINK_WAIT` and publishes them as one ledger message, with
 /// their retries, in one confirm round. Each waiter learns whether its own record is safe; only
 /// then is its task acknowledged. This turns one broker message per attempt into a fraction.
-/// The final records of deliveries released from a line (`in_line`) also go to the lines queue,
-/// in the same round: there the registry moves their lines on.
-pub(super) async fn sink(publish: Channel, (ledger, lines): (String, String), mut rx: mpsc::Receiver<Pending>) {
+/// The final records of deliveries released from a line (`in_line`) also go to the line ends
+/// queue, in the same round: there the registry moves their lines on.
+pub(super) async fn sink(publish: Channel, (ledger, line_ends): (String, String), mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + SINK_WAIT;
@@ -146,7 +146,7 @@ pub(super) async fn sink(publish: Channel, (ledger, lines): (String, String), mu
         if let Some(moved) = &moved {
             outgoing.push(Outgoing {
                 exchange: "",
-                routing_key: &lines,
+                routing_key: &line_ends,
                 body: moved,
                 message_id: &id,
                 delay: None,

@@ -1,8 +1,9 @@
 //! The lines of ordered webhooks (`ordering: "subject"`): per webhook and subject, the one
 //! delivery out (`delivery_lines`) and the deliveries waiting behind it (`line_waiting`, in the
-//! order the lines queue gave them). Only the lines queue's one active consumer changes them,
-//! and every change locks the line's `delivery_lines` row first (in one key order), so even a
-//! consumer taking over from one that has not yet stopped takes turns with it.
+//! order the lines queue gave them). The consumers of the lines queue (joining) and of the line
+//! ends queue (moving on) change them, and every change locks the line's `delivery_lines` row
+//! first (in one key order), so the two take turns on a line, as does a consumer taking over
+//! from one that has not yet stopped.
 //!
 //! A task is kept with its delivery until the line moves past it: a registry that stops
 //! after a commit but before the broker confirmed the tasks it released reads the same messages
@@ -49,10 +50,13 @@ struct Busy {
     busy_task: Vec<u8>,
 }
 
-#[derive(QueryableByName)]
-struct Task {
-    #[diesel(sql_type = Bytea)]
-    busy_task: Vec<u8>,
+/// A task a line sends out: its delivery and its `delivery_task.v1` message.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Released {
+    #[diesel(sql_type = SqlUuid, column_name = busy_with)]
+    pub delivery_id: Uuid,
+    #[diesel(sql_type = Bytea, column_name = busy_task)]
+    pub task: Vec<u8>,
 }
 
 #[derive(QueryableByName)]
@@ -71,7 +75,7 @@ pub async fn apply(
     entries: &[Entry],
     finished: &[Finished],
     again: bool,
-) -> diesel::QueryResult<Vec<Vec<u8>>> {
+) -> diesel::QueryResult<Vec<Released>> {
     if entries.is_empty() && finished.is_empty() {
         return Ok(Vec::new());
     }
@@ -93,7 +97,7 @@ pub async fn apply(
 /// Takes `entries` into their lines: the first entry of an idle line goes out, the others wait
 /// behind their line's busy delivery. Says which tasks to publish: those that went out, and any
 /// entry that is its line's busy delivery already (its message read again).
-async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::QueryResult<Vec<Vec<u8>>> {
+async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::QueryResult<Vec<Released>> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
@@ -128,7 +132,10 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
     for e in entries {
         if busy_with.get(&(e.webhook_id, e.line.as_str())) == Some(&e.delivery_id) {
             if sent.insert(e.delivery_id) {
-                out.push(e.task.clone());
+                out.push(Released {
+                    delivery_id: e.delivery_id,
+                    task: e.task.clone(),
+                });
             }
         } else {
             waiting.push(e);
@@ -162,7 +169,7 @@ async fn advance(
     conn: &mut AsyncPgConnection,
     finished: &[Finished],
     again: bool,
-) -> diesel::QueryResult<Vec<Vec<u8>>> {
+) -> diesel::QueryResult<Vec<Released>> {
     if finished.is_empty() {
         return Ok(Vec::new());
     }
@@ -190,8 +197,14 @@ async fn advance(
     let (moving, staying): (Vec<Busy>, Vec<Busy>) = locked
         .into_iter()
         .partition(|b| done.contains(&(b.webhook_id, b.line.as_str(), b.busy_with)));
-    let mut out: Vec<Vec<u8>> = if again {
-        staying.into_iter().map(|b| b.busy_task).collect()
+    let mut out: Vec<Released> = if again {
+        staying
+            .into_iter()
+            .map(|b| Released {
+                delivery_id: b.busy_with,
+                task: b.busy_task,
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -200,7 +213,7 @@ async fn advance(
     }
     let ids = || moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>();
     let names = || moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>();
-    let next: Vec<Task> = Prepared::new(
+    let next: Vec<Released> = Prepared::new(
         "WITH next AS (
              DELETE FROM line_waiting w
              USING (SELECT f.seq FROM UNNEST($1, $2) AS t(webhook_id, line)
@@ -213,13 +226,13 @@ async fn advance(
          UPDATE delivery_lines l
          SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
          FROM next n WHERE l.webhook_id = n.webhook_id AND l.line = n.line
-         RETURNING l.busy_task",
+         RETURNING l.busy_with, l.busy_task",
     )
     .bind::<Array<SqlUuid>, _>(ids())
     .bind::<Array<Text>, _>(names())
     .load(conn)
     .await?;
-    out.extend(next.into_iter().map(|t| t.busy_task));
+    out.extend(next);
     // The lines that had nothing waiting still name their finished delivery: now idle.
     Prepared::new(
         "DELETE FROM delivery_lines l USING UNNEST($1, $2, $3) AS t(webhook_id, line, busy_with)

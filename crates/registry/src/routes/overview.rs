@@ -32,7 +32,12 @@ pub(crate) async fn show(state: web::Data<AppState>, _: Admin) -> Result<HttpRes
         .into_iter()
         .map(|q| t.delivery_queue_name(q))
         .collect();
-    queues.extend([t.lines_queue(), t.ledger_queue(), t.dead_letter_queue()]);
+    queues.extend([
+        t.lines_queue(),
+        t.line_ends_queue(),
+        t.ledger_queue(),
+        t.dead_letter_queue(),
+    ]);
     queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
     let depths = state.link.queue_depths(&queues).await;
     let mut conn = state.pool.get().await?;
