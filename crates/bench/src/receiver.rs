@@ -56,6 +56,8 @@ pub struct Tally {
     pub last_us: Option<u64>,
     /// Events whose first success came after that of a later event of their line.
     pub out_of_order: u64,
+    /// Per line, the attempts answered 500.
+    pub line_failures: HashMap<u32, u32>,
     attempts: HashMap<String, u32>,
     /// Per line, the latest place that succeeded.
     lines: HashMap<u32, u64>,
@@ -90,6 +92,9 @@ impl Records {
             }
         }
         if kind == "fail5" && hookwire_core::id::random::<f64>() < 0.05 {
+            if let Some(k) = sent.k {
+                *t.line_failures.entry(k).or_default() += 1;
+            }
             return 500;
         }
         if t.ids.insert(id.to_owned()) {
