@@ -228,6 +228,29 @@ pub async fn consume_changes(channel: &Channel, topology: &Topology, tag: &str) 
     Ok(private_queue(channel, Some((&changes, "")), tag).await?.1)
 }
 
+/// Counts the consumers of `queue` on `channel` every `every`, and hands each count (at least
+/// 1: the caller's own) to `counted`, until a count fails (logged; the caller keeps its last).
+/// A service whose replicas each consume one queue learns how many of them run.
+pub async fn census(channel: Channel, queue: String, every: Duration, mut counted: impl FnMut(u32)) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    loop {
+        match channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(q) => counted(q.consumer_count().max(1)),
+            Err(e) => {
+                tracing::warn!(error = %e, queue, "cannot count the replicas consuming a queue; the last count stays");
+                return;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// How much [`next_batch`] gathers at most.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {

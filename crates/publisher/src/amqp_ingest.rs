@@ -14,6 +14,7 @@ use hookwire_broker::lapin::options::{
 use hookwire_broker::lapin::types::FieldTable;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::{ingest, AppState};
 
@@ -66,6 +67,17 @@ pub async fn run(state: web::Data<AppState>, cancel: CancellationToken) {
                     FieldTable::default(),
                 )
                 .await?;
+            // Every publisher consumes the ingest queue: its consumers are the publishers, whose
+            // number sets each one's share of the bulk lane threshold.
+            let census = {
+                let (state, every) = (state.clone(), state.config.ingest.replica_census_interval);
+                let queue = state.topology.ingest_queue();
+                hookwire_broker::census(conn.create_channel().await?, queue, every, move |replicas| {
+                    state.lanes.set_replicas(replicas);
+                    state.metrics.replicas.set(i64::from(replicas));
+                })
+            };
+            let _census = AbortOnDropHandle::new(tokio::spawn(census));
             loop {
                 let Some(batch) = hookwire_broker::next_batch(&mut consumer, LIMITS, &stop).await? else {
                     return Ok(());

@@ -50,10 +50,14 @@ pub struct IngestConfig {
     /// travels as one message per this many); 1 sends one `delivery_task.v1` per webhook.
     /// Default 100.
     pub task_group_size: usize,
-    /// Deliveries a second one tenant sends through the standard lane of this publisher; past
-    /// it, its deliveries take the bulk lane (`crate::lanes`). 0 turns the bulk lane off.
-    /// Default 1000.
+    /// Deliveries a second one tenant sends through the standard lane, across the publishers:
+    /// each takes its share (this divided by the publishers it counts); past it, the tenant's
+    /// deliveries take the bulk lane (`crate::lanes`). 0 turns the bulk lane off. Default 1000.
     pub bulk_lane_after: u32,
+    /// How often a publisher counts the publishers running (the ingest queue's consumers, one
+    /// each). Default 5 s.
+    #[serde(with = "hookwire_core::config::humantime_serde")]
+    pub replica_census_interval: Duration,
 }
 
 impl Config {

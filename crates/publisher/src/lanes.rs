@@ -1,10 +1,12 @@
 //! Which lane a tenant's deliveries take: the standard one, or the bulk lane once the tenant
-//! publishes more than `ingest.bulk_lane_after` deliveries in a second on this publisher. A
-//! flood (or a burst of batches) then waits in the bulk queues, and every other tenant's
-//! deliveries go on through the standard ones without queueing behind it; dispatchers consume
-//! both lanes with a prefetch each.
+//! publishes more than its share of `ingest.bulk_lane_after` deliveries in a second on this
+//! publisher (the setting divided by the publishers running, as last counted). A flood (or a
+//! burst of batches) then waits in the bulk queues, and every other tenant's deliveries go on
+//! through the standard ones without queueing behind it; dispatchers consume both lanes with a
+//! prefetch each.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -12,8 +14,11 @@ use uuid::Uuid;
 
 /// Deliveries counted per tenant in whole seconds since the publisher started.
 pub struct Lanes {
-    /// Deliveries a second a tenant may send in the standard lane; 0 sends everything there.
+    /// Deliveries a second a tenant may send in the standard lane, across the publishers; 0
+    /// sends everything there.
     after: u32,
+    /// Publishers running, this one included, as last counted.
+    replicas: AtomicU32,
     started: Instant,
     counts: Mutex<Counts>,
 }
@@ -30,18 +35,30 @@ impl Lanes {
     pub fn new(after: u32) -> Self {
         Self {
             after,
+            replicas: AtomicU32::new(1),
             started: Instant::now(),
             counts: Mutex::default(),
         }
     }
 
+    /// How many publishers run, this one included: each takes that share of the threshold.
+    pub fn set_replicas(&self, replicas: u32) {
+        self.replicas.store(replicas.max(1), Ordering::Relaxed);
+    }
+
+    /// This publisher's share of the threshold (at least 1).
+    fn share(&self) -> u32 {
+        (self.after / self.replicas.load(Ordering::Relaxed).max(1)).max(1)
+    }
+
     /// Counts `deliveries` for `tenant` and says whether they take the bulk lane: when the
-    /// tenant's count in this second, these included, or in the second before exceeds the
-    /// threshold. A tenant back under it returns to the standard lane a second later.
+    /// tenant's count in this second, these included, or in the second before exceeds this
+    /// publisher's share. A tenant back under it returns to the standard lane a second later.
     pub fn bulk(&self, tenant: Uuid, deliveries: usize) -> bool {
         if self.after == 0 || deliveries == 0 {
             return false;
         }
+        let share = self.share();
         let now = self.started.elapsed().as_secs();
         let mut counts = self.counts.lock().expect("the lane counts are never poisoned");
         if now != counts.second {
@@ -57,7 +74,7 @@ impl Lanes {
         }
         let (this, last) = counts.tenants.entry(tenant).or_default();
         *this = this.saturating_add(u32::try_from(deliveries).unwrap_or(u32::MAX));
-        *this > self.after || *last > self.after
+        *this > share || *last > share
     }
 }
 
@@ -74,5 +91,18 @@ mod tests {
         assert_eq!(lanes_taken, [false, false, false, true, true]);
         assert!(!lanes.bulk(quiet, 1), "another tenant keeps the standard lane");
         assert!(!Lanes::new(0).bulk(flood, 1_000_000), "0 turns the bulk lane off");
+    }
+
+    #[test]
+    fn each_of_several_publishers_takes_its_share() {
+        let lanes = Lanes::new(100);
+        lanes.set_replicas(4);
+        let tenant = Uuid::new_v4();
+        assert!(!lanes.bulk(tenant, 25), "a quarter of the threshold on this publisher");
+        assert!(lanes.bulk(tenant, 1), "past its quarter");
+        let few = Lanes::new(3);
+        few.set_replicas(10);
+        assert!(!few.bulk(tenant, 1), "a share never falls below one delivery");
+        assert!(few.bulk(tenant, 1));
     }
 }

@@ -25,6 +25,7 @@ use hookwire_http::HttpMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
@@ -66,6 +67,8 @@ pub struct Metrics {
     /// From handing a request's messages to the broker to its last confirm, by link: the
     /// broker's part of a producer's wait.
     pub publish_confirm_seconds: Family<LinkLabels, Histogram>,
+    /// Publishers running, this one included, as last counted (`lanes`).
+    pub replicas: Gauge,
 }
 
 impl Default for Metrics {
@@ -110,8 +113,15 @@ impl Default for Metrics {
             "From publishing a request's messages to the broker's last confirm, by link",
             publish_confirm_seconds.clone(),
         );
+        let replicas = Gauge::default();
+        registry.register(
+            "replicas",
+            "Publishers consuming the ingest queue, this one included, as last counted: each takes this share of ingest.bulk_lane_after",
+            replicas.clone(),
+        );
         Self {
             registry,
+            replicas,
             events_accepted,
             events_rejected,
             events_by_producer,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hookwire_core::topology::RETRY_TIERS_SECONDS;
 
-use crate::{broker_url, eventually, DispatcherProcess, TestEnv};
+use crate::{broker_url, eventually, ServiceProcess, TestEnv};
 
 impl TestEnv {
     /// A channel on a fresh connection to this installation's broker (keep the connection).
@@ -42,7 +42,7 @@ impl TestEnv {
     /// dispatcher is gone: killed, it gives the message back. Acknowledgements leave in runs
     /// within 10 ms of a task's end, so the kill waits 300 ms for them first (nothing shows
     /// that none is left to leave).
-    pub async fn kill_dispatcher(&self, mut dispatcher: DispatcherProcess, grouped: bool) -> u32 {
+    pub async fn kill_dispatcher(&self, mut dispatcher: ServiceProcess, grouped: bool) -> u32 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Every dispatcher consumes the first task queue: one consumer fewer there is the broker
         // having dropped the killed one's, which returns its unacknowledged messages with it.

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 pub use crate::broker::delete_topology;
 pub use crate::http::{Http, Response};
-pub use crate::processes::{free_port, service_binary, terminate, DispatcherProcess};
+pub use crate::processes::{free_port, service_binary, terminate, ServiceProcess};
 pub use crate::receiver::{Received, Receiver, FLAKY, RETRY_AFTER_SECONDS};
 
 /// Where the development PostgreSQL and RabbitMQ are (`scripts/deps-up.sh` starts them).

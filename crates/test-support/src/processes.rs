@@ -7,8 +7,28 @@ impl TestEnv {
     /// Starts a dispatcher as a separate process (the `hookwire-dispatcher` binary next to the
     /// test binary), so a test can SIGKILL it. Waits until it consumes. The process is killed
     /// when the handle is dropped, so a failing test leaves none behind.
-    pub async fn spawn_dispatcher_process(&self, port: u16) -> DispatcherProcess {
-        let child = std::process::Command::new(service_binary("hookwire-dispatcher"))
+    pub async fn spawn_dispatcher_process(&self, port: u16) -> ServiceProcess {
+        let settings = [
+            ("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s".to_owned()),
+            ("HOOKWIRE__DELIVERY__REPLICA_CENSUS_INTERVAL", "500ms".to_owned()),
+        ];
+        self.spawn_service("hookwire-dispatcher", port, &settings).await
+    }
+
+    /// Starts a second publisher as a separate process, with `ingest.bulk_lane_after` at
+    /// `bulk_lane_after` and a census of the publishers every 200 ms. Waits until it is ready.
+    pub async fn spawn_publisher_process(&self, port: u16, bulk_lane_after: u32) -> ServiceProcess {
+        let settings = [
+            ("HOOKWIRE__INGEST__BULK_LANE_AFTER", bulk_lane_after.to_string()),
+            ("HOOKWIRE__INGEST__REPLICA_CENSUS_INTERVAL", "200ms".to_owned()),
+        ];
+        self.spawn_service("hookwire-publisher", port, &settings).await
+    }
+
+    /// Starts service `name` on `port`, on this installation's broker, shards and registry, with
+    /// `settings` on top; waits until it answers ready.
+    async fn spawn_service(&self, name: &str, port: u16, settings: &[(&str, String)]) -> ServiceProcess {
+        let child = std::process::Command::new(service_binary(name))
             .arg("serve")
             .env("HOOKWIRE__BROKER__URL", broker_url())
             .env("HOOKWIRE__BROKER__PREFIX", &self.prefix)
@@ -18,13 +38,12 @@ impl TestEnv {
             )
             .env("HOOKWIRE__REGISTRY__URL", &self.registry)
             .env("HOOKWIRE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s")
-            .env("HOOKWIRE__DELIVERY__REPLICA_CENSUS_INTERVAL", "500ms")
             .env("HOOKWIRE__TELEMETRY__LOG_LEVEL", "warn")
+            .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("the dispatcher binary starts");
-        let process = DispatcherProcess(child);
+            .unwrap_or_else(|e| panic!("the {name} binary starts: {e}"));
+        let process = ServiceProcess(child);
         self.wait_ready(&format!("http://127.0.0.1:{port}")).await;
         process
     }
@@ -54,9 +73,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Stops a dispatcher started as a separate process the way Kubernetes does (SIGTERM) and waits
+/// Stops a service started as a separate process the way Kubernetes does (SIGTERM) and waits
 /// until it has exited.
-pub fn terminate(mut service: DispatcherProcess) -> std::process::ExitStatus {
+pub fn terminate(mut service: ServiceProcess) -> std::process::ExitStatus {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &service.id().to_string()])
         .status()
@@ -65,24 +84,24 @@ pub fn terminate(mut service: DispatcherProcess) -> std::process::ExitStatus {
     service.wait().expect("the service exits")
 }
 
-/// A dispatcher started as a process by [`TestEnv::spawn_dispatcher_process`]; killed when
+/// A service started as a process by [`TestEnv::spawn_dispatcher_process`] and the like; killed when
 /// dropped (a test that panics would otherwise leave it running, holding its output pipes).
-pub struct DispatcherProcess(std::process::Child);
+pub struct ServiceProcess(std::process::Child);
 
-impl std::ops::Deref for DispatcherProcess {
+impl std::ops::Deref for ServiceProcess {
     type Target = std::process::Child;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for DispatcherProcess {
+impl std::ops::DerefMut for ServiceProcess {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
 }
 
-impl Drop for DispatcherProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();

@@ -20,9 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
-use hookwire_broker::lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use hookwire_broker::lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions};
 use hookwire_broker::lapin::types::FieldTable;
 use hookwire_broker::lapin::{Acker, Channel, Connection};
 use hookwire_core::crypto::Keyring;
@@ -106,28 +104,12 @@ impl Worker {
     /// replica) every `replica_census_interval`, on `channel`, for as long as the session lasts.
     /// A count that fails keeps the last one.
     async fn census(self: Arc<Self>, channel: Channel) {
-        let queue = self.topology.deliveries_queue();
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        loop {
-            match channel
-                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-                .await
-            {
-                Ok(q) => {
-                    let replicas = q.consumer_count().max(1);
-                    self.replicas.store(replicas, Ordering::Relaxed);
-                    self.metrics.replicas.set(i64::from(replicas));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot count the dispatchers; rate limits keep the last count");
-                    return;
-                }
-            }
-            tokio::time::sleep(self.config.delivery.replica_census_interval).await;
-        }
+        let every = self.config.delivery.replica_census_interval;
+        hookwire_broker::census(channel, self.topology.deliveries_queue(), every, |replicas| {
+            self.replicas.store(replicas, Ordering::Relaxed);
+            self.metrics.replicas.set(i64::from(replicas));
+        })
+        .await;
     }
 
     /// Consumes tasks on `conn` until `cancel` fires, then drains in-flight work.
