@@ -450,6 +450,9 @@ pub struct WebhookStats {
 /// Deliveries by status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusCounts {
+    /// Deliveries of an ordered webhook waiting in their subject's line (not counted as
+    /// `pending` or `retrying`).
+    pub waiting: u64,
     pub pending: u64,
     pub retrying: u64,
     pub success: u64,

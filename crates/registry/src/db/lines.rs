@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use diesel::sql_types::{Array, Bytea, Nullable, Text, Uuid as SqlUuid};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -264,6 +265,37 @@ pub async fn waiting_for(
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.delivery_id, r.busy_with)).collect())
+}
+
+/// Of webhook `webhook_id`'s deliveries created in `[since, until)`, how many wait in a line, by
+/// the status their row shows (`pending`, or `retrying` once recovered into the line).
+pub async fn waiting_by_status(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    webhook_id: Uuid,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+) -> diesel::QueryResult<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    // Planned at each call (`sql_query`), for the line tables as they are now.
+    let rows: Vec<Count> = diesel::sql_query(
+        "SELECT d.status, count(*) AS n
+         FROM line_waiting w JOIN deliveries d ON d.id = w.delivery_id
+         WHERE w.webhook_id = $1 AND d.tenant_id = $2 AND d.created_at >= $3 AND d.created_at < $4
+         GROUP BY d.status",
+    )
+    .bind::<SqlUuid, _>(webhook_id)
+    .bind::<SqlUuid, _>(tenant_id)
+    .bind::<Timestamptz, _>(since)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|c| (c.status, c.n)).collect())
 }
 
 /// Empties the request body of the tasks lines hold for deliveries `ids` (their events' payloads

@@ -1387,7 +1387,7 @@ async fn a_webhooks_stats_count_its_deliveries_of_a_window_by_status() {
     assert_eq!(day.body["total"], 4);
     assert_eq!(
         day.body["counts"],
-        json!({"pending": 0, "retrying": 1, "success": 3, "failed": 0, "exhausted": 0})
+        json!({"waiting": 0, "pending": 0, "retrying": 1, "success": 3, "failed": 0, "exhausted": 0})
     );
     assert_eq!(day.body["success_rate"], 1.0, "the retrying one has not ended");
     let since = (now - chrono::Duration::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

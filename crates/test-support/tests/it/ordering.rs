@@ -231,6 +231,17 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
     let r = env.api("GET", &format!("/v1/deliveries/{blocker}"), &key, None).await;
     assert_eq!(r.body["subject"], "a");
     assert_ne!(r.body["status"], "waiting", "the one out is not waiting: {:?}", r.body);
+    // The stats count the waiting one apart (once the log has the four successes, which the
+    // dispatcher records after the receiver has them).
+    let stats_path = format!("/v1/webhooks/{webhook_id}/stats");
+    let stats = env.wait_for(&stats_path, &key, |b| b["counts"]["success"] == 4).await;
+    let counts = &stats["counts"];
+    assert_eq!(counts["waiting"], 1, "{stats}");
+    assert_eq!(
+        counts["pending"].as_u64().unwrap() + counts["retrying"].as_u64().unwrap(),
+        1,
+        "only the one out is pending or retrying: {stats}"
+    );
     receiver.answer(vec![(200, Duration::ZERO)]);
     let id = waiting["id"].as_str().unwrap();
     let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
@@ -246,6 +257,12 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
         )
         .await;
     assert_eq!(done["count"], 6);
+    let stats = env.api("GET", &stats_path, &key, None).await;
+    assert_eq!(
+        stats.body["counts"]["waiting"], 0,
+        "nothing waits any more: {:?}",
+        stats.body
+    );
     env.stop().await;
 }
 

@@ -312,16 +312,21 @@ pub(crate) async fn stats(
     // A window that ends before it starts holds nothing: every count is 0.
     let w = find(&state, &caller, &id).await?;
     let mut conn = state.pool.get().await?;
-    let rows =
-        crate::db::models::Delivery::count_by_status(&mut conn, caller.tenant_id(), w.id, (since, until)).await?;
-    let count = |status: DeliveryStatus| {
+    let window = (since, until);
+    let rows = crate::db::models::Delivery::count_by_status(&mut conn, caller.tenant_id(), w.id, window).await?;
+    let waiting = crate::db::lines::waiting_by_status(&mut conn, caller.tenant_id(), w.id, window).await?;
+    let of = |rows: &[(String, i64)], status: DeliveryStatus| {
         rows.iter()
             .find(|(s, _)| s == status.as_str())
             .map_or(0, |(_, n)| (*n).max(0) as u64)
     };
+    let count = |status| of(&rows, status);
+    // A delivery waiting in its line shows `pending` (or `retrying`) in its row: counted apart.
+    let not_waiting = |status| count(status).saturating_sub(of(&waiting, status));
     let counts = api::StatusCounts {
-        pending: count(DeliveryStatus::Pending),
-        retrying: count(DeliveryStatus::Retrying),
+        waiting: waiting.iter().map(|(_, n)| (*n).max(0) as u64).sum(),
+        pending: not_waiting(DeliveryStatus::Pending),
+        retrying: not_waiting(DeliveryStatus::Retrying),
         success: count(DeliveryStatus::Success),
         failed: count(DeliveryStatus::Failed),
         exhausted: count(DeliveryStatus::Exhausted),
