@@ -136,7 +136,7 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> lapin::Result<()
     // message: the broker moves it to the dead-letter queue instead of looping for ever.
     let poison_limited = [
         quorum.clone(),
-        ("x-delivery-limit", AMQPValue::LongInt(20)),
+        ("x-delivery-limit", AMQPValue::LongInt(DELIVERY_LIMIT as i32)),
         to_dead[0].clone(),
         to_dead[1].clone(),
     ];
@@ -248,6 +248,30 @@ pub async fn census(channel: Channel, queue: String, every: Duration, mut counte
             }
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Redeliveries of a task queue's message (dispatchers that stopped with it unacknowledged)
+/// after which the broker moves it to the dead-letter queue (`x-delivery-limit`).
+pub const DELIVERY_LIMIT: u32 = 20;
+
+/// How many times the broker delivered `delivery` before, to consumers that did not settle it:
+/// its `x-delivery-count` header (quorum queues), 0 on a first delivery.
+pub fn redeliveries(delivery: &lapin::message::Delivery) -> u32 {
+    let count = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned());
+    match count {
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::LongUInt(n)) => n,
+        Some(AMQPValue::ShortInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::ShortUInt(n)) => u32::from(n),
+        Some(AMQPValue::ShortShortInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::ShortShortUInt(n)) => u32::from(n),
+        _ => 0,
     }
 }
 

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub spilled: Counter,
     pub superseded: Counter,
     pub dead_lettered: Counter,
+    pub set_aside: Counter,
     pub in_flight: Gauge,
     pub replicas: Gauge,
 }
@@ -41,6 +42,7 @@ impl Default for Metrics {
             spilled: Counter::default(),
             superseded: Counter::default(),
             dead_lettered: Counter::default(),
+            set_aside: Counter::default(),
             in_flight: Gauge::default(),
             replicas: Gauge::default(),
             registry: Registry::default(),
@@ -77,13 +79,18 @@ impl Default for Metrics {
         );
         registry.register(
             "spilled",
-            "Members of delivery groups sent on as tasks of their own because their webhook was slow",
+            "Members of delivery groups sent on as tasks of their own: their webhook was slow, or the broker delivered their group again",
             m.spilled.clone(),
         );
         registry.register(
             "superseded",
             "Tasks dropped unsent because their delivery was sent again by request since (a retry by hand while its retries were under way)",
             m.superseded.clone(),
+        );
+        registry.register(
+            "set_aside",
+            "Deliveries ended failed unsent: the broker had delivered their task to dispatchers that stopped with it, time after time",
+            m.set_aside.clone(),
         );
         registry.register(
             "dead_lettered",

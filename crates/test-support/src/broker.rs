@@ -81,6 +81,43 @@ impl TestEnv {
         depth
     }
 
+    /// Takes the one task waiting in the standard lane's task queues and puts it back as if the
+    /// broker had delivered it `redeliveries` times before (its `x-delivery-count` header), to
+    /// dispatchers that stopped with it. Panics when no task waits.
+    pub async fn mark_redelivered(&self, redeliveries: i64) {
+        use hookwire_broker::lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
+        use hookwire_broker::lapin::types::{AMQPValue, FieldTable};
+        let (_conn, channel) = self.channel().await;
+        channel.confirm_select(Default::default()).await.expect("confirm mode");
+        let t = self.topology();
+        for q in t.delivery_queues().into_iter().filter(|q| !q.grouped && !q.bulk) {
+            let name = t.delivery_queue_name(q);
+            let got = channel
+                .basic_get(name.as_str().into(), BasicGetOptions::default())
+                .await
+                .expect("basic.get");
+            let Some(message) = got else { continue };
+            let mut headers = FieldTable::default();
+            headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(redeliveries));
+            let properties = message.delivery.properties.clone().with_headers(headers);
+            channel
+                .basic_publish(
+                    t.deliveries_exchange().as_str().into(),
+                    q.routing_key().as_str().into(),
+                    BasicPublishOptions::default(),
+                    &message.delivery.data,
+                    properties,
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirmed");
+            message.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+            return;
+        }
+        panic!("no task waits in the standard lane's task queues");
+    }
+
     /// Messages waiting in a queue of this installation.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
         self.queue_stats(queue).await.0

@@ -258,6 +258,24 @@ impl Worker {
         self.record(sink, task, attempt).await
     }
 
+    /// Ends a delivery whose task the broker has delivered `redeliveries` times before to
+    /// dispatchers that stopped with it: `failed`, unsent, so that its log says so, a retry by
+    /// hand can send it once the cause is fixed, and its line (if ordered) moves on.
+    pub(super) async fn set_aside(
+        &self,
+        sink: &mpsc::Sender<Pending>,
+        task: &DeliveryTask,
+        redeliveries: u32,
+    ) -> anyhow::Result<Outcome> {
+        self.metrics.set_aside.inc();
+        tracing::error!(delivery_id = %task.delivery_id, webhook_id = %task.target.webhook_id, redeliveries, "task set aside as failed: dispatchers stopped while sending it, time after time");
+        let why = format!(
+            "set_aside: not sent; {redeliveries} dispatchers stopped while this delivery was out \
+             (a crash it causes?); retry it by hand once the cause is fixed"
+        );
+        self.give_up(sink, task, &why).await
+    }
+
     /// Ends a delivery without an HTTP request (its webhook is gone or disabled, or its payload
     /// erased).
     pub(super) async fn give_up(

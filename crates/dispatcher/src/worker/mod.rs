@@ -184,6 +184,7 @@ impl Worker {
             acks.opened(tag);
             // The lane it came from, which its retries return to.
             let bulk_lane = hookwire_core::topology::is_bulk_key(delivery.routing_key.as_str());
+            let redeliveries = hookwire_broker::redeliveries(&delivery);
             let tasks = match serde_json::from_slice::<TaskMessage>(&delivery.data) {
                 Ok(message) => {
                     let mut tasks = message.into_tasks();
@@ -230,6 +231,7 @@ impl Worker {
                 worker.admit(
                     tag,
                     delivery.acker,
+                    redeliveries,
                     tasks,
                     &mut share,
                     &mut permits,
@@ -276,6 +278,7 @@ impl Worker {
         self: &Arc<Self>,
         tag: u64,
         acker: Acker,
+        redeliveries: u32,
         tasks: Vec<DeliveryTask>,
         share: &mut tokio::sync::OwnedSemaphorePermit,
         permits: &mut tokio::sync::OwnedSemaphorePermit,
@@ -285,16 +288,21 @@ impl Worker {
         acks: &crate::acks::Acks,
     ) {
         let grouped = tasks.len() > 1;
+        // A group the broker delivers again (its dispatcher stopped before settling it) leaves
+        // as single tasks, so a member that stops dispatchers takes only itself to the delivery
+        // limit; a single task on its last delivery before that limit ends `failed` unsent,
+        // where its log and its line can see it (the broker would set it aside silently).
+        let set_aside = !grouped && redeliveries + 1 >= hookwire_broker::DELIVERY_LIMIT;
         let message = Arc::new(Message::new(tag, tasks.len(), acker));
         for task in tasks {
             // `None` only past the permits taken for one group: they run without room.
             let permit = (permits.split(1), share.split(1));
             let gate = self.gate(task.target.webhook_id);
-            let spill = grouped && self.spills(&gate);
+            let spill = grouped && (redeliveries > 0 || self.spills(&gate));
             let park = !spill
                 && self.stalled(&gate)
                 && gate.waiting.load(Ordering::Acquire) >= self.config.delivery.max_waiting_per_webhook;
-            if !spill {
+            if !spill && !set_aside {
                 if !park {
                     gate.waiting.fetch_add(1, Ordering::AcqRel);
                 }
@@ -308,6 +316,8 @@ impl Worker {
             tracker.spawn(async move {
                 let outcome = if spill {
                     worker.spill(&publish, task).await
+                } else if set_aside {
+                    worker.set_aside(&records, &task, redeliveries).await
                 } else {
                     let outcome = worker.handle(&publish, &records, task, gate, park).await;
                     worker.metrics.in_flight.dec();

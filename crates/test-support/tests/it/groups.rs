@@ -133,7 +133,7 @@ async fn an_event_for_several_webhooks_is_one_message_and_each_webhook_is_served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_group_whose_dispatcher_dies_comes_back_whole() {
+async fn a_group_whose_dispatcher_dies_comes_back_as_single_tasks() {
     let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
     let mut fast = Receiver::start(200).await;
     let mut slow = Receiver::scripted(vec![(200, Duration::from_secs(5))]).await;
@@ -167,7 +167,8 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
     // A new dispatcher delivers the whole group again: at least once, with the same webhook-id,
     // so the fast receiver can tell it already has it.
     slow.answer(vec![(200, Duration::ZERO)]);
-    let dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let port = free_port();
+    let dispatcher = env.spawn_dispatcher_process(port).await;
     let again = fast
         .next(Duration::from_secs(10))
         .await
@@ -177,6 +178,12 @@ async fn a_group_whose_dispatcher_dies_comes_back_whole() {
         slow.next(Duration::from_secs(10)).await.is_some(),
         "redelivered to the slow webhook"
     );
+    // Delivered again, the group left as two tasks of their own: a member that stopped its
+    // dispatcher takes only itself to the broker's delivery limit.
+    let spilled = env
+        .metric(&format!("http://127.0.0.1:{port}"), "hookwire_dispatcher_spilled_total")
+        .await;
+    assert_eq!(spilled, Some(2.0));
     assert_eq!(
         env.kill_dispatcher(dispatcher, true).await,
         0,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use hookwire_test_support::{eventually, Receiver, TestEnv, FLAKY};
+use hookwire_test_support::{eventually, free_port, Receiver, TestEnv, FLAKY};
 use serde_json::{json, Value};
 
 const PRODUCERS: u64 = 4;
@@ -262,6 +262,48 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
         stats.body["counts"]["waiting"], 0,
         "nothing waits any more: {:?}",
         stats.body
+    );
+    env.stop().await;
+}
+
+/// A task the broker has delivered time after time to dispatchers that stopped with it (a
+/// delivery that crashes them, say) ends `failed` unsent on its last delivery before the
+/// broker's limit, so its line moves on instead of waiting on the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_that_keeps_stopping_dispatchers_ends_failed_and_its_line_moves_on() {
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("poison").await;
+    let hook = ordered_webhook(&env, &key, &receiver).await;
+    let webhook_id = hook["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    for n in [0, 1] {
+        let r = env
+            .publish(json!({"type": "task.created", "tenant_id": tenant, "subject": "a", "data": {"s": "a", "n": n}}))
+            .await;
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    // No dispatcher runs: the line's first event waits in a task queue, the second in the line.
+    let out = eventually(Duration::from_secs(10), || async {
+        (env.delivery_depth(false).await == 1).then_some(())
+    })
+    .await;
+    assert!(out.is_some(), "the line sent its first event out");
+    env.mark_redelivered(i64::from(hookwire_broker::DELIVERY_LIMIT - 1))
+        .await;
+
+    let _dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    assert_eq!(
+        next(&mut receiver).await,
+        ("a".into(), 1, 200),
+        "the line moved on to the second event; the first was not sent"
+    );
+    let failed = env.delivery_in(&key, &webhook_id, "failed").await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("set_aside: not sent"), "{failed}");
+    assert!(
+        receiver.next(Duration::from_secs(1)).await.is_none(),
+        "the first event was never sent"
     );
     env.stop().await;
 }
