@@ -268,10 +268,11 @@ impl Worker {
         redeliveries: u32,
     ) -> anyhow::Result<Outcome> {
         self.metrics.set_aside.inc();
-        tracing::error!(delivery_id = %task.delivery_id, webhook_id = %task.target.webhook_id, redeliveries, "task set aside as failed: dispatchers stopped while sending it, time after time");
+        tracing::error!(delivery_id = %task.delivery_id, webhook_id = %task.target.webhook_id, redeliveries, "task set aside as failed: delivered time after time without its outcome settled");
         let why = format!(
-            "set_aside: not sent; {redeliveries} dispatchers stopped while this delivery was out \
-             (a crash it causes?); retry it by hand once the cause is fixed"
+            "set_aside: not sent; the broker had delivered this task {redeliveries} times before \
+             without its outcome settled (dispatchers stopped with it, a crash it causes?, or \
+             the broker did not confirm its record); retry it by hand once the cause is fixed"
         );
         self.give_up(sink, task, &why).await
     }
