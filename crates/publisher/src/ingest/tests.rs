@@ -7,19 +7,24 @@ use uuid::Uuid;
 
 use hookwire_core::fixtures::{event, subscription as sub};
 
-#[test]
-fn an_event_for_many_webhooks_goes_out_in_groups() {
-    let tenant = Uuid::new_v4();
+/// The routes of a cache holding `subscriptions` and the catalog type `person.created`.
+fn person_created_routes(subscriptions: Vec<Subscription>) -> std::sync::Arc<crate::cache::Routes> {
     let cache = crate::cache::Cache::default();
     cache.replace(RoutingSnapshot {
-        subscriptions: (0..250).map(|_| sub(tenant, &["*"], &[], false, true)).collect(),
+        subscriptions,
         event_types: vec![CatalogType {
             value: "person.created".into(),
             schema: None,
         }],
         ..RoutingSnapshot::default()
     });
-    let routes = cache.routes();
+    cache.routes()
+}
+
+#[test]
+fn an_event_for_many_webhooks_goes_out_in_groups() {
+    let tenant = Uuid::new_v4();
+    let routes = person_created_routes((0..250).map(|_| sub(tenant, &["*"], &[], false, true)).collect());
     let topology = Topology::new("t");
     let events = vec![(
         event(Some(tenant), "person.created", &[], false),
@@ -59,15 +64,7 @@ fn an_ordered_webhooks_deliveries_go_to_the_lines_queue_in_request_order() {
     let mut ordered = sub(tenant, &["*"], &[], false, true);
     ordered.ordered = true;
     let ordered_id = ordered.target.webhook_id;
-    let cache = crate::cache::Cache::default();
-    cache.replace(RoutingSnapshot {
-        subscriptions: vec![ordered, sub(tenant, &["*"], &[], false, true)],
-        event_types: vec![CatalogType {
-            value: "person.created".into(),
-            schema: None,
-        }],
-        ..RoutingSnapshot::default()
-    });
+    let routes = person_created_routes(vec![ordered, sub(tenant, &["*"], &[], false, true)]);
     let topology = Topology::new("t");
     let events: Vec<_> = (0..3)
         .map(|_| {
@@ -77,7 +74,7 @@ fn an_ordered_webhooks_deliveries_go_to_the_lines_queue_in_request_order() {
             )
         })
         .collect();
-    let prepared = prepare(&events, &cache.routes(), &topology, &Lanes::new(0), 100);
+    let prepared = prepare(&events, &routes, &topology, &Lanes::new(0), 100);
     let to_lines: Vec<_> = prepared
         .messages
         .iter()
@@ -107,18 +104,10 @@ fn an_ordered_webhooks_deliveries_go_to_the_lines_queue_in_request_order() {
 #[test]
 fn a_tenant_past_its_share_of_a_second_takes_the_bulk_lane() {
     let (flood, quiet) = (Uuid::new_v4(), Uuid::new_v4());
-    let cache = crate::cache::Cache::default();
-    cache.replace(RoutingSnapshot {
-        subscriptions: vec![
-            sub(flood, &["*"], &[], false, true),
-            sub(quiet, &["*"], &[], false, true),
-        ],
-        event_types: vec![CatalogType {
-            value: "person.created".into(),
-            schema: None,
-        }],
-        ..RoutingSnapshot::default()
-    });
+    let routes = person_created_routes(vec![
+        sub(flood, &["*"], &[], false, true),
+        sub(quiet, &["*"], &[], false, true),
+    ]);
     let topology = Topology::sharded("t", 2);
     let lanes = Lanes::new(2);
     let keys = |tenant| {
@@ -126,7 +115,7 @@ fn a_tenant_past_its_share_of_a_second_takes_the_bulk_lane() {
             event(Some(tenant), "person.created", &[], false),
             TraceParent::new_root(),
         )];
-        let prepared = prepare(&events, &cache.routes(), &topology, &lanes, 1);
+        let prepared = prepare(&events, &routes, &topology, &lanes, 1);
         let key = prepared.messages[0].routing_key.clone();
         (key.starts_with("bulk."), prepared.in_bulk)
     };
@@ -140,16 +129,7 @@ fn a_request_of_many_events_goes_out_in_few_messages() {
     let (crowd, single) = (Uuid::new_v4(), Uuid::new_v4());
     let mut subscriptions: Vec<Subscription> = (0..150).map(|_| sub(crowd, &["*"], &[], false, true)).collect();
     subscriptions.push(sub(single, &["*"], &[], false, true));
-    let cache = crate::cache::Cache::default();
-    cache.replace(RoutingSnapshot {
-        subscriptions,
-        event_types: vec![CatalogType {
-            value: "person.created".into(),
-            schema: None,
-        }],
-        ..RoutingSnapshot::default()
-    });
-    let routes = cache.routes();
+    let routes = person_created_routes(subscriptions);
     let topology = Topology::new("t");
     // One event for 150 webhooks, then six for one webhook each.
     let mut events = vec![(
@@ -226,16 +206,7 @@ fn routes_by_tenant_pattern_channel_test_mode_and_activity() {
         sub(a, &["person.created"], &[], false, false), // 4 inactive
     ];
     let ids: Vec<Uuid> = subs.iter().map(|s| s.target.webhook_id).collect();
-    let cache = crate::cache::Cache::default();
-    cache.replace(RoutingSnapshot {
-        subscriptions: subs,
-        event_types: vec![CatalogType {
-            value: "person.created".into(),
-            schema: None,
-        }],
-        ..RoutingSnapshot::default()
-    });
-    let routes = cache.routes();
+    let routes = person_created_routes(subs);
     let hit = |e: &Event| {
         let mut v: Vec<usize> = routes
             .route(e)
