@@ -203,6 +203,25 @@ impl Topology {
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead", self.prefix)
     }
+
+    /// Every queue a delivery and its records pass through from the publisher on: the delivery
+    /// queues of each shard and lane, the lines, the ledger, the dead letters and the delay
+    /// tiers (not the producers' ingest queue).
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .delivery_queues()
+            .into_iter()
+            .map(|q| self.delivery_queue_name(q))
+            .collect();
+        queues.extend([
+            self.lines_queue(),
+            self.line_ends_queue(),
+            self.ledger_queue(),
+            self.dead_letter_queue(),
+        ]);
+        queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| self.retry_queue(*s)));
+        queues
+    }
 }
 
 /// The tier a retry with `remaining_seconds` left to wait goes to next.

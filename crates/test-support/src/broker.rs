@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use hookwire_core::topology::RETRY_TIERS_SECONDS;
-
 use crate::{broker_url, eventually, ServiceProcess, TestEnv};
 
 impl TestEnv {
@@ -146,20 +144,7 @@ pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
     if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
         if let Ok(ch) = conn.create_channel().await {
             let t = config.topology();
-            let mut queues: Vec<String> = t
-                .delivery_queues()
-                .into_iter()
-                .map(|q| t.delivery_queue_name(q))
-                .collect();
-            queues.extend([
-                t.lines_queue(),
-                t.line_ends_queue(),
-                t.ledger_queue(),
-                t.dead_letter_queue(),
-                t.ingest_queue(),
-            ]);
-            queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
-            for q in queues {
+            for q in t.queues().into_iter().chain([t.ingest_queue()]) {
                 let _ = ch.queue_delete(q.into(), Default::default()).await;
             }
             for x in [

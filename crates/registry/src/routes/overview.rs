@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpResponse};
 use hookwire_api::overview as api;
-use hookwire_core::topology::RETRY_TIERS_SECONDS;
 
 use super::admin::AdminErrors;
 use crate::auth::Admin;
@@ -26,19 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
 )]
 pub(crate) async fn show(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
-    let t = &state.topology;
-    let mut queues: Vec<String> = t
-        .delivery_queues()
-        .into_iter()
-        .map(|q| t.delivery_queue_name(q))
-        .collect();
-    queues.extend([
-        t.lines_queue(),
-        t.line_ends_queue(),
-        t.ledger_queue(),
-        t.dead_letter_queue(),
-    ]);
-    queues.extend(RETRY_TIERS_SECONDS.iter().map(|s| t.retry_queue(*s)));
+    let queues = state.topology.queues();
     let depths = state.link.queue_depths(&queues).await;
     let mut conn = state.pool.get().await?;
     let (total, succeeded, failed) = overview::last_minute(&mut conn).await?;
