@@ -110,9 +110,9 @@ impl Application {
             cancel.clone(),
         ));
         let release = lines::Release::new(link.clone(), &topology);
-        let lines = [lines::From::Lines, lines::From::Ends].map(|from| {
+        let lines = [lines::Queue::Lines, lines::Queue::Ends].map(|queue| {
             tokio::spawn(lines::run(
-                from,
+                queue,
                 config.clone(),
                 pool.clone(),
                 metrics.clone(),

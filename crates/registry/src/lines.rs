@@ -151,15 +151,15 @@ fn entries(message: TaskMessage) -> Vec<Entry> {
 /// The two queues that change the lines. Each message of either is read as what it carries
 /// (dispatchers of earlier versions send the ends to the lines queue).
 #[derive(Debug, Clone, Copy)]
-pub enum From {
+pub enum Queue {
     /// The deliveries joining their lines.
     Lines,
     /// The final records that move lines on.
     Ends,
 }
 
-impl From {
-    fn queue(self, topology: &Topology) -> String {
+impl Queue {
+    fn name(self, topology: &Topology) -> String {
         match self {
             Self::Lines => topology.lines_queue(),
             Self::Ends => topology.line_ends_queue(),
@@ -174,11 +174,11 @@ impl From {
     }
 }
 
-/// Consumes the queue `from` names until `cancel` fires, reconnecting as needed. Only one
+/// Consumes `queue` until `cancel` fires, reconnecting as needed. Only one
 /// registry's consumer of each queue is active at a time; the others wait as the broker's
 /// standbys. The two consumers take turns on a line by its row lock (`db::lines`).
 pub async fn run(
-    from: From,
+    queue: Queue,
     config: Config,
     pool: DbPool,
     metrics: Arc<Metrics>,
@@ -186,7 +186,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let topology = config.broker.topology();
-    let tag = from.tag();
+    let tag = queue.tag();
     hookwire_broker::supervise(config.broker.clone(), tag.to_owned(), cancel, move |conn, stop| {
         let (config, pool, topology, release, metrics) = (
             config.clone(),
@@ -196,8 +196,8 @@ pub async fn run(
             metrics.clone(),
         );
         async move {
-            let queue = from.queue(&topology);
-            let mut consumer = batches::consumer(&conn, &topology, queue, tag, config.ledger.prefetch).await?;
+            let name = queue.name(&topology);
+            let mut consumer = batches::consumer(&conn, &topology, name, tag, config.ledger.prefetch).await?;
             loop {
                 let limits = hookwire_broker::BatchLimits {
                     messages: config.ledger.batch_size,
