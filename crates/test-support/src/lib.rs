@@ -231,6 +231,21 @@ impl TestEnv {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Waits (10 s at most) until a database session whose SQL holds `marker` sleeps in
+    /// `pg_sleep`: whatever that transaction does before its sleep (a lock, an update) is done.
+    pub async fn wait_until_sleeping(&self, marker: &str) {
+        let query = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' \
+             AND pid <> pg_backend_pid() AND query LIKE '%{}%'",
+            marker.replace('\'', "''")
+        );
+        let sleeping = eventually(Duration::from_secs(10), || async {
+            (self.psql(&query).as_deref() == Some("1")).then_some(())
+        })
+        .await;
+        assert!(sleeping.is_some(), "no session with `{marker}` reached its pg_sleep");
+    }
+
     pub fn topology(&self) -> Topology {
         self.registry_config.broker.topology()
     }

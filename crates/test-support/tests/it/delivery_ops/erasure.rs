@@ -335,7 +335,7 @@ async fn a_batch_written_during_an_erasure_sees_its_request() {
             .output()
             .expect("psql runs")
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.wait_until_sleeping("LOCK TABLE events, deliveries").await;
     let r = env
         .publish(
             json!({"type": "person.updated", "tenant_id": tenant, "subject": "person/7",

@@ -20,8 +20,16 @@ async fn bad_events_are_refused_with_clear_errors() {
         )
         .await;
     assert_eq!(r.status, 400, "an invalid JSON Schema is refused: {r:?}");
-    // The publisher learns the new type from a change notice.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The publisher learns the new type from a change notice: then it checks an event's data
+    // against the type's schema rather than refusing the type.
+    let learned = eventually(Duration::from_secs(10), || async {
+        let r = env
+            .publish(json!({"type": "invoice.paid", "data": {"id": "seven"}}))
+            .await;
+        (r.body["errors"][0]["field"] == "data").then_some(())
+    })
+    .await;
+    assert!(learned.is_some(), "the publisher learned the type invoice.paid");
 
     let r = env.publish(json!({"type": "nope.created", "data": {}})).await;
     assert_eq!(r.status, 400);

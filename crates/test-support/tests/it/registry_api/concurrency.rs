@@ -115,7 +115,7 @@ async fn a_key_revoked_while_its_create_waits_creates_nothing() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    env.wait_until_sleeping("UPDATE api_keys SET revoked_at").await;
     let r = env.api("POST", "/v1/webhooks", &key, Some(body)).await;
     let _ = revoking.wait_with_output();
     assert_eq!(r.status, 401, "{r:?}");
