@@ -204,15 +204,12 @@ impl Topology {
         format!("{}.dead", self.prefix)
     }
 
-    /// Every queue a delivery and its records pass through from the publisher on: the delivery
-    /// queues of each shard and lane, the lines, the ledger, the dead letters and the delay
-    /// tiers (not the producers' ingest queue).
+    /// Every queue an event, its deliveries and their records pass through: the producers'
+    /// ingest queue, the delivery queues of each shard and lane, the lines, the ledger, the dead
+    /// letters and the delay tiers.
     pub fn queues(&self) -> Vec<String> {
-        let mut queues: Vec<String> = self
-            .delivery_queues()
-            .into_iter()
-            .map(|q| self.delivery_queue_name(q))
-            .collect();
+        let mut queues = vec![self.ingest_queue()];
+        queues.extend(self.delivery_queues().into_iter().map(|q| self.delivery_queue_name(q)));
         queues.extend([
             self.lines_queue(),
             self.line_ends_queue(),

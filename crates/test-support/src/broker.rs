@@ -144,7 +144,7 @@ pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
     if let Ok(conn) = hookwire_broker::connect(config, "hookwire tests cleanup").await {
         if let Ok(ch) = conn.create_channel().await {
             let t = config.topology();
-            for q in t.queues().into_iter().chain([t.ingest_queue()]) {
+            for q in t.queues() {
                 let _ = ch.queue_delete(q.into(), Default::default()).await;
             }
             for x in [

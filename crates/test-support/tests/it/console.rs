@@ -284,6 +284,7 @@ async fn an_operator_creates_a_tenant_and_an_event_type_in_the_dashboard() {
     browser.click_text("Sign in").await;
     browser.wait_text("Queue depths").await;
     browser.wait_text(&format!("{}.deliveries", env.prefix)).await;
+    browser.wait_text(&format!("{}.ingest", env.prefix)).await;
     browser.screenshot("operator-overview").await;
 
     browser.click_text("Tenants").await;
