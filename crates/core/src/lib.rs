@@ -7,6 +7,7 @@ pub mod event_keys;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod id;
+pub mod lanes;
 pub mod messages;
 pub mod net;
 pub mod operational;

@@ -52,7 +52,7 @@ pub struct IngestConfig {
     pub task_group_size: usize,
     /// Deliveries a second one tenant sends through the standard lane, across the publishers:
     /// each takes its share (this divided by the publishers it counts); past it, the tenant's
-    /// deliveries take the bulk lane (`crate::lanes`). 0 turns the bulk lane off. Default 1000.
+    /// deliveries take the bulk lane (`hookwire_core::lanes`). 0 turns the bulk lane off. Default 1000.
     pub bulk_lane_after: u32,
     /// How often a publisher counts the publishers running (the ingest queue's consumers, one
     /// each). Default 5 s.

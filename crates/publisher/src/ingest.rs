@@ -12,7 +12,7 @@ use hookwire_http::{typed, FieldError};
 use serde_json::{Map, Value};
 
 use crate::cache::Routes;
-use crate::lanes::Lanes;
+use hookwire_core::lanes::Lanes;
 
 /// An event that passed validation, with its routing and idempotency details.
 #[derive(Debug)]

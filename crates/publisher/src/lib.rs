@@ -6,7 +6,6 @@ pub mod cache;
 pub mod config;
 pub mod event_keys;
 pub mod ingest;
-pub mod lanes;
 pub mod openapi;
 pub mod producers;
 mod routes;
@@ -19,6 +18,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
 use hookwire_broker::Link;
 use hookwire_core::config::Secrets;
+use hookwire_core::lanes::Lanes;
 use hookwire_core::topology::Topology;
 use hookwire_http::registry_client::RegistryClient;
 use hookwire_http::HttpMetrics;
@@ -143,7 +143,7 @@ pub struct AppState {
     pub bulk_link: Link,
     pub topology: Topology,
     /// Which lane each tenant's deliveries take.
-    pub lanes: Arc<lanes::Lanes>,
+    pub lanes: Arc<Lanes>,
     pub metrics: Metrics,
     pub registry: RegistryClient,
 }
@@ -191,7 +191,7 @@ impl Application {
         let workers = config.http.workers;
         let mut metrics = Metrics::default();
         let http_metrics = web::Data::new(HttpMetrics::register(&mut metrics.registry));
-        let lanes = Arc::new(lanes::Lanes::new(config.ingest.bulk_lane_after));
+        let lanes = Arc::new(Lanes::new(config.ingest.bulk_lane_after));
         let state = web::Data::new(AppState {
             config,
             producer_token: secrets.producer_token,

@@ -17,6 +17,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub broker: BrokerConfig,
     pub ledger: LedgerConfig,
+    pub lines: LinesConfig,
     pub webhooks: WebhooksConfig,
     pub rate_limits: RateLimitsConfig,
     pub retention: RetentionConfig,
@@ -111,6 +112,14 @@ pub struct LedgerConfig {
     pub batch_wait: Duration,
     /// RabbitMQ prefetch of the ledger consumer. Default 500.
     pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinesConfig {
+    /// Tasks a second one tenant's lines release through the standard lane; past it, the
+    /// tenant's further released tasks take the bulk lane (`hookwire_core::lanes`). 0 keeps
+    /// them all in the standard lane. Default 1000.
+    pub bulk_lane_after: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -109,7 +109,7 @@ impl Application {
             operational::Operational::new(link.clone(), &topology),
             cancel.clone(),
         ));
-        let release = lines::Release::new(link.clone(), &topology);
+        let release = lines::Release::new(link.clone(), &topology, config.lines.bulk_lane_after);
         let lines = [lines::Queue::Lines, lines::Queue::Ends].map(|queue| {
             tokio::spawn(lines::run(
                 queue,

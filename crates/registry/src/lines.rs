@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hookwire_broker::lapin::options::BasicAckOptions;
 use hookwire_broker::{Link, Outgoing, PublishError};
+use hookwire_core::lanes::Lanes;
 use hookwire_core::messages::{LedgerMessage, TaskMessage};
 use hookwire_core::topology::Topology;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +31,14 @@ use crate::metrics::Metrics;
 /// one message each (dispatchers start each member at once and record each on its own).
 const TASKS_PER_MESSAGE: usize = 100;
 
-/// Publishes the tasks lines release to the deliveries exchange, with confirms.
+/// Publishes the tasks lines release to the deliveries exchange, with confirms: each tenant's
+/// first `lines.bulk_lane_after` a second through the standard lane, the rest through the bulk
+/// lane, as publishers route.
 #[derive(Clone)]
 pub struct Release {
     link: Link,
     topology: Topology,
+    lanes: Arc<Lanes>,
 }
 
 /// One broker message of released tasks.
@@ -46,39 +50,41 @@ struct Packed {
 }
 
 impl Release {
-    pub fn new(link: Link, topology: &Topology) -> Self {
+    pub fn new(link: Link, topology: &Topology, bulk_lane_after: u32) -> Self {
         Self {
             link,
             topology: topology.clone(),
+            lanes: Arc::new(Lanes::new(bulk_lane_after)),
         }
     }
 
-    /// Publishes `tasks` until the broker confirms them all, or `stop` fires (`false`: the
-    /// caller leaves its messages unacknowledged, to be read again).
-    pub async fn publish(&self, tasks: &[Released], stop: &CancellationToken) -> bool {
+    /// Publishes `tasks` until the broker confirms them all; says how many took the bulk lane.
+    /// `None` if `stop` fired first: the caller leaves its messages unacknowledged, to be read
+    /// again.
+    pub async fn publish(&self, tasks: &[Released], stop: &CancellationToken) -> Option<usize> {
         if tasks.is_empty() {
-            return true;
+            return Some(0);
         }
-        let packed = self.pack(tasks);
+        let (standard, bulk): (Vec<&Released>, Vec<&Released>) =
+            tasks.iter().partition(|t| !self.lanes.bulk(t.tenant_id, 1));
+        let mut packed = self.pack(&standard, false);
+        packed.extend(self.pack(&bulk, true));
         let publish = || async { Ok(self.try_publish(&packed).await?) };
-        batches::until_done(stop, "publishing the tasks lines released", || {}, publish)
-            .await
-            .is_some()
+        batches::until_done(stop, "publishing the tasks lines released", || {}, publish).await?;
+        Some(bulk.len())
     }
 
-    /// `tasks` in messages of up to `TASKS_PER_MESSAGE`: a task queue's message when alone, a
-    /// group queue's otherwise, in the shard of its first delivery (as the publishers route).
-    fn pack(&self, tasks: &[Released]) -> Vec<Packed> {
+    /// `tasks` of one lane in messages of up to `TASKS_PER_MESSAGE`: a task queue's message
+    /// when alone, a group queue's otherwise, in the shard of its first delivery (as the
+    /// publishers route).
+    fn pack(&self, tasks: &[&Released], bulk: bool) -> Vec<Packed> {
         tasks
             .chunks(TASKS_PER_MESSAGE)
             .map(|chunk| {
                 let first = chunk[0].delivery_id;
                 let encoded: Vec<&[u8]> = chunk.iter().map(|t| t.task.as_slice()).collect();
                 Packed {
-                    routing_key: self
-                        .topology
-                        .delivery_queue(first, chunk.len() > 1, false)
-                        .routing_key(),
+                    routing_key: self.topology.delivery_queue(first, chunk.len() > 1, bulk).routing_key(),
                     id: first.to_string(),
                     body: TaskMessage::encoded_batch(&encoded),
                 }
@@ -233,12 +239,13 @@ pub async fn run(
                 let Some(released) = batches::until_done(&stop, "writing the lines", failed, apply).await else {
                     return Ok(());
                 };
-                if !release.publish(&released, &stop).await {
+                let Some(bulk) = release.publish(&released, &stop).await else {
                     return Ok(());
-                }
+                };
                 last_good.ack(BasicAckOptions { multiple: true }).await?;
                 metrics.lines_joined.inc_by(joining.len() as u64);
                 metrics.lines_released.inc_by(released.len() as u64);
+                metrics.lines_released_bulk.inc_by(bulk as u64);
             }
         }
     })

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub operational_events: Counter,
     pub lines_joined: Counter,
     pub lines_released: Counter,
+    pub lines_released_bulk: Counter,
     pub lines_write_failures: Counter,
     pub lines_dead_lettered: Counter,
     retention_deleted: Family<TableLabels, Counter>,
@@ -45,6 +46,7 @@ impl Default for Metrics {
         let retention_deleted = Family::default();
         let lines_joined = Counter::default();
         let lines_released = Counter::default();
+        let lines_released_bulk = Counter::default();
         let lines_write_failures = Counter::default();
         let lines_dead_lettered = Counter::default();
         registry.register(
@@ -56,6 +58,11 @@ impl Default for Metrics {
             "lines_released",
             "Tasks released from lines to the dispatchers (a line's next delivery, or one sent again after a restart)",
             lines_released.clone(),
+        );
+        registry.register(
+            "lines_released_bulk",
+            "Of the tasks released from lines, those sent through the bulk lane (their tenant past lines.bulk_lane_after a second)",
+            lines_released_bulk.clone(),
         );
         registry.register(
             "lines_write_failures",
@@ -113,6 +120,7 @@ impl Default for Metrics {
             ledger_dead_lettered,
             lines_joined,
             lines_released,
+            lines_released_bulk,
             lines_write_failures,
             lines_dead_lettered,
         }

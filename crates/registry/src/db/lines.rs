@@ -46,16 +46,21 @@ struct Busy {
     #[diesel(sql_type = Text)]
     line: String,
     #[diesel(sql_type = SqlUuid)]
+    tenant_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
     busy_with: Uuid,
     #[diesel(sql_type = Bytea)]
     busy_task: Vec<u8>,
 }
 
-/// A task a line sends out: its delivery and its `delivery_task.v1` message.
+/// A task a line sends out: its delivery, its tenant (which picks the lane) and its
+/// `delivery_task.v1` message.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Released {
     #[diesel(sql_type = SqlUuid, column_name = busy_with)]
     pub delivery_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub tenant_id: Uuid,
     #[diesel(sql_type = Bytea, column_name = busy_task)]
     pub task: Vec<u8>,
 }
@@ -114,7 +119,7 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
         "INSERT INTO delivery_lines (webhook_id, line, tenant_id, busy_with, busy_task)
          SELECT * FROM UNNEST($1, $2, $3, $4, $5)
          ON CONFLICT (webhook_id, line) DO UPDATE SET busy_since = delivery_lines.busy_since
-         RETURNING webhook_id, line, busy_with, busy_task",
+         RETURNING webhook_id, line, tenant_id, busy_with, busy_task",
     )
     .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(bids.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
@@ -135,6 +140,7 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
             if sent.insert(e.delivery_id) {
                 out.push(Released {
                     delivery_id: e.delivery_id,
+                    tenant_id: e.tenant_id,
                     task: e.task.clone(),
                 });
             }
@@ -185,7 +191,7 @@ async fn advance(
         .map(|f| (f.webhook_id, f.line.as_str(), f.delivery_id))
         .collect();
     let locked: Vec<Busy> = Prepared::new(
-        "SELECT l.webhook_id, l.line, l.busy_with, l.busy_task
+        "SELECT l.webhook_id, l.line, l.tenant_id, l.busy_with, l.busy_task
          FROM delivery_lines l JOIN UNNEST($1, $2) AS t(webhook_id, line)
               ON l.webhook_id = t.webhook_id AND l.line = t.line
          ORDER BY l.webhook_id, l.line COLLATE \"C\"
@@ -203,6 +209,7 @@ async fn advance(
             .into_iter()
             .map(|b| Released {
                 delivery_id: b.busy_with,
+                tenant_id: b.tenant_id,
                 task: b.busy_task,
             })
             .collect()
@@ -227,7 +234,7 @@ async fn advance(
          UPDATE delivery_lines l
          SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
          FROM next n WHERE l.webhook_id = n.webhook_id AND l.line = n.line
-         RETURNING l.busy_with, l.busy_task",
+         RETURNING l.busy_with, l.tenant_id, l.busy_task",
     )
     .bind::<Array<SqlUuid>, _>(ids())
     .bind::<Array<Text>, _>(names())

@@ -1,9 +1,10 @@
 //! Which lane a tenant's deliveries take: the standard one, or the bulk lane once the tenant
-//! publishes more than its share of `ingest.bulk_lane_after` deliveries in a second on this
-//! publisher (the setting divided by the publishers running, as last counted). A flood (or a
-//! burst of batches) then waits in the bulk queues, and every other tenant's deliveries go on
-//! through the standard ones without queueing behind it; dispatchers consume both lanes with a
-//! prefetch each.
+//! sends more than its share of a threshold in a second through this process (the threshold
+//! divided by the replicas sending, as last counted). Publishers count the deliveries they
+//! route (`ingest.bulk_lane_after`), the registry the tasks ordered webhooks' lines release
+//! (`lines.bulk_lane_after`). A flood (or a burst of batches) then waits in the bulk queues,
+//! and every other tenant's deliveries go on through the standard ones without queueing behind
+//! it; dispatchers consume both lanes with a prefetch each.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,12 +13,12 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-/// Deliveries counted per tenant in whole seconds since the publisher started.
+/// Deliveries counted per tenant in whole seconds since the process started.
 pub struct Lanes {
-    /// Deliveries a second a tenant may send in the standard lane, across the publishers; 0
+    /// Deliveries a second a tenant may send in the standard lane, across the replicas; 0
     /// sends everything there.
     after: u32,
-    /// Publishers running, this one included, as last counted.
+    /// Replicas sending, this one included, as last counted.
     replicas: AtomicU32,
     started: Instant,
     counts: Mutex<Counts>,
@@ -41,19 +42,19 @@ impl Lanes {
         }
     }
 
-    /// How many publishers run, this one included: each takes that share of the threshold.
+    /// How many replicas send, this one included: each takes that share of the threshold.
     pub fn set_replicas(&self, replicas: u32) {
         self.replicas.store(replicas.max(1), Ordering::Relaxed);
     }
 
-    /// This publisher's share of the threshold (at least 1).
+    /// This replica's share of the threshold (at least 1).
     fn share(&self) -> u32 {
         (self.after / self.replicas.load(Ordering::Relaxed).max(1)).max(1)
     }
 
     /// Counts `deliveries` for `tenant` and says whether they take the bulk lane: when the
     /// tenant's count in this second, these included, or in the second before exceeds this
-    /// publisher's share. A tenant back under it returns to the standard lane a second later.
+    /// replica's share. A tenant back under it returns to the standard lane a second later.
     pub fn bulk(&self, tenant: Uuid, deliveries: usize) -> bool {
         if self.after == 0 || deliveries == 0 {
             return false;
@@ -94,11 +95,11 @@ mod tests {
     }
 
     #[test]
-    fn each_of_several_publishers_takes_its_share() {
+    fn each_of_several_replicas_takes_its_share() {
         let lanes = Lanes::new(100);
         lanes.set_replicas(4);
         let tenant = Uuid::new_v4();
-        assert!(!lanes.bulk(tenant, 25), "a quarter of the threshold on this publisher");
+        assert!(!lanes.bulk(tenant, 25), "a quarter of the threshold on this replica");
         assert!(lanes.bulk(tenant, 1), "past its quarter");
         let few = Lanes::new(3);
         few.set_replicas(10);
