@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::QueryableByName;
+use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -219,17 +219,20 @@ async fn advance(
     if moving.is_empty() {
         return Ok(out);
     }
+    // Each line's first waiting row is found through the line's key and deleted by its
+    // row address (`ctid`, stable while the line's lock is held): no join with the whole
+    // table, which the planner picked whenever stale statistics called it near-empty.
     let ids = || moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>();
     let names = || moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>();
     let next: Vec<Released> = Prepared::new(
-        "WITH next AS (
-             DELETE FROM line_waiting w
-             USING (SELECT f.seq FROM UNNEST($1, $2) AS t(webhook_id, line)
-                    CROSS JOIN LATERAL (
-                        SELECT x.seq FROM line_waiting x
-                        WHERE x.webhook_id = t.webhook_id AND x.line = t.line
-                        ORDER BY x.seq LIMIT 1) f) first
-             WHERE w.seq = first.seq
+        "WITH first AS (
+             SELECT f.ctid FROM UNNEST($1, $2) AS t(webhook_id, line)
+             CROSS JOIN LATERAL (
+                 SELECT x.ctid FROM line_waiting x
+                 WHERE x.webhook_id = t.webhook_id AND x.line = t.line
+                 ORDER BY x.seq LIMIT 1) f),
+         next AS (
+             DELETE FROM line_waiting w WHERE w.ctid = ANY (ARRAY(SELECT ctid FROM first))
              RETURNING w.webhook_id, w.line, w.delivery_id, w.task)
          UPDATE delivery_lines l
          SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
@@ -331,30 +334,35 @@ pub async fn erase_bodies(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> diesel:
 }
 
 /// Where delivery `id` stands in its line, for a retry by hand: taken out if it was waiting
-/// (the retry sends it now, out of order), or whether it is the line's busy one.
+/// (the retry sends it now, out of order), or whether it is the line's busy one. Locks the
+/// line's row first, as the lines consumers do, so a line moving on at the same moment cannot
+/// pick the delivery that leaves; run it in the transaction that sends the retry, so that a
+/// retry the broker did not take leaves the delivery in its line.
 pub async fn leave(conn: &mut AsyncPgConnection, webhook_id: Uuid, line: &str, id: Uuid) -> diesel::QueryResult<Place> {
     #[derive(QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        found: bool,
+    struct Line {
+        #[diesel(sql_type = SqlUuid)]
+        busy_with: Uuid,
     }
+    let busy: Option<Line> = Prepared::new(
+        "SELECT busy_with FROM delivery_lines WHERE webhook_id = $1 AND line = $2 FOR UPDATE",
+    )
+    .bind::<SqlUuid, _>(webhook_id)
+    .bind::<Text, _>(line)
+    .get_result(conn)
+    .await
+    .optional()?;
     let left = Prepared::new("DELETE FROM line_waiting WHERE delivery_id = $1")
         .bind::<SqlUuid, _>(id)
         .execute(conn)
         .await?;
-    if left > 0 {
-        return Ok(Place::LeftWaiting);
-    }
-    let busy: Found = Prepared::new(
-        "SELECT EXISTS (SELECT 1 FROM delivery_lines
-                        WHERE webhook_id = $1 AND line = $2 AND busy_with = $3) AS found",
-    )
-    .bind::<SqlUuid, _>(webhook_id)
-    .bind::<Text, _>(line)
-    .bind::<SqlUuid, _>(id)
-    .get_result(conn)
-    .await?;
-    Ok(if busy.found { Place::Busy } else { Place::Outside })
+    Ok(if left > 0 {
+        Place::LeftWaiting
+    } else if busy.is_some_and(|b| b.busy_with == id) {
+        Place::Busy
+    } else {
+        Place::Outside
+    })
 }
 
 /// Where a delivery stood in its line when it was retried by hand.

@@ -218,7 +218,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    line_waiting (seq) {
+    line_waiting (webhook_id, line, seq) {
         seq -> Int8,
         webhook_id -> Uuid,
         line -> Text,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use diesel_async::AsyncConnection as _;
 use hookwire_core::messages::DeliveryStatus;
 use uuid::Uuid;
 
@@ -67,9 +68,14 @@ pub(crate) async fn retry(
     let mut task = crate::delivery_tasks::resend(&state, &w, &d, &event.into_event(), resent_at);
     // Of an ordered webhook's delivery: one waiting in its line leaves it and goes now, out of
     // order; the line's delivery out stays its line's, so its outcome still moves the line on.
-    let place = crate::db::lines::leave(&mut conn, d.webhook_id, d.subject.as_deref().unwrap_or(""), d.id).await?;
-    task.in_line = place == crate::db::lines::Place::Busy;
-    crate::delivery_tasks::send(&state, crate::delivery_tasks::Via::Dispatchers, &[task], &[]).await?;
+    // It leaves its line only once the broker has the task.
+    let line = d.subject.as_deref().unwrap_or("");
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let place = crate::db::lines::leave(conn, d.webhook_id, line, d.id).await?;
+        task.in_line = place == crate::db::lines::Place::Busy;
+        crate::delivery_tasks::send(&state, crate::delivery_tasks::Via::Dispatchers, &[task], &[]).await
+    })
+    .await?;
     // The broker has the task: from here on the answer is 202 whatever the database says, so
     // a client is never told to send again a retry that went out. What fails is logged.
     //
