@@ -120,6 +120,9 @@ pub struct LinesConfig {
     /// tenant's further released tasks take the bulk lane (`hookwire_core::lanes`). 0 keeps
     /// them all in the standard lane. Default 1000.
     pub bulk_lane_after: u32,
+    /// Most bytes of lines-queue messages taken into lines in one transaction, which holds
+    /// the lock of every line it touches until it commits. Default 128 KiB.
+    pub batch_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

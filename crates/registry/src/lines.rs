@@ -207,7 +207,7 @@ pub async fn run(
             loop {
                 let limits = hookwire_broker::BatchLimits {
                     messages: config.ledger.batch_size,
-                    bytes: config.ledger.batch_max_bytes,
+                    bytes: config.lines.batch_max_bytes,
                     wait: Duration::ZERO,
                 };
                 let Some(deliveries) = hookwire_broker::next_batch(&mut consumer, limits, &stop).await? else {

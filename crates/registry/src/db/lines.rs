@@ -344,14 +344,13 @@ pub async fn leave(conn: &mut AsyncPgConnection, webhook_id: Uuid, line: &str, i
         #[diesel(sql_type = SqlUuid)]
         busy_with: Uuid,
     }
-    let busy: Option<Line> = Prepared::new(
-        "SELECT busy_with FROM delivery_lines WHERE webhook_id = $1 AND line = $2 FOR UPDATE",
-    )
-    .bind::<SqlUuid, _>(webhook_id)
-    .bind::<Text, _>(line)
-    .get_result(conn)
-    .await
-    .optional()?;
+    let busy: Option<Line> =
+        Prepared::new("SELECT busy_with FROM delivery_lines WHERE webhook_id = $1 AND line = $2 FOR UPDATE")
+            .bind::<SqlUuid, _>(webhook_id)
+            .bind::<Text, _>(line)
+            .get_result(conn)
+            .await
+            .optional()?;
     let left = Prepared::new("DELETE FROM line_waiting WHERE delivery_id = $1")
         .bind::<SqlUuid, _>(id)
         .execute(conn)
