@@ -18,9 +18,11 @@ pub use lapin;
 
 mod connect;
 pub mod follow;
+mod leftovers;
 mod link;
 
 pub use connect::{connect, FRAME_MAX};
+pub use leftovers::leftover_delivery_queues;
 pub use link::{Link, CONFIRM_TIMEOUT};
 
 /// Why a publish did not reach the broker's safekeeping.

@@ -8,11 +8,17 @@ impl TestEnv {
     /// test binary), so a test can SIGKILL it. Waits until it consumes. The process is killed
     /// when the handle is dropped, so a failing test leaves none behind.
     pub async fn spawn_dispatcher_process(&self, port: u16) -> ServiceProcess {
-        let settings = [
+        self.spawn_dispatcher_process_with(port, &[]).await
+    }
+
+    /// As `spawn_dispatcher_process`, with `settings` (environment variables) on top.
+    pub async fn spawn_dispatcher_process_with(&self, port: u16, settings: &[(&str, String)]) -> ServiceProcess {
+        let mut all = vec![
             ("HOOKWIRE__DELIVERY__DRAIN_TIMEOUT", "5s".to_owned()),
             ("HOOKWIRE__DELIVERY__REPLICA_CENSUS_INTERVAL", "500ms".to_owned()),
         ];
-        self.spawn_service("hookwire-dispatcher", port, &settings).await
+        all.extend(settings.iter().cloned());
+        self.spawn_service("hookwire-dispatcher", port, &all).await
     }
 
     /// Starts a second publisher as a separate process, with `ingest.bulk_lane_after` at

@@ -139,8 +139,16 @@ impl Worker {
         // Every shard's tasks and groups of both lanes, read as one stream, each queue with its
         // own prefetch window: a tenant's flood in the bulk lane leaves the standard lane's
         // window free. A consumer the broker cancels ends the session (`None` in the stream).
+        // The queues of shards past the count that still exist are drained too.
+        let leftovers = hookwire_broker::leftover_delivery_queues(&self.config.broker, &self.topology).await?;
+        if !leftovers.is_empty() {
+            tracing::info!(
+                queues = leftovers.len(),
+                "draining the delivery queues of shards past broker.delivery_shards"
+            );
+        }
         let mut consumers = Vec::new();
-        for queue in self.topology.delivery_queues() {
+        for queue in self.topology.delivery_queues().into_iter().chain(leftovers) {
             let (prefetch, kind) = match queue.grouped {
                 false => (settings.prefetch, "tasks"),
                 true => (settings.group_prefetch, "groups"),

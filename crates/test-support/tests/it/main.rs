@@ -21,4 +21,5 @@ mod portal_sessions;
 mod producer_tokens;
 mod publisher;
 mod registry_api;
+mod shards;
 mod tls;
