@@ -107,9 +107,9 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    // Each line's first entry bids for the line; lines in key order (bytewise, as `advance`
-    // sorts them with `COLLATE "C"`), so that transactions locking several lines lock them in
-    // one order.
+    // Each line's first entry bids for the line; lines in key order (webhook id, then the
+    // line's bytes, as `advance` sorts them), so that transactions locking several lines lock
+    // them in one order.
     let mut first: BTreeMap<(Uuid, &str), &Entry> = BTreeMap::new();
     for e in entries {
         first.entry((e.webhook_id, e.line.as_str())).or_insert(e);
@@ -190,12 +190,17 @@ async fn advance(
         .iter()
         .map(|f| (f.webhook_id, f.line.as_str(), f.delivery_id))
         .collect();
+    // Each line's row looked up by its key and locked in the order of `lines` (sorted as in
+    // `append`), not joined: with stale statistics the planner scanned the whole table for the
+    // join.
     let locked: Vec<Busy> = Prepared::new(
         "SELECT l.webhook_id, l.line, l.tenant_id, l.busy_with, l.busy_task
-         FROM delivery_lines l JOIN UNNEST($1, $2) AS t(webhook_id, line)
-              ON l.webhook_id = t.webhook_id AND l.line = t.line
-         ORDER BY l.webhook_id, l.line COLLATE \"C\"
-         FOR UPDATE OF l",
+         FROM UNNEST($1, $2) AS t(webhook_id, line)
+         CROSS JOIN LATERAL (
+             SELECT x.webhook_id, x.line, x.tenant_id, x.busy_with, x.busy_task
+             FROM delivery_lines x
+             WHERE x.webhook_id = t.webhook_id AND x.line = t.line
+             FOR UPDATE) l",
     )
     .bind::<Array<SqlUuid>, _>(lines.iter().map(|l| l.0).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(lines.iter().map(|l| l.1.clone()).collect::<Vec<_>>())
