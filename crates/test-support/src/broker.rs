@@ -1,5 +1,5 @@
-//! This installation's broker as a test sees it: raw publishes, queue depths, and deleting its
-//! queues afterwards.
+//! This installation's broker as a test sees it: raw publishes, queue depths, a broker that
+//! refuses tasks, and deleting its queues afterwards.
 
 use std::time::Duration;
 
@@ -157,4 +157,64 @@ pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
             }
         }
     }
+}
+
+/// While alive, RabbitMQ refuses new messages for this installation's standard task queues
+/// once they hold any (a policy: `max-length` 0, `reject-publish`); dropped, it takes them again.
+pub struct RefusedTasks(String);
+
+impl TestEnv {
+    /// Makes the broker refuse messages for the standard task queues holding any, once the
+    /// policy shows on each of them.
+    pub async fn refuse_tasks(&self) -> RefusedTasks {
+        let name = format!("refuse-{}", self.prefix);
+        let pattern = format!("^{}\\.deliveries(\\.[0-9]+)?$", self.prefix.replace('.', "\\."));
+        rabbitmqctl(&[
+            "set_policy",
+            "--apply-to",
+            "queues",
+            "--priority",
+            "100",
+            &name,
+            &pattern,
+            r#"{"max-length":0,"overflow":"reject-publish"}"#,
+        ]);
+        let refusing = RefusedTasks(name);
+        let t = self.topology();
+        let queues: Vec<String> = t
+            .delivery_queues()
+            .into_iter()
+            .filter(|q| !q.grouped && !q.bulk)
+            .map(|q| t.delivery_queue_name(q))
+            .collect();
+        let applied = eventually(Duration::from_secs(10), || async {
+            let listed = rabbitmqctl(&["list_queues", "name", "policy"]);
+            let with_policy = |q: &String| {
+                listed
+                    .lines()
+                    .any(|l| l.split_whitespace().eq([q.as_str(), refusing.0.as_str()]))
+            };
+            queues.iter().all(with_policy).then_some(())
+        })
+        .await;
+        assert!(applied.is_some(), "the policy never showed on {queues:?}");
+        refusing
+    }
+}
+
+impl Drop for RefusedTasks {
+    fn drop(&mut self) {
+        rabbitmqctl(&["clear_policy", &self.0]);
+    }
+}
+
+/// `rabbitmqctl -q args…` on the local node, which must succeed; its standard output.
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

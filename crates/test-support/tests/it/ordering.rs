@@ -270,6 +270,82 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
 /// delivery that crashes them, say) ends `failed` unsent on its last delivery before the
 /// broker's limit, so its line moves on instead of waiting on the dead-letter queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_by_hand_the_broker_refuses_leaves_the_delivery_waiting_in_its_line() {
+    // No dispatcher yet: what lines release waits in the task queues.
+    let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
+    let mut receiver = Receiver::start(200).await;
+    let (tenant, key) = env.tenant("refused").await;
+    let hook = ordered_webhook(&env, &key, &receiver).await;
+    let webhook_id = hook["id"].as_str().unwrap().to_owned();
+    env.wait_routed(1).await;
+    let released = "hookwire_registry_lines_released_total";
+    // One event at a time, each released alone (a task queue's message) before the next.
+    let mut sent = 0.0;
+    let mut publish = async |subject: &str, n: u64| {
+        let r = env
+            .publish(json!({"type": "task.created", "tenant_id": tenant, "subject": subject,
+                            "data": {"s": subject, "n": n}}))
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        sent += 1.0;
+        let _ = eventually(Duration::from_secs(5), || async {
+            (env.metric(&env.registry, released).await? >= sent).then_some(())
+        })
+        .await;
+    };
+    publish("a", 0).await;
+    // "a"'s second event waits behind its first, which is out (in a task queue).
+    let r = env
+        .publish(json!({"type": "task.created", "tenant_id": tenant, "subject": "a", "data": {"s": "a", "n": 1}}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let waiting = env.delivery_in(&key, &webhook_id, "waiting").await;
+    let (id, blocker) = (waiting["id"].as_str().unwrap(), waiting["waiting_for"].clone());
+    // Other subjects' first events, until every shard's task queue holds one: the broker's
+    // refusal below applies to a queue holding messages.
+    let t = env.topology();
+    let queues: Vec<String> = t
+        .delivery_queues()
+        .into_iter()
+        .filter(|q| !q.grouped && !q.bulk)
+        .map(|q| t.delivery_queue_name(q))
+        .collect();
+    let mut others = 0;
+    loop {
+        let mut empty = false;
+        for q in &queues {
+            empty |= env.queue_depth(q).await == 0;
+        }
+        if !empty {
+            break;
+        }
+        assert!(others < 40, "{others} subjects did not fill every shard's task queue");
+        publish(&format!("s{others}"), 0).await;
+        others += 1;
+    }
+
+    // The broker refuses the retry's task: 503, and the delivery is still waiting behind "a"'s
+    // first event.
+    let refusing = env.refuse_tasks().await;
+    let r = env.api("POST", &format!("/v1/deliveries/{id}/retry"), &key, None).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    drop(refusing);
+    let detail = env.api("GET", &format!("/v1/deliveries/{id}"), &key, None).await;
+    assert_eq!(detail.body["status"], "waiting", "{:?}", detail.body);
+    assert_eq!(detail.body["waiting_for"], blocker, "{:?}", detail.body);
+
+    // With a dispatcher, "a"'s events arrive in order, and every other subject's.
+    let _dispatcher = env.spawn_dispatcher_process(free_port()).await;
+    let mut got = Vec::new();
+    while got.len() < 2 + others {
+        got.push(next(&mut receiver).await);
+    }
+    let a: Vec<_> = got.iter().filter(|(s, _, _)| s == "a").collect();
+    assert_eq!(a, [&("a".to_owned(), 0, 200), &("a".to_owned(), 1, 200)], "{got:?}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_task_that_keeps_stopping_dispatchers_ends_failed_and_its_line_moves_on() {
     let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
     let mut receiver = Receiver::start(200).await;
