@@ -164,6 +164,16 @@ pub async fn delete_topology(config: &hookwire_core::config::BrokerConfig) {
 pub struct RefusedTasks(String);
 
 impl TestEnv {
+    /// The task queues of the standard lane, one per shard (where a single task goes).
+    pub fn standard_task_queues(&self) -> Vec<String> {
+        let t = self.topology();
+        t.delivery_queues()
+            .into_iter()
+            .filter(|q| !q.grouped && !q.bulk)
+            .map(|q| t.delivery_queue_name(q))
+            .collect()
+    }
+
     /// Makes the broker refuse messages for the standard task queues holding any, once the
     /// policy shows on each of them.
     pub async fn refuse_tasks(&self) -> RefusedTasks {
@@ -180,13 +190,7 @@ impl TestEnv {
             r#"{"max-length":0,"overflow":"reject-publish"}"#,
         ]);
         let refusing = RefusedTasks(name);
-        let t = self.topology();
-        let queues: Vec<String> = t
-            .delivery_queues()
-            .into_iter()
-            .filter(|q| !q.grouped && !q.bulk)
-            .map(|q| t.delivery_queue_name(q))
-            .collect();
+        let queues = self.standard_task_queues();
         let applied = eventually(Duration::from_secs(10), || async {
             let listed = rabbitmqctl(&["list_queues", "name", "policy"]);
             let with_policy = |q: &String| {
@@ -209,12 +213,16 @@ impl Drop for RefusedTasks {
 }
 
 /// `rabbitmqctl -q args…` on the local node, which must succeed; its standard output.
-fn rabbitmqctl(args: &[&str]) -> String {
+pub fn rabbitmqctl(args: &[&str]) -> String {
     let out = std::process::Command::new("rabbitmqctl")
         .arg("-q")
         .args(args)
         .output()
         .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

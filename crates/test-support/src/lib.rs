@@ -18,7 +18,7 @@ use hookwire_core::topology::Topology;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-pub use crate::broker::{delete_topology, RefusedTasks};
+pub use crate::broker::{delete_topology, rabbitmqctl, RefusedTasks};
 pub use crate::http::{Http, Response};
 pub use crate::processes::{free_port, service_binary, terminate, ServiceProcess};
 pub use crate::receiver::{Received, Receiver, FLAKY, RETRY_AFTER_SECONDS};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
 
-use hookwire_test_support::{eventually, free_port, Receiver, TestEnv};
+use hookwire_test_support::{eventually, free_port, rabbitmqctl, Receiver, TestEnv};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -193,21 +193,6 @@ async fn with_two_dispatchers_the_survivor_carries_on_without_a_long_gap() {
     b.kill().unwrap();
     b.wait().unwrap();
     finish(env).await;
-}
-
-/// Runs `rabbitmqctl -q ARGS` against the local node; panics unless it succeeds; returns what it printed.
-fn rabbitmqctl(args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

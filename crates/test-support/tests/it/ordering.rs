@@ -303,13 +303,7 @@ async fn a_retry_by_hand_the_broker_refuses_leaves_the_delivery_waiting_in_its_l
     let (id, blocker) = (waiting["id"].as_str().unwrap(), waiting["waiting_for"].clone());
     // Other subjects' first events, until every shard's task queue holds one: the broker's
     // refusal below applies to a queue holding messages.
-    let t = env.topology();
-    let queues: Vec<String> = t
-        .delivery_queues()
-        .into_iter()
-        .filter(|q| !q.grouped && !q.bulk)
-        .map(|q| t.delivery_queue_name(q))
-        .collect();
+    let queues = env.standard_task_queues();
     let mut others = 0;
     loop {
         let mut empty = false;
