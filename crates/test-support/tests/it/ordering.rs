@@ -288,10 +288,11 @@ async fn a_retry_by_hand_the_broker_refuses_leaves_the_delivery_waiting_in_its_l
             .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
         sent += 1.0;
-        let _ = eventually(Duration::from_secs(5), || async {
+        let out = eventually(Duration::from_secs(5), || async {
             (env.metric(&env.registry, released).await? >= sent).then_some(())
         })
         .await;
+        assert!(out.is_some(), "the lines released the {sent} events published");
     };
     publish("a", 0).await;
     // "a"'s second event waits behind its first, which is out (in a task queue).
