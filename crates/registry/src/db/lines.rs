@@ -39,6 +39,17 @@ pub struct Finished {
     pub delivery_id: Uuid,
 }
 
+/// A line's key and its busy delivery.
+#[derive(QueryableByName)]
+struct LineBusy {
+    #[diesel(sql_type = SqlUuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = Text)]
+    line: String,
+    #[diesel(sql_type = SqlUuid)]
+    busy_with: Uuid,
+}
+
 #[derive(QueryableByName)]
 struct Busy {
     #[diesel(sql_type = SqlUuid)]
@@ -115,11 +126,14 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
         first.entry((e.webhook_id, e.line.as_str())).or_insert(e);
     }
     let bids: Vec<&Entry> = first.into_values().collect();
-    let busy: Vec<Busy> = Prepared::new(
+    // An idle line takes its bid as its busy delivery. A busy line's row is locked as it stands
+    // (the update's `WHERE false` locks without writing a new row version, which had copied the
+    // busy task each time), and its busy delivery read next.
+    let taken: Vec<LineBusy> = Prepared::new(
         "INSERT INTO delivery_lines (webhook_id, line, tenant_id, busy_with, busy_task)
          SELECT * FROM UNNEST($1, $2, $3, $4, $5)
-         ON CONFLICT (webhook_id, line) DO UPDATE SET busy_since = delivery_lines.busy_since
-         RETURNING webhook_id, line, tenant_id, busy_with, busy_task",
+         ON CONFLICT (webhook_id, line) DO UPDATE SET busy_since = delivery_lines.busy_since WHERE false
+         RETURNING webhook_id, line, busy_with",
     )
     .bind::<Array<SqlUuid>, _>(bids.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(bids.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
@@ -128,10 +142,30 @@ async fn append(conn: &mut AsyncPgConnection, entries: &[Entry]) -> diesel::Quer
     .bind::<Array<Bytea>, _>(bids.iter().map(|e| e.task.clone()).collect::<Vec<_>>())
     .load(conn)
     .await?;
-    let busy_with: HashMap<(Uuid, &str), Uuid> = busy
+    let mut busy_with: HashMap<(Uuid, &str), Uuid> = taken
         .iter()
         .map(|b| ((b.webhook_id, b.line.as_str()), b.busy_with))
         .collect();
+    let held: Vec<&Entry> = bids
+        .into_iter()
+        .filter(|e| !busy_with.contains_key(&(e.webhook_id, e.line.as_str())))
+        .collect();
+    let busy: Vec<LineBusy> = if held.is_empty() {
+        Vec::new()
+    } else {
+        Prepared::new(
+            "SELECT l.webhook_id, l.line, l.busy_with
+             FROM UNNEST($1, $2) AS t(webhook_id, line)
+             CROSS JOIN LATERAL (
+                 SELECT x.webhook_id, x.line, x.busy_with FROM delivery_lines x
+                 WHERE x.webhook_id = t.webhook_id AND x.line = t.line) l",
+        )
+        .bind::<Array<SqlUuid>, _>(held.iter().map(|e| e.webhook_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(held.iter().map(|e| e.line.clone()).collect::<Vec<_>>())
+        .load(conn)
+        .await?
+    };
+    busy_with.extend(busy.iter().map(|b| ((b.webhook_id, b.line.as_str()), b.busy_with)));
     let mut out = Vec::new();
     let mut sent = HashSet::new();
     let mut waiting = Vec::new();
