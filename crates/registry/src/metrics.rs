@@ -20,6 +20,7 @@ pub struct Metrics {
     pub lines_write_failures: Counter,
     pub lines_dead_lettered: Counter,
     retention_deleted: Family<TableLabels, Counter>,
+    pub retention_passes: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +45,7 @@ impl Default for Metrics {
         let ledger_statements = Counter::default();
         let operational_events = Counter::default();
         let retention_deleted = Family::default();
+        let retention_passes = Counter::default();
         let lines_joined = Counter::default();
         let lines_released = Counter::default();
         let lines_released_bulk = Counter::default();
@@ -109,9 +111,15 @@ impl Default for Metrics {
             "Rows the retention task deleted, by table",
             retention_deleted.clone(),
         );
+        registry.register(
+            "retention_passes",
+            "Retention passes completed (a pass that fails is not counted)",
+            retention_passes.clone(),
+        );
         Self {
             registry,
             retention_deleted,
+            retention_passes,
             ledger_statements,
             operational_events,
             ledger_messages_written,

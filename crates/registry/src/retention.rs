@@ -53,8 +53,11 @@ pub async fn run(config: RetentionConfig, pool: DbPool, metrics: Arc<Metrics>, c
                 .await
                 .map_err(|e| e.to_string())
         };
-        if let Err(e) = pass.await {
-            tracing::warn!(error = %e, "retention pass failed; it runs again at the next interval");
+        match pass.await {
+            Ok(()) => {
+                metrics.retention_passes.inc();
+            }
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; it runs again at the next interval"),
         }
     }
 }

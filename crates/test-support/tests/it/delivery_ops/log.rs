@@ -165,8 +165,16 @@ async fn the_log_forgets_finished_deliveries_older_than_its_retention() {
         eventually(Duration::from_secs(15), one_row_each).await.is_some(),
         "the old finished delivery, its attempt and its event were not deleted"
     );
-    // Another pass or two, to see they delete nothing more.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Two more passes, to see they delete nothing more.
+    let passes = "hookwire_registry_retention_passes_total";
+    let done = env
+        .metric(&env.registry, passes)
+        .await
+        .expect("retention passes are counted");
+    let two_more = eventually(Duration::from_secs(15), || async {
+        (env.metric(&env.registry, passes).await? >= done + 2.0).then_some(())
+    });
+    assert!(two_more.await.is_some(), "two more retention passes ran");
     assert!(one_row_each().await.is_some(), "a later pass deleted more");
     assert_eq!(
         env.psql("SELECT string_agg(key, ',') FROM api_idempotency_keys")
