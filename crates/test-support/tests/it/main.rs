@@ -21,5 +21,6 @@ mod portal_sessions;
 mod producer_tokens;
 mod publisher;
 mod registry_api;
+mod scaling;
 mod shards;
 mod tls;
