@@ -174,6 +174,22 @@ impl TestEnv {
             .collect()
     }
 
+    /// Tasks the broker has handed to dispatchers and not had acknowledged, across the standard
+    /// lane's task queues (as `rabbitmqctl list_queues` reports them).
+    pub fn unacknowledged_tasks(&self) -> u32 {
+        let queues = self.standard_task_queues();
+        rabbitmqctl(&["list_queues", "name", "messages_unacknowledged"])
+            .lines()
+            .filter_map(|line| {
+                let (name, count) = line.split_once(char::is_whitespace)?;
+                queues
+                    .iter()
+                    .any(|q| q == name)
+                    .then(|| count.trim().parse::<u32>().ok())?
+            })
+            .sum()
+    }
+
     /// Makes the broker refuse messages for the standard task queues holding any, once the
     /// policy shows on each of them.
     pub async fn refuse_tasks(&self) -> RefusedTasks {

@@ -47,10 +47,17 @@ async fn finished_tasks_are_acknowledged_even_behind_a_slow_one() {
         );
     }
     // The fast tasks finished while every slow one is still open (15 s, so even a loaded machine
-    // starts the last before the first ends). Give the acker its stray delay, then kill the
-    // dispatcher: what it had not acknowledged goes back to the queue, and that must be exactly
-    // the slow tasks.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // starts the last before the first ends). Once the broker counts only the slow ones
+    // unacknowledged, kill the dispatcher: what it had not acknowledged goes back to the queue,
+    // and that must be exactly the slow tasks.
+    let acked = eventually(Duration::from_secs(10), || async {
+        (env.unacknowledged_tasks() == N as u32).then_some(())
+    });
+    assert!(
+        acked.await.is_some(),
+        "the fast tasks were acknowledged: {} unacknowledged",
+        env.unacknowledged_tasks()
+    );
     dispatcher.kill().expect("SIGKILL the dispatcher");
     let _ = dispatcher.wait();
     let back = eventually(Duration::from_secs(10), || async {
