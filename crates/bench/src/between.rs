@@ -57,12 +57,18 @@ pub(crate) async fn max_retry_depth(mut stop: tokio::sync::oneshot::Receiver<()>
     }
 }
 
-/// Waits until the previous scenario's work is done, ends its phase, then vacuums the delivery
-/// log, has PostgreSQL checkpoint, rolls RabbitMQ's write-ahead log over and writes the page
-/// cache out (outside any phase).
+/// Waits until the previous scenario's work is done, ends its phase, then `quiesce`s (outside
+/// any phase).
 pub(crate) async fn settle(b: &mut Bench) {
     drain(b).await;
     b.phase(None);
+    quiesce().await;
+}
+
+/// Vacuums the delivery log, has PostgreSQL checkpoint, rolls RabbitMQ's write-ahead log over
+/// and writes the page cache out: what one measurement leaves to be written is not written
+/// during the next.
+pub(crate) async fn quiesce() {
     vacuum_log().await;
     checkpoint().await;
     roll_broker_log().await;
