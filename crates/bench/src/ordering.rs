@@ -176,9 +176,9 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
         );
         b.delivered += accepted;
         anyhow::ensure!(complete, "{scenario}: only {} of {accepted} arrived", tally.ids.len());
-        // The ordered half starts as a scenario does: the unordered half's writes are not its
-        // (RabbitMQ's write-ahead log rolled over 9-10 s into it otherwise). Within the
-        // scenario's phase, so its CPU rows include this.
+        // The ordered half starts as every scenario does, with the unordered half's writes done
+        // (otherwise RabbitMQ's write-ahead log, filled by both, rolled over 9-10 s into it).
+        // Within the scenario's phase, so its CPU rows include this.
         drain(b).await;
         if ordering == "none" {
             quiesce().await;
