@@ -266,9 +266,8 @@ async fn a_failing_delivery_holds_its_subject_only_and_a_retry_by_hand_jumps_the
     env.stop().await;
 }
 
-/// A task the broker has delivered time after time to dispatchers that stopped with it (a
-/// delivery that crashes them, say) ends `failed` unsent on its last delivery before the
-/// broker's limit, so its line moves on instead of waiting on the dead-letter queue.
+/// A retry by hand runs in the transaction that hands its task to the broker: when the broker
+/// refuses the task (503), the delivery stays waiting in its line, and goes out in order later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retry_by_hand_the_broker_refuses_leaves_the_delivery_waiting_in_its_line() {
     // No dispatcher yet: what lines release waits in the task queues.
@@ -340,6 +339,9 @@ async fn a_retry_by_hand_the_broker_refuses_leaves_the_delivery_waiting_in_its_l
     env.stop().await;
 }
 
+/// A task the broker has delivered time after time to dispatchers that stopped with it (a
+/// delivery that crashes them, say) ends `failed` unsent on its last delivery before the
+/// broker's limit, so its line moves on instead of waiting on the dead-letter queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_task_that_keeps_stopping_dispatchers_ends_failed_and_its_line_moves_on() {
     let env = TestEnv::start_with(|o| o.in_process_dispatcher = false).await;
