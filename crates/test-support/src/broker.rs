@@ -1,6 +1,7 @@
 //! This installation's broker as a test sees it: raw publishes, queue depths, a broker that
 //! refuses tasks, and deleting its queues afterwards.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::{broker_url, eventually, ServiceProcess, TestEnv};
@@ -177,16 +178,10 @@ impl TestEnv {
     /// Tasks the broker has handed to dispatchers and not had acknowledged, across the standard
     /// lane's task queues (as `rabbitmqctl list_queues` reports them).
     pub fn unacknowledged_tasks(&self) -> u32 {
-        let queues = self.standard_task_queues();
-        rabbitmqctl(&["list_queues", "name", "messages_unacknowledged"])
-            .lines()
-            .filter_map(|line| {
-                let (name, count) = line.split_once(char::is_whitespace)?;
-                queues
-                    .iter()
-                    .any(|q| q == name)
-                    .then(|| count.trim().parse::<u32>().ok())?
-            })
+        let counts = queue_column("messages_unacknowledged");
+        self.standard_task_queues()
+            .iter()
+            .filter_map(|q| counts.get(q)?.parse::<u32>().ok())
             .sum()
     }
 
@@ -208,12 +203,8 @@ impl TestEnv {
         let refusing = RefusedTasks(name);
         let queues = self.standard_task_queues();
         let applied = eventually(Duration::from_secs(10), || async {
-            let listed = rabbitmqctl(&["list_queues", "name", "policy"]);
-            let with_policy = |q: &String| {
-                listed
-                    .lines()
-                    .any(|l| l.split_whitespace().eq([q.as_str(), refusing.0.as_str()]))
-            };
+            let policies = queue_column("policy");
+            let with_policy = |q: &String| policies.get(q) == Some(&refusing.0);
             queues.iter().all(with_policy).then_some(())
         })
         .await;
@@ -226,6 +217,18 @@ impl Drop for RefusedTasks {
     fn drop(&mut self) {
         rabbitmqctl(&["clear_policy", &self.0]);
     }
+}
+
+/// Each queue's value of `column` on the local node (`rabbitmqctl list_queues name column`);
+/// a queue with no value (no policy, say) is left out.
+fn queue_column(column: &str) -> HashMap<String, String> {
+    rabbitmqctl(&["list_queues", "name", column])
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+        })
+        .collect()
 }
 
 /// `rabbitmqctl -q args…` on the local node, which must succeed; its standard output.
