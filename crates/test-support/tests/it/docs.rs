@@ -1,7 +1,7 @@
 //! docs/operations.md names every configuration key each service reads, with its default: an
 //! operator reads that page, not the services' `default.toml`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use config::{Config, File, FileFormat, Source as _, Value};
 
@@ -167,8 +167,34 @@ fn link_targets(text: &str) -> Vec<String> {
     targets
 }
 
+/// The anchors GitHub gives a Markdown file's headings (outside code blocks): lower case,
+/// punctuation dropped, spaces as hyphens.
+fn heading_anchors(text: &str) -> HashSet<String> {
+    let mut anchors = HashSet::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        let title = line.trim_start_matches('#');
+        if in_code || title.len() == line.len() || !title.starts_with(' ') {
+            continue;
+        }
+        let anchor = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        anchors.insert(anchor);
+    }
+    anchors
+}
+
 #[test]
-fn every_link_in_the_docs_resolves_to_a_file_in_the_repository() {
+fn every_link_in_the_docs_resolves_to_a_file_and_heading_in_the_repository() {
     let root = repository();
     let mut broken = Vec::new();
     for file in markdown_files(&root) {
@@ -182,15 +208,33 @@ fn every_link_in_the_docs_resolves_to_a_file_in_the_repository() {
             broken.push(format!("{name}: names ../shared/, which users do not have"));
         }
         for target in link_targets(&text) {
-            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+            if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            let path = target.split('#').next().unwrap_or_default();
-            let resolved = file.parent().expect("a file's folder").join(path);
-            match resolved.canonicalize() {
-                Ok(real) if real.starts_with(&root) => {}
-                Ok(_) => broken.push(format!("{name}: {target} is outside the repository")),
-                Err(_) => broken.push(format!("{name}: {target} does not exist")),
+            let (path, anchor) = target
+                .split_once('#')
+                .map_or((target.as_str(), None), |(p, a)| (p, Some(a)));
+            let resolved = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().expect("a file's folder").join(path)
+            };
+            let real = match resolved.canonicalize() {
+                Ok(real) if real.starts_with(&root) => real,
+                Ok(_) => {
+                    broken.push(format!("{name}: {target} is outside the repository"));
+                    continue;
+                }
+                Err(_) => {
+                    broken.push(format!("{name}: {target} does not exist"));
+                    continue;
+                }
+            };
+            if let Some(anchor) = anchor.filter(|_| real.extension().is_some_and(|e| e == "md")) {
+                let headings = heading_anchors(&std::fs::read_to_string(&real).expect("a readable Markdown file"));
+                if !headings.contains(anchor) {
+                    broken.push(format!("{name}: {target}: no heading has that anchor"));
+                }
             }
         }
     }
