@@ -143,18 +143,22 @@ fn markdown_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The lines of a Markdown text outside its code blocks.
+fn prose_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut in_code = false;
+    text.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            return false;
+        }
+        !in_code
+    })
+}
+
 /// The targets of the Markdown links `[text](target)` outside code blocks.
 fn link_targets(text: &str) -> Vec<String> {
     let mut targets = Vec::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(text) {
         let mut rest = line;
         while let Some(at) = rest.find("](") {
             rest = &rest[at + 2..];
@@ -171,14 +175,9 @@ fn link_targets(text: &str) -> Vec<String> {
 /// punctuation dropped, spaces as hyphens.
 fn heading_anchors(text: &str) -> HashSet<String> {
     let mut anchors = HashSet::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
+    for line in prose_lines(text) {
         let title = line.trim_start_matches('#');
-        if in_code || title.len() == line.len() || !title.starts_with(' ') {
+        if title.len() == line.len() || !title.starts_with(' ') {
             continue;
         }
         let anchor = title
