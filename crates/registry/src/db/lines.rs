@@ -76,6 +76,17 @@ pub struct Released {
     pub task: Vec<u8>,
 }
 
+/// A line moved on to its next delivery.
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = SqlUuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = Text)]
+    line: String,
+    #[diesel(embed)]
+    next: Released,
+}
+
 #[derive(QueryableByName)]
 struct WaitingFor {
     #[diesel(sql_type = SqlUuid)]
@@ -261,9 +272,7 @@ async fn advance(
     // Each line's first waiting row is found through the line's key and deleted by its
     // row address (`ctid`, stable while the line's lock is held): no join with the whole
     // table, which the planner picked whenever stale statistics called it near-empty.
-    let ids = || moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>();
-    let names = || moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>();
-    let next: Vec<Released> = Prepared::new(
+    let next: Vec<Moved> = Prepared::new(
         "WITH first AS (
              SELECT f.ctid FROM UNNEST($1, $2) AS t(webhook_id, line)
              CROSS JOIN LATERAL (
@@ -276,21 +285,30 @@ async fn advance(
          UPDATE delivery_lines l
          SET busy_with = n.delivery_id, busy_task = n.task, busy_since = now()
          FROM next n WHERE l.webhook_id = n.webhook_id AND l.line = n.line
-         RETURNING l.busy_with, l.tenant_id, l.busy_task",
+         RETURNING l.webhook_id, l.line, l.busy_with, l.tenant_id, l.busy_task",
     )
-    .bind::<Array<SqlUuid>, _>(ids())
-    .bind::<Array<Text>, _>(names())
+    .bind::<Array<SqlUuid>, _>(moving.iter().map(|b| b.webhook_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(moving.iter().map(|b| b.line.clone()).collect::<Vec<_>>())
     .load(conn)
     .await?;
-    out.extend(next);
-    // The lines that had nothing waiting still name their finished delivery: now idle.
+    let went_on: HashSet<(Uuid, &str)> = next.iter().map(|m| (m.webhook_id, m.line.as_str())).collect();
+    let idle: Vec<&Busy> = moving
+        .iter()
+        .filter(|b| !went_on.contains(&(b.webhook_id, b.line.as_str())))
+        .collect();
+    out.extend(next.into_iter().map(|m| m.next));
+    if idle.is_empty() {
+        return Ok(out);
+    }
+    // The lines that had nothing waiting still name their finished delivery: now idle. Under a
+    // backlog every line has a next delivery and this statement is not sent.
     Prepared::new(
         "DELETE FROM delivery_lines l USING UNNEST($1, $2, $3) AS t(webhook_id, line, busy_with)
          WHERE l.webhook_id = t.webhook_id AND l.line = t.line AND l.busy_with = t.busy_with",
     )
-    .bind::<Array<SqlUuid>, _>(ids())
-    .bind::<Array<Text>, _>(names())
-    .bind::<Array<SqlUuid>, _>(moving.iter().map(|b| b.busy_with).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(idle.iter().map(|b| b.webhook_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(idle.iter().map(|b| b.line.clone()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(idle.iter().map(|b| b.busy_with).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(out)
